@@ -1,0 +1,3 @@
+from batchtoon.cli import main
+
+raise SystemExit(main())

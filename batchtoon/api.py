@@ -1,0 +1,287 @@
+"""The AILabTools AI Cartoon Generator API, as code: requests out, typed answers or errors back.
+
+`ApiClient` is the one boundary between batchtoon and the network. Guarantees:
+
+- every failure leaves it as an `batchtoon.errors.ApiError` subclass, classified by the
+  contract's table; aiohttp's and the socket's own errors never escape;
+- the API key is sent only in the `ailabapi-api-key` header of API calls (never to a result
+  URL, which is a third party's CDN) and is scrubbed from every message it raises;
+- a result is streamed to disk as served, never held whole in memory, and a body shorter
+  than its `Content-Length` or longer than the cap is an error, not a file.
+
+The parsing functions are pure and usable on their own (the sandbox's tests use them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any
+
+import aiofiles
+import aiohttp
+
+from .errors import ApiError, ItemRejected, TaskGone, Transient, classify
+
+__all__ = [
+    "CREDITS_PATH",
+    "KEY_HEADER",
+    "QUERY_PATH",
+    "SUBMIT_PATH",
+    "ApiClient",
+    "Balance",
+    "Download",
+    "Submitted",
+    "TaskState",
+    "error_from_answer",
+    "parse_credits",
+    "parse_query",
+    "parse_submit",
+]
+
+SUBMIT_PATH = "/api/image/effects/ai-anime-generator"
+QUERY_PATH = "/api/common/query-async-task-result"
+CREDITS_PATH = "/api/common/query-credits"
+KEY_HEADER = "ailabapi-api-key"
+
+SUCCESS = "PROCESS_SUCCESS"
+FAILURES = frozenset({"PROCESS_FAILED", "TIMEOUT_FAILED", "LIMIT_RETRY_FAILED"})
+MIME_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "BMP": "image/bmp", "WEBP": "image/webp"}
+
+
+@dataclass(frozen=True)
+class Submitted:
+    task_id: str
+    request_id: str = ""
+
+
+@dataclass(frozen=True)
+class TaskState:
+    """One answer of the query endpoint."""
+
+    task_status: int
+    status: str
+    result_url: str
+
+    @property
+    def succeeded(self) -> bool:
+        # data.status decides when present (contract section 2, interpretation).
+        if self.status:
+            return self.status == SUCCESS and bool(self.result_url)
+        return self.task_status == 2 and bool(self.result_url)
+
+    @property
+    def failed(self) -> bool:
+        if self.status:
+            return self.status in FAILURES or (self.status == SUCCESS and not self.result_url)
+        return self.task_status == 2 and not self.result_url
+
+    @property
+    def done(self) -> bool:
+        return self.succeeded or self.failed
+
+
+@dataclass(frozen=True)
+class Balance:
+    name: str
+    balance: float
+    total: float
+
+
+@dataclass(frozen=True)
+class Download:
+    size: int
+    sha256: str
+
+
+def _retry_after(value: str | None) -> float | None:
+    """`Retry-After` as seconds: a number (fractions allowed) or an HTTP date."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+def _mapping(data: dict[str, Any], key: str) -> dict[str, Any]:
+    value = data.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def _json_object(body: bytes, status: int) -> dict[str, Any]:
+    try:
+        data = json.loads(body)
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        raise Transient(f"the API answered HTTP {status} with a body that is not JSON")
+    return data
+
+
+def error_from_answer(
+    status: int,
+    data: dict[str, Any],
+    *,
+    on_query: bool = False,
+    retry_after: float | None = None,
+    secret: str = "",
+) -> ApiError | None:
+    """The error a parsed answer carries, or None if it is a success envelope."""
+    error_code = data.get("error_code", 0)
+    if status == 200 and not error_code:
+        return None
+    detail = _mapping(data, "error_detail")
+    code = str(detail.get("code") or data.get("error_code_str") or "")
+    message = str(
+        detail.get("code_message") or detail.get("message") or data.get("error_msg") or "no message"
+    )
+    if secret:
+        message = message.replace(secret, "***")
+    http = status if status != 200 else int(error_code) if str(error_code).isdigit() else 500
+    return classify(http, code, message, on_query=on_query, retry_after=retry_after)
+
+
+def parse_submit(data: dict[str, Any]) -> Submitted:
+    nested = _mapping(data, "data")
+    task_id = data.get("task_id") or nested.get("task_id")
+    if not task_id:
+        raise Transient("the API accepted the image but sent no task_id")
+    return Submitted(str(task_id), str(data.get("request_id", "")))
+
+
+def parse_query(data: dict[str, Any]) -> TaskState:
+    nested = _mapping(data, "data")
+    try:
+        task_status = int(data.get("task_status", nested.get("task_status", 0)))
+    except (TypeError, ValueError):
+        raise Transient("the API sent a task_status that is not a number") from None
+    return TaskState(
+        task_status, str(nested.get("status") or ""), str(nested.get("result_url") or "")
+    )
+
+
+def parse_credits(data: dict[str, Any]) -> list[Balance]:
+    rows = data.get("data")
+    if isinstance(rows, dict):
+        rows = [rows]
+    balances = []
+    for row in rows if isinstance(rows, list) else []:
+        if isinstance(row, dict):
+            balances.append(
+                Balance(
+                    str(row.get("name", "")),
+                    float(row.get("balance", 0) or 0),
+                    float(row.get("total", 0) or 0),
+                )
+            )
+    return balances
+
+
+class ApiClient:
+    """Calls the API on one aiohttp session; see the module docstring for its guarantees."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        base_url: str,
+        api_key: str,
+        *,
+        timeout: float = 60.0,
+    ) -> None:
+        self._session = session
+        self._base = base_url.rstrip("/")
+        self._key = api_key
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+
+    def __repr__(self) -> str:
+        return f"ApiClient({self._base!r})"
+
+    def redact(self, text: str) -> str:
+        return text.replace(self._key, "***") if self._key else text
+
+    async def submit(self, image: bytes, style: int, image_format: str = "JPEG") -> Submitted:
+        form = aiohttp.FormData()
+        form.add_field("task_type", "async")
+        form.add_field(
+            "image",
+            image,
+            filename=f"image.{image_format.lower()}",
+            content_type=MIME_TYPES.get(image_format, "application/octet-stream"),
+        )
+        form.add_field("index", str(style))
+        return parse_submit(await self._call("POST", SUBMIT_PATH, data=form))
+
+    async def query(self, task_id: str) -> TaskState:
+        data = await self._call("GET", QUERY_PATH, params={"task_id": task_id}, on_query=True)
+        return parse_query(data)
+
+    async def credits(self) -> list[Balance]:
+        return parse_credits(await self._call("GET", CREDITS_PATH))
+
+    async def _call(
+        self, method: str, path: str, *, on_query: bool = False, **kwargs: Any
+    ) -> dict[str, Any]:
+        headers = {KEY_HEADER: self._key}
+        try:
+            async with self._session.request(
+                method, self._base + path, headers=headers, timeout=self._timeout, **kwargs
+            ) as resp:
+                body = await resp.read()
+                retry_after = _retry_after(resp.headers.get("Retry-After"))
+                status = resp.status
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            raise Transient(self.redact(_describe(exc))) from None
+        data = _json_object(body, status)
+        error = error_from_answer(
+            status, data, on_query=on_query, retry_after=retry_after, secret=self._key
+        )
+        if error is not None:
+            raise error
+        return data
+
+    async def download(self, url: str, dest: Path, *, max_bytes: int) -> Download:
+        """Stream a result URL into `dest` (which the caller owns and cleans up)."""
+        if not url.lower().startswith(("http://", "https://")):
+            raise ItemRejected("the API sent a result URL that is not http(s)")
+        try:
+            return await self._stream(url, dest, max_bytes)
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            raise Transient(f"result download failed: {self.redact(_describe(exc))}") from None
+
+    async def _stream(self, url: str, dest: Path, max_bytes: int) -> Download:
+        async with self._session.get(url, timeout=self._timeout) as resp:
+            if resp.status in (403, 404, 410):
+                raise TaskGone(f"the result URL answered HTTP {resp.status}: it has expired")
+            if resp.status != 200:
+                raise classify(resp.status, "", f"the result URL answered HTTP {resp.status}")
+            declared = resp.content_length
+            if declared is not None and declared > max_bytes:
+                raise ItemRejected(f"the result is {declared} bytes, over the cap of {max_bytes}")
+            digest, size = hashlib.sha256(), 0
+            async with aiofiles.open(dest, "wb") as out:
+                async for chunk in resp.content.iter_chunked(1 << 16):
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise ItemRejected(f"the result is over the cap of {max_bytes} bytes")
+                    digest.update(chunk)
+                    await out.write(chunk)
+        if declared is not None and size != declared:
+            raise Transient(f"the result download was cut short ({size} of {declared} bytes)")
+        return Download(size, digest.hexdigest())
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc) or "no detail"
+    if isinstance(exc, asyncio.TimeoutError | TimeoutError):
+        text = "timed out"
+    return f"{type(exc).__name__}: {text}"

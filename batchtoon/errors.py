@@ -1,0 +1,170 @@
+"""Every error batchtoon raises, in one tree.
+
+    BatchtoonError
+    ├── UsageError          bad command line, config or journal lock: exit 2
+    ├── InputError          one source item cannot be sent (pre-flight): that item fails
+    └── ApiError            the API, or the way to it, said no (status, code, message)
+        ├── ItemRejected    400/413/415/422: this image can never succeed as sent
+        ├── TaskGone        404/410 on a query, or an expired result URL: submit again
+        ├── RunFatal        401/403, 429 ERROR_NOT_ENOUGH_CREDITS: stop submitting
+        └── Retryable       worth trying again later
+            ├── Throttled   429 EXCEEDING_LIMITS, 503: slow everyone down, honour Retry-After
+            └── Transient   5xx, timeouts, resets, bodies that are not JSON: back off and retry
+
+`classify` turns an HTTP answer into one of the `ApiError` classes following the contract's
+table (`shared/api/ailabtools-cartoon-api.md`, section 4). A 429 is classified by its code,
+never by the status alone: out of credits and too many requests call for opposite actions.
+Transport errors are mapped to `Transient` at one boundary, `batchtoon.api.ApiClient`.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ApiError",
+    "BatchtoonError",
+    "InputError",
+    "ItemRejected",
+    "Retryable",
+    "RunFatal",
+    "TaskGone",
+    "Throttled",
+    "Transient",
+    "UsageError",
+    "classify",
+]
+
+
+class BatchtoonError(Exception):
+    """Base of every error batchtoon raises on purpose."""
+
+
+class UsageError(BatchtoonError):
+    """The command line, the config or the journal lock is wrong: nothing can run (exit 2)."""
+
+
+class InputError(BatchtoonError):
+    """One source item cannot be sent to the API; the reason is a one-line message."""
+
+
+class ApiError(BatchtoonError):
+    """The API (or the network on the way to it) answered something other than success."""
+
+    def __init__(self, message: str, *, status: int = 0, code: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+    @property
+    def reason(self) -> str:
+        """One line for reports: the provider's code and message."""
+        head = " ".join(part for part in (str(self.status or ""), self.code) if part)
+        return f"{head}: {self}" if head else str(self)
+
+
+class ItemRejected(ApiError):
+    """The provider refused this image; resending it unchanged cannot succeed."""
+
+
+class TaskGone(ApiError):
+    """The task id or its result URL no longer exists; the item must be submitted again."""
+
+
+class RunFatal(ApiError):
+    """The account cannot go on (bad key, locked, out of credits); stop submitting."""
+
+
+class Retryable(ApiError):
+    """A later attempt may succeed."""
+
+
+class Throttled(Retryable):
+    """The account is over its request rate or the service restricts flow; slow down."""
+
+    def __init__(
+        self, message: str, *, status: int = 0, code: str = "", retry_after: float | None = None
+    ) -> None:
+        super().__init__(message, status=status, code=code)
+        self.retry_after = retry_after
+
+
+class Transient(Retryable):
+    """A passing fault: a 5xx, a timeout, a reset, a proxy's HTML page."""
+
+
+_CODES: dict[str, type[ApiError]] = {
+    **dict.fromkeys(
+        (
+            "ERROR_PARAMETERS",
+            "MISSING_PARAMETERS",
+            "ERROR_INVALID_PARAMETER",
+            "PARAMETERS_CANNOT_EMPTY",
+            "FILE_SIZE_EXCEEDS_LIMIT",
+            "FILE_RESOLUTION_EXCEEDS_LIMITS",
+            "ERROR_HIGH_RESOLUTION",
+            "UNSUPPORTED_FILE_TYPES",
+            "FILE_DECODING_FAILURE",
+            "ERROR_LOW_RESOLUTION",
+            "FILE_CONTENT_NON_COMPLIANCE",
+            "ERROR_NO_FACE_IN_FILE",
+        ),
+        ItemRejected,
+    ),
+    **dict.fromkeys(
+        ("ERROR_RESOURCE_NOT_FOUND", "ERROR_TASK_REVOKED", "ERROR_RESOURCE_RECLAIMED"), TaskGone
+    ),
+    **dict.fromkeys(
+        (
+            "ERROR_USER_NOT_EXISTS",
+            "ERROR_APPLICATIONS_NOT_EXISTS",
+            "ERROR_USER_LOCKED",
+            "ERROR_ILLEGAL_OPERATION",
+            "ERROR_NOT_ENOUGH_CREDITS",
+        ),
+        RunFatal,
+    ),
+    **dict.fromkeys(
+        (
+            "EXCEEDING_LIMITS",
+            "ERROR_BATCH_TASK_LIMIT_EXCEEDED",
+            "AI_SERVICE_FLOW_RESTRICTION",
+            "ERROR_INSUFFICIENT_RESOURCES",
+        ),
+        Throttled,
+    ),
+    **dict.fromkeys(
+        ("PROCESSING_FAILURE", "SERVICE_INTERNAL_ERROR", "ERROR_GATEWAY", "AI_SERVICE_TIMEOUT"),
+        Transient,
+    ),
+}
+
+
+def _by_status(status: int, *, on_query: bool) -> type[ApiError]:
+    """The fallback for a code the table does not know: the HTTP status class."""
+    if status in (401, 403):
+        return RunFatal
+    if status in (404, 410):
+        # On a query the task is gone; on a submit the endpoint is: the base URL is wrong.
+        return TaskGone if on_query else RunFatal
+    if status in (429, 503):
+        return Throttled
+    if 400 <= status < 500:
+        return ItemRejected
+    return Transient
+
+
+def classify(
+    status: int,
+    code: str,
+    message: str,
+    *,
+    on_query: bool = False,
+    retry_after: float | None = None,
+) -> ApiError:
+    """The `ApiError` for an answer with this HTTP status and provider code."""
+    cls = _CODES.get(code) or _by_status(status, on_query=on_query)
+    if cls is TaskGone and not on_query:
+        # Only a task can be gone; "not found" on a submit means the base URL is wrong.
+        cls = RunFatal
+    if cls is Throttled:
+        return Throttled(message, status=status, code=code, retry_after=retry_after)
+    return cls(message, status=status, code=code)

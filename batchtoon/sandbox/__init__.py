@@ -1,0 +1,9 @@
+"""A local stand-in for the AILabTools AI Cartoon Generator API (see `server.Sandbox`).
+
+The engine never imports this package; the CLI does, for `batchtoon sandbox` and `--sandbox`.
+"""
+
+from .config import Faults, RenderMode, SandboxConfig
+from .server import Counters, Sandbox
+
+__all__ = ["Counters", "Faults", "RenderMode", "Sandbox", "SandboxConfig"]
