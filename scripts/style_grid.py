@@ -44,7 +44,9 @@ def prepare(image: Image.Image) -> Image.Image:
     return image.resize(size, Image.Resampling.LANCZOS)
 
 
-def labelled_tile(image: Image.Image, label: str, font: ImageFont.ImageFont | ImageFont.FreeTypeFont) -> Image.Image:
+def labelled_tile(
+    image: Image.Image, label: str, font: ImageFont.ImageFont | ImageFont.FreeTypeFont
+) -> Image.Image:
     """Downscale to the tile width and add a caption strip underneath."""
     height = round(image.height * TILE_WIDTH / image.width)
     thumb = image.resize((TILE_WIDTH, height), Image.Resampling.LANCZOS)

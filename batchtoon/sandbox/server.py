@@ -78,6 +78,7 @@ class Sandbox:
         self.clock = Clock(self.config.time_scale)
         self.counters = Counters()
         self.credits = self.config.credits
+        self._credits_total = self.config.credits  # what the account was ever given
         self.results_open = asyncio.Event()  # clear it to hold every result download
         self.results_open.set()
         self._rng = random.Random(self.config.seed)
@@ -164,6 +165,8 @@ class Sandbox:
 
     def top_up(self, credits: int) -> None:
         self.credits = (self.credits or 0) + credits
+        # A top-up raises the total too: otherwise the balance could exceed it.
+        self._credits_total = (self._credits_total or 0) + credits
 
     def revoke(self, task_id: str) -> None:
         self._store.tasks[task_id].revoked = True
@@ -345,7 +348,8 @@ class Sandbox:
 
     async def _credits(self, request: web.Request) -> web.Response:
         left = -1 if self.credits is None else self.credits
-        row = {"name": "ai-anime-generator", "balance": left, "total": self.config.credits or -1}
+        total = -1 if self._credits_total is None else self._credits_total  # 0 stays 0
+        row = {"name": "ai-anime-generator", "balance": left, "total": total}
         return envelopes.success(data=[row])
 
     async def _result(self, request: web.Request) -> web.StreamResponse:

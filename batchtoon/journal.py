@@ -1,0 +1,152 @@
+"""The JSON-lines journal: the one owner of the file every state change is appended to.
+
+Guarantees:
+- `write(record)` returns only once the record is on disk (written, flushed and fsync'd);
+  records written while a flush is under way are committed together by the next flush (group
+  commit), so many writers cost one fsync per batch, not one each. A crash loses at most the
+  records whose `write` had not returned: the transitions in flight.
+- the flush is shielded from cancellation: a stopped run never leaves half a batch.
+- `replay` tolerates a torn last line (a crash mid-write) and truncates it before appending.
+- a lock file (`<journal>.lock`, flock) stops a second run from sharing the journal; the OS
+  drops the lock when the process dies, even by SIGKILL.
+- nothing secret goes in: callers pass records, and records never hold the API key.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+from pathlib import Path
+from typing import IO, Any
+
+import anyio
+
+from .errors import UsageError
+from .ledger import FORMAT_VERSION, Ledger
+
+__all__ = ["Journal"]
+
+
+class Journal:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.ledger = Ledger()
+        self.skipped_lines = 0  # unreadable lines met by replay (not counting a torn tail)
+        self._file: IO[bytes] | None = None
+        self._lock: IO[bytes] | None = None
+        self._pending: list[bytes] = []
+        self._written = 0  # records handed to write()
+        self._durable = 0  # records known to be on disk
+        self._flushed = anyio.Event()
+        self._flushing = False
+
+    def __repr__(self) -> str:
+        return f"<Journal {self.path} durable={self._durable} {self.ledger!r}>"
+
+    @classmethod
+    def replay(cls, path: Path) -> Journal:
+        """Read the journal (without locking or opening it for writing)."""
+        journal = cls(path)
+        journal._read()
+        return journal
+
+    def open(self) -> None:
+        """Lock the journal, replay it, and make it ready for appending."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = self._acquire_lock()
+        good_length = self._read()
+        self._file = open(self.path, "ab")  # noqa: SIM115  closed in close()
+        if self._file.tell() != good_length:
+            self._file.truncate(good_length)  # drop a torn last line
+        elif good_length and not self._ends_with_newline():
+            _append(self._file, b"\n")  # a whole last record whose newline never came
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        if self._lock is not None:
+            self._lock.close()  # releases the flock
+            self._lock = None
+
+    def _ends_with_newline(self) -> bool:
+        with open(self.path, "rb") as file:
+            file.seek(-1, os.SEEK_END)
+            return file.read(1) == b"\n"
+
+    def _acquire_lock(self) -> IO[bytes]:
+        lock = open(self.path.with_name(self.path.name + ".lock"), "a+b")  # noqa: SIM115
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().decode(errors="replace").strip() or "unknown"
+            lock.close()
+            raise UsageError(
+                f"journal {self.path} is in use by another batchtoon run (pid {holder}): "
+                "wait for it to finish, or give this run its own --journal"
+            ) from None
+        lock.truncate(0)
+        lock.write(str(os.getpid()).encode())
+        lock.flush()
+        return lock
+
+    def _read(self) -> int:
+        """Fold every readable line into the ledger; the length of the file's good part."""
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            return 0
+        good_length, apply, loads = 0, self.ledger.apply, json.loads
+        lines = data.split(b"\n")
+        for index, line in enumerate(lines):
+            last = index == len(lines) - 1
+            if not line:
+                continue
+            try:
+                apply(loads(line))
+            except (ValueError, KeyError, TypeError):
+                if last:  # a torn tail: the record never finished
+                    break
+                self.skipped_lines += 1
+            if not last:
+                good_length += len(line) + 1
+        else:
+            good_length = len(data)
+        return good_length
+
+    async def write(self, event: str, **fields: Any) -> None:
+        record = {"v": FORMAT_VERSION, "t": round(time.time(), 3), "event": event, **fields}
+        self.ledger.apply(record)
+        self._pending.append(json.dumps(record, separators=(",", ":")).encode() + b"\n")
+        self._written += 1
+        mine = self._written
+        while self._durable < mine:
+            if self._flushing:
+                await self._flushed.wait()
+            else:
+                with anyio.CancelScope(shield=True):
+                    await self._flush()
+
+    async def _flush(self) -> None:
+        assert self._file is not None, "Journal.open() first"
+        self._flushing = True
+        batch, self._pending, upto = self._pending, [], self._written
+        try:
+            await anyio.to_thread.run_sync(_append, self._file, b"".join(batch))
+            self._durable = upto
+        except BaseException:
+            self._pending = batch + self._pending  # the next flush tries them again
+            raise
+        finally:
+            self._flushing = False
+            self._flushed.set()
+            self._flushed = anyio.Event()
+
+
+def _append(file: IO[bytes], data: bytes) -> None:
+    file.write(data)
+    file.flush()
+    os.fsync(file.fileno())

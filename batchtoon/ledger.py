@@ -1,0 +1,135 @@
+"""What is known about every item: the journal's records folded into one `Entry` per key.
+
+An item's key is its content's sha256 and the style, `"<sha256>:<style>"`: two files with the
+same bytes are one item (one submission) with two targets (two output files). The ledger is
+rebuilt by replaying the journal and kept current by applying each record as it is written,
+so that what a run decides and what a resume would decide are the same function.
+
+Records (one JSON object a line; `v` format version, `t` unix time, `event`, `key`):
+
+    queued      source, output     a target (source file -> output path without extension)
+    submitted   task_id            the API accepted the image
+    succeeded   result_url, expires_at
+    downloaded  output, size, sha256   one per target file written
+    lost        reason             the task or its result URL is gone: submit again
+    failed      class, reason      the item cannot succeed
+    rejected    source, style, reason  pre-flight refused a source file (no key)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["FORMAT_VERSION", "Entry", "Ledger"]
+
+FORMAT_VERSION = 1
+STATES = ("queued", "submitted", "succeeded", "downloaded", "failed")
+
+
+@dataclass(slots=True)
+class Entry:
+    key: str
+    state: str = "queued"
+    targets: dict[str, str] = field(default_factory=dict)  # output base -> source path
+    done: dict[str, str] = field(default_factory=dict)  # output base -> file written
+    task_id: str = ""
+    submitted_at: float = 0.0
+    result_url: str = ""
+    expires_at: float = 0.0
+    error_class: str = ""
+    reason: str = ""
+    submissions: int = 0  # accepted submissions over all runs: more than 1 is extra cost
+
+    @property
+    def sha256(self) -> str:
+        return self.key.partition(":")[0]
+
+    @property
+    def style(self) -> int:
+        return int(self.key.rpartition(":")[2])
+
+
+class Ledger:
+    def __init__(self) -> None:
+        self.entries: dict[str, Entry] = {}
+        self.rejected: dict[tuple[str, int], str] = {}  # (source, style) -> reason
+        self.outputs: dict[str, str] = {}  # output base -> source that claimed it
+
+    def __repr__(self) -> str:
+        return f"<Ledger entries={len(self.entries)} rejected={len(self.rejected)}>"
+
+    def apply(self, record: dict[str, Any]) -> None:
+        event = record["event"]
+        if event == "rejected":
+            self.rejected[record["source"], record["style"]] = record["reason"]
+            return
+        key = record["key"]
+        entry = self.entries.get(key)
+        if entry is None:
+            entry = self.entries[key] = Entry(key)
+        _APPLY[event](self, entry, record)
+
+    def _queued(self, entry: Entry, record: dict[str, Any]) -> None:
+        entry.targets[record["output"]] = record["source"]
+        self.outputs[record["output"]] = record["source"]
+        self.rejected.pop((record["source"], entry.style), None)
+        if entry.state == "failed" and record.get("retry"):
+            entry.state, entry.reason, entry.error_class = "queued", "", ""
+
+    def _submitted(self, entry: Entry, record: dict[str, Any]) -> None:
+        entry.state, entry.task_id, entry.submitted_at = "submitted", record["task_id"], record["t"]
+        entry.submissions += 1
+
+    def _succeeded(self, entry: Entry, record: dict[str, Any]) -> None:
+        entry.state, entry.result_url = "succeeded", record["result_url"]
+        entry.expires_at = record["expires_at"]
+
+    def _downloaded(self, entry: Entry, record: dict[str, Any]) -> None:
+        entry.done[record["base"]] = record["output"]
+        if len(entry.done) >= len(entry.targets):
+            entry.state = "downloaded"
+
+    def _lost(self, entry: Entry, record: dict[str, Any]) -> None:
+        entry.state, entry.task_id, entry.result_url = "queued", "", ""
+
+    def _failed(self, entry: Entry, record: dict[str, Any]) -> None:
+        entry.state, entry.error_class, entry.reason = "failed", record["class"], record["reason"]
+
+    def counts(self) -> dict[str, int]:
+        """Targets (source file x style) by state; a rejected source counts as failed."""
+        counts = dict.fromkeys(STATES, 0)
+        for entry in self.entries.values():
+            for base in entry.targets:
+                counts["downloaded" if base in entry.done else _pending(entry.state)] += 1
+        counts["failed"] += len(self.rejected)
+        return counts
+
+    def failures(self) -> list[dict[str, Any]]:
+        rows = [
+            {"source": source, "style": style, "reason": reason}
+            for (source, style), reason in self.rejected.items()
+        ]
+        for entry in self.entries.values():
+            if entry.state == "failed":
+                rows += [
+                    {"source": source, "style": entry.style, "reason": entry.reason}
+                    for base, source in entry.targets.items()
+                    if base not in entry.done
+                ]
+        return rows
+
+
+def _pending(state: str) -> str:
+    # A target not yet written while its entry is "downloaded" waits for a copy: queued.
+    return "queued" if state == "downloaded" else state
+
+
+_APPLY = {
+    "queued": Ledger._queued,
+    "submitted": Ledger._submitted,
+    "succeeded": Ledger._succeeded,
+    "downloaded": Ledger._downloaded,
+    "lost": Ledger._lost,
+    "failed": Ledger._failed,
+}

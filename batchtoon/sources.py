@@ -1,0 +1,139 @@
+"""Where images come from: SOURCE arguments walked lazily, one `Source` at a time.
+
+A SOURCE is a folder (walked recursively, in name order, following links to folders but never
+round a loop), a manifest (`.jsonl`: `{"path": ..., "style": ...}` a line; `.csv`: `path[,style]`
+with an optional header), or a single image. Nothing is loaded up front: `iter_sources` is a
+generator, so a million-line manifest costs one line of memory at a time.
+
+A manifest line that cannot be used is yielded as a `BadLine` with its line number, and the
+walk goes on.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from .errors import UsageError
+from .styles import parse_styles
+
+__all__ = ["IMAGE_SUFFIXES", "BadLine", "Source", "check_sources", "display", "iter_sources"]
+
+# What a folder walk picks up: the formats the API takes, and the ones it refuses, so those are
+# reported rather than silently passed over.
+IMAGE_SUFFIXES = frozenset(
+    ".jpg .jpeg .jpe .jfif .png .bmp .webp .gif .tif .tiff .heic .heif .avif".split()  # noqa: SIM905
+)
+MANIFEST_SUFFIXES = frozenset({".jsonl", ".csv"})
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    path: Path  # the file to read
+    rel: PurePosixPath  # where it sits below its SOURCE, for the output layout
+    styles: tuple[int, ...] | None = None  # a manifest row's own styles
+
+
+@dataclass(frozen=True, slots=True)
+class BadLine:
+    where: str  # "list.csv line 7"
+    reason: str
+
+
+def display(path: Path | str) -> str:
+    """A path fit to print: names that are not UTF-8 show their bytes as escapes."""
+    return os.fsdecode(path).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def check_sources(arguments: list[Path]) -> None:
+    """Refuse, before anything runs, a SOURCE that is not there or not something we read."""
+    for argument in arguments:
+        if not argument.exists():
+            raise UsageError(
+                f"SOURCE {display(argument)} does not exist: give a folder or a manifest"
+            )
+        if argument.is_file() and argument.suffix.lower() not in MANIFEST_SUFFIXES | IMAGE_SUFFIXES:
+            raise UsageError(
+                f"SOURCE {display(argument)} is not a folder, a .jsonl/.csv manifest or an image"
+            )
+
+
+def iter_sources(arguments: list[Path]) -> Iterator[Source | BadLine]:
+    for argument in arguments:
+        if argument.is_dir():
+            yield from _walk(argument)
+        elif argument.suffix.lower() == ".jsonl":
+            yield from _jsonl(argument)
+        elif argument.suffix.lower() == ".csv":
+            yield from _csv(argument)
+        else:
+            yield Source(argument, PurePosixPath(os.fsdecode(argument.name)))
+
+
+def _walk(root: Path) -> Iterator[Source]:
+    seen: set[tuple[int, int]] = set()
+    for folder, dirs, files in os.walk(root, followlinks=True):
+        stat = os.stat(folder)
+        if (stat.st_dev, stat.st_ino) in seen:  # a link back up the tree: a loop
+            dirs.clear()
+            continue
+        seen.add((stat.st_dev, stat.st_ino))
+        dirs.sort()
+        rel_folder = PurePosixPath(os.fsdecode(os.path.relpath(folder, root)))
+        for name in sorted(files):
+            if os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES:
+                yield Source(Path(folder, name), rel_folder / os.fsdecode(name))
+
+
+def _row_source(manifest: Path, raw_path: object, raw_style: object) -> Source:
+    if not isinstance(raw_path, str) or not raw_path.strip():
+        raise ValueError("no path")
+    path = manifest.parent / raw_path.strip()
+    styles = None if raw_style in (None, "") else parse_styles(raw_style)  # type: ignore[arg-type]
+    return Source(path, _below(manifest.parent, path), styles)
+
+
+def _below(base: Path, path: Path) -> PurePosixPath:
+    """The path as it should sit below the output folder: relative to the manifest's folder when
+    it is inside it, else its own parts with any root and `..` dropped."""
+    absolute = Path(os.path.abspath(path))
+    try:
+        rel = absolute.relative_to(os.path.abspath(base))
+    except ValueError:
+        rel = Path(*absolute.parts[1:])
+    return PurePosixPath(*(os.fsdecode(p) for p in rel.parts if p not in ("..", ".")))
+
+
+def _jsonl(manifest: Path) -> Iterator[Source | BadLine]:
+    with open(manifest, encoding="utf-8", errors="surrogateescape") as lines:
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            where = f"{display(manifest)} line {number}"
+            try:
+                row = json.loads(line)
+                if not isinstance(row, dict):
+                    raise ValueError("not an object")
+                yield _row_source(manifest, row.get("path"), row.get("style"))
+            except ValueError as exc:
+                yield BadLine(where, f'{exc}: expected {{"path": "...", "style": 0}}')
+
+
+def _csv(manifest: Path) -> Iterator[Source | BadLine]:
+    with open(manifest, encoding="utf-8", errors="surrogateescape", newline="") as lines:
+        for number, row in enumerate(csv.reader(lines), 1):
+            if not row or not "".join(row).strip():
+                continue
+            if number == 1 and row[0].strip().lower() == "path":
+                continue  # a header
+            where = f"{display(manifest)} line {number}"
+            try:
+                if len(row) > 2:
+                    raise ValueError(f"{len(row)} columns")
+                yield _row_source(manifest, row[0], row[1] if len(row) > 1 else None)
+            except ValueError as exc:
+                yield BadLine(where, f"{exc}: expected path[,style]")
