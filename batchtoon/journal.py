@@ -18,6 +18,7 @@ import fcntl
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -41,6 +42,8 @@ class Journal:
         self._durable = 0  # records known to be on disk
         self._flushed = anyio.Event()
         self._flushing = False
+        # Called with each record once it is durable: how tests wait on a state change.
+        self.observers: list[Callable[[dict[str, Any]], None]] = []
 
     def __repr__(self) -> str:
         return f"<Journal {self.path} durable={self._durable} {self.ledger!r}>"
@@ -129,6 +132,8 @@ class Journal:
             else:
                 with anyio.CancelScope(shield=True):
                     await self._flush()
+        for observer in self.observers:
+            observer(record)
 
     async def _flush(self) -> None:
         assert self._file is not None, "Journal.open() first"

@@ -12,6 +12,7 @@ Guarantees:
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
@@ -31,8 +32,9 @@ async def ticks(interval: float) -> AsyncIterator[None]:
     next_tick = time.monotonic()
     while True:
         yield
-        next_tick = max(next_tick + interval, time.monotonic())
-        await anyio.sleep(next_tick - time.monotonic())
+        now = time.monotonic()
+        next_tick = max(next_tick + interval, now)
+        await anyio.sleep(next_tick - now)
 
 
 class Poller:
@@ -40,10 +42,11 @@ class Poller:
         self._engine = engine
         self.pending: dict[str, Entry] = {}  # task_id -> entry; insertion order is age order
         self.queries = 0
-        self.ticks = 0
+        self.tick_starts: deque[float] = deque(maxlen=100_000)  # event-loop times
 
     def __repr__(self) -> str:
-        return f"<Poller pending={len(self.pending)} queries={self.queries} ticks={self.ticks}>"
+        ticks = len(self.tick_starts)
+        return f"<Poller pending={len(self.pending)} queries={self.queries} ticks={ticks}>"
 
     def add(self, entry: Entry) -> None:
         self.pending[entry.task_id] = entry
@@ -53,7 +56,7 @@ class Poller:
             await self._poll_once()
 
     async def _poll_once(self) -> None:
-        self.ticks += 1
+        self.tick_starts.append(anyio.current_time())
         limit = anyio.Semaphore(self._engine.settings.poll.concurrency)
         async with anyio.create_task_group() as group:
             for entry in list(self.pending.values()):

@@ -326,7 +326,9 @@ async def test_a_missing_key_is_401(sandbox: Sandbox) -> None:
 
 
 async def test_a_locked_account_is_403_run_fatal() -> None:
-    async with Sandbox(api_keys=("open", "locked"), locked_keys=("locked",)) as sandbox:
+    async with Sandbox(
+        render="echo", api_keys=("open", "locked"), locked_keys=("locked",)
+    ) as sandbox:
         async with client_for(sandbox, key="locked") as client:
             for call in every_endpoint(client):
                 with pytest.raises(RunFatal) as caught:
@@ -338,7 +340,10 @@ async def test_a_locked_account_is_403_run_fatal() -> None:
 
 
 async def test_credits_run_out_then_a_top_up_restores() -> None:
-    async with Sandbox(time_scale=0.001, credits=2) as sandbox, client_for(sandbox) as client:
+    async with (
+        Sandbox(render="echo", time_scale=0.001, credits=2) as sandbox,
+        client_for(sandbox) as client,
+    ):
         await client.submit(PHOTO, 0)
         with pytest.raises(ItemRejected):
             await client.submit(b"not an image", 0)  # a rejected image costs nothing
@@ -370,14 +375,17 @@ async def test_credits_endpoint_lists_balances(sandbox: Sandbox, client: ApiClie
 
 
 async def test_an_account_without_credits_says_so() -> None:
-    async with Sandbox(credits=0) as sandbox, client_for(sandbox) as client:
+    async with Sandbox(render="echo", credits=0) as sandbox, client_for(sandbox) as client:
         assert await client.credits() == [Balance("ai-anime-generator", 0, 0)]
         with pytest.raises(RunFatal, match="no credits"):
             await client.submit(PHOTO, 0)
 
 
 async def test_submit_rate_is_429_exceeding_limits_with_retry_after() -> None:
-    async with Sandbox(time_scale=0.001, submit_rate=2.0) as sandbox, client_for(sandbox) as client:
+    async with (
+        Sandbox(render="echo", time_scale=0.001, submit_rate=2.0) as sandbox,
+        client_for(sandbox) as client,
+    ):
         first = await client.submit(PHOTO, 0)
         await client.submit(PHOTO, 1)  # a bucket holds one second's worth: two requests
         with pytest.raises(Throttled) as caught:
@@ -419,7 +427,7 @@ async def test_an_unknown_task_id_is_404_task_gone(sandbox: Sandbox, client: Api
 
 
 async def test_another_accounts_task_is_404() -> None:
-    async with Sandbox(api_keys=("mine", "theirs")) as sandbox:
+    async with Sandbox(render="echo", api_keys=("mine", "theirs")) as sandbox:
         async with client_for(sandbox, key="theirs") as client:
             task_id = (await client.submit(PHOTO, 0)).task_id
         async with client_for(sandbox, key="mine") as client:
@@ -515,14 +523,17 @@ async def test_a_truncated_download_is_transient(tmp_path: Path) -> None:
 async def test_slow_answers_still_arrive(tmp_path: Path) -> None:
     # 5 virtual seconds late at time_scale 0.001: 5 ms.
     faults = Faults(slow=1.0, slow_seconds=5.0)
-    async with Sandbox(time_scale=0.001, faults=faults) as sandbox, client_for(sandbox) as client:
+    async with (
+        Sandbox(render="echo", time_scale=0.001, faults=faults) as sandbox,
+        client_for(sandbox) as client,
+    ):
         await submit_and_fetch(client, PHOTO, 0, tmp_path / "r")
     assert sandbox.counters.faults["slow"] >= 2  # the submit and at least one query
     assert sandbox.counters.downloads == 1
 
 
 async def test_a_slow_answer_past_the_client_timeout_is_transient() -> None:
-    faults = Faults(slow=1.0, slow_seconds=0.3)
+    faults = Faults(slow=1.0, slow_seconds=0.2)
     async with (
         Sandbox(time_scale=1.0, faults=faults) as sandbox,
         client_for(sandbox, request_timeout=0.05) as client,

@@ -115,7 +115,7 @@ async def test_queries_are_answered_while_200_renders_queue() -> None:
             if answered == trigger:
                 half_answered.set()
 
-        with anyio.fail_after(30):
+        with anyio.fail_after(20):
             async with anyio.create_task_group() as tg:
                 for i in range(total):
                     tg.start_soon(submit, i % 9)
@@ -126,7 +126,6 @@ async def test_queries_are_answered_while_200_renders_queue() -> None:
                 rendered = sum(t.result_token is not None for t in new)
         assert state.status in ("QUEUING", "PROCESSING", "PROCESS_SUCCESS")
         assert answered == total and len(sandbox.tasks) == total + 1
-    print("DIAG", len(new), rendered)
     assert len(new) >= trigger
     assert rendered < total // 4, f"{rendered} of {len(new)} accepted were already rendered"
     assert total - rendered > total // 2  # most of the 200 are unanswered or not rendered

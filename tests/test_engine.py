@@ -1,0 +1,98 @@
+"""The engine end to end, in-process, against the sandbox over loopback."""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+from collections import Counter
+from pathlib import Path
+
+import anyio
+from harness import engine_for, journal_records, make_photos, outputs, run_engine, run_until, when
+from PIL import Image
+
+from batchtoon.engine import EXIT_OK, EXIT_STOPPED
+from batchtoon.sandbox import Sandbox
+
+
+async def test_500_images_one_submission_each_and_traceable(tmp_path: Path) -> None:
+    sources = make_photos(tmp_path / "in", 500)
+    async with Sandbox(time_scale=0.001, render="echo", seed=1) as sandbox:
+        engine = await run_engine(sandbox, [tmp_path / "in"], tmp_path / "out")
+        assert engine.exit_code == EXIT_OK
+        assert sandbox.counters.accepted_total == 500
+        assert set(sandbox.counters.accepted.values()) == {1}
+        assert sandbox.counters.downloads == 500
+    files = outputs(tmp_path / "out")
+    assert len(files) == 500
+    for source in sources:  # in/sub1/photo0001.jpg -> out/sub1/photo0001.0.jpg
+        rel = source.relative_to(tmp_path / "in")
+        result = tmp_path / "out" / rel.parent / f"{rel.stem}.0.jpg"
+        assert result.read_bytes() == source.read_bytes()  # echo: the bytes as served
+
+
+async def test_running_again_submits_and_downloads_nothing(tmp_path: Path) -> None:
+    make_photos(tmp_path / "in", 20)
+    async with Sandbox(time_scale=0.001, render="echo") as sandbox:
+        await run_engine(sandbox, [tmp_path / "in"], tmp_path / "out", styles=(0, 3))
+        before = (sandbox.counters.submit_requests, sandbox.counters.downloads)
+        again = await run_engine(sandbox, [tmp_path / "in"], tmp_path / "out", styles=(0, 3))
+        assert (sandbox.counters.submit_requests, sandbox.counters.downloads) == before
+        assert sandbox.counters.query_requests > 0
+        assert again.stats.skipped == 40 and again.exit_code == EXIT_OK
+
+
+async def test_one_query_per_pending_task_per_tick(tmp_path: Path) -> None:
+    make_photos(tmp_path / "in", 30)
+    async with Sandbox(time_scale=0.01, processing_time=(20, 40), render="echo") as sandbox:
+        engine = await run_engine(sandbox, [tmp_path / "in"], tmp_path / "out")
+    ticks = [*engine.poller.tick_starts, float("inf")]
+    assert len(ticks) > 10
+    for task in sandbox.tasks.values():  # the sandbox stamps queries on the same loop clock
+        per_tick = Counter(bisect.bisect_right(ticks, at) for at in task.queries)
+        assert max(per_tick.values()) == 1, per_tick
+        assert len(task.queries) >= 2
+
+
+async def test_a_result_whose_url_expired_while_down_is_produced_again(tmp_path: Path) -> None:
+    make_photos(tmp_path / "in", 3)
+    out = tmp_path / "out"
+    async with Sandbox(time_scale=0.001, render="echo") as sandbox:
+        sandbox.results_open.clear()  # downloads hang: the run can only get to "succeeded"
+        async with engine_for(sandbox, [tmp_path / "in"], out) as engine:
+            succeeded = when(engine.journal, "succeeded", 3)
+            with anyio.CancelScope() as scope:  # the engine goes down, nothing downloaded
+                await run_until(engine, succeeded, scope.cancel)
+        sandbox.clock.advance(25 * 3600)  # ... and stays down past the 24 h expiry
+        sandbox.results_open.set()
+        engine = await run_engine(sandbox, [tmp_path / "in"], out)
+        assert engine.exit_code == EXIT_OK
+        assert engine.stats.extra == 3  # each was paid for twice, and says so
+        assert sorted(sandbox.counters.accepted.values()) == [2, 2, 2]
+    assert len(outputs(out)) == 3
+
+
+async def test_stop_leaves_a_journal_that_resumes(tmp_path: Path) -> None:
+    make_photos(tmp_path / "in", 40)
+    out = tmp_path / "out"
+    async with Sandbox(time_scale=0.001, render="echo") as sandbox:
+        async with engine_for(sandbox, [tmp_path / "in"], out, submit__rate=200.0) as engine:
+            await run_until(engine, when(engine.journal, "submitted", 10), engine.stop)
+        assert engine.exit_code == EXIT_STOPPED
+        assert sandbox.counters.accepted_total < 40
+        again = await run_engine(sandbox, [tmp_path / "in"], out)
+        assert again.exit_code == EXIT_OK
+        assert sandbox.counters.accepted_total == 40  # nothing paid twice
+    assert len(outputs(out)) == 40
+
+
+async def test_outputs_are_checked_images_named_by_content(tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.new("RGB", (300, 300), "red").save(folder / "a.png")
+    async with Sandbox(time_scale=0.001, render="echo") as sandbox:
+        await run_engine(sandbox, [folder], tmp_path / "out")
+    [result] = outputs(tmp_path / "out")
+    assert result.name == "a.0.png"  # echo serves the PNG back: the extension follows the bytes
+    done = [r for r in journal_records(tmp_path / "out") if r["event"] == "downloaded"]
+    assert done[0]["sha256"] == hashlib.sha256(result.read_bytes()).hexdigest()
