@@ -92,6 +92,7 @@ class Sandbox:
             )
         }
         self._burst_until = float("-inf")
+        self._watchers: list[tuple[Callable[[], bool], asyncio.Event]] = []
         self._runner: web.AppRunner | None = None
         self._renderer: ThreadPoolExecutor | None = None
         self._workdir: tempfile.TemporaryDirectory[str] | None = None
@@ -173,8 +174,25 @@ class Sandbox:
 
     # The gate every request passes.
 
+    async def until(self, condition: Callable[[], bool]) -> None:
+        """Return once `condition()` holds; it is checked again after every request answered."""
+        if condition():
+            return
+        reached = asyncio.Event()
+        self._watchers.append((condition, reached))
+        await reached.wait()
+
     @web.middleware
     async def _gate(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await self._answer(request, handler)
+        finally:
+            for condition, reached in self._watchers:
+                if condition():
+                    reached.set()
+            self._watchers = [(c, e) for c, e in self._watchers if not e.is_set()]
+
+    async def _answer(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         route = request.match_info.route.name
         if route is None:
             return await handler(request)

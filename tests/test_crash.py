@@ -1,0 +1,86 @@
+"""A real `batchtoon run` subprocess, SIGKILLed at several moments and resumed each time."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import anyio
+import pytest
+from anyio.abc import Process
+from harness import make_photos, outputs
+
+from batchtoon.sandbox import Sandbox
+
+CONCURRENCY = 4
+
+
+def command(sandbox: Sandbox, source: Path, out: Path) -> list[str]:
+    return [
+        sys.executable, "-m", "batchtoon", "run", str(source), "--out", str(out),
+        "--api-base", sandbox.base_url, "--quiet", "--poll-interval", "0.02",
+        "--rate", "300", "--concurrency", str(CONCURRENCY),
+    ]  # fmt: skip
+
+
+async def start(sandbox: Sandbox, source: Path, out: Path) -> Process:
+    env = {**os.environ, "AILAB_API_KEY": sandbox.api_key}
+    return await anyio.open_process(
+        command(sandbox, source, out), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+
+
+async def crash_and_resume(tmp_path: Path, photos: int, moments: list[tuple[str, int]]) -> None:
+    source, out = tmp_path / "in", tmp_path / "out"
+    make_photos(source, photos)
+    async with Sandbox(time_scale=0.001, processing_time=(20, 80), render="echo") as sandbox:
+        counters = sandbox.counters
+        for kind, count in moments:
+            process = await start(sandbox, source, out)
+            try:
+                with anyio.fail_after(60):
+                    if kind == "accepted":
+                        await sandbox.until(lambda c=count: counters.accepted_total >= c)
+                    else:
+                        await sandbox.until(lambda c=count: counters.downloads >= c)
+            finally:
+                process.send_signal(signal.SIGKILL)
+                await process.wait()
+        final = await start(sandbox, source, out)
+        with anyio.fail_after(120):
+            await final.wait()
+        assert final.returncode == 0, await _text(final)
+        extra = counters.accepted_total - photos
+        # each kill may lose the task ids of the uploads in flight at that moment, no more
+        assert 0 <= extra <= CONCURRENCY * len(moments), counters.accepted
+    assert len(outputs(out)) == photos  # every photo, once, and no partial file left in <out>
+    assert not (out / ".batchtoon" / "tmp").exists()  # nor in the work folder
+    status = await anyio.run_process(
+        [sys.executable, "-m", "batchtoon", "status", "--out", str(out), "--json"]
+    )
+    assert json.loads(status.stdout)["counts"]["downloaded"] == photos
+
+
+async def _text(process: Process) -> str:
+    assert process.stderr is not None
+    return (await process.stderr.receive(65536)).decode(errors="replace")
+
+
+async def test_sigkill_at_several_moments_then_resume(tmp_path: Path) -> None:
+    moments = [("accepted", 8), ("downloads", 12), ("accepted", 30), ("downloads", 35)]
+    await crash_and_resume(tmp_path, 48, moments)
+
+
+@pytest.mark.slow
+async def test_twenty_sigkills_at_random_moments(tmp_path: Path) -> None:
+    rng = random.Random(20)
+    photos = 200
+    moments = sorted(
+        (rng.choice(("accepted", "downloads")), rng.randrange(1, photos)) for _ in range(20)
+    )
+    await crash_and_resume(tmp_path, photos, moments)
