@@ -369,6 +369,16 @@ def _value_noise(size: Size, seed: int, cell: tuple[int, int]) -> FloatArray:
     return _to_float(coarse.resize(size, Image.Resampling.BICUBIC))
 
 
+def _brush_streaks(size: Size, seed: int, angle: float = 35.0) -> FloatArray:
+    """Noise stretched into parallel diagonal streaks (0..1), like a dry brush."""
+    width, height = size
+    side = math.ceil(math.hypot(width, height))
+    streaks = _to_image(_value_noise((side, side), seed, (32, 3)))
+    left, top = (side - width) // 2, (side - height) // 2
+    rotated = streaks.rotate(angle, Image.Resampling.BILINEAR)
+    return _to_float(rotated.crop((left, top, left + width, top + height)))
+
+
 def _fractal_noise(size: Size, seed: int, cells: Sequence[int]) -> FloatArray:
     """Octaves of value noise, normalised to 0..1 (mottled paper, brush pressure)."""
     total = np.zeros((size[1], size[0]), dtype=np.float32)
@@ -549,7 +559,9 @@ def _refreshing(image: Image.Image) -> Image.Image:
     work = _working_copy(image, 3, 1, soften=0.8)
     indices, palette = _quantize(work, 16)
     pastel = _lift(_saturate(palette, 1.1), 0.4, 0.75)
-    work = _blur(pastel[indices], 0.7)
+    # Watercolour: pigment pools slightly darker along the edges of each wash.
+    pooling = _blur(_boundaries(indices, palette, 0.15), 1.0)
+    work = _blur(pastel[indices], 0.7) * (1.0 - 0.12 * pooling[..., None])
     # Split tone: mint in the shadows, clean white fading in at the borders.
     shadow = (1.0 - _luma(work))[..., None]
     work = _tint(work, (150, 215, 195), shadow * 0.4)
@@ -594,7 +606,7 @@ def _ink_wash(image: Image.Image) -> Image.Image:
     ragged = tone + (_fractal_noise(size, 50, (24, 8)) - 0.5) * 0.16
     washes = _blur(_f32(np.floor(np.clip(ragged, 0.0, 0.999) * 4.0) / 3.0), 1.8)
     # Dry-brush streaks faintly break up the darkest ink.
-    streaks = _value_noise(size, 54, (28, 3)) - 0.5
+    streaks = _brush_streaks(size, 54) - 0.5
     washes = washes + streaks * np.clip(0.4 - washes, 0.0, 0.4) * 0.6
     ink = _gradient_map(
         washes,
@@ -648,12 +660,12 @@ def _colorful(image: Image.Image) -> Image.Image:
 
 def _gongbi(image: Image.Image) -> Image.Image:
     """Gongbi court painting: fine outlines, soft layered colour on silk, gold accents."""
-    work = _working_copy(image, 4, 1, soften=1.0)
+    work = _working_copy(image, 4, 1, soften=0.8)
+    indices, palette = _quantize(work, 14)
     # Lean the colours towards the mineral pigments of court painting.
-    pigments = _snap(work.reshape(-1, 3), _GONGBI_PIGMENTS, 0.3).reshape(work.shape)
-    muted = _lift(_saturate(pigments, 0.85), 0.22, 0.85)
-    # Colours are translucent washes on silk, so multiply them in.
-    work = _rgb((236, 220, 186)) * muted
+    tones = _lift(_saturate(_snap(palette, _GONGBI_PIGMENTS, 0.35), 0.85), 0.22, 0.85)
+    # Flat colour layers, softly graded, laid as translucent washes on silk.
+    work = _rgb((236, 220, 186)) * _blur(tones[indices], 1.0)
     highlight = np.clip((_luma(work) - 0.62) * 3.0, 0.0, 1.0)[..., None]
     work = _tint(work, (212, 170, 80), highlight * 0.35)
     lines = _ink_lines(image, 0.8, 0.015, 0.03)
