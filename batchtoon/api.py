@@ -26,7 +26,7 @@ from typing import Any
 import aiofiles
 import aiohttp
 
-from .errors import ApiError, ItemRejected, TaskGone, Transient, classify
+from .errors import ApiError, ItemRejected, TaskGone, Throttled, Transient, classify
 
 __all__ = [
     "CREDITS_PATH",
@@ -51,6 +51,7 @@ KEY_HEADER = "ailabapi-api-key"
 
 SUCCESS = "PROCESS_SUCCESS"
 FAILURES = frozenset({"PROCESS_FAILED", "TIMEOUT_FAILED", "LIMIT_RETRY_FAILED"})
+MAX_RETRY_AFTER = 3600.0  # a server asking for longer than an hour is not taken at its word
 MIME_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "BMP": "image/bmp", "WEBP": "image/webp"}
 
 
@@ -100,17 +101,17 @@ class Download:
 
 
 def _retry_after(value: str | None) -> float | None:
-    """`Retry-After` as seconds: a number (fractions allowed) or an HTTP date."""
+    """`Retry-After` as seconds: a number (fractions allowed) or an HTTP date; at most an hour."""
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
+        try:
+            seconds = parsedate_to_datetime(value).timestamp() - time.time()
+        except (TypeError, ValueError):
+            return None
+    return min(max(0.0, seconds), MAX_RETRY_AFTER) if seconds == seconds else None  # NaN
 
 
 def _mapping(data: dict[str, Any], key: str) -> dict[str, Any]:
@@ -118,14 +119,17 @@ def _mapping(data: dict[str, Any], key: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _json_object(body: bytes, status: int) -> dict[str, Any]:
+def _json_object(body: bytes, status: int, retry_after: float | None = None) -> dict[str, Any]:
     try:
         data = json.loads(body)
     except ValueError:
         data = None
-    if not isinstance(data, dict):
-        raise Transient(f"the API answered HTTP {status} with a body that is not JSON")
-    return data
+    if isinstance(data, dict):
+        return data
+    message = f"the API answered HTTP {status} with a body that is not JSON"
+    if status in (429, 503):  # a proxy's page for "slow down" still means slow down
+        raise Throttled(message, status=status, retry_after=retry_after)
+    raise Transient(message, status=status)
 
 
 def error_from_answer(
@@ -137,7 +141,7 @@ def error_from_answer(
     secret: str = "",
 ) -> ApiError | None:
     """The error a parsed answer carries, or None if it is a success envelope."""
-    error_code = data.get("error_code", 0)
+    error_code = _number(data.get("error_code", 0))
     if status == 200 and not error_code:
         return None
     detail = _mapping(data, "error_detail")
@@ -147,8 +151,15 @@ def error_from_answer(
     )
     if secret:
         message = message.replace(secret, "***")
-    http = status if status != 200 else int(error_code) if str(error_code).isdigit() else 500
+    http = status if status != 200 else error_code if 100 <= error_code < 600 else 500
     return classify(http, code, message, on_query=on_query, retry_after=retry_after)
+
+
+def _number(value: object) -> int:
+    try:
+        return int(str(value).strip() or 0)
+    except ValueError:
+        return -1  # not a number, so not 0: an error
 
 
 def parse_submit(data: dict[str, Any]) -> Submitted:
@@ -241,7 +252,7 @@ class ApiClient:
                 status = resp.status
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
             raise Transient(self.redact(_describe(exc))) from None
-        data = _json_object(body, status)
+        data = _json_object(body, status, retry_after)
         error = error_from_answer(
             status, data, on_query=on_query, retry_after=retry_after, secret=self._key
         )

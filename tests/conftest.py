@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -15,15 +14,9 @@ from batchtoon.sandbox import Sandbox
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # Every coroutine test runs on anyio's asyncio backend (aiohttp needs asyncio).
-    for item in items:
-        if isinstance(item, pytest.Function) and inspect.iscoroutinefunction(item.function):
-            item.add_marker(pytest.mark.anyio)
-
-
 @pytest.fixture
 def anyio_backend() -> str:
+    # Every async test runs on anyio's asyncio backend (anyio_mode = "auto"; aiohttp needs it).
     return "asyncio"
 
 

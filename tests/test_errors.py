@@ -32,7 +32,6 @@ from batchtoon.sandbox import Sandbox
 
 # Marked here, at collection, so that anyio keeps the parametrize ids: the conftest's
 # late marking makes anyio rebuild each async test and drop its parameters.
-pytestmark = pytest.mark.anyio
 
 
 def envelope(status: int, code: str, message: str = "", **extra: Any) -> dict[str, Any]:
@@ -199,11 +198,16 @@ def test_error_messages_are_scrubbed_of_the_key() -> None:
 
 
 async def test_a_body_that_is_not_json_is_transient(sandbox: Sandbox, client: ApiClient) -> None:
-    # A proxy's HTML page, whatever its status: over HTTP, through ApiClient.
-    for status in (502, 200, 429):
+    # A proxy's HTML page: over HTTP, through ApiClient.
+    for status in (502, 200, 500):
         sandbox.inject("submit", status, body="html")
         with pytest.raises(Transient, match="not JSON"):
             await client.submit(b"never read", 0)
+    for status in (429, 503):  # ... but a proxy's "slow down" page still means slow down
+        sandbox.inject("submit", status, body="html", retry_after=2.5)
+        with pytest.raises(Throttled, match="not JSON") as caught:
+            await client.submit(b"never read", 0)
+        assert caught.value.retry_after == 2.5
     sandbox.inject("query", 502, body="html")
     with pytest.raises(Transient, match="not JSON"):
         await client.query("any")

@@ -32,7 +32,6 @@ PHOTO = image_bytes(320, 256)  # the smallest size most tests need: cheap to ren
 
 # Marked here, at collection, so that anyio keeps the parametrize ids: the conftest's
 # late marking makes anyio rebuild each async test and drop its parameters.
-pytestmark = pytest.mark.anyio
 
 
 def sha(data: bytes) -> str:
@@ -491,7 +490,7 @@ async def test_an_injected_result_error_is_task_gone(
     [
         (Faults(drop=1.0), "drop", {0}),
         (Faults(server_error=1.0), "server_error", {500, 502, 504}),
-        (Faults(html_error=1.0), "html_error", {0}),  # non-JSON: the client sees no envelope
+        (Faults(html_error=1.0), "html_error", {502}),  # non-JSON: Transient, status kept
     ],
 )
 async def test_request_faults_are_transient(faults: Faults, kind: str, statuses: set[int]) -> None:

@@ -23,7 +23,6 @@ from batchtoon.sandbox.imaging import output_size
 
 # Marked here, at collection, so that anyio keeps the parametrize ids: the conftest's
 # late marking makes anyio rebuild each async test and drop its parameters.
-pytestmark = pytest.mark.anyio
 
 # Contract section 1: short side 1536; the ratio kept up to 1.5:1, cropped to 1.5:1 beyond.
 SIZES: list[tuple[tuple[int, int], tuple[int, int]]] = [

@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-__all__ = ["PROXY_PAGE", "error", "success"]
+__all__ = ["error", "proxy_page", "success"]
 
 PROXY_PAGE = (
     "<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1>"
@@ -31,6 +31,17 @@ def success(**fields: Any) -> web.Response:
     return web.json_response(body)
 
 
+def _retry_header(retry_after: float | None) -> dict[str, str] | None:
+    return {"Retry-After": f"{retry_after:.3f}"} if retry_after is not None else None
+
+
+def proxy_page(status: int, *, retry_after: float | None = None) -> web.Response:
+    """What a proxy in front of the API answers: HTML, not the provider's JSON."""
+    return web.Response(
+        status=status, text=PROXY_PAGE, content_type="text/html", headers=_retry_header(retry_after)
+    )
+
+
 def error(
     status: int, code: str, message: str, *, retry_after: float | None = None
 ) -> web.Response:
@@ -46,5 +57,4 @@ def error(
             "message": message,
         },
     }
-    headers = {"Retry-After": f"{retry_after:.3f}"} if retry_after is not None else None
-    return web.json_response(body, status=status, headers=headers)
+    return web.json_response(body, status=status, headers=_retry_header(retry_after))

@@ -225,9 +225,7 @@ class Sandbox:
             request.transport.close()
             return web.Response()
         if rule.body == "html":
-            return web.Response(
-                status=rule.status, text=envelopes.PROXY_PAGE, content_type="text/html"
-            )
+            return envelopes.proxy_page(rule.status, retry_after=rule.retry_after)
         return envelopes.error(rule.status, rule.code, rule.message, retry_after=rule.retry_after)
 
     async def _fault(self, request: web.Request) -> web.StreamResponse | None:
@@ -249,7 +247,7 @@ class Sandbox:
             return envelopes.error(status, code, "The service failed; try again.")
         if roll() < faults.html_error:
             self.counters.faults["html_error"] += 1
-            return web.Response(status=502, text=envelopes.PROXY_PAGE, content_type="text/html")
+            return envelopes.proxy_page(502)
         if roll() < faults.slow:
             self.counters.faults["slow"] += 1
             await asyncio.sleep(self.clock.real(faults.slow_seconds))

@@ -52,6 +52,9 @@ _WORK_SHORT = 384
 # Short side at which ink lines are found; the mask is then upscaled, which
 # keeps lines anti-aliased at the output resolution.
 _EDGE_SHORT = 768
+# 99th percentile of the difference-of-Gaussians response of a crisp photo at
+# the edge resolution; ink thresholds are relative to it.
+_CRISP_EDGE = 0.045
 # Rec. 601 luma weights.
 _LUMA = (0.299, 0.587, 0.114)
 # Faded newsprint inks that vintage-comic colours are pulled towards.
@@ -154,6 +157,24 @@ def _f32(array: NDArray[np.floating]) -> FloatArray:
 # --------------------------------------------------------------------------
 
 
+def _auto_levels(image: Image.Image) -> Image.Image:
+    """Stretch the tonal range, and brighten dark photos, with one lookup table.
+
+    Styles map tones to inks, dots and washes, which only works if the photo
+    spans the range; a dim or hazy photo would otherwise come out as a flat
+    dark (or grey) field.  One table for all channels keeps the hues.
+    """
+    luma = _luma(_to_float(_downscale(image, 96)))
+    low, middle, high = (float(v) for v in np.percentile(luma, (1, 50, 99)))
+    gain = min(2.5, 1.0 / max(high - low, 1e-3))
+    middle = max((middle - low) * gain, 1e-3)
+    # Lift the midtones of dark photos towards 0.45, but gently (gamma >= 0.75)
+    gamma = min(1.0, max(0.75, math.log(0.45) / math.log(middle))) if middle < 0.45 else 1.0
+    levels = np.clip((np.arange(256, dtype=np.float32) / 255.0 - low) * gain, 0.0, 1.0)
+    table = (levels**gamma * 255.0 + 0.5).astype(np.uint8).tolist()
+    return image.point(table * 3)
+
+
 def _luma(rgb: FloatArray) -> FloatArray:
     # Explicit weighted sum rather than a matmul: a BLAS call could spawn its
     # own threads and oversubscribe the server's thread pool.
@@ -210,7 +231,7 @@ def _snap(palette: FloatArray, inks: Sequence[Color], amount: float) -> FloatArr
 # --------------------------------------------------------------------------
 
 
-def _window_sums(padded: FloatArray, weights: FloatArray) -> FloatArray:
+def _window_sums(padded: FloatArray, weights: Sequence[float]) -> FloatArray:
     """Separable weighted window sums of planar (C, H, W) data, valid region only.
 
     Adding weighted shifted slices is exact enough in float32 and, for the
@@ -219,12 +240,12 @@ def _window_sums(padded: FloatArray, weights: FloatArray) -> FloatArray:
     taps = len(weights)
     height = padded.shape[1] - taps + 1
     width = padded.shape[2] - taps + 1
-    rows = padded[:, :height] * weights[0]
+    rows = padded[:, :height] * np.float32(weights[0])
     for offset in range(1, taps):
-        rows += padded[:, offset : offset + height] * weights[offset]
-    total = rows[:, :, :width] * weights[0]
+        rows += padded[:, offset : offset + height] * np.float32(weights[offset])
+    total = rows[:, :, :width] * np.float32(weights[0])
     for offset in range(1, taps):
-        total += rows[:, :, offset : offset + width] * weights[offset]
+        total += rows[:, :, offset : offset + width] * np.float32(weights[offset])
     return total
 
 
@@ -246,7 +267,7 @@ def _kuwahara(rgb: FloatArray, radius: int) -> FloatArray:
     planes = np.concatenate([np.moveaxis(rgb, -1, 0), luma[None], (luma * luma)[None]])
     pad = radius + shift
     padded = np.pad(planes, ((0, 0), (pad, pad), (pad, pad)), mode="edge")
-    means = _window_sums(padded, weights)
+    means = _window_sums(padded, weights.tolist())
     best_rgb = np.empty((3, height, width), dtype=np.float32)
     best_var = np.full((height, width), np.inf, dtype=np.float32)
     # Index 0 is the window centred ``shift`` pixels up/left, 2*shift down/right.
@@ -324,14 +345,20 @@ def _ink_lines(
 
     Only pixels darker than their surroundings are inked, which draws one
     line per edge on its dark side, as a pen would, instead of the double
-    contour of a gradient magnitude.
+    contour of a gradient magnitude.  ``threshold`` and ``softness`` are for
+    a crisp photo; soft (e.g. upscaled) photos get proportionally lower ones
+    so that they still receive outlines.
     """
     # Converting to grey before shrinking moves a third of the data.
     gray = _downscale(image.convert("L"), _EDGE_SHORT)
     fine = _to_float(gray.filter(ImageFilter.GaussianBlur(sigma)))
     coarse = _to_float(gray.filter(ImageFilter.GaussianBlur(sigma * 1.6)))
-    lines = _f32(np.clip((coarse - fine - threshold) / softness, 0.0, 1.0))
-    return _thicken(lines, thickness)
+    response = coarse - fine
+    # The strongest edges (99th percentile, sampled) measure the sharpness.
+    sharpness = float(np.percentile(response[::3, ::3], 99)) / _CRISP_EDGE
+    scale = min(1.0, max(0.45, sharpness))
+    lines = np.clip((response - threshold * scale) / (softness * scale), 0.0, 1.0)
+    return _thicken(_f32(lines), thickness)
 
 
 def _union(base: FloatArray, *masks: FloatArray) -> FloatArray:
@@ -558,7 +585,7 @@ def _refreshing(image: Image.Image) -> Image.Image:
     """Light and airy: high-key pastel washes, mint shadows, thin soft lines."""
     work = _working_copy(image, 3, 1, soften=0.8)
     indices, palette = _quantize(work, 16)
-    pastel = _lift(_saturate(palette, 1.1), 0.4, 0.75)
+    pastel = _lift(_saturate(palette, 1.25), 0.4, 0.75)
     # Watercolour: pigment pools slightly darker along the edges of each wash.
     pooling = _blur(_boundaries(indices, palette, 0.15), 1.0)
     work = _blur(pastel[indices], 0.7) * (1.0 - 0.12 * pooling[..., None])
@@ -752,7 +779,7 @@ def render(image: Image.Image, index: int) -> Image.Image:
     """
     if not 0 <= index < len(_RENDERERS):
         raise ValueError(f"style index must be in 0..{len(_RENDERERS) - 1}, got {index}")
-    source = image if image.mode == "RGB" else image.convert("RGB")
+    source = _auto_levels(image if image.mode == "RGB" else image.convert("RGB"))
     result = _RENDERERS[index](source)
     if result.size != source.size:
         result = result.resize(source.size, Image.Resampling.LANCZOS)
