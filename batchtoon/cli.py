@@ -256,15 +256,16 @@ def _sandbox(args: argparse.Namespace) -> int:
     )
 
     async def serve() -> None:
-        async with Sandbox(config) as sandbox:
-            print(f"batchtoon sandbox at {sandbox.base_url} (Ctrl-C stops it)", flush=True)
-            print(f"  header:  ailabapi-api-key: {args.api_key}", flush=True)
-            await anyio.sleep_forever()
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async with Sandbox(config) as sandbox:
+                print(f"batchtoon sandbox at {sandbox.base_url} (Ctrl-C stops it)", flush=True)
+                print(f"  header:  ailabapi-api-key: {args.api_key}", flush=True)
+                async for _ in signals:
+                    break
+        print("sandbox stopped", flush=True)
 
     try:
         anyio.run(serve)
-    except KeyboardInterrupt:
-        print("sandbox stopped")
     except OSError as error:
         raise UsageError(f"cannot listen on {args.host}:{args.port}: {error.strerror}") from None
     return 0

@@ -61,6 +61,21 @@ class Counters:
     def accepted_total(self) -> int:
         return sum(self.accepted.values())
 
+    def as_json(self, tasks: dict[str, Task]) -> dict[str, object]:
+        per_task = [len(task.queries) for task in tasks.values()]
+        return {
+            "submit_requests": self.submit_requests,
+            "accepted": self.accepted_total,
+            "accepted_unique": len(self.accepted),
+            "query_requests": self.query_requests,
+            "queries_per_task_max": max(per_task, default=0),
+            "downloads": self.downloads,
+            "throttled": self.throttled,
+            "rejected": dict(self.rejected),
+            "faults": dict(self.faults),
+            "failed_tasks": sum(self.failed_tasks.values()),
+        }
+
 
 @dataclass
 class _Injection:
@@ -125,6 +140,7 @@ class Sandbox:
         self._renderer = ThreadPoolExecutor(self.config.render_workers, "sandbox-render")
         app = web.Application(middlewares=[self._gate])
         app.router.add_get("/", self._index)
+        app.router.add_get("/sandbox/counters", self._counters)
         app.router.add_post(SUBMIT_PATH, self._submit, name="submit")
         app.router.add_get(QUERY_PATH, self._query, name="query")
         app.router.add_get(CREDITS_PATH, self._credits, name="credits")
@@ -293,6 +309,10 @@ class Sandbox:
             text=_USAGE.format(base=self.base_url, path=SUBMIT_PATH, query=QUERY_PATH)
         )
 
+    async def _counters(self, request: web.Request) -> web.Response:
+        """Not part of the provider's API: what clients did, for benchmarks in another process."""
+        return web.json_response(self.counters.as_json(self._store.tasks))
+
     async def _submit(self, request: web.Request) -> web.Response:
         self.counters.submit_requests += 1
         try:
@@ -431,4 +451,5 @@ Submit:  curl -H 'ailabapi-api-key: KEY' -F task_type=async -F image=@photo.jpg 
               {base}{path}
 Query:   curl -H 'ailabapi-api-key: KEY' '{base}{query}?task_id=TASK_ID'
 Result:  curl -o cartoon.jpg RESULT_URL
+Counts:  curl {base}/sandbox/counters   (the sandbox's own: what clients did)
 """
