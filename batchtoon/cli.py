@@ -2,13 +2,15 @@
 
 Exit codes: 0 everything downloaded; 1 some items failed; 2 usage or config error; 3 stopped by
 a run-fatal API error (bad key, out of credits) after finishing what was submitted; 4 the
-`--max-submissions` budget was reached; 130 stopped by Ctrl-C / SIGTERM (run it again to go on).
+`--max-submissions` budget was reached; 70 an internal error (a bug: the journal is intact);
+130 stopped by Ctrl-C / SIGTERM (run it again to go on).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import secrets
 import shlex
@@ -43,11 +45,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.command(args)
         return code
-    except UsageError as error:
-        print(f"batchtoon: {error}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as raised:  # one line, never a traceback: the traceback goes to the log
+        error = _innermost(raised)
+        if isinstance(error, UsageError):
+            print(f"batchtoon: {error}", file=sys.stderr)
+            return 2
+        logging.getLogger("batchtoon").exception("internal error")
+        print(
+            f"batchtoon: internal error ({type(error).__name__}: {error}); the journal is "
+            "intact: run the same command again, and please report this with the log",
+            file=sys.stderr,
+        )
+        return 70
+
+
+def _innermost(error: BaseException) -> BaseException:
+    """The error itself, out of the task groups' exception groups that wrap it."""
+    while (inner := getattr(error, "exceptions", None)) and len(inner) == 1:
+        error = inner[0]
+    return error
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -66,7 +66,7 @@ class SharedRate:
         now = self._clock()
         pause = retry_after if retry_after is not None else 1.0 / self.rate
         self._paused_until = max(self._paused_until, now + pause)
-        if sent_at >= self._last_cut:  # requests sent before the last cut do not cut again
+        if sent_at > self._last_cut:  # requests sent before (or at) the last cut do not cut again
             self.rate = max(self.floor, self.rate / 2)
             self._last_cut = now
             self.slowdowns += 1

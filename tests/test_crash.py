@@ -8,6 +8,7 @@ import random
 import signal
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import anyio
@@ -44,10 +45,7 @@ async def crash_and_resume(tmp_path: Path, photos: int, moments: list[tuple[str,
             process = await start(sandbox, source, out)
             try:
                 with anyio.fail_after(60):
-                    if kind == "accepted":
-                        await sandbox.until(lambda c=count: counters.accepted_total >= c)
-                    else:
-                        await sandbox.until(lambda c=count: counters.downloads >= c)
+                    await sandbox.until(partial(_reached, sandbox, kind, count))
             finally:
                 process.send_signal(signal.SIGKILL)
                 await process.wait()
@@ -64,6 +62,11 @@ async def crash_and_resume(tmp_path: Path, photos: int, moments: list[tuple[str,
         [sys.executable, "-m", "batchtoon", "status", "--out", str(out), "--json"]
     )
     assert json.loads(status.stdout)["counts"]["downloaded"] == photos
+
+
+def _reached(sandbox: Sandbox, kind: str, count: int) -> bool:
+    counters = sandbox.counters
+    return (counters.accepted_total if kind == "accepted" else counters.downloads) >= count
 
 
 async def _text(process: Process) -> str:

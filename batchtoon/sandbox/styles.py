@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
@@ -77,6 +78,19 @@ _GONGBI_PIGMENTS: tuple[Color, ...] = (
     (242, 232, 212),  # lead white
     (52, 42, 36),  # ink
 )
+
+
+@dataclass(frozen=True)
+class _Photo:
+    """The input as every style sees it.
+
+    ``preview`` is the photo reduced once to the edge resolution and
+    tone-levelled; the styles never need more detail than that, because
+    everything they draw at full size is ink, texture or an upscale.
+    """
+
+    preview: Image.Image
+    size: Size
 
 
 # --------------------------------------------------------------------------
@@ -280,9 +294,9 @@ def _kuwahara(rgb: FloatArray, radius: int) -> FloatArray:
     return np.ascontiguousarray(np.moveaxis(best_rgb, 0, -1))
 
 
-def _working_copy(image: Image.Image, radius: int, passes: int, soften: float = 0.0) -> FloatArray:
-    """Downscaled, Kuwahara-smoothed (and optionally blurred) float copy."""
-    rgb = _to_float(_downscale(image, _WORK_SHORT))
+def _working_copy(photo: _Photo, radius: int, passes: int, soften: float = 0.0) -> FloatArray:
+    """The photo at the working resolution, Kuwahara-smoothed (and optionally blurred)."""
+    rgb = _to_float(_downscale(photo.preview, _WORK_SHORT))
     for _ in range(passes):
         rgb = _kuwahara(rgb, radius)
     # A light blur after Kuwahara rounds its patch borders, so that
@@ -335,7 +349,7 @@ def _thicken(mask: FloatArray, radius: float, gain: float = 2.5) -> FloatArray:
 
 
 def _ink_lines(
-    image: Image.Image,
+    photo: _Photo,
     sigma: float,
     threshold: float,
     softness: float = 0.04,
@@ -349,8 +363,7 @@ def _ink_lines(
     a crisp photo; soft (e.g. upscaled) photos get proportionally lower ones
     so that they still receive outlines.
     """
-    # Converting to grey before shrinking moves a third of the data.
-    gray = _downscale(image.convert("L"), _EDGE_SHORT)
+    gray = photo.preview.convert("L")
     fine = _to_float(gray.filter(ImageFilter.GaussianBlur(sigma)))
     coarse = _to_float(gray.filter(ImageFilter.GaussianBlur(sigma * 1.6)))
     response = coarse - fine
@@ -493,6 +506,15 @@ def _bloom(rgb: FloatArray, threshold: float, radius: float, strength: float) ->
     return _screen(rgb, _blur(_f32(bright), radius) * strength)
 
 
+def _paint(image: Image.Image, color: Color, mask: Image.Image) -> None:
+    """Paint a flat colour through an L mask, in place.
+
+    Pasting a solid image is much faster in Pillow than pasting a colour value
+    with a mask, and in-place pasting skips the copy ``Image.composite`` makes.
+    """
+    image.paste(Image.new("RGB", image.size, color), None, mask)
+
+
 def _finish(
     base: FloatArray,
     size: Size,
@@ -502,24 +524,23 @@ def _finish(
     opacity: float = 1.0,
     shade: FloatArray | None = None,
 ) -> Image.Image:
-    """Upscale the colour base and lay ink and shading over it in one composite.
+    """Enlarge the colour base to ``size`` with ink lines and shading painted on.
 
-    ``ink`` (lines) and ``shade`` (a multiplier: dots, hatching, grain,
-    vignette) may be at any resolution.  Both pull the colour towards
-    ``ink_color``, so a single full-resolution composite applies them all.
+    Lines (``ink``, at the edge resolution) are painted before the final
+    enlargement, which then smooths them like the colours, so the only
+    full-size work is one resize and, for textured styles, one paint of
+    ``shade`` (a 0..1 multiplier: dots, hatching, grain, vignette) that
+    darkens towards ``ink_color``.
     """
-    image = _upscale(base, size)
-    # Masks are inverted and scaled at their own (small) resolution and then
-    # combined as 8-bit images, avoiding float arrays at full resolution.
-    keep: Image.Image | None = None
-    if ink is not None:
-        keep = _mask_image(1.0 - ink * opacity, size)
+    if ink is None:
+        canvas = _to_image(base)
+    else:
+        canvas = _upscale(base, _size_of(ink))
+        _paint(canvas, ink_color, _to_image(ink * opacity))
+    image = canvas if canvas.size == size else canvas.resize(size, Image.Resampling.BICUBIC)
     if shade is not None:
-        shade_image = _mask_image(shade, size)
-        keep = shade_image if keep is None else ImageChops.multiply(keep, shade_image)
-    if keep is None:
-        return image
-    return Image.composite(image, Image.new("RGB", size, ink_color), keep)
+        _paint(image, ink_color, _mask_image(1.0 - shade, size))
+    return image
 
 
 # --------------------------------------------------------------------------
@@ -527,33 +548,33 @@ def _finish(
 # --------------------------------------------------------------------------
 
 
-def _vintage_comic(image: Image.Image) -> Image.Image:
+def _vintage_comic(photo: _Photo) -> Image.Image:
     """Faded print comic: few warm inks, Ben-Day dots for shading, heavy outlines."""
-    work = _working_copy(image, 4, 1, soften=1.0)
+    work = _working_copy(photo, 4, 1, soften=1.0)
     indices, palette = _quantize(work, 8)
     inks = _snap(_saturate(_contrast(palette, 1.2), 1.2), _VINTAGE_INKS, 0.5)
     flat = inks[indices]
     # Dark ink dots carry the shading; lights stay clean paper.
-    dot_ink = _resize_mask(1.0 - _luma(flat), image.size) * 1.1 - 0.2
-    dots = _halftone(dot_ink, _dot_screen(image.size, 14))
+    dot_ink = _resize_mask(1.0 - _luma(flat), photo.size) * 1.1 - 0.2
+    dots = _halftone(dot_ink, _dot_screen(photo.size, 14))
     mottle = 1.0 - 0.08 * _fractal_noise(_size_of(flat), 11, (48, 12))
     lines = _union(
-        _ink_lines(image, 1.2, 0.02, 0.03, thickness=1.3),
+        _ink_lines(photo, 1.2, 0.02, 0.03, thickness=1.3),
         _boundaries(indices, inks, 0.5),
     )
     return _finish(
         flat * mottle[..., None],
-        image.size,
+        photo.size,
         ink=lines,
         ink_color=(35, 22, 20),
         shade=1.0 - 0.6 * dots,
     )
 
 
-def _fairy_tale(image: Image.Image) -> Image.Image:
+def _fairy_tale(photo: _Photo) -> Image.Image:
     """Soft 3D-animation look: rounded smooth shading, pastel glow, bloom."""
     # Strong smoothing plus a blur: skin and cloth become smooth surfaces.
-    work = _working_copy(image, 4, 2, soften=1.2)
+    work = _working_copy(photo, 4, 2, soften=1.2)
     # A wide unsharp mask exaggerates the light-to-shadow roll-off across
     # each form, the "volume" of rendered 3D characters.
     work = _f32(np.clip(work + (work - _blur(work, 12.0)) * 0.5, 0.0, 1.0))
@@ -565,25 +586,25 @@ def _fairy_tale(image: Image.Image) -> Image.Image:
     # Dreamy pink glow creeping in from the corners.
     glow = 1.0 - _vignette(_size_of(work), 0.6)
     work = _screen(work, _rgb((120, 60, 110)) * glow[..., None])
-    lines = _ink_lines(image, 1.8, 0.04, 0.08, thickness=0.8)
-    return _finish(work, image.size, ink=lines, ink_color=(90, 40, 80), opacity=0.4)
+    lines = _ink_lines(photo, 1.8, 0.04, 0.08, thickness=0.8)
+    return _finish(work, photo.size, ink=lines, ink_color=(90, 40, 80), opacity=0.4)
 
 
-def _anime(image: Image.Image) -> Image.Image:
+def _anime(photo: _Photo) -> Image.Image:
     """2D anime cel shading: flat vivid regions with clean dark outlines."""
-    work = _working_copy(image, 4, 1, soften=1.0)
+    work = _working_copy(photo, 4, 1, soften=1.0)
     indices, palette = _quantize(work, 14)
     vivid = _saturate(_contrast(palette, 1.1) ** 0.85, 1.5)
     lines = _union(
-        _ink_lines(image, 1.0, 0.035, 0.04, thickness=0.6),
+        _ink_lines(photo, 1.0, 0.035, 0.04, thickness=0.6),
         _boundaries(indices, palette, 0.35) * 0.8,
     )
-    return _finish(vivid[indices], image.size, ink=lines, ink_color=(30, 22, 40))
+    return _finish(vivid[indices], photo.size, ink=lines, ink_color=(30, 22, 40))
 
 
-def _refreshing(image: Image.Image) -> Image.Image:
+def _refreshing(photo: _Photo) -> Image.Image:
     """Light and airy: high-key pastel washes, mint shadows, thin soft lines."""
-    work = _working_copy(image, 3, 1, soften=0.8)
+    work = _working_copy(photo, 3, 1, soften=0.8)
     indices, palette = _quantize(work, 16)
     pastel = _lift(_saturate(palette, 1.25), 0.4, 0.75)
     # Watercolour: pigment pools slightly darker along the edges of each wash.
@@ -594,38 +615,45 @@ def _refreshing(image: Image.Image) -> Image.Image:
     work = _tint(work, (150, 215, 195), shadow * 0.4)
     airy = (1.0 - _vignette(_size_of(work), 0.7, 3.0))[..., None]
     work = _tint(work, (250, 253, 250), airy)
-    lines = _ink_lines(image, 0.9, 0.02, 0.05)
-    return _finish(work, image.size, ink=lines, ink_color=(60, 110, 105), opacity=0.8)
+    lines = _ink_lines(photo, 0.9, 0.02, 0.05)
+    return _finish(work, photo.size, ink=lines, ink_color=(60, 110, 105), opacity=0.8)
 
 
-def _future_tech(image: Image.Image) -> Image.Image:
+def _future_tech(photo: _Photo) -> Image.Image:
     """Cyberpunk neon: dark blue base, glowing cyan/magenta edges, grid, scanlines."""
-    work = _working_copy(image, 3, 1)
+    work = _working_copy(photo, 3, 1)
     dark = _gradient_map(
         _luma(work), ((0.0, (2, 2, 14)), (0.55, (22, 14, 62)), (1.0, (70, 80, 160)))
     )
-    edges = _ink_lines(image, 1.0, 0.015, 0.04, thickness=0.7)
+    edges = _ink_lines(photo, 1.0, 0.015, 0.04, thickness=0.7)
     height, width = edges.shape
     rows, cols = _grid(height, width)
     # Faint display grid, drawn at edge resolution so it glows with the lines.
     cell = max(8, min(width, height) // 12)
     grid = ((rows % cell < 1.0) | (cols % cell < 1.0)).astype(np.float32) * 0.35
-    glow_source = np.maximum(edges, grid)
-    # Neon hue sweeps from cyan (top-left) to magenta (bottom-right).
-    sweep = np.clip((cols / width + rows / height) / 2.0, 0.0, 1.0)[..., None]
-    hue = _rgb((20, 255, 255)) + (_rgb((255, 40, 220)) - _rgb((20, 255, 255))) * sweep
-    neon = _f32(hue * glow_source[..., None])
-    base = _to_float(_upscale(dark, (width, height)))
-    lit = _screen(_screen(base, _blur(neon, 7.0) * 1.8), neon)
-    rows_full = np.arange(image.size[1], dtype=np.float32)[:, None]
-    scanlines = np.where(rows_full % 4 < 1, 0.7, 1.0).astype(np.float32)
-    shade = np.broadcast_to(scanlines, (image.size[1], image.size[0]))
-    return _finish(lit, image.size, shade=_f32(shade))
+    tubes = np.maximum(edges, grid)
+    # The glow is soft, so it is blurred at the (4x smaller) working size.
+    glow = _resize_mask(tubes, _size_of(work))[..., None] * _neon_hue(work.shape[:2])
+    lit = _to_image(_screen(dark, _blur(_f32(glow), 3.5) * 1.8))
+    canvas = ImageChops.screen(
+        lit.resize((width, height), Image.Resampling.BICUBIC),
+        _to_image(tubes[..., None] * _neon_hue((height, width))),
+    )
+    scanlines = _tile(np.array([[0.7], [1.0], [1.0], [1.0]], dtype=np.float32), photo.size)
+    return _finish(_to_float(canvas), photo.size, shade=scanlines)
 
 
-def _ink_wash(image: Image.Image) -> Image.Image:
+def _neon_hue(shape: tuple[int, int]) -> FloatArray:
+    """Neon colour sweeping from cyan (top left) to magenta (bottom right)."""
+    rows, cols = _grid(*shape)
+    sweep = ((cols / shape[1] + rows / shape[0]) / 2.0)[..., None]
+    cyan, magenta = _rgb((20, 255, 255)), _rgb((255, 40, 220))
+    return _f32(cyan + (magenta - cyan) * sweep)
+
+
+def _ink_wash(photo: _Photo) -> Image.Image:
     """Chinese ink wash: graded ink washes, brush lines, rice paper and a seal."""
-    work = _working_copy(image, 4, 1, soften=0.8)
+    work = _working_copy(photo, 4, 1, soften=0.8)
     size = _size_of(work)
     tone = _contrast(_luma(work), 1.3, 0.45) ** 0.7
     # Noise before posterising gives the ragged, bled borders of wet ink;
@@ -645,17 +673,17 @@ def _ink_wash(image: Image.Image) -> Image.Image:
         ),
     )
     # Brush lines: thickness follows noise, like varying brush pressure.
-    lines = _ink_lines(image, 1.6, 0.025, 0.05, thickness=1.2)
+    lines = _ink_lines(photo, 1.6, 0.025, 0.05, thickness=1.2)
     pressure = _fractal_noise(_size_of(lines), 51, (48, 16))
     lines = _f32(lines * np.clip(pressure * 1.8 - 0.2, 0.15, 1.0))
-    paper = 1.0 - 0.06 * _fibres(image.size, 52) + _grain(image.size, 53) * 0.05
-    result = _finish(ink, image.size, ink=lines, ink_color=(20, 18, 16), opacity=0.9, shade=paper)
+    paper = 1.0 - 0.06 * _fibres(photo.size, 52) + _grain(photo.size, 53) * 0.05
+    result = _finish(ink, photo.size, ink=lines, ink_color=(20, 18, 16), opacity=0.9, shade=paper)
     return _stamp_seal(result)
 
 
-def _war_comic(image: Image.Image) -> Image.Image:
+def _war_comic(photo: _Photo) -> Image.Image:
     """Gritty heroic war comic: bronze tones, solid blacks, hatching, vignette."""
-    work = _working_copy(image, 3, 1, soften=0.6)
+    work = _working_copy(photo, 3, 1, soften=0.6)
     tone = _contrast(_luma(work), 1.45, 0.48)
     # Four hard tone bands, as in hand-coloured comic pages.
     bands = _f32(np.floor(np.clip(tone, 0.0, 0.999) * 4.0) / 3.0)
@@ -665,29 +693,29 @@ def _war_comic(image: Image.Image) -> Image.Image:
     )
     base = bronze * 0.85 + _saturate(work, 0.4) * 0.15
     # Diagonal hatching over the darker half, grit and a heavy vignette.
-    hatch_ink = _resize_mask(1.0 - tone, image.size) * 1.2 - 0.55
-    hatch = _halftone(hatch_ink, _line_screen(image.size, 16), 4.0)
-    shade = (1.0 - 0.75 * hatch) * (1.0 + _grain(image.size, 61) * 0.3)
-    shade = shade * _resize_mask(_vignette(_size_of(work), 0.85, 1.6), image.size)
-    lines = _ink_lines(image, 1.4, 0.02, 0.03, thickness=1.8)
-    return _finish(base, image.size, ink=lines, ink_color=(10, 6, 4), shade=_f32(shade))
+    hatch_ink = _resize_mask(1.0 - tone, photo.size) * 1.2 - 0.55
+    hatch = _halftone(hatch_ink, _line_screen(photo.size, 16), 4.0)
+    shade = (1.0 - 0.75 * hatch) * (1.0 + _grain(photo.size, 61) * 0.3)
+    shade = shade * _resize_mask(_vignette(_size_of(work), 0.85, 1.6), photo.size)
+    lines = _ink_lines(photo, 1.4, 0.02, 0.03, thickness=1.8)
+    return _finish(base, photo.size, ink=lines, ink_color=(10, 6, 4), shade=_f32(shade))
 
 
-def _colorful(image: Image.Image) -> Image.Image:
+def _colorful(photo: _Photo) -> Image.Image:
     """Bright playful cartoon: few saturated flat colours, thick black outlines."""
-    work = _working_copy(image, 4, 2, soften=2.0)
+    work = _working_copy(photo, 4, 2, soften=2.0)
     indices, palette = _quantize(work, 10)
     candy = _saturate(_lift(_contrast(palette, 1.15), 0.08, 0.75), 2.2)
     lines = _union(
-        _ink_lines(image, 1.6, 0.045, 0.04, thickness=2.0),
+        _ink_lines(photo, 1.6, 0.045, 0.04, thickness=2.0),
         _thicken(_boundaries(indices, palette, 0.45), 0.7, 3.0),
     )
-    return _finish(candy[indices], image.size, ink=lines, ink_color=(12, 10, 12))
+    return _finish(candy[indices], photo.size, ink=lines, ink_color=(12, 10, 12))
 
 
-def _gongbi(image: Image.Image) -> Image.Image:
+def _gongbi(photo: _Photo) -> Image.Image:
     """Gongbi court painting: fine outlines, soft layered colour on silk, gold accents."""
-    work = _working_copy(image, 4, 1, soften=0.8)
+    work = _working_copy(photo, 4, 1, soften=0.8)
     indices, palette = _quantize(work, 14)
     # Lean the colours towards the mineral pigments of court painting.
     tones = _lift(_saturate(_snap(palette, _GONGBI_PIGMENTS, 0.35), 0.85), 0.22, 0.85)
@@ -695,11 +723,11 @@ def _gongbi(image: Image.Image) -> Image.Image:
     work = _rgb((236, 220, 186)) * _blur(tones[indices], 1.0)
     highlight = np.clip((_luma(work) - 0.62) * 3.0, 0.0, 1.0)[..., None]
     work = _tint(work, (212, 170, 80), highlight * 0.35)
-    lines = _ink_lines(image, 0.8, 0.015, 0.03)
+    lines = _ink_lines(photo, 0.8, 0.015, 0.03)
     # Silk weave: faint horizontal and vertical threads.
-    rows, cols = _grid(image.size[1], image.size[0])
-    weave = 1.0 - 0.035 * ((rows % 3 < 1) | (cols % 3 < 1)) + _grain(image.size, 81) * 0.04
-    result = _finish(work, image.size, ink=lines, ink_color=(60, 34, 22), shade=_f32(weave))
+    rows, cols = _grid(photo.size[1], photo.size[0])
+    weave = 1.0 - 0.035 * ((rows % 3 < 1) | (cols % 3 < 1)) + _grain(photo.size, 81) * 0.04
+    result = _finish(work, photo.size, ink=lines, ink_color=(60, 34, 22), shade=_f32(weave))
     return _gold_frame(result)
 
 
@@ -758,7 +786,7 @@ def _gold_frame(image: Image.Image) -> Image.Image:
     return result
 
 
-_RENDERERS: tuple[Callable[[Image.Image], Image.Image], ...] = (
+_RENDERERS: tuple[Callable[[_Photo], Image.Image], ...] = (
     _vintage_comic,
     _fairy_tale,
     _anime,
@@ -779,8 +807,9 @@ def render(image: Image.Image, index: int) -> Image.Image:
     """
     if not 0 <= index < len(_RENDERERS):
         raise ValueError(f"style index must be in 0..{len(_RENDERERS) - 1}, got {index}")
-    source = _auto_levels(image if image.mode == "RGB" else image.convert("RGB"))
-    result = _RENDERERS[index](source)
+    source = image if image.mode == "RGB" else image.convert("RGB")
+    photo = _Photo(_auto_levels(_downscale(source, _EDGE_SHORT)), source.size)
+    result = _RENDERERS[index](photo)
     if result.size != source.size:
         result = result.resize(source.size, Image.Resampling.LANCZOS)
     return result if result.mode == "RGB" else result.convert("RGB")

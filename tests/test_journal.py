@@ -1,0 +1,77 @@
+"""The journal: durable appends, torn tails, the lock, replay."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from batchtoon.errors import UsageError
+from batchtoon.journal import Journal
+
+SHA = "ab" * 32
+
+
+def lines(path: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+async def test_records_are_on_disk_when_write_returns_and_replay_rebuilds_state(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "j.jsonl"
+    journal = Journal(path)
+    journal.open()
+    await journal.write("queued", key=f"{SHA}:2", source="a.jpg", output="a.2")
+    await journal.write("submitted", key=f"{SHA}:2", task_id="t1")
+    assert [r["event"] for r in lines(path)] == ["queued", "submitted"]  # before close
+    journal.close()
+    entry = Journal.replay(path).ledger.entries[f"{SHA}:2"]
+    assert (entry.state, entry.task_id, entry.style, entry.submissions) == ("submitted", "t1", 2, 1)
+    assert all(r["v"] == 1 and isinstance(r["t"], float) for r in lines(path))
+
+
+async def test_a_torn_last_line_is_dropped_and_appending_goes_on(tmp_path: Path) -> None:
+    path = tmp_path / "j.jsonl"
+    good = json.dumps({"v": 1, "t": 1.0, "event": "submitted", "key": f"{SHA}:0", "task_id": "x"})
+    path.write_text(good + "\n" + '{"v": 1, "t": 2.0, "event": "succ')  # killed mid-write
+    journal = Journal(path)
+    journal.open()
+    assert journal.ledger.entries[f"{SHA}:0"].state == "submitted"
+    await journal.write("failed", key=f"{SHA}:0", reason="r", **{"class": "task"})
+    journal.close()
+    assert [r["event"] for r in lines(path)] == ["submitted", "failed"]
+
+
+async def test_a_whole_last_record_without_its_newline_is_kept(tmp_path: Path) -> None:
+    path = tmp_path / "j.jsonl"
+    path.write_text(
+        json.dumps({"v": 1, "t": 1.0, "event": "lost", "key": f"{SHA}:0", "reason": "r"})
+    )
+    journal = Journal(path)
+    journal.open()
+    await journal.write("submitted", key=f"{SHA}:0", task_id="y")
+    journal.close()
+    assert [r["event"] for r in lines(path)] == ["lost", "submitted"]
+
+
+def test_a_garbled_line_in_the_middle_is_skipped_and_counted(tmp_path: Path) -> None:
+    path = tmp_path / "j.jsonl"
+    record = {"v": 1, "t": 1.0, "event": "submitted", "key": f"{SHA}:0", "task_id": "x"}
+    path.write_text("not json\n" + json.dumps(record) + "\n")
+    journal = Journal.replay(path)
+    assert journal.skipped_lines == 1 and journal.ledger.entries[f"{SHA}:0"].task_id == "x"
+
+
+def test_a_second_run_on_the_same_journal_is_refused_with_a_clear_message(tmp_path: Path) -> None:
+    first = Journal(tmp_path / "j.jsonl")
+    first.open()
+    try:
+        with pytest.raises(UsageError, match=r"in use by another batchtoon run \(pid \d+\)"):
+            Journal(tmp_path / "j.jsonl").open()
+    finally:
+        first.close()
+    second = Journal(tmp_path / "j.jsonl")
+    second.open()  # the lock went with the first run
+    second.close()
