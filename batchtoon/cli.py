@@ -18,11 +18,13 @@ import signal
 import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import anyio
+from tqdm import tqdm
 
 from . import __version__
 from .api import ApiClient
@@ -32,7 +34,7 @@ from .errors import UsageError
 from .journal import Journal
 from .logs import open_log
 from .progress import Progress, summary
-from .sources import check_sources
+from .sources import check_sources, display
 from .styles import parse_styles
 
 __all__ = ["main"]
@@ -157,7 +159,13 @@ async def _run_async(args: argparse.Namespace, settings: Settings, key: str) -> 
             async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
                 api = ApiClient(session, settings.api.base_url, key, timeout=settings.api.timeout)
                 engine = Engine(
-                    settings, api, journal, args.sources, retry_failed=args.retry_failed, log=log
+                    settings,
+                    api,
+                    journal,
+                    args.sources,
+                    retry_failed=args.retry_failed,
+                    log=log,
+                    report=partial(_report, log),
                 )
                 code = await _drive(engine, quiet=args.quiet or not sys.stderr.isatty())
         finally:
@@ -216,6 +224,12 @@ async def _on_signals(engine: Engine) -> None:
                 os._exit(130)
             print("\nbatchtoon: stopping (Ctrl-C again to quit at once)...", file=sys.stderr)
             engine.stop()
+
+
+def _report(log: logging.Logger, line: str) -> None:
+    """A per-item problem: in the log, and on the terminal above the progress bars."""
+    log.warning(line)
+    tqdm.write(f"batchtoon: {display(line)}", file=sys.stderr)
 
 
 def _advise(engine: Engine, code: int) -> None:

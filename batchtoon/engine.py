@@ -23,7 +23,7 @@ import math
 import shutil
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -77,12 +77,14 @@ class Engine:
         *,
         retry_failed: bool = False,
         log: logging.Logger | None = None,
+        report: Callable[[str], None] | None = None,
     ) -> None:
         self.settings, self.api, self.journal = settings, api, journal
         self.ledger = journal.ledger
         self.sources = sources
         self.retry_failed = retry_failed
         self.log = log or logging.getLogger("batchtoon")
+        self.report = report or self.log.warning  # one line per item that fails
         self.layout = Layout(Path(settings.output.dir), settings.output.template)
         self.workdir = journal.path.parent / "tmp"
         self.submit_rate = SharedRate(settings.submit.rate)
@@ -217,7 +219,7 @@ class Engine:
         return await anyio.to_thread.run_sync(lambda: check(path, fix=fix, cache=cache))
 
     async def _reject(self, where: str, styles: tuple[int, ...], reason: str) -> None:
-        self.log.warning("skipped %s: %s", where, reason)
+        self.report(f"skipped {where}: {reason}")
         for style in styles:
             self.stats.found += 1
             self._count_failure(reason)
@@ -398,9 +400,9 @@ class Engine:
         await self._fail(entry, kind, reason)
 
     async def _fail(self, entry: Entry, kind: str, reason: str) -> None:
-        self.log.warning("failed %s: %s", entry.key, reason)
         await self.journal.write("failed", key=entry.key, **{"class": kind}, reason=reason)
-        for _ in entry.targets:
+        for source in entry.targets.values():
+            self.report(f"failed {display(source)} (style {entry.style}): {reason}")
             self._count_failure(reason)
         self._close(entry)
 

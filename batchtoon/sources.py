@@ -66,17 +66,25 @@ def iter_sources(arguments: list[Path]) -> Iterator[Source | BadLine]:
     for argument in arguments:
         if argument.is_dir():
             yield from _walk(argument)
-        elif argument.suffix.lower() == ".jsonl":
-            yield from _jsonl(argument)
-        elif argument.suffix.lower() == ".csv":
-            yield from _csv(argument)
-        else:
+            continue
+        if argument.suffix.lower() not in MANIFEST_SUFFIXES:
             yield Source(argument, PurePosixPath(os.fsdecode(argument.name)))
+            continue
+        try:
+            yield from (_jsonl if argument.suffix.lower() == ".jsonl" else _csv)(argument)
+        except (OSError, UnicodeError, csv.Error) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            yield BadLine(display(argument), f"cannot read the manifest: {reason}")
 
 
-def _walk(root: Path) -> Iterator[Source]:
+def _walk(root: Path) -> Iterator[Source | BadLine]:
     seen: set[tuple[int, int]] = set()
-    for folder, dirs, files in os.walk(root, followlinks=True):
+    unreadable: list[OSError] = []
+    for folder, dirs, files in os.walk(root, followlinks=True, onerror=unreadable.append):
+        while unreadable:
+            error = unreadable.pop()
+            where = display(error.filename or folder)
+            yield BadLine(where, f"cannot read this folder: {error.strerror}")
         stat = os.stat(folder)
         if (stat.st_dev, stat.st_ino) in seen:  # a link back up the tree: a loop
             dirs.clear()

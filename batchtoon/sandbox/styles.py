@@ -125,7 +125,7 @@ def _downscale(image: Image.Image, short: int) -> Image.Image:
     size = _scaled_size(image.size, short)
     if size == image.size:
         return image
-    return image.resize(size, Image.Resampling.BOX, reducing_gap=2.0)
+    return image.resize(size, Image.Resampling.BOX, reducing_gap=1.0)
 
 
 def _upscale(array: FloatArray, size: Size) -> Image.Image:
