@@ -1,4 +1,4 @@
-"""The `batchtoon` command: `run`, `status` and `sandbox`.
+"""The `batchtoon` command: `run`, `plan`, `status` and `sandbox`.
 
 Exit codes: 0 everything downloaded; 1 some items failed; 2 usage or config error; 3 stopped by
 a run-fatal API error (bad key, out of credits) after finishing what was submitted; 4 the
@@ -30,9 +30,11 @@ from . import __version__
 from .api import ApiClient
 from .config import Settings, load_settings
 from .engine import Engine
-from .errors import UsageError
+from .errors import ApiError, UsageError
 from .journal import Journal
+from .ledger import Ledger
 from .logs import open_log
+from .planner import make_plan
 from .progress import Progress, summary
 from .sources import check_sources, display
 from .styles import parse_styles
@@ -79,22 +81,11 @@ def _parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="process SOURCE folders or manifests")
     run.set_defaults(command=_run)
-    run.add_argument("sources", nargs="+", type=Path, metavar="SOURCE")
-    run.add_argument("--config", type=Path, help="YAML config (see configs/default.yaml)")
-    run.add_argument("--style", help="styles: 0-8 or names, comma-separated (e.g. 0,2d,5-6)")
-    run.add_argument("--out", help="output folder")
-    run.add_argument("--journal", help="journal file (default: <out>/.batchtoon/journal.jsonl)")
-    target = run.add_mutually_exclusive_group()
-    target.add_argument("--api-base", help="API base URL")
-    target.add_argument("--sandbox", action="store_true", help="run against a built-in sandbox")
-    run.add_argument("--poll-interval", type=float, help="seconds between polls of a task")
-    run.add_argument("--concurrency", type=int, help="uploads in flight at once")
-    run.add_argument("--rate", type=float, help="submissions per second")
-    run.add_argument("--poll-rate", type=float, help="queries per second")
-    run.add_argument("--fix", action="store_true", default=None, help="prepare oversized images")
-    run.add_argument("--max-submissions", type=int, help="stop submitting after N")
-    run.add_argument("--retry-failed", action="store_true", help="try failed items again")
-    run.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_run_arguments(run)
+    run.add_argument("--dry-run", action="store_true", help="only print the plan (see plan)")
+    plan = commands.add_parser("plan", help="what a run would cost; submits nothing")
+    plan.set_defaults(command=_plan)
+    _add_run_arguments(plan)
 
     status = commands.add_parser("status", help="what a journal says")
     status.set_defaults(command=_status)
@@ -118,6 +109,26 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_run_arguments(run: argparse.ArgumentParser) -> None:
+    run.add_argument("sources", nargs="+", type=Path, metavar="SOURCE")
+    run.add_argument("--config", type=Path, help="YAML config (see configs/default.yaml)")
+    run.add_argument("--style", help="styles: 0-8 or names, comma-separated (e.g. 0,2d,5-6)")
+    run.add_argument("--out", help="output folder")
+    run.add_argument("--journal", help="journal file (default: <out>/.batchtoon/journal.jsonl)")
+    target = run.add_mutually_exclusive_group()
+    target.add_argument("--api-base", help="API base URL")
+    target.add_argument("--sandbox", action="store_true", help="run against a built-in sandbox")
+    run.add_argument("--poll-interval", type=float, help="seconds between polls of a task")
+    run.add_argument("--concurrency", type=int, help="uploads in flight at once")
+    run.add_argument("--rate", type=float, help="submissions per second")
+    run.add_argument("--poll-rate", type=float, help="queries per second")
+    run.add_argument("--fix", action="store_true", default=None, help="prepare oversized images")
+    run.add_argument("--max-submissions", type=int, help="stop submitting after N")
+    run.add_argument("--retry-failed", action="store_true", help="try failed items again")
+    run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.add_argument("--json", action="store_true", help="plan only: one JSON object")
+
+
 def _settings(args: argparse.Namespace) -> Settings:
     settings = load_settings(args.config)
     try:
@@ -139,6 +150,8 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.dry_run:
+        return _plan(args)
     settings = _settings(args)
     check_sources(args.sources)
     key = os.environ.get(settings.api.key_env, "")
@@ -177,7 +190,7 @@ async def _run_async(args: argparse.Namespace, settings: Settings, key: str) -> 
 
 @asynccontextmanager
 async def _api_target(
-    args: argparse.Namespace, settings: Settings, key: str
+    args: argparse.Namespace, settings: Settings, key: str, *, quiet: bool = False
 ) -> AsyncIterator[tuple[Settings, str]]:
     """The API to talk to: the configured one, or a sandbox started here for `--sandbox`."""
     if not args.sandbox:
@@ -188,7 +201,8 @@ async def _api_target(
     key = secrets.token_hex(16)
     scale = 1 / SANDBOX_SPEEDUP
     async with Sandbox(api_keys=(key,), time_scale=scale, processing_time=(2.0, 6.0)) as sandbox:
-        print(f"sandbox: {sandbox.base_url} (the provider's timings x{SANDBOX_SPEEDUP:g})")
+        if not quiet:
+            print(f"sandbox: {sandbox.base_url} (the provider's timings x{SANDBOX_SPEEDUP:g})")
         yield (
             settings.override(
                 api__base_url=sandbox.base_url,
@@ -248,6 +262,35 @@ def _advise(engine: Engine, code: int) -> None:
         print(f"batchtoon: stopped; to go on, run: {again}", file=sys.stderr)
     elif code == 4:
         print(f"batchtoon: submission budget reached; to go on, run: {again}", file=sys.stderr)
+
+
+def _plan(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    check_sources(args.sources)
+    return anyio.run(_plan_async, args, settings, os.environ.get(settings.api.key_env, ""))
+
+
+async def _plan_async(args: argparse.Namespace, settings: Settings, key: str) -> int:
+    path = settings.journal_path
+    ledger = Journal.replay(path).ledger if path.exists() else Ledger()
+    plan = await make_plan(settings, args.sources, ledger, retry_failed=args.retry_failed)
+    if key or args.sandbox:
+        async with _api_target(args, settings, key, quiet=args.json) as (settings, key):
+            plan.balance = await _balance(settings, key)
+    print(json.dumps(plan.as_json(), ensure_ascii=False) if args.json else plan)
+    return 0
+
+
+async def _balance(settings: Settings, key: str) -> float | None:
+    """The account's credit balance, or None (said on stderr) if the API cannot tell."""
+    async with aiohttp.ClientSession() as session:
+        api = ApiClient(session, settings.api.base_url, key, timeout=settings.api.timeout)
+        try:
+            balances = await api.credits()
+        except ApiError as error:
+            print(f"batchtoon: could not read the balance: {error.reason}", file=sys.stderr)
+            return None
+    return min((b.balance for b in balances), default=None)
 
 
 def _status(args: argparse.Namespace) -> int:

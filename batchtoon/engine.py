@@ -23,7 +23,7 @@ import math
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,7 +42,7 @@ from .ledger import Entry
 from .pacing import SharedRate
 from .poller import Poller
 from .preflight import Prepared, check
-from .sources import BadLine, Source, display, iter_sources
+from .sources import BadLine, Source, display, iter_sources, next_batch
 from .submitter import SubmitWorker, Upload
 
 __all__ = ["Engine", "Stats"]
@@ -194,7 +194,7 @@ class Engine:
     async def _walk(self, send: ObjectSendStream[Source | BadLine]) -> None:
         items = iter_sources(self.sources)
         async with send:
-            while batch := await anyio.to_thread.run_sync(_next_batch, items):
+            while batch := await anyio.to_thread.run_sync(next_batch, items):
                 for item in batch:
                     await send.send(item)
 
@@ -422,15 +422,6 @@ class Engine:
     def _close(self, entry: Entry) -> None:
         self._open.discard(entry.key)
         self._settle()
-
-
-def _next_batch(items: Iterator[Source | BadLine], size: int = 256) -> list[Source | BadLine]:
-    batch = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == size:
-            break
-    return batch
 
 
 def _on_disk(done: dict[str, str]) -> dict[str, str]:

@@ -21,7 +21,15 @@ from pathlib import Path, PurePosixPath
 from .errors import UsageError
 from .styles import parse_styles
 
-__all__ = ["IMAGE_SUFFIXES", "BadLine", "Source", "check_sources", "display", "iter_sources"]
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "BadLine",
+    "Source",
+    "check_sources",
+    "display",
+    "iter_sources",
+    "next_batch",
+]
 
 # What a folder walk picks up: the formats the API takes, and the ones it refuses, so those are
 # reported rather than silently passed over.
@@ -75,6 +83,16 @@ def iter_sources(arguments: list[Path]) -> Iterator[Source | BadLine]:
         except (OSError, UnicodeError, csv.Error) as exc:
             reason = getattr(exc, "strerror", None) or str(exc)
             yield BadLine(display(argument), f"cannot read the manifest: {reason}")
+
+
+def next_batch(items: Iterator[Source | BadLine], size: int = 256) -> list[Source | BadLine]:
+    """Up to `size` more items (run it in a thread: walking and reading manifests block)."""
+    batch = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            break
+    return batch
 
 
 def _walk(root: Path) -> Iterator[Source | BadLine]:

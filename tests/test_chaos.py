@@ -69,8 +69,8 @@ async def test_credits_run_out_mid_run_then_a_top_up_finishes_without_duplicates
     make_photos(tmp_path / "in", 25)
     out = tmp_path / "out"
     async with Sandbox(time_scale=0.001, render="echo", credits=10) as sandbox:
-        args = ("run", str(tmp_path / "in"), "--out", str(out), "--api-base", sandbox.base_url)
-        args += ("--quiet", "--poll-interval", "0.02", "--concurrency", "2")
+        args = ["run", str(tmp_path / "in"), "--out", str(out), "--api-base", sandbox.base_url]
+        args += ["--quiet", "--poll-interval", "0.02", "--concurrency", "2", "--rate", "500"]
         first = await batchtoon(*args, key=sandbox.api_key)
         stderr = first.stderr.decode()
         assert first.returncode == 3, stderr

@@ -1,0 +1,417 @@
+"""What every benchmark shares: the sandbox as a separate process, a measured child process,
+generated photos, the provider's timings scaled down, and the rows of the results table.
+
+Measuring a child: `run_child` waits for exactly that child with `os.wait4`, which returns the
+child's own resource usage (user and system CPU, peak RSS). That is the per-child form of a
+`getrusage(RUSAGE_CHILDREN)` delta around the wait, with two advantages: the sandbox (another
+child, reaped only when it is stopped) can never be mixed in, and `ru_maxrss` is this child's
+peak rather than the largest of every child ever reaped.
+"""
+
+from __future__ import annotations
+
+import datetime
+import io
+import json
+import math
+import os
+import platform
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+__all__ = [
+    "API_KEY",
+    "BENCH_DIR",
+    "BenchError",
+    "ChildRun",
+    "Options",
+    "Row",
+    "SandboxProcess",
+    "Timing",
+    "base_jpeg",
+    "batchtoon_command",
+    "bench_tempdir",
+    "machine",
+    "per_image",
+    "profiled",
+    "remove_tree",
+    "run_batchtoon",
+    "run_child",
+    "unique_variant",
+    "write_images",
+    "write_manifest",
+]
+
+API_KEY = "bench-key"
+BENCH_DIR = Path(__file__).resolve().parent
+STARTUP_TIMEOUT = 30.0  # seconds for the sandbox to print its address
+STOP_TIMEOUT = 15.0  # seconds for a process to end after SIGTERM before it is killed
+ENGINE_WALL = re.compile(r"wall time ([0-9.]+) s")
+
+
+class BenchError(RuntimeError):
+    """A benchmark could not run as set up (a crash or a timeout, not a slow result)."""
+
+
+@dataclass(frozen=True)
+class Options:
+    quick: bool = False  # scaled-down sizes: a smoke run
+    profile_dir: Path | None = None  # run the clients under pyinstrument, reports here
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the results table."""
+
+    bench: str
+    measure: str
+    value: str
+    target: str = ""
+    met: bool | None = None  # None: no target
+    note: str = ""
+    why: str = ""  # for a missed target: what limits it, the evidence, what would fix it
+
+
+def machine() -> dict[str, str]:
+    return {
+        "platform": platform.platform(),
+        "cpus": str(os.cpu_count()),
+        "python": platform.python_version(),
+        "date": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
+    }
+
+
+@contextmanager
+def bench_tempdir(name: str) -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(
+        prefix=f"batchtoon-bench-{name}-", ignore_cleanup_errors=True
+    ) as folder:
+        yield Path(folder)
+
+
+# The provider's timings, scaled.
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Processing time T, poll tick P and submit rate R in the provider's (virtual) units, run
+    `scale` times faster: real seconds = virtual x scale, real rates = virtual / scale."""
+
+    label: str
+    processing: float  # T, virtual seconds
+    tick: float  # P, virtual seconds
+    rate: float  # R, virtual submissions per second
+    scale: float  # k, real seconds per virtual second
+
+    @property
+    def real_processing(self) -> float:
+        return self.processing * self.scale
+
+    @property
+    def real_tick(self) -> float:
+        return self.tick * self.scale
+
+    @property
+    def real_rate(self) -> float:
+        return self.rate / self.scale
+
+    def bound(self, n: int) -> float:
+        """The fastest any client can go: N/R + T + P (real seconds)."""
+        return n / self.real_rate + self.real_processing + self.real_tick
+
+    @property
+    def max_queries(self) -> int:
+        """What a tick-based poller should need per task at most: ceil(T/P) + 1."""
+        return math.ceil(self.processing / self.tick) + 1
+
+    def describe(self) -> str:
+        real = (
+            f"T = {self.real_processing:g} s, P = {self.real_tick:g} s, "
+            f"R = {self.real_rate:g}/s"
+        )
+        if self.scale == 1:
+            return f"{self.label}: {real} (unscaled)"
+        return (
+            f"{self.label}: T = {self.processing:g} s, P = {self.tick:g} s, R = {self.rate:g}/s "
+            f"scaled by k = {self.scale:g} ({real})"
+        )
+
+
+# Processes.
+
+
+def batchtoon_command(*args: str) -> list[str]:
+    """The `batchtoon` console script of this interpreter's environment."""
+    script = Path(sys.executable).with_name("batchtoon")
+    if script.exists():
+        return [str(script), *args]
+    return [sys.executable, "-m", "batchtoon", *args]
+
+
+def profiled(argv: list[str], module: str, report: Path) -> list[str]:
+    """`argv` (which runs `module`) run under pyinstrument instead, its text report to `report`."""
+    report.parent.mkdir(parents=True, exist_ok=True)
+    profiler = [sys.executable, "-m", "pyinstrument", "-i", "0.002", "-r", "text"]
+    rest = argv[1:] if argv[:3] != [sys.executable, "-m", module] else argv[3:]
+    return [*profiler, "--no-color", "-o", str(report), "-m", module, *rest]
+
+
+@dataclass(frozen=True)
+class ChildRun:
+    """A finished child process: how long it took and what it cost."""
+
+    returncode: int
+    wall: float  # seconds, from spawn to exit
+    user: float  # CPU seconds
+    system: float
+    max_rss_kib: int
+    stdout: str
+    stderr: str
+
+    @property
+    def cpu(self) -> float:
+        return self.user + self.system
+
+    @property
+    def engine_wall(self) -> float | None:
+        """The wall time batchtoon's own summary reports (from the engine's start to its end)."""
+        found = ENGINE_WALL.search(self.stdout)
+        return float(found.group(1)) if found else None
+
+    def check(self, what: str) -> ChildRun:
+        if self.returncode != 0:
+            tail = (self.stderr.strip() or self.stdout.strip())[-800:]
+            raise BenchError(f"{what} exited with {self.returncode}: {tail}")
+        return self
+
+
+def run_child(
+    argv: Sequence[str],
+    *,
+    timeout: float,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+) -> ChildRun:
+    """Run `argv` to its end (killed after `timeout` s), with its own CPU time and peak RSS."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(
+            list(argv), stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env, cwd=cwd
+        )
+        timer = threading.Timer(timeout, proc.kill)
+        timer.start()
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+            wall = time.perf_counter() - start
+            proc.returncode = os.waitstatus_to_exitcode(status)
+        finally:
+            timer.cancel()
+            if proc.returncode is None:  # interrupted while waiting: do not leave it running
+                proc.kill()
+                proc.wait()
+        if proc.returncode == -signal.SIGKILL and wall >= timeout:
+            raise BenchError(f"{Path(argv[0]).name} took over {timeout:.0f} s and was killed")
+        out.seek(0)
+        err.seek(0)
+        return ChildRun(
+            returncode=proc.returncode,
+            wall=wall,
+            user=usage.ru_utime,
+            system=usage.ru_stime,
+            max_rss_kib=usage.ru_maxrss,  # kilobytes on Linux
+            stdout=out.read().decode(errors="replace"),
+            stderr=err.read().decode(errors="replace"),
+        )
+
+
+def run_batchtoon(
+    sources: Sequence[Path],
+    *,
+    base_url: str,
+    out: Path,
+    rate: float,
+    poll_interval: float,
+    poll_rate: float,
+    concurrency: int,
+    timeout: float,
+    profile: Path | None = None,
+) -> ChildRun:
+    """`batchtoon run SOURCE... --quiet` against `base_url`; it must exit 0 (all downloaded)."""
+    argv = batchtoon_command(
+        "run",
+        *(str(s) for s in sources),
+        "--api-base",
+        base_url,
+        "--out",
+        str(out),
+        "--quiet",
+        "--rate",
+        f"{rate:g}",
+        "--poll-interval",
+        f"{poll_interval:g}",
+        "--poll-rate",
+        f"{poll_rate:g}",
+        "--concurrency",
+        str(concurrency),
+    )
+    if profile is not None:
+        argv = profiled(argv, "batchtoon", profile)
+    env = {**os.environ, "AILAB_API_KEY": API_KEY}
+    return run_child(argv, timeout=timeout, env=env).check("batchtoon run")
+
+
+class SandboxProcess:
+    """`batchtoon sandbox` in its own process (echo renderer, loopback, a port the OS picks).
+
+    Use it as a context manager; `counters()` reads `GET /sandbox/counters`.
+    """
+
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        processing: float,
+        scale: float,
+        submit_rate: float | None = None,
+        seed: int = 1,
+    ) -> None:
+        self.argv = batchtoon_command(
+            "sandbox",
+            "--port",
+            "0",
+            "--api-key",
+            API_KEY,
+            "--processing-time",
+            f"{processing:g}",
+            "--time-scale",
+            f"{scale:g}",
+            "--render",
+            "echo",
+            "--seed",
+            str(seed),
+        )
+        if submit_rate is not None:
+            self.argv += ["--submit-rate", f"{submit_rate:g}"]
+        self.log = workdir / f"sandbox-{os.getpid()}-{id(self)}.log"
+        self.base_url = ""
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> SandboxProcess:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        with open(self.log, "wb") as log:
+            self._proc = subprocess.Popen(
+                self.argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while True:
+            text = self.log.read_text(errors="replace")
+            found = re.search(r"batchtoon sandbox at (http://\S+)", text)
+            if found:
+                self.base_url = found.group(1)
+                return
+            if self._proc.poll() is not None:
+                raise BenchError(f"the sandbox exited with {self._proc.returncode}: {text[-800:]}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise BenchError(f"the sandbox printed no address in {STARTUP_TIMEOUT:.0f} s")
+            time.sleep(0.02)
+
+    def counters(self) -> dict[str, Any]:
+        with urllib.request.urlopen(f"{self.base_url}/sandbox/counters", timeout=30) as answer:
+            data: dict[str, Any] = json.loads(answer.read())
+        return data
+
+    def stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self.log.unlink(missing_ok=True)
+
+
+def per_image(counters: dict[str, Any], n: int) -> str:
+    """Requests per image by kind: submit / query / download."""
+    kinds = (counters["submit_requests"], counters["query_requests"], counters["downloads"])
+    return " / ".join(f"{k / n:.2f}" for k in kinds)
+
+
+# Photos.
+
+
+def base_jpeg(
+    width: int = 256, height: int = 256, *, noise: float = 0.0, quality: int = 85, seed: int = 0
+) -> bytes:
+    """A JPEG of a colour gradient; `noise` (grey levels) makes it compress like a photo."""
+    xs = np.linspace(0, 255, width, dtype=np.float32)
+    ys = np.linspace(0, 255, height, dtype=np.float32)
+    pixels = np.empty((height, width, 3), dtype=np.float32)
+    pixels[..., 0] = xs[None, :]
+    pixels[..., 1] = ys[:, None]
+    pixels[..., 2] = 96.0
+    if noise:
+        rng = np.random.default_rng(seed)
+        pixels += rng.normal(0.0, noise, size=(height, width, 1)).astype(np.float32)
+    image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=quality)
+    return out.getvalue()
+
+
+def unique_variant(base: bytes, index: int) -> bytes:
+    """`base` with a JPEG comment segment naming `index` after its start marker: the same
+    picture, different bytes (a new sha256, so a new item for batchtoon and the API)."""
+    if base[:2] != b"\xff\xd8":
+        raise ValueError("not a JPEG")
+    comment = b"batchtoon benchmark photo %d" % index
+    return base[:2] + b"\xff\xfe" + (len(comment) + 2).to_bytes(2, "big") + comment + base[2:]
+
+
+def write_images(folder: Path, count: int, base: bytes, *, per_folder: int = 1000) -> list[Path]:
+    """`count` unique JPEGs made from `base`, `per_folder` to a subfolder (big folders are slow)."""
+    paths = []
+    for index in range(count):
+        sub = folder / f"batch{index // per_folder:04d}"
+        if index % per_folder == 0:
+            sub.mkdir(parents=True, exist_ok=True)
+        path = sub / f"photo{index:07d}.jpg"
+        path.write_bytes(unique_variant(base, index))
+        paths.append(path)
+    return paths
+
+
+def write_manifest(manifest: Path, paths: Sequence[Path]) -> None:
+    """A `.jsonl` manifest listing `paths` relative to its own folder."""
+    with open(manifest, "w", encoding="utf-8") as out:
+        for path in paths:
+            out.write(json.dumps({"path": os.path.relpath(path, manifest.parent)}) + "\n")
+
+
+def remove_tree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
