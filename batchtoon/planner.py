@@ -62,11 +62,11 @@ class Plan:
             ("failed before (--retry-failed)", self.counts["failed before"]),
             ("to be fixed (--fix)", self.to_fix),
             ("invalid", len(self.invalid)),
-            ("billable submissions", self.billable),
         ]
         lines = [f"plan: {self.photos} photos x {self.styles} style(s)"]
         lines += [f"  {name:<38}{count:>8}" for name, count in rows]
         lines += [f"    {where}: {reason}" for where, reason in self.invalid.items()]
+        lines.append(f"  {'billable submissions':<38}{self.billable:>8}")
         if self.balance is not None:
             enough = "unlimited" if self.balance < 0 else f"{self.balance:g}"
             verdict = (

@@ -42,6 +42,7 @@ __all__ = [
     "Options",
     "Row",
     "SandboxProcess",
+    "Timeline",
     "Timing",
     "base_jpeg",
     "batchtoon_command",
@@ -354,6 +355,58 @@ class SandboxProcess:
                 proc.kill()
                 proc.wait()
         self.log.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """When things happened in a batchtoon run, from its journal's timestamps (the `t` field):
+    the evidence for where a run lost time against its bound."""
+
+    items: int
+    submitting: float  # first to last `submitted` record, seconds
+    to_success: tuple[float, float]  # submitted -> succeeded, p50 and p90
+    to_download: tuple[float, float]  # succeeded -> downloaded, p50 and p90
+    waiting: tuple[float, float]  # queued -> submitted (time in the upload queue), p50 and p90
+    tail: float  # last `submitted` to last `downloaded`
+
+    @classmethod
+    def from_journal(cls, path: Path) -> Timeline:
+        times: dict[str, dict[str, float]] = {}
+        with open(path, encoding="utf-8") as lines:
+            for line in lines:
+                record = json.loads(line)
+                if "key" in record:
+                    times.setdefault(record["key"], {}).setdefault(record["event"], record["t"])
+        done = [t for t in times.values() if {"queued", "submitted", "succeeded"} <= t.keys()]
+        done = [t for t in done if "downloaded" in t]
+        if not done:
+            raise BenchError(f"no downloaded item in {path}")
+        submitted = [t["submitted"] for t in done]
+
+        def spread(start: str, end: str) -> tuple[float, float]:
+            gaps = sorted(t[end] - t[start] for t in done)
+            return gaps[len(gaps) // 2], gaps[int(len(gaps) * 0.9)]
+
+        return cls(
+            items=len(done),
+            submitting=max(submitted) - min(submitted),
+            to_success=spread("submitted", "succeeded"),
+            to_download=spread("succeeded", "downloaded"),
+            waiting=spread("queued", "submitted"),
+            tail=max(t["downloaded"] for t in done) - max(submitted),
+        )
+
+    def describe(self, n: int, rate: float) -> str:
+        def pair(values: tuple[float, float]) -> str:
+            return f"p50 {values[0]:.2f} s, p90 {values[1]:.2f} s"
+
+        return (
+            f"submitting took {self.submitting:.2f} s (N/R = {n / rate:.2f} s); "
+            f"submitted -> succeeded {pair(self.to_success)}; "
+            f"succeeded -> downloaded {pair(self.to_download)}; "
+            f"queued -> submitted {pair(self.waiting)}; "
+            f"last download {self.tail:.2f} s after the last submission"
+        )
 
 
 def per_image(counters: dict[str, Any], n: int) -> str:
