@@ -242,6 +242,7 @@ class Engine:
         elif key in self._open:
             pass  # in flight in this run: the downloader will write this target too
         elif entry.state == "downloaded" or base in entry.done:
+            self._open.add(key)  # claimed before any await: a duplicate admitted meanwhile waits
             await self._complete_from_disk(entry, image)
         else:
             await self._dispatch(entry, image)
@@ -268,6 +269,7 @@ class Engine:
         missing = [b for b in entry.targets if b not in present]
         self.stats.skipped += len(entry.targets) - len(missing)
         if not missing:
+            self._close(entry)
             return
         if present:
             first = Path(next(iter(present.values())))

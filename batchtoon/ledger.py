@@ -92,6 +92,7 @@ class Ledger:
 
     def _lost(self, entry: Entry, record: dict[str, Any]) -> None:
         entry.state, entry.task_id, entry.result_url = "queued", "", ""
+        entry.done.clear()  # whatever was written is gone too, or it would not be lost
 
     def _failed(self, entry: Entry, record: dict[str, Any]) -> None:
         entry.state, entry.error_class, entry.reason = "failed", record["class"], record["reason"]

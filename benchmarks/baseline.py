@@ -30,10 +30,14 @@ from batchtoon.api import ApiClient, TaskState
 from batchtoon.errors import ApiError
 from batchtoon.pacing import SharedRate
 
-__all__ = ["Tally", "main", "run_baseline"]
+__all__ = ["Tally", "TaskFailed", "main", "run_baseline"]
 
 MAX_QUERIES = 10_000  # per task: a task that never ends does not hold its slot forever
 MAX_RESULT_BYTES = 50 * 1024 * 1024
+
+
+class TaskFailed(Exception):
+    """A task that ended without a result, or never ended."""
 
 
 @dataclass
@@ -57,7 +61,6 @@ async def run_baseline(
     slots = asyncio.Semaphore(concurrency)
     submit_rate = SharedRate(rate)
     tally = Tally()
-    out.mkdir(parents=True, exist_ok=True)
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
         api = ApiClient(session, api_base, api_key)
 
@@ -65,7 +68,7 @@ async def run_baseline(
             async with slots:
                 try:
                     await _process(api, submit_rate, photo, out, poll_interval, style)
-                except (ApiError, TimeoutError) as error:
+                except (ApiError, TaskFailed) as error:
                     tally.failed += 1
                     if len(tally.errors) < 5:
                         tally.errors.append(f"{photo.name}: {error}")
@@ -85,7 +88,7 @@ async def _process(
     style: int,
 ) -> None:
     """Submit, wait for the task by polling it every `poll_interval` s, download."""
-    data = photo.read_bytes()
+    data = await asyncio.to_thread(photo.read_bytes)
     await submit_rate.acquire()
     task = await api.submit(data, style, "JPEG")
     state = TaskState(0, "", "")
@@ -95,9 +98,9 @@ async def _process(
         if state.done:
             break
     else:
-        raise TimeoutError(f"task {task.task_id} not done after {MAX_QUERIES} queries")
+        raise TaskFailed(f"task {task.task_id} not done after {MAX_QUERIES} queries")
     if not state.succeeded:
-        raise TimeoutError(f"task {task.task_id} ended {state.status}")
+        raise TaskFailed(f"task {task.task_id} ended {state.status}")
     await api.download(
         state.result_url, out / f"{photo.stem}.{style}.jpg", max_bytes=MAX_RESULT_BYTES
     )
@@ -116,6 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not key:
         parser.error("set AILAB_API_KEY")
     photos = sorted(args.folder.rglob("*.jpg"))
+    args.out.mkdir(parents=True, exist_ok=True)
     tally = asyncio.run(
         run_baseline(
             photos,

@@ -37,16 +37,21 @@ from PIL import Image
 __all__ = [
     "API_KEY",
     "BENCH_DIR",
+    "FAST_API",
+    "PROVIDER",
     "BenchError",
     "ChildRun",
+    "Measured",
     "Options",
     "Row",
     "SandboxProcess",
     "Timeline",
     "Timing",
     "base_jpeg",
+    "batchtoon_against",
     "batchtoon_command",
     "bench_tempdir",
+    "cpu_note",
     "machine",
     "per_image",
     "profiled",
@@ -141,10 +146,7 @@ class Timing:
         return math.ceil(self.processing / self.tick) + 1
 
     def describe(self) -> str:
-        real = (
-            f"T = {self.real_processing:g} s, P = {self.real_tick:g} s, "
-            f"R = {self.real_rate:g}/s"
-        )
+        real = f"T = {self.real_processing:g} s, P = {self.real_tick:g} s, R = {self.real_rate:g}/s"
         if self.scale == 1:
             return f"{self.label}: {real} (unscaled)"
         return (
@@ -468,3 +470,66 @@ def write_manifest(manifest: Path, paths: Sequence[Path]) -> None:
 
 def remove_tree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
+
+
+# One batchtoon run against a fresh sandbox.
+
+FAST_API = Timing("fast API", processing=2.0, tick=0.5, rate=100.0, scale=1.0)
+PROVIDER = Timing("the provider's timings", processing=15.0, tick=5.0, rate=2.0, scale=0.02)
+
+
+@dataclass(frozen=True)
+class Measured:
+    run: ChildRun
+    counters: dict[str, Any]  # the sandbox's, for this run alone (a fresh sandbox)
+    timeline: Timeline
+
+
+def batchtoon_against(
+    timing: Timing,
+    sources: Sequence[Path],
+    workdir: Path,
+    *,
+    n: int,
+    concurrency: int,
+    poll_rate: float,
+    timeout: float,
+    account_limit: bool = True,
+    profile: Path | None = None,
+) -> Measured:
+    """Start a sandbox with `timing` (its submit limit at R unless `account_limit` is False),
+    run batchtoon at rate R and tick P over `sources` (n photos), and read what it did."""
+    out = workdir / "batchtoon-out"
+    remove_tree(out)
+    try:
+        with SandboxProcess(
+            workdir,
+            processing=timing.processing,
+            scale=timing.scale,
+            submit_rate=timing.real_rate if account_limit else None,
+        ) as sandbox:
+            run = run_batchtoon(
+                sources,
+                base_url=sandbox.base_url,
+                out=out,
+                rate=timing.real_rate,
+                poll_interval=timing.real_tick,
+                poll_rate=poll_rate,
+                concurrency=concurrency,
+                timeout=timeout,
+                profile=profile,
+            )
+            counters = sandbox.counters()
+        if counters["accepted"] != n or counters["downloads"] != n:
+            raise BenchError(f"batchtoon ran, but the sandbox counted {counters} for {n} photos")
+        timeline = Timeline.from_journal(out / ".batchtoon" / "journal.jsonl")
+    finally:
+        remove_tree(out)
+    return Measured(run, counters, timeline)
+
+
+def cpu_note(run: ChildRun, n: int) -> str:
+    return (
+        f"{run.cpu / n * 1000:.2f} ms/image ({run.user:.1f} s user + {run.system:.1f} s system), "
+        f"peak RSS {run.max_rss_kib / 1024:.0f} MiB"
+    )

@@ -9,6 +9,7 @@ the results are shown as a 2 x 5 grid: the original followed by styles 0..8.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -76,8 +77,10 @@ def main(argv: list[str]) -> int:
     if len(argv) != 3:
         print(f"usage: {argv[0]} INPUT OUTPUT.png", file=sys.stderr)
         return 2
-    source = prepare(Image.open(argv[1]))
-    with ThreadPoolExecutor() as pool:
+    with Image.open(argv[1]) as photo:
+        source = prepare(photo)
+    # One worker per core: more would only queue for the CPUs.
+    with ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:
         results = list(pool.map(lambda index: timed_render(source, index), range(len(STYLE_NAMES))))
     font = ImageFont.load_default(size=FONT_SIZE)
     tiles = [labelled_tile(source, "original", font)]

@@ -8,7 +8,16 @@ from collections import Counter
 from pathlib import Path
 
 import anyio
-from harness import engine_for, journal_records, make_photos, outputs, run_engine, run_until, when
+from harness import (
+    engine_for,
+    journal_records,
+    make_photos,
+    outputs,
+    photo,
+    run_engine,
+    run_until,
+    when,
+)
 from PIL import Image
 
 from batchtoon.engine import EXIT_OK, EXIT_STOPPED
@@ -96,3 +105,18 @@ async def test_outputs_are_checked_images_named_by_content(tmp_path: Path) -> No
     assert result.name == "a.0.png"  # echo serves the PNG back: the extension follows the bytes
     done = [r for r in journal_records(tmp_path / "out") if r["event"] == "downloaded"]
     assert done[0]["sha256"] == hashlib.sha256(result.read_bytes()).hexdigest()
+
+
+async def test_deleted_outputs_of_a_duplicated_photo_are_all_produced_again(tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a.jpg").write_bytes(photo(seed=1))
+    (folder / "b.jpg").write_bytes(photo(seed=1))  # same content: one item, two targets
+    out = tmp_path / "out"
+    async with Sandbox(time_scale=0.001, render="echo") as sandbox:
+        await run_engine(sandbox, [folder], out)
+        for path in outputs(out):
+            path.unlink()
+        engine = await run_engine(sandbox, [folder], out)
+        assert engine.exit_code == EXIT_OK and engine.stats.extra == 1
+    assert [p.name for p in outputs(out)] == ["a.0.jpg", "b.0.jpg"]

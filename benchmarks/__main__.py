@@ -1,0 +1,134 @@
+"""`python -m benchmarks [--quick] [--only NAME[,NAME]] [--profile] [--output FILE]`
+
+Runs the benchmarks, prints one markdown table, and writes it (with the machine it ran on and,
+for every missed target, what limits it) to benchmarks/results.md, or results-quick.md for a
+`--quick` smoke run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from . import (
+    bench_client_cost,
+    bench_preflight,
+    bench_replay,
+    bench_side_by_side,
+    bench_throughput,
+)
+from .common import BENCH_DIR, BenchError, Options, Row, machine
+
+BENCHMARKS: dict[str, Callable[[Options], list[Row]]] = {
+    bench_throughput.NAME: bench_throughput.run,
+    bench_side_by_side.NAME: bench_side_by_side.run,
+    bench_client_cost.NAME: bench_client_cost.run,
+    bench_replay.NAME: bench_replay.run,
+    bench_preflight.NAME: bench_preflight.run,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    names = _selected(args.only)
+    options = Options(
+        quick=args.quick, profile_dir=BENCH_DIR / "profiles" if args.profile else None
+    )
+    output = args.output or BENCH_DIR / ("results-quick.md" if args.quick else "results.md")
+    started = time.monotonic()
+    rows: list[Row] = []
+    failed = False
+    for name in names:
+        print(f"benchmarks: {name} ...", file=sys.stderr, flush=True)
+        begun = time.monotonic()
+        try:
+            rows += BENCHMARKS[name](options)
+        except (BenchError, OSError, ValueError, RuntimeError) as error:
+            failed = True
+            traceback.print_exc()
+            rows.append(Row(name, "did not run to the end", f"error: {error}"))
+        print(f"benchmarks: {name} took {time.monotonic() - begun:.0f} s", file=sys.stderr)
+    report = render(rows, names, options, time.monotonic() - started)
+    print(report)
+    output.write_text(report, encoding="utf-8")
+    print(f"benchmarks: written to {output}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks", description="batchtoon's benchmarks (see README.md here)"
+    )
+    parser.add_argument("--quick", action="store_true", help="scaled-down sizes: a smoke run")
+    parser.add_argument(
+        "--only",
+        action="append",
+        metavar="NAME",
+        help=f"run only these (repeat or comma-separate): {', '.join(BENCHMARKS)}",
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="run the clients under pyinstrument; text reports in benchmarks/profiles/ "
+        "(the profiler slows them down: the timings are then not comparable)",
+    )
+    parser.add_argument("--output", type=Path, help="where to write the table")
+    return parser
+
+
+def _selected(only: list[str] | None) -> list[str]:
+    if not only:
+        return list(BENCHMARKS)
+    names = [name.strip() for group in only for name in group.split(",") if name.strip()]
+    unknown = [name for name in names if name not in BENCHMARKS]
+    if unknown:
+        known = ", ".join(BENCHMARKS)
+        raise SystemExit(f"benchmarks: unknown benchmark {unknown[0]!r} (known: {known})")
+    return [name for name in BENCHMARKS if name in names]
+
+
+def render(rows: Sequence[Row], names: Sequence[str], options: Options, seconds: float) -> str:
+    host = machine()
+    mode = "quick (scaled-down sizes: a smoke run)" if options.quick else "full"
+    if options.profile_dir is not None:
+        mode += ", profiled (the timings are not comparable)"
+    lines = [
+        "# batchtoon benchmarks",
+        "",
+        f"- machine: `{host['platform']}`, {host['cpus']} CPUs, Python {host['python']}",
+        f"- date: {host['date']}",
+        f"- mode: {mode}; benchmarks: {', '.join(names)}; took {seconds:.0f} s",
+        "- command: `python -m benchmarks"
+        + (" --quick" if options.quick else "")
+        + ("" if list(names) == list(BENCHMARKS) else f" --only {','.join(names)}")
+        + "` (benchmarks/README.md says what each one measures)",
+        "",
+        "| benchmark | measurement | value | target | met | notes |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in rows:
+        met = {True: "yes", False: "**no**", None: ""}[row.met]
+        cells = (row.bench, row.measure, row.value, row.target, met, row.note)
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    missed = [row for row in rows if row.met is False]
+    if missed:
+        lines += ["", "## Missed targets: what limits them, and what would fix it"]
+        seen: set[str] = set()
+        for row in missed:
+            why = row.why or "(not analysed)"
+            text = "The same as above." if why in seen else why
+            seen.add(why)
+            lines += ["", f"### {row.bench}: {row.measure}", "", text]
+    return "\n".join(lines) + "\n"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
