@@ -29,27 +29,14 @@ from batchtoon.errors import (
     classify,
 )
 from batchtoon.sandbox import Sandbox
+from batchtoon.sandbox.envelopes import error_body
 
 # Marked here, at collection, so that anyio keeps the parametrize ids: the conftest's
 # late marking makes anyio rebuild each async test and drop its parameters.
 
 
 def envelope(status: int, code: str, message: str = "", **extra: Any) -> dict[str, Any]:
-    """The provider's error envelope (contract section 4)."""
-    return {
-        "request_id": "r",
-        "log_id": "l",
-        "error_code": status,
-        "error_code_str": code,
-        "error_msg": message,
-        "error_detail": {
-            "status_code": status,
-            "code": code,
-            "code_message": message,
-            "message": message,
-        },
-        **extra,
-    }
+    return {**error_body(status, code, message), **extra}
 
 
 @pytest.mark.parametrize(("status", "code", "cls"), CONTRACT_TABLE)

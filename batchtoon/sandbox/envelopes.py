@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-__all__ = ["error", "proxy_page", "success"]
+__all__ = ["error", "error_body", "proxy_page", "success"]
 
 PROXY_PAGE = (
     "<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1>"
@@ -42,10 +42,9 @@ def proxy_page(status: int, *, retry_after: float | None = None) -> web.Response
     )
 
 
-def error(
-    status: int, code: str, message: str, *, retry_after: float | None = None
-) -> web.Response:
-    body = {
+def error_body(status: int, code: str, message: str) -> dict[str, Any]:
+    """The provider's error envelope (contract section 4)."""
+    return {
         **_ids(),
         "error_code": status,
         "error_code_str": code,
@@ -57,4 +56,10 @@ def error(
             "message": message,
         },
     }
+
+
+def error(
+    status: int, code: str, message: str, *, retry_after: float | None = None
+) -> web.Response:
+    body = error_body(status, code, message)
     return web.json_response(body, status=status, headers=_retry_header(retry_after))

@@ -517,7 +517,11 @@ def _line_screen(size: Size, period: int) -> FloatArray:
 
 def _halftone(ink: FloatArray, screen: FloatArray, sharpness: float = 5.0) -> FloatArray:
     """Anti-aliased screening: coverage 1 where the ink amount exceeds the screen."""
-    return _f32(np.clip((ink - screen) * sharpness + 0.5, 0.0, 1.0))
+    # In place: this runs at full resolution.
+    coverage = np.subtract(ink, screen, dtype=np.float32)
+    coverage *= sharpness
+    coverage += 0.5
+    return np.clip(coverage, 0.0, 1.0, out=coverage)
 
 
 def _bloom(rgb: FloatArray, threshold: float, radius: float, strength: float) -> FloatArray:
@@ -577,11 +581,12 @@ def _vintage_comic(photo: _Photo) -> Image.Image:
     work = _working_copy(photo, 4, 1, soften=1.0)
     cels = _quantize(work, 8, photo.preview.size)
     inks = _snap(_saturate(_contrast(cels.palette, 1.2), 1.2), _VINTAGE_INKS, 0.5)
-    flat = cels.paint(inks)
-    # Dark ink dots carry the shading; lights stay clean, slightly mottled paper.
-    dot_ink = _resize_mask(1.0 - _to_float(flat.convert("L")), photo.size) * 1.1 - 0.2
+    # Slightly mottled, aged paper under the inks.
+    mottle = _fractal_noise(photo.preview.size, 11, (96, 24))
+    flat = _to_float(cels.paint(inks)) * (1.0 - 0.08 * mottle)[..., None]
+    # Dark ink dots carry the shading; the lights stay clean paper.
+    dot_ink = _resize_mask(np.clip((1.0 - _luma(flat)) * 1.1 - 0.2, 0.0, 1.0), photo.size)
     dots = _halftone(dot_ink, _dot_screen(photo.size, 14))
-    mottle = _resize_mask(_fractal_noise(_size_of(work), 11, (48, 12)), photo.size)
     lines = np.maximum(
         _ink_lines(photo, 1.2, 0.02, 0.03, thickness=1.3),
         _thicken(cels.outlines(0.5), 0.6),
@@ -591,7 +596,7 @@ def _vintage_comic(photo: _Photo) -> Image.Image:
         photo.size,
         ink=lines,
         ink_color=(35, 22, 20),
-        shade=(1.0 - 0.6 * dots) * (1.0 - 0.08 * mottle),
+        shade=1.0 - 0.6 * dots,
     )
 
 
@@ -711,15 +716,14 @@ def _war_comic(photo: _Photo) -> Image.Image:
     """Gritty heroic war comic: bronze tones, solid blacks, hatching, vignette."""
     work = _working_copy(photo, 3, 1, soften=0.6)
     tone = _contrast(_luma(work), 1.45, 0.48)
-    # Four hard tone bands, as in hand-coloured comic pages.
-    bands = _f32(np.floor(np.clip(tone, 0.0, 0.999) * 4.0) / 3.0)
-    bronze = _gradient_map(
-        bands,
-        ((0.0, (14, 9, 6)), (0.34, (96, 60, 32)), (0.67, (176, 128, 72)), (1.0, (240, 214, 160))),
-    )
-    # A heavy vignette; it is smooth, so it is applied at the working size.
-    vignette = _vignette(_size_of(work), 0.85, 1.6)[..., None]
-    base = (bronze * 0.85 + _saturate(work, 0.4) * 0.15) * vignette
+    # Four hard tone bands, as in hand-coloured comic pages, cut after
+    # enlarging the tone so that their borders are smooth curves.
+    tone_edge = _resize_mask(tone, photo.preview.size)
+    bands = _Cels(Image.fromarray(np.minimum(tone_edge * 4.0, 3.0).astype(np.uint8)), _BRONZE)
+    # A dash of the photo's own colour and a heavy vignette.
+    muted = _vignette(_size_of(work), 0.85, 1.6)[..., None] * _saturate(work, 0.4)
+    bronze = _vignette(photo.preview.size, 0.85, 1.6)[..., None] * _to_float(bands.paint(_BRONZE))
+    base = bronze * 0.85 + _to_float(_upscale(muted, photo.preview.size)) * 0.15
     # Diagonal hatching over the darker half, roughened with grit.
     hatch_ink = _resize_mask(1.0 - tone, photo.size) * 1.2 - 0.55
     hatch = _halftone(hatch_ink, _line_screen(photo.size, 16), 4.0)
