@@ -252,6 +252,7 @@ def run_batchtoon(
     poll_rate: float,
     concurrency: int,
     timeout: float,
+    config: Path | None = None,
     profile: Path | None = None,
 ) -> ChildRun:
     """`batchtoon run SOURCE... --quiet` against `base_url`; it must exit 0 (all downloaded)."""
@@ -272,6 +273,8 @@ def run_batchtoon(
         "--concurrency",
         str(concurrency),
     )
+    if config is not None:
+        argv += ["--config", str(config)]
     if profile is not None:
         argv = profiled(argv, "batchtoon", profile)
     env = {**os.environ, "AILAB_API_KEY": API_KEY}
@@ -495,6 +498,7 @@ def batchtoon_against(
     poll_rate: float,
     timeout: float,
     account_limit: bool = True,
+    config: Path | None = None,
     profile: Path | None = None,
 ) -> Measured:
     """Start a sandbox with `timing` (its submit limit at R unless `account_limit` is False),
@@ -517,6 +521,7 @@ def batchtoon_against(
                 poll_rate=poll_rate,
                 concurrency=concurrency,
                 timeout=timeout,
+                config=config,
                 profile=profile,
             )
             counters = sandbox.counters()

@@ -16,8 +16,8 @@ assembled from a handful of shared building blocks:
 
 Only Pillow and numpy are used.  Full-resolution work is limited to one
 bilinear enlargement and, for textured styles, one single-channel mask
-painted over it, which keeps a 2304x1536 render to roughly 0.15-0.25 s on
-two cores.  The module holds no mutable global state, so ``render`` is
+painted over it, which keeps a 2304x1536 render to roughly 0.15-0.25 s of
+one core.  The module holds no mutable global state, so ``render`` is
 thread-safe.
 """
 
@@ -31,19 +31,10 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, ImageChops, ImageDraw, ImageFilter
 
+from ..styles import STYLE_NAMES  # the catalogue's names; re-exported for the grid
+
 __all__ = ["STYLE_NAMES", "render"]
 
-STYLE_NAMES: tuple[str, ...] = (
-    "Vintage Comic",
-    "3D Fairy Tale",
-    "Two-dimensional (2D)",
-    "Refreshing and Elegant",
-    "Future Technology",
-    "Traditional Chinese Painting Style",
-    "General in a Hundred Battles",
-    "Colorful Cartoon",
-    "Graceful Chinese Style",
-)
 
 FloatArray = NDArray[np.float32]
 Size = tuple[int, int]
@@ -72,6 +63,8 @@ _VINTAGE_INKS: tuple[Color, ...] = (
     (128, 76, 50),  # brown
     (40, 30, 30),  # black plate
 )
+# Tone bands of the war comic, darkest first.
+_BRONZE_INKS: tuple[Color, ...] = ((14, 9, 6), (96, 60, 32), (176, 128, 72), (240, 214, 160))
 # Mineral pigments of gongbi painting that its colours lean towards.
 _GONGBI_PIGMENTS: tuple[Color, ...] = (
     (190, 62, 46),  # cinnabar
@@ -581,11 +574,13 @@ def _vintage_comic(photo: _Photo) -> Image.Image:
     work = _working_copy(photo, 4, 1, soften=1.0)
     cels = _quantize(work, 8, photo.preview.size)
     inks = _snap(_saturate(_contrast(cels.palette, 1.2), 1.2), _VINTAGE_INKS, 0.5)
-    # Slightly mottled, aged paper under the inks.
-    mottle = _fractal_noise(photo.preview.size, 11, (96, 24))
-    flat = _to_float(cels.paint(inks)) * (1.0 - 0.08 * mottle)[..., None]
+    # Slightly mottled, aged paper under the inks (8-bit multiply: cheap).
+    paper = 1.0 - 0.08 * _fractal_noise(_size_of(work), 11, (48, 12))
+    mottle = _mask_image(paper, photo.preview.size).convert("RGB")
+    flat = ImageChops.multiply(cels.paint(inks), mottle)
     # Dark ink dots carry the shading; the lights stay clean paper.
-    dot_ink = _resize_mask(np.clip((1.0 - _luma(flat)) * 1.1 - 0.2, 0.0, 1.0), photo.size)
+    darkness = 1.0 - _to_float(flat.convert("L"))
+    dot_ink = _resize_mask(np.clip(darkness * 1.1 - 0.2, 0.0, 1.0), photo.size)
     dots = _halftone(dot_ink, _dot_screen(photo.size, 14))
     lines = np.maximum(
         _ink_lines(photo, 1.2, 0.02, 0.03, thickness=1.3),
@@ -716,14 +711,16 @@ def _war_comic(photo: _Photo) -> Image.Image:
     """Gritty heroic war comic: bronze tones, solid blacks, hatching, vignette."""
     work = _working_copy(photo, 3, 1, soften=0.6)
     tone = _contrast(_luma(work), 1.45, 0.48)
-    # Four hard tone bands, as in hand-coloured comic pages, cut after
+    # Four hard bronze bands, as in hand-coloured comic pages, cut after
     # enlarging the tone so that their borders are smooth curves.
-    tone_edge = _resize_mask(tone, photo.preview.size)
-    bands = _Cels(Image.fromarray(np.minimum(tone_edge * 4.0, 3.0).astype(np.uint8)), _BRONZE)
-    # A dash of the photo's own colour and a heavy vignette.
-    muted = _vignette(_size_of(work), 0.85, 1.6)[..., None] * _saturate(work, 0.4)
-    bronze = _vignette(photo.preview.size, 0.85, 1.6)[..., None] * _to_float(bands.paint(_BRONZE))
-    base = bronze * 0.85 + _to_float(_upscale(muted, photo.preview.size)) * 0.15
+    size = photo.preview.size
+    bands = np.minimum(_resize_mask(tone, size) * 4.0, 3.0).astype(np.uint8)
+    palette = np.array(_BRONZE_INKS, dtype=np.float32) / 255.0
+    bronze = _Cels(Image.fromarray(bands), palette).paint(palette)
+    # A dash of the photo's own colour, then a heavy vignette.
+    base = Image.blend(bronze, _upscale(_saturate(work, 0.4), size), 0.15)
+    vignette = _mask_image(_vignette(_size_of(work), 0.85, 1.6), size)
+    base = ImageChops.multiply(base, vignette.convert("RGB"))
     # Diagonal hatching over the darker half, roughened with grit.
     hatch_ink = _resize_mask(1.0 - tone, photo.size) * 1.2 - 0.55
     hatch = _halftone(hatch_ink, _line_screen(photo.size, 16), 4.0)
