@@ -6,8 +6,8 @@
   contract's table; aiohttp's and the socket's own errors never escape;
 - the API key is sent only in the `ailabapi-api-key` header of API calls (never to a result
   URL, which is a third party's CDN) and is scrubbed from every message it raises;
-- a result is streamed to disk as served, never held whole in memory, and a body shorter
-  than its `Content-Length` or longer than the cap is an error, not a file.
+- a result body shorter than its `Content-Length`, or longer than the cap (checked while it
+  streams in), is an error, never a result.
 
 The parsing functions are pure and usable on their own (the sandbox's tests use them).
 """
@@ -15,15 +15,12 @@ The parsing functions are pure and usable on their own (the sandbox's tests use 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from pathlib import Path
 from typing import Any
 
-import aiofiles
 import aiohttp
 
 from .errors import ApiError, ItemRejected, TaskGone, Throttled, Transient, classify
@@ -35,7 +32,6 @@ __all__ = [
     "SUBMIT_PATH",
     "ApiClient",
     "Balance",
-    "Download",
     "Submitted",
     "TaskState",
     "error_from_answer",
@@ -92,12 +88,6 @@ class Balance:
     name: str
     balance: float
     total: float
-
-
-@dataclass(frozen=True)
-class Download:
-    size: int
-    sha256: str
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -260,16 +250,16 @@ class ApiClient:
             raise error
         return data
 
-    async def download(self, url: str, dest: Path, *, max_bytes: int) -> Download:
-        """Stream a result URL into `dest` (which the caller owns and cleans up)."""
+    async def download(self, url: str, *, max_bytes: int) -> bytes:
+        """A result URL's body, whole: cut short, over the cap or expired is an error."""
         if not url.lower().startswith(("http://", "https://")):
             raise ItemRejected("the API sent a result URL that is not http(s)")
         try:
-            return await self._stream(url, dest, max_bytes)
+            return await self._fetch(url, max_bytes)
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
             raise Transient(f"result download failed: {self.redact(_describe(exc))}") from None
 
-    async def _stream(self, url: str, dest: Path, max_bytes: int) -> Download:
+    async def _fetch(self, url: str, max_bytes: int) -> bytes:
         async with self._session.get(url, timeout=self._timeout) as resp:
             if resp.status in (403, 404, 410):
                 raise TaskGone(f"the result URL answered HTTP {resp.status}: it has expired")
@@ -278,17 +268,15 @@ class ApiClient:
             declared = resp.content_length
             if declared is not None and declared > max_bytes:
                 raise ItemRejected(f"the result is {declared} bytes, over the cap of {max_bytes}")
-            digest, size = hashlib.sha256(), 0
-            async with aiofiles.open(dest, "wb") as out:
-                async for chunk in resp.content.iter_chunked(1 << 16):
-                    size += len(chunk)
-                    if size > max_bytes:
-                        raise ItemRejected(f"the result is over the cap of {max_bytes} bytes")
-                    digest.update(chunk)
-                    await out.write(chunk)
+            chunks, size = [], 0
+            async for chunk in resp.content.iter_any():
+                size += len(chunk)
+                if size > max_bytes:
+                    raise ItemRejected(f"the result is over the cap of {max_bytes} bytes")
+                chunks.append(chunk)
         if declared is not None and size != declared:
             raise Transient(f"the result download was cut short ({size} of {declared} bytes)")
-        return Download(size, digest.hexdigest())
+        return b"".join(chunks)
 
 
 def _describe(exc: BaseException) -> str:

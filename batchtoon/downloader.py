@@ -1,35 +1,44 @@
 """`Downloader`: fetches finished results before their URLs expire and files them.
 
 Guarantees:
-- a result is streamed to a temporary file in the run's work folder, checked to decode as an
-  image, fsync'd, and only then renamed into place: `<out>` never holds a partial file;
+- a result is checked whole (its `Content-Length` met, its structure intact) before anything
+  is written; a cut-short or broken body is fetched again within the retry policy;
+- it is written to a temporary file in the run's work folder, fsync'd, and only then renamed
+  into place: `<out>` never holds a partial file;
 - the bytes are kept as served; the extension follows the content, not the URL;
 - every target of the item (each source file with that content and style) gets its own file,
   and each is journaled `downloaded` with its size and sha256;
-- a cut-short or undecodable body is retried within the retry policy; an expired URL sends
-  the item back to be submitted again.
+- an expired URL sends the item back to be submitted again.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
+import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import anyio
 from anyio.abc import ObjectReceiveStream
-from PIL import Image
 
-from .api import Download
-from .errors import ApiError, ItemRejected, TaskGone, Transient
+from .errors import ApiError, TaskGone, Transient
+from .intact import intact_format
 from .ledger import Entry
 from .retry import retrying
 
 if TYPE_CHECKING:
     from .engine import Engine
 
-__all__ = ["Downloader"]
+__all__ = ["Downloader", "Written", "write_files"]
+
+
+@dataclass(frozen=True)
+class Written:
+    size: int
+    sha256: str
 
 
 class Downloader:
@@ -50,45 +59,45 @@ class Downloader:
         if time.time() > entry.expires_at:
             await engine.lost(entry, "the result URL expired before it was downloaded")
             return
-        part = engine.workdir / f"{entry.key.replace(':', '.')}.part"
         try:
-            download, fmt = await self._fetch(entry, part)
-            await engine.store(entry, part, fmt, download)
-            self.downloaded += 1
+            data, fmt = await self._fetch(entry)
         except TaskGone as error:
             await engine.lost(entry, error.reason)
         except ApiError as error:
             await engine.fail(entry, error)
-        finally:
-            part.unlink(missing_ok=True)
+        else:
+            await engine.store(entry, data, fmt)
+            self.downloaded += 1
 
-    async def _fetch(self, entry: Entry, part: Path) -> tuple[Download, str]:
+    async def _fetch(self, entry: Entry) -> tuple[bytes, str]:
         engine = self._engine
         async for attempt in retrying(engine.settings.retry, engine.note_retry):
             with attempt:
-                download = await engine.api.download(
-                    entry.result_url, part, max_bytes=engine.settings.output.max_result_bytes
+                data = await engine.api.download(
+                    entry.result_url, max_bytes=engine.settings.output.max_result_bytes
                 )
-                return download, await anyio.to_thread.run_sync(_decodable, part)
+                return data, await anyio.to_thread.run_sync(_checked_format, data)
         raise AssertionError("unreachable: tenacity reraises the last error")
 
 
-def _decodable(part: Path) -> str:
-    """The image format of a finished download, once it is known to decode; then fsync it."""
+def _checked_format(data: bytes) -> str:
     try:
-        with Image.open(part) as image:
-            image.load()
-            fmt = image.format or ""
+        fmt = intact_format(data)
     except (OSError, SyntaxError, ValueError):
         raise Transient("the result does not decode as an image") from None
     if not fmt:
-        raise ItemRejected("the result is an image of unknown format")
-    with open(part, "rb") as file:
-        os.fsync(file.fileno())
+        raise Transient("the result is an image of no known format")
     return fmt
 
 
-def place(part: Path, dest: Path) -> None:
-    """Rename a finished, checked file into place (same file system: atomic)."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(part, dest)
+def write_files(data: bytes, dests: list[Path], workdir: Path) -> Written:
+    """Write `data` to every path in `dests`, each through an fsync'd temporary and a rename."""
+    for dest in dests:
+        part = workdir / f"{uuid.uuid4().hex}.part"
+        with open(part, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(part, dest)  # same file system as the work folder: atomic
+    return Written(len(data), hashlib.sha256(data).hexdigest())

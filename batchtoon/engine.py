@@ -17,25 +17,23 @@ run ends when the sources are exhausted and nothing is open, or when it is stopp
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import shutil
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import anyio
 from anyio.abc import ObjectReceiveStream, ObjectSendStream, TaskGroup
-from PIL import Image
 from tenacity import RetryCallState
 
-from .api import ApiClient, Download, TaskState
+from .api import ApiClient, TaskState
 from .config import Settings
-from .downloader import Downloader, place
+from .downloader import Downloader, write_files
 from .errors import ApiError, InputError, RunFatal
+from .intact import intact_format
 from .journal import Journal
 from .layout import Layout
 from .ledger import Entry
@@ -272,9 +270,10 @@ class Engine:
             self._close(entry)
             return
         if present:
-            first = Path(next(iter(present.values())))
-            fmt, download = await anyio.to_thread.run_sync(_describe_file, first)
-            await self._write_targets(entry, first, fmt, download, missing)
+            data, fmt = await anyio.to_thread.run_sync(
+                _read_with_format, next(iter(present.values()))
+            )
+            await self._write_targets(entry, data, fmt, missing)
             return
         await self.journal.write("lost", key=entry.key, reason="its output files were deleted")
         await self._dispatch(entry, image)
@@ -368,31 +367,21 @@ class Engine:
         if self._group is not None:
             self._group.start_soon(self._dispatch, entry, None)
 
-    async def store(self, entry: Entry, part: Path, fmt: str, download: Download) -> None:
-        """File a checked download under every target of its entry."""
-        base = next(iter(entry.targets))
-        first = self.layout.path(base, fmt)
-        await anyio.to_thread.run_sync(place, part, first)
-        await self._record_download(entry, base, first, download)
-        missing = [b for b in entry.targets if b not in entry.done]
-        await self._write_targets(entry, first, fmt, download, missing)
-
-    async def _write_targets(
-        self, entry: Entry, first: Path, fmt: str, download: Download, bases: list[str]
-    ) -> None:
-        """Copy a result already on disk to more targets (duplicates of the same photo)."""
-        for base in bases:
-            dest = self.layout.path(base, fmt)
-            part = self.workdir / f"{uuid.uuid4().hex}.part"
-            await anyio.to_thread.run_sync(shutil.copyfile, first, part)
-            await anyio.to_thread.run_sync(place, part, dest)
-            await self._record_download(entry, base, dest, download)
-
-    async def _record_download(self, entry: Entry, base: str, dest: Path, d: Download) -> None:
-        await self.journal.write(
-            "downloaded", key=entry.key, base=base, output=str(dest), size=d.size, sha256=d.sha256
+    async def store(self, entry: Entry, data: bytes, fmt: str) -> None:
+        """File a checked result under every target of its entry not yet written."""
+        await self._write_targets(
+            entry, data, fmt, [b for b in entry.targets if b not in entry.done]
         )
-        self.stats.downloaded += 1
+
+    async def _write_targets(self, entry: Entry, data: bytes, fmt: str, bases: list[str]) -> None:
+        dests = [self.layout.path(base, fmt) for base in bases]
+        written = await anyio.to_thread.run_sync(write_files, data, dests, self.workdir)
+        for base, dest in zip(bases, dests, strict=True):
+            await self.journal.write(
+                "downloaded", key=entry.key, base=base, output=str(dest), size=written.size,
+                sha256=written.sha256,
+            )  # fmt: skip
+            self.stats.downloaded += 1
         if entry.state == "downloaded":
             self._close(entry)
 
@@ -430,8 +419,6 @@ def _on_disk(done: dict[str, str]) -> dict[str, str]:
     return {base: path for base, path in done.items() if Path(path).is_file()}
 
 
-def _describe_file(path: Path) -> tuple[str, Download]:
-    data = path.read_bytes()
-    with Image.open(path) as image:
-        fmt = image.format or ""
-    return fmt, Download(len(data), hashlib.sha256(data).hexdigest())
+def _read_with_format(path: str) -> tuple[bytes, str]:
+    data = Path(path).read_bytes()
+    return data, intact_format(data)

@@ -19,6 +19,7 @@ from pathlib import Path
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import InputError
+from .intact import verify_intact
 
 __all__ = ["MAX_UPLOAD_BYTES", "Prepared", "check"]
 
@@ -99,7 +100,7 @@ def _problem(image: Image.Image, data: bytes) -> _Problem | None:
         return _Problem(
             f"{image.format} is not a format the API takes (JPEG, PNG, BMP, WEBP): pass --fix"
         )
-    _verify(image, data)
+    verify_intact(image, data)
     if short > MAX_SHORT or long > MAX_LONG:
         return _Problem(
             f"{width}x{height} is over the API's 5760x3240 limit: pass --fix to downscale"
@@ -107,18 +108,6 @@ def _problem(image: Image.Image, data: bytes) -> _Problem | None:
     if len(data) > MAX_UPLOAD_BYTES:
         return _Problem("over the API's 10 MB limit: pass --fix to re-encode it")
     return None
-
-
-def _verify(image: Image.Image, data: bytes) -> None:
-    """Raise OSError if the file is cut short, as cheaply as the format allows."""
-    if image.format == "JPEG":
-        if b"\xff\xd9" not in data[-1024:]:  # no end-of-image marker: cut short
-            raise OSError("truncated JPEG")
-    elif image.format == "PNG":
-        with Image.open(io.BytesIO(data)) as again:
-            again.verify()  # walks every chunk and its CRC up to IEND
-    else:
-        image.load()
 
 
 def _rotated(image: Image.Image) -> bool:

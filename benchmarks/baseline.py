@@ -101,9 +101,8 @@ async def _process(
         raise TaskFailed(f"task {task.task_id} not done after {MAX_QUERIES} queries")
     if not state.succeeded:
         raise TaskFailed(f"task {task.task_id} ended {state.status}")
-    await api.download(
-        state.result_url, out / f"{photo.stem}.{style}.jpg", max_bytes=MAX_RESULT_BYTES
-    )
+    data = await api.download(state.result_url, max_bytes=MAX_RESULT_BYTES)
+    await asyncio.to_thread((out / f"{photo.stem}.{style}.jpg").write_bytes, data)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -25,6 +25,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from batchtoon.journal import Journal
+
 from .common import Options, Row, bench_tempdir, run_child
 
 NAME = "replay"
@@ -34,19 +36,21 @@ IN_FLIGHT = 30  # photos between a submission and its result: R x T = 2/s x 15 s
 FAILED_EVERY = 500  # one photo in this many fails on the provider's side
 
 WHY_SLOW = (
-    "Profiled with pyinstrument (benchmarks/profiles/replay.txt): `Journal._read` spends its "
-    "time in three places. (1) `json.loads` on each line as bytes: the bytes path detects the "
-    "encoding and decodes every line separately, about 6 µs a line here against about 3 µs for "
-    "one decode of the whole file and the C scanner per line. (2) The cyclic garbage "
-    "collector: the ledger's 250,000 `Entry` objects and their dicts are scanned again and "
-    "again while the replay allocates, about 40% of the time (see the 'collector paused' "
-    "figure). (3) `Ledger.apply` itself, about 1.5 µs a record. Fixes: pause the collector "
-    "during replay (`gc.disable()` ... `gc.enable()`, then `gc.freeze()`), decode the file "
-    "once (`data.decode()`, then `json.JSONDecoder().scan_once` or `raw_decode` per line); "
-    "those bring it to about 4 s here, and orjson (a new dependency) to about 3 s. Below 2 s "
-    "needs fewer lines to parse: compact the journal (on open, or when it holds several times "
-    "more records than items, write one snapshot record per item to a new file, fsync it and "
-    "rename it over the old one), so a resume parses one line per item instead of four."
+    "Profiled with pyinstrument (benchmarks/profiles/replay.txt, `python -m benchmarks --only "
+    "replay --profile`): of `Journal._read`'s time, `json.loads` is 57%, `Ledger.apply` 29% "
+    "(creating 250,000 `Entry` objects, the `Entry.style` property parsing the key on every "
+    "`queued` record, the dispatch through `_APPLY`), and the loop itself 10%. `json.loads` "
+    "is slow here because it is given bytes: for each line it detects the encoding and "
+    "decodes separately, about 6 µs a line on this machine against about 3 µs when the file "
+    "is decoded once and each line goes to the C scanner (`json.JSONDecoder().scan_once` or "
+    "`raw_decode`). Pausing the cyclic garbage collector during the replay saves a further "
+    "10% or so (the 'collector paused' figure). Those two bring it to about 4 s here; orjson "
+    "(a new dependency) to about 3 s. Below 2 s needs fewer lines to parse: compact the "
+    "journal (when it holds several times more records than items, write one snapshot record "
+    "per item to a new file, fsync it, rename it over the old one), so that a resume parses "
+    "one line per item instead of four. Memory: `_read` holds the whole file and its split "
+    "lines at once (about twice the file's size) on top of the ledger; reading it line by "
+    "line (`for line in file`) bounds that to the ledger (the 'kept after' figure)."
 )
 
 
@@ -65,6 +69,7 @@ def run(options: Options) -> list[Row]:
     result: dict[str, Any] = json.loads(child.stdout.strip().splitlines()[-1])
     best = statistics.median(result["seconds"])
     peak = (result["hwm_kib"] - result["rss_before_kib"]) / 1024
+    kept = (result["kept_kib"] - result["rss_before_kib"]) / 1024
     setting = f"{written:,} lines ({size / 1e6:.0f} MB), {result['entries']:,} items"
     return [
         Row(
@@ -84,9 +89,10 @@ def run(options: Options) -> list[Row]:
             "peak memory of that replay",
             f"{peak:.0f} MiB above the interpreter's {result['rss_before_kib'] / 1024:.0f} MiB",
             note=(
-                f"VmHWM of the child, whose interpreter had batchtoon imported; "
-                f"{peak * 1024 / result['entries']:.2f} KiB per item, file read whole "
-                f"({size / 2**20:.0f} MiB) plus its split lines"
+                f"VmHWM of the child (batchtoon imported before the baseline); kept after "
+                f"the replay, with the ledger alive: {kept:.0f} MiB "
+                f"({kept * 1024 / result['entries']:.2f} KiB per item); the rest is the file "
+                f"read whole ({size / 2**20:.0f} MiB) and its split lines"
             ),
         ),
     ]
@@ -196,13 +202,16 @@ def _status_kib(field: str) -> int:
     raise RuntimeError(f"no {field} in /proc/self/status")
 
 
-def _replay_once(path: Path) -> tuple[float, dict[str, int], int]:
-    from batchtoon.journal import Journal
-
+def _replay_kept(path: Path) -> tuple[Journal, float]:
+    """Replay and decide what remains (the counts); the journal, and the seconds that took."""
     start = time.perf_counter()
     journal = Journal.replay(path)
-    counts = journal.ledger.counts()
-    return time.perf_counter() - start, counts, len(journal.ledger.entries)
+    journal.ledger.counts()
+    return journal, time.perf_counter() - start
+
+
+def _replay_once(path: Path) -> float:
+    return _replay_kept(path)[1]
 
 
 def child(argv: Sequence[str]) -> int:
@@ -210,20 +219,21 @@ def child(argv: Sequence[str]) -> int:
     parser.add_argument("--child", type=Path, required=True, help="the journal to replay")
     parser.add_argument("--profile", type=Path, help="also write a pyinstrument text report")
     args = parser.parse_args(argv)
-    import batchtoon.journal  # noqa: F401  imported before the baseline RSS is read
-
     gc.collect()
     before = _status_kib("VmRSS")
-    seconds, counts, entries = _replay_once(args.child)
+    journal, seconds = _replay_kept(args.child)
+    counts, entries = journal.ledger.counts(), len(journal.ledger.entries)
     hwm = _status_kib("VmHWM")
+    kept = _status_kib("VmRSS")
+    del journal
     timings = [seconds]
     for _ in range(REPEATS - 1):
         gc.collect()
-        timings.append(_replay_once(args.child)[0])
+        timings.append(_replay_once(args.child))
     gc.collect()
     gc.disable()
     try:
-        paused = _replay_once(args.child)[0]
+        paused = _replay_once(args.child)
     finally:
         gc.enable()
     if args.profile is not None:
@@ -235,6 +245,7 @@ def child(argv: Sequence[str]) -> int:
         "entries": entries,
         "rss_before_kib": before,
         "hwm_kib": hwm,
+        "kept_kib": kept,
     }
     print(json.dumps(report))
     return 0

@@ -154,5 +154,5 @@ async def submit_and_fetch(
     submitted = await client.submit(image, style, image_format)
     state = await wait_done(client, submitted.task_id)
     assert state.succeeded, state
-    await client.download(state.result_url, dest, max_bytes=50 << 20)
+    dest.write_bytes(await client.download(state.result_url, max_bytes=50 << 20))
     return dest
