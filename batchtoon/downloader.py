@@ -26,19 +26,26 @@ from anyio.abc import ObjectReceiveStream
 
 from .errors import ApiError, TaskGone, Transient
 from .intact import intact_format
+from .layout import Layout
 from .ledger import Entry
 from .retry import retrying
 
 if TYPE_CHECKING:
     from .engine import Engine
 
-__all__ = ["Downloader", "Written", "write_files"]
+__all__ = ["Downloader", "Filed", "Written", "file_result", "write_files"]
 
 
 @dataclass(frozen=True)
 class Written:
     size: int
     sha256: str
+
+
+@dataclass(frozen=True)
+class Filed:
+    paths: list[Path]  # one per base, in order
+    written: Written
 
 
 class Downloader:
@@ -59,35 +66,40 @@ class Downloader:
         if time.time() > entry.expires_at:
             await engine.lost(entry, "the result URL expired before it was downloaded")
             return
+        bases = [base for base in entry.targets if base not in entry.done]
         try:
-            data, fmt = await self._fetch(entry)
+            filed = await self._fetch_and_file(entry, bases)
         except TaskGone as error:
             await engine.lost(entry, error.reason)
         except ApiError as error:
             await engine.fail(entry, error)
         else:
-            await engine.store(entry, data, fmt)
+            await engine.stored(entry, bases, filed)
             self.downloaded += 1
 
-    async def _fetch(self, entry: Entry) -> tuple[bytes, str]:
+    async def _fetch_and_file(self, entry: Entry, bases: list[str]) -> Filed:
         engine = self._engine
         async for attempt in retrying(engine.settings.retry, engine.note_retry):
             with attempt:
                 data = await engine.api.download(
                     entry.result_url, max_bytes=engine.settings.output.max_result_bytes
                 )
-                return data, await anyio.to_thread.run_sync(_checked_format, data)
+                return await anyio.to_thread.run_sync(
+                    file_result, data, bases, engine.layout, engine.workdir
+                )
         raise AssertionError("unreachable: tenacity reraises the last error")
 
 
-def _checked_format(data: bytes) -> str:
+def file_result(data: bytes, bases: list[str], layout: Layout, workdir: Path) -> Filed:
+    """Check a downloaded result whole, then write it under every base (one thread hop)."""
     try:
         fmt = intact_format(data)
     except (OSError, SyntaxError, ValueError):
         raise Transient("the result does not decode as an image") from None
     if not fmt:
         raise Transient("the result is an image of no known format")
-    return fmt
+    dests = [layout.path(base, fmt) for base in bases]
+    return Filed(dests, write_files(data, dests, workdir))
 
 
 def write_files(data: bytes, dests: list[Path], workdir: Path) -> Written:

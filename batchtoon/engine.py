@@ -31,9 +31,8 @@ from tenacity import RetryCallState
 
 from .api import ApiClient, TaskState
 from .config import Settings
-from .downloader import Downloader, write_files
+from .downloader import Downloader, Filed, file_result
 from .errors import ApiError, InputError, RunFatal
-from .intact import intact_format
 from .journal import Journal
 from .layout import Layout
 from .ledger import Entry
@@ -270,10 +269,11 @@ class Engine:
             self._close(entry)
             return
         if present:
-            data, fmt = await anyio.to_thread.run_sync(
-                _read_with_format, next(iter(present.values()))
+            first = Path(next(iter(present.values())))
+            filed = await anyio.to_thread.run_sync(
+                _copy_result, first, missing, self.layout, self.workdir
             )
-            await self._write_targets(entry, data, fmt, missing)
+            await self.stored(entry, missing, filed)
             return
         await self.journal.write("lost", key=entry.key, reason="its output files were deleted")
         await self._dispatch(entry, image)
@@ -367,19 +367,12 @@ class Engine:
         if self._group is not None:
             self._group.start_soon(self._dispatch, entry, None)
 
-    async def store(self, entry: Entry, data: bytes, fmt: str) -> None:
-        """File a checked result under every target of its entry not yet written."""
-        await self._write_targets(
-            entry, data, fmt, [b for b in entry.targets if b not in entry.done]
-        )
-
-    async def _write_targets(self, entry: Entry, data: bytes, fmt: str, bases: list[str]) -> None:
-        dests = [self.layout.path(base, fmt) for base in bases]
-        written = await anyio.to_thread.run_sync(write_files, data, dests, self.workdir)
-        for base, dest in zip(bases, dests, strict=True):
+    async def stored(self, entry: Entry, bases: list[str], filed: Filed) -> None:
+        """Journal the files a result was written to; the entry is done once all are."""
+        for base, path in zip(bases, filed.paths, strict=True):
             await self.journal.write(
-                "downloaded", key=entry.key, base=base, output=str(dest), size=written.size,
-                sha256=written.sha256,
+                "downloaded", key=entry.key, base=base, output=str(path),
+                size=filed.written.size, sha256=filed.written.sha256,
             )  # fmt: skip
             self.stats.downloaded += 1
         if entry.state == "downloaded":
@@ -419,6 +412,5 @@ def _on_disk(done: dict[str, str]) -> dict[str, str]:
     return {base: path for base, path in done.items() if Path(path).is_file()}
 
 
-def _read_with_format(path: str) -> tuple[bytes, str]:
-    data = Path(path).read_bytes()
-    return data, intact_format(data)
+def _copy_result(first: Path, bases: list[str], layout: Layout, workdir: Path) -> Filed:
+    return file_result(first.read_bytes(), bases, layout, workdir)
