@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import anyio
+import orjson
 
 from .errors import UsageError
 from .ledger import FORMAT_VERSION, Ledger
@@ -49,7 +50,9 @@ class Journal:
         self.observers: list[Callable[[dict[str, Any]], None]] = []
 
     def __repr__(self) -> str:
-        return f"<Journal {self.path} durable={self._durable} flushes={self.flushes} {self.ledger!r}>"
+        return (
+            f"<Journal {self.path} durable={self._durable} flushes={self.flushes} {self.ledger!r}>"
+        )
 
     @classmethod
     def replay(cls, path: Path) -> Journal:
@@ -100,33 +103,29 @@ class Journal:
         return lock
 
     def _read(self) -> int:
-        """Fold every readable line into the ledger; the length of the file's good part."""
+        """Fold every readable line into the ledger; the length of the file's good part.
+
+        The file is streamed, so memory holds the ledger, not the journal."""
         try:
-            data = self.path.read_bytes()
+            file = open(self.path, "rb")  # noqa: SIM115  closed by the with below
         except FileNotFoundError:
             return 0
-        good_length, apply, loads = 0, self.ledger.apply, json.loads
-        lines = data.split(b"\n")
-        for index, line in enumerate(lines):
-            last = index == len(lines) - 1
-            if not line:
-                continue
-            try:
-                apply(loads(line))
-            except (ValueError, KeyError, TypeError):
-                if last:  # a torn tail: the record never finished
-                    break
-                self.skipped_lines += 1
-            if not last:
-                good_length += len(line) + 1
-        else:
-            good_length = len(data)
+        good_length, apply = 0, self.ledger.apply
+        with file:
+            for line in file:
+                try:
+                    apply(_decode(line))
+                except (ValueError, KeyError, TypeError):
+                    if not line.endswith(b"\n"):
+                        break  # a torn tail: the record never finished
+                    self.skipped_lines += bool(line.strip())
+                good_length += len(line)
         return good_length
 
     async def write(self, event: str, **fields: Any) -> None:
         record = {"v": FORMAT_VERSION, "t": round(time.time(), 3), "event": event, **fields}
         self.ledger.apply(record)
-        self._pending.append(json.dumps(record, separators=(",", ":")).encode() + b"\n")
+        self._pending.append(_encode(record))
         self._written += 1
         mine = self._written
         while self._durable < mine:
@@ -154,6 +153,21 @@ class Journal:
             self._flushing = False
             self._flushed.set()
             self._flushed = anyio.Event()
+
+
+def _encode(record: dict[str, Any]) -> bytes:
+    try:
+        return orjson.dumps(record) + b"\n"
+    except TypeError:  # a file name that is not UTF-8: json escapes its surrogates, orjson won't
+        return json.dumps(record, separators=(",", ":")).encode() + b"\n"
+
+
+def _decode(line: bytes) -> dict[str, Any]:
+    try:
+        record: dict[str, Any] = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        record = json.loads(line)  # the escaped surrogates of _encode's fallback
+    return record
 
 
 def _append(file: IO[bytes], data: bytes) -> None:

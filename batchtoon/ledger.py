@@ -60,6 +60,7 @@ class Ledger:
         return f"<Ledger entries={len(self.entries)} rejected={len(self.rejected)}>"
 
     def apply(self, record: dict[str, Any]) -> None:
+        """Fold one record in. Written as one flat function: replay calls it a million times."""
         event = record["event"]
         if event == "rejected":
             self.rejected[record["source"], record["style"]] = record["reason"]
@@ -68,34 +69,38 @@ class Ledger:
         entry = self.entries.get(key)
         if entry is None:
             entry = self.entries[key] = Entry(key)
-        _APPLY[event](self, entry, record)
-
-    def _queued(self, entry: Entry, record: dict[str, Any]) -> None:
-        entry.targets[record["output"]] = record["source"]
-        self.outputs[record["output"]] = record["source"]
-        self.rejected.pop((record["source"], entry.style), None)
-        if entry.state == "failed" and record.get("retry"):
-            entry.state, entry.reason, entry.error_class = "queued", "", ""
-
-    def _submitted(self, entry: Entry, record: dict[str, Any]) -> None:
-        entry.state, entry.task_id, entry.submitted_at = "submitted", record["task_id"], record["t"]
-        entry.submissions += 1
-
-    def _succeeded(self, entry: Entry, record: dict[str, Any]) -> None:
-        entry.state, entry.result_url = "succeeded", record["result_url"]
-        entry.expires_at = record["expires_at"]
-
-    def _downloaded(self, entry: Entry, record: dict[str, Any]) -> None:
-        entry.done[record["base"]] = record["output"]
-        if len(entry.done) >= len(entry.targets):
-            entry.state = "downloaded"
-
-    def _lost(self, entry: Entry, record: dict[str, Any]) -> None:
-        entry.state, entry.task_id, entry.result_url = "queued", "", ""
-        entry.done.clear()  # whatever was written is gone too, or it would not be lost
-
-    def _failed(self, entry: Entry, record: dict[str, Any]) -> None:
-        entry.state, entry.error_class, entry.reason = "failed", record["class"], record["reason"]
+        if event == "queued":
+            output, source = record["output"], record["source"]
+            entry.targets[output] = self.outputs[output] = source
+            if self.rejected:
+                self.rejected.pop((source, entry.style), None)
+            if entry.state == "failed" and record.get("retry"):
+                entry.state, entry.reason, entry.error_class = "queued", "", ""
+        elif event == "submitted":
+            entry.state, entry.task_id, entry.submitted_at = (
+                "submitted",
+                record["task_id"],
+                record["t"],
+            )
+            entry.submissions += 1
+        elif event == "succeeded":
+            entry.state, entry.result_url = "succeeded", record["result_url"]
+            entry.expires_at = record["expires_at"]
+        elif event == "downloaded":
+            entry.done[record["base"]] = record["output"]
+            if len(entry.done) >= len(entry.targets):
+                entry.state = "downloaded"
+        elif event == "lost":
+            entry.state, entry.task_id, entry.result_url = "queued", "", ""
+            entry.done.clear()  # whatever was written is gone too, or it would not be lost
+        elif event == "failed":
+            entry.state, entry.error_class, entry.reason = (
+                "failed",
+                record["class"],
+                record["reason"],
+            )
+        else:
+            raise KeyError(f"unknown event {event!r}")
 
     def counts(self) -> dict[str, int]:
         """Targets (source file x style) by state; a rejected source counts as failed."""
@@ -124,13 +129,3 @@ class Ledger:
 def _pending(state: str) -> str:
     # A target not yet written while its entry is "downloaded" waits for a copy: queued.
     return "queued" if state == "downloaded" else state
-
-
-_APPLY = {
-    "queued": Ledger._queued,
-    "submitted": Ledger._submitted,
-    "succeeded": Ledger._succeeded,
-    "downloaded": Ledger._downloaded,
-    "lost": Ledger._lost,
-    "failed": Ledger._failed,
-}
