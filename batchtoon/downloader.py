@@ -66,7 +66,7 @@ class Downloader:
         if time.time() > entry.expires_at:
             await engine.lost(entry, "the result URL expired before it was downloaded")
             return
-        bases = [base for base in entry.targets if base not in entry.done]
+        bases = list(entry.targets)  # all of them: a resume may come after a partial write
         try:
             filed = await self._fetch_and_file(entry, bases)
         except TaskGone as error:

@@ -238,7 +238,7 @@ class Engine:
             self._count_failure(entry.reason)
         elif key in self._open:
             pass  # in flight in this run: the downloader will write this target too
-        elif entry.state == "downloaded" or base in entry.done:
+        elif entry.state == "downloaded":
             self._open.add(key)  # claimed before any await: a duplicate admitted meanwhile waits
             await self._complete_from_disk(entry, image)
         else:
@@ -262,14 +262,15 @@ class Engine:
 
     async def _complete_from_disk(self, entry: Entry, image: Prepared) -> None:
         """Downloaded before: skip what is on disk, copy to new targets, or redo if all gone."""
-        present = await anyio.to_thread.run_sync(_on_disk, entry.done)
-        missing = [b for b in entry.targets if b not in present]
-        self.stats.skipped += len(entry.targets) - len(missing)
+        files = {base: self.layout.file(base, entry.ext) for base in entry.targets}
+        present = await anyio.to_thread.run_sync(_on_disk, files)
+        missing = [base for base in entry.targets if base not in present]
+        self.stats.skipped += len(present)
         if not missing:
             self._close(entry)
             return
         if present:
-            first = Path(next(iter(present.values())))
+            first = next(iter(present.values()))
             filed = await anyio.to_thread.run_sync(
                 _copy_result, first, missing, self.layout, self.workdir
             )
@@ -408,8 +409,8 @@ class Engine:
         self._settle()
 
 
-def _on_disk(done: dict[str, str]) -> dict[str, str]:
-    return {base: path for base, path in done.items() if Path(path).is_file()}
+def _on_disk(files: dict[str, Path]) -> dict[str, Path]:
+    return {base: path for base, path in files.items() if path.is_file()}
 
 
 def _copy_result(first: Path, bases: list[str], layout: Layout, workdir: Path) -> Filed:

@@ -51,4 +51,8 @@ class Layout:
         return str(PurePosixPath(*parts)) if parts else f"{sha256[:8]}.{style}"
 
     def path(self, base: str, fmt: str) -> Path:
-        return self.out / f"{base}.{EXTENSIONS.get(fmt, fmt.lower())}"
+        """The file for a result of Pillow format `fmt` (JPEG -> .jpg)."""
+        return self.file(base, EXTENSIONS.get(fmt, fmt.lower()))
+
+    def file(self, base: str, ext: str) -> Path:
+        return self.out / f"{base}.{ext}"

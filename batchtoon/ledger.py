@@ -32,7 +32,8 @@ class Entry:
     key: str
     state: str = "queued"
     targets: dict[str, str] = field(default_factory=dict)  # output base -> source path
-    done: dict[str, str] = field(default_factory=dict)  # output base -> file written
+    ext: str = ""  # the result's file extension, once downloaded
+    written: int = 0  # target files written since the result was last (re)made
     task_id: str = ""
     submitted_at: float = 0.0
     result_url: str = ""
@@ -87,12 +88,15 @@ class Ledger:
             entry.state, entry.result_url = "succeeded", record["result_url"]
             entry.expires_at = record["expires_at"]
         elif event == "downloaded":
-            entry.done[record["base"]] = record["output"]
-            if len(entry.done) >= len(entry.targets):
-                entry.state = "downloaded"
+            output = record["output"]
+            entry.ext = output[output.rfind(".") + 1 :]
+            entry.written += 1
+            if entry.written >= len(entry.targets):
+                # Done: what only a pending task needs is let go (a ledger may hold millions).
+                entry.state, entry.task_id, entry.result_url = "downloaded", "", ""
         elif event == "lost":
             entry.state, entry.task_id, entry.result_url = "queued", "", ""
-            entry.done.clear()  # whatever was written is gone too, or it would not be lost
+            entry.written = 0  # whatever was written is gone too, or it would not be lost
         elif event == "failed":
             entry.state, entry.error_class, entry.reason = (
                 "failed",
@@ -106,8 +110,9 @@ class Ledger:
         """Targets (source file x style) by state; a rejected source counts as failed."""
         counts = dict.fromkeys(STATES, 0)
         for entry in self.entries.values():
-            for base in entry.targets:
-                counts["downloaded" if base in entry.done else _pending(entry.state)] += 1
+            written = min(entry.written, len(entry.targets))
+            counts["downloaded"] += written
+            counts[_pending(entry.state)] += len(entry.targets) - written
         counts["failed"] += len(self.rejected)
         return counts
 
@@ -120,8 +125,7 @@ class Ledger:
             if entry.state == "failed":
                 rows += [
                     {"source": source, "style": entry.style, "reason": entry.reason}
-                    for base, source in entry.targets.items()
-                    if base not in entry.done
+                    for source in entry.targets.values()
                 ]
         return rows
 

@@ -134,6 +134,9 @@ def _verdict(entry: Entry | None, settings: Settings, retry_failed: bool) -> str
         return "in progress"
     if entry.state == "succeeded" and time.time() < entry.expires_at:
         return "in progress"
-    if entry.state == "downloaded" and any(Path(p).is_file() for p in entry.done.values()):
+    out = Path(settings.output.dir)
+    if entry.state == "downloaded" and any(
+        (out / f"{b}.{entry.ext}").is_file() for b in entry.targets
+    ):
         return "done"
     return "billable"
