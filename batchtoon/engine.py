@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import anyio
 from anyio.abc import ObjectSendStream, TaskGroup
@@ -250,8 +251,9 @@ class Engine:
         base = self._claim(source, style, image.sha256, entry)
         if entry is None or base not in entry.targets or self._retrying(entry):
             retry = self._retrying(entry)
+            extra = {"retry": True} if retry else {}
             await self.journal.write(
-                "queued", key=key, source=str(source.path), output=base, retry=retry
+                "queued", key=key, source=str(source.path), output=base, **extra
             )
             entry = self.ledger.entries[key]
         if entry.state == "failed":
@@ -296,7 +298,7 @@ class Engine:
             )
             await self.stored(entry, missing, filed)
             return
-        await self.journal.write("lost", key=entry.key, reason="its output files were deleted")
+        await self._record("lost", entry, reason="its output files were deleted")
         await self._dispatch(entry, image)
 
     async def _dispatch(self, entry: Entry, image: Prepared | None) -> None:
@@ -362,7 +364,7 @@ class Engine:
         self.stats.submitted += 1
         if entry.submissions:
             self.stats.extra += 1
-        await self.journal.write("submitted", key=entry.key, task_id=task_id)
+        await self._record("submitted", entry, task_id=task_id)
         self._uploading -= 1
         self.poller.add(entry)
         if self.settings.max_submissions == self.stats.submitted:
@@ -373,9 +375,7 @@ class Engine:
         self.stats.finished += 1
         if state.succeeded:
             expires = time.time() + self.settings.result_ttl
-            await self.journal.write(
-                "succeeded", key=entry.key, result_url=state.result_url, expires_at=expires
-            )
+            await self._record("succeeded", entry, result_url=state.result_url, expires_at=expires)
             self._results.send_nowait(entry)
         else:
             reason = f"the provider failed the task: {state.status or 'task_status 2'}"
@@ -384,15 +384,15 @@ class Engine:
     async def lost(self, entry: Entry, reason: str) -> None:
         """The task or its result is gone on the provider's side: submit it again."""
         self.log.warning("resubmitting %s: %s", entry.key, reason)
-        await self.journal.write("lost", key=entry.key, reason=reason)
+        await self._record("lost", entry, reason=reason)
         if self._group is not None:
             self._group.start_soon(self._dispatch, entry, None)
 
     async def stored(self, entry: Entry, bases: list[str], filed: Filed) -> None:
         """Journal the files a result was written to; the entry is done once all are."""
         for base, path in zip(bases, filed.paths, strict=True):
-            await self.journal.write(
-                "downloaded", key=entry.key, base=base, output=str(path),
+            await self._record(
+                "downloaded", entry, source=entry.targets[base], output=str(path),
                 size=filed.written.size, sha256=filed.written.sha256,
             )  # fmt: skip
             self.stats.downloaded += 1
@@ -405,11 +405,17 @@ class Engine:
         await self._fail(entry, kind, reason)
 
     async def _fail(self, entry: Entry, kind: str, reason: str) -> None:
-        await self.journal.write("failed", key=entry.key, **{"class": kind}, reason=reason)
+        await self._record("failed", entry, **{"class": kind}, reason=reason)
         for source in entry.targets.values():
             self.report(f"failed {display(source)} (style {entry.style}): {reason}")
             self._count_failure(reason)
         self._close(entry)
+
+    async def _record(self, event: str, entry: Entry, **fields: Any) -> None:
+        """Journal a state change of `entry` with its key and its source path(s)."""
+        if "source" not in fields:
+            fields["sources"] = list(entry.targets.values())
+        await self.journal.write(event, key=entry.key, **fields)
 
     def put_back(self, entry: Entry) -> None:
         """Leave an entry to a later run (it stays queued or submitted in the journal)."""

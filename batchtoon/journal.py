@@ -16,6 +16,7 @@ Guarantees:
 from __future__ import annotations
 
 import fcntl
+import gc
 import json
 import os
 import time
@@ -111,15 +112,22 @@ class Journal:
         except FileNotFoundError:
             return 0
         good_length, apply = 0, self.ledger.apply
-        with file:
-            for line in file:
-                try:
-                    apply(_decode(line))
-                except (ValueError, KeyError, TypeError):
-                    if not line.endswith(b"\n"):
-                        break  # a torn tail: the record never finished
-                    self.skipped_lines += bool(line.strip())
-                good_length += len(line)
+        collecting = gc.isenabled()
+        gc.disable()  # the ledger only grows here: collections would rescan it again and again
+        try:
+            with file:
+                for line in file:
+                    try:
+                        apply(_decode(line))
+                    except (ValueError, KeyError, TypeError):
+                        if not line.endswith(b"\n"):
+                            break  # a torn tail: the record never finished
+                        self.skipped_lines += bool(line.strip())
+                    good_length += len(line)
+        finally:
+            if collecting:
+                gc.freeze()  # the ledger lives as long as the run: keep later collections off it
+                gc.enable()
         return good_length
 
     async def write(self, event: str, **fields: Any) -> None:

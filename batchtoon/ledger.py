@@ -5,15 +5,16 @@ same bytes are one item (one submission) with two targets (two output files). Th
 rebuilt by replaying the journal and kept current by applying each record as it is written,
 so that what a run decides and what a resume would decide are the same function.
 
-Records (one JSON object a line; `v` format version, `t` unix time, `event`, `key`):
+Records (one JSON object a line; `v` format version, `t` unix time, `event`, `key`, and the
+source path(s): `source` where the record is about one file, else `sources`, all of the item's):
 
-    queued      source, output     a target (source file -> output path without extension)
-    submitted   task_id            the API accepted the image
-    succeeded   result_url, expires_at
-    downloaded  output, size, sha256   one per target file written
-    lost        reason             the task or its result URL is gone: submit again
-    failed      class, reason      the item cannot succeed
-    rejected    source, style, reason  pre-flight refused a source file (no key)
+    queued      source, output [, retry]   a target (source file -> output path, no extension)
+    submitted   sources, task_id           the API accepted the image
+    succeeded   sources, result_url, expires_at
+    downloaded  source, output, size, sha256   one per target file written
+    lost        sources, reason            the task or its result URL is gone: submit again
+    failed      sources, class, reason     the item cannot succeed
+    rejected    source, style, reason      pre-flight refused a source file (no key)
 """
 
 from __future__ import annotations

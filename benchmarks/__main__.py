@@ -21,7 +21,7 @@ from . import (
     bench_side_by_side,
     bench_throughput,
 )
-from .common import BENCH_DIR, BenchError, Options, Row, machine
+from .common import BENCH_DIR, BenchError, Options, Row, machine, source_fingerprint
 
 BENCHMARKS: dict[str, Callable[[Options], list[Row]]] = {
     bench_throughput.NAME: bench_throughput.run,
@@ -41,18 +41,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     output = args.output or BENCH_DIR / ("results-quick.md" if args.quick else "results.md")
     started = time.monotonic()
     rows: list[Row] = []
+    sources: dict[str, str] = {}
     failed = False
     for name in names:
         print(f"benchmarks: {name} ...", file=sys.stderr, flush=True)
+        sources[name] = source_fingerprint()
         begun = time.monotonic()
         try:
             rows += BENCHMARKS[name](options)
-        except (BenchError, OSError, ValueError, RuntimeError) as error:
+        except (BenchError, OSError, KeyError, ValueError, RuntimeError) as error:
             failed = True
             traceback.print_exc()
             rows.append(Row(name, "did not run to the end", f"error: {error}"))
         print(f"benchmarks: {name} took {time.monotonic() - begun:.0f} s", file=sys.stderr)
-    report = render(rows, names, options, time.monotonic() - started)
+    report = render(rows, names, options, time.monotonic() - started, sources)
     print(report)
     output.write_text(report, encoding="utf-8")
     print(f"benchmarks: written to {output}", file=sys.stderr)
@@ -91,7 +93,13 @@ def _selected(only: list[str] | None) -> list[str]:
     return [name for name in BENCHMARKS if name in names]
 
 
-def render(rows: Sequence[Row], names: Sequence[str], options: Options, seconds: float) -> str:
+def render(
+    rows: Sequence[Row],
+    names: Sequence[str],
+    options: Options,
+    seconds: float,
+    sources: dict[str, str],
+) -> str:
     host = machine()
     mode = "quick (scaled-down sizes: a smoke run)" if options.quick else "full"
     if options.profile_dir is not None:
@@ -106,6 +114,7 @@ def render(rows: Sequence[Row], names: Sequence[str], options: Options, seconds:
         + (" --quick" if options.quick else "")
         + ("" if list(names) == list(BENCHMARKS) else f" --only {','.join(names)}")
         + "` (benchmarks/README.md says what each one measures)",
+        *_source_lines(sources),
         "",
         "| benchmark | measurement | value | target | met | notes |",
         "| --- | --- | --- | --- | --- | --- |",
@@ -114,6 +123,12 @@ def render(rows: Sequence[Row], names: Sequence[str], options: Options, seconds:
         met = {True: "yes", False: "**no**", None: ""}[row.met]
         cells = (row.bench, row.measure, row.value, row.target, met, row.note)
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    if options.quick:
+        lines += [
+            "",
+            "The targets are set for the full sizes: at quick sizes the fixed costs (start-up, "
+            "T + P) weigh far more, so a miss here is not a finding.",
+        ]
     missed = [row for row in rows if row.met is False]
     if missed:
         lines += ["", "## Missed targets: what limits them, and what would fix it"]
@@ -123,7 +138,20 @@ def render(rows: Sequence[Row], names: Sequence[str], options: Options, seconds:
             text = "The same as above." if why in seen else why
             seen.add(why)
             lines += ["", f"### {row.bench}: {row.measure}", "", text]
+    findings = [row for row in rows if row.met is None and row.why]
+    if findings:
+        lines += ["", "## Other findings"]
+        for row in findings:
+            lines += ["", f"### {row.bench}: {row.measure}", "", row.why]
     return "\n".join(lines) + "\n"
+
+
+def _source_lines(sources: dict[str, str]) -> list[str]:
+    """Which batchtoon source each benchmark measured (others may edit it meanwhile)."""
+    if len(set(sources.values())) == 1:
+        return [f"- batchtoon source measured: {next(iter(sources.values()))}"]
+    lines = ["- batchtoon source measured (it changed during the run), at the start of each:"]
+    return lines + [f"  - {name}: {source}" for name, source in sources.items()]
 
 
 def _cell(text: str) -> str:

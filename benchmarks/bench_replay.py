@@ -35,22 +35,25 @@ REPEATS = 3
 IN_FLIGHT = 30  # photos between a submission and its result: R x T = 2/s x 15 s
 FAILED_EVERY = 500  # one photo in this many fails on the provider's side
 
+# Measured against batchtoon source 97143eab92e4 (2026-11-25 01:39 UTC): the journal streamed
+# line by line and parsed with orjson, `Ledger.apply` one flat function.
 WHY_SLOW = (
-    "Profiled with pyinstrument (benchmarks/profiles/replay.txt, `python -m benchmarks --only "
-    "replay --profile`): of `Journal._read`'s time, `json.loads` is 57%, `Ledger.apply` 29% "
-    "(creating 250,000 `Entry` objects, the `Entry.style` property parsing the key on every "
-    "`queued` record, the dispatch through `_APPLY`), and the loop itself 10%. `json.loads` "
-    "is slow here because it is given bytes: for each line it detects the encoding and "
-    "decodes separately, about 6 µs a line on this machine against about 3 µs when the file "
-    "is decoded once and each line goes to the C scanner (`json.JSONDecoder().scan_once` or "
-    "`raw_decode`). Pausing the cyclic garbage collector during the replay saves a further "
-    "10% or so (the 'collector paused' figure). Those two bring it to about 4 s here; orjson "
-    "(a new dependency) to about 3 s. Below 2 s needs fewer lines to parse: compact the "
-    "journal (when it holds several times more records than items, write one snapshot record "
-    "per item to a new file, fsync it, rename it over the old one), so that a resume parses "
-    "one line per item instead of four. Memory: `_read` holds the whole file and its split "
-    "lines at once (about twice the file's size) on top of the ledger; reading it line by "
-    "line (`for line in file`) bounds that to the ledger (the 'kept after' figure)."
+    "Measured on batchtoon source 97143eab92e4 (newest file 2026-11-25 01:39 UTC), which "
+    "already streams the journal and parses it with orjson (the first full run, on the "
+    "source before that, took 8.6 s and 945 MiB). Profiled with pyinstrument "
+    "(benchmarks/profiles/replay.txt, `python -m benchmarks --only replay --profile`): "
+    "`Ledger.apply` is about half of the replay (its own code 30%, building 250,000 `Entry` "
+    "objects 14%), orjson's `loads` 18% and `_decode` around it 5%, the read loop 18%, "
+    "`counts()` 7%. The cyclic garbage collector costs about a quarter on top (the 'collector "
+    "paused' figure): while the ledger grows it keeps re-scanning it. Fixes: pause the "
+    "collector during `_read` (`gc.disable()` ... `gc.enable()`, then `gc.freeze()` so the "
+    "run's later collections skip the ledger): about 2.4 s here. Below 2 s needs fewer "
+    "lines: compact the journal (when it holds several times more records than items, write "
+    "one record per item to a new file, fsync it, rename it over the old one). Prototyped on "
+    "a similar journal: 250,000 slim records (key, state, targets, what was written; task "
+    "id, URL and expiry only for unfinished items; 59 MB) replayed in 1.7 s with the stdlib "
+    "json and 1.5 s with orjson, against 3.9 s for records holding every field (152 MB): "
+    "keep the snapshot records slim."
 )
 
 
@@ -91,8 +94,8 @@ def run(options: Options) -> list[Row]:
             note=(
                 f"VmHWM of the child (batchtoon imported before the baseline); kept after "
                 f"the replay, with the ledger alive: {kept:.0f} MiB "
-                f"({kept * 1024 / result['entries']:.2f} KiB per item); the rest is the file "
-                f"read whole ({size / 2**20:.0f} MiB) and its split lines"
+                f"({kept * 1024 / result['entries']:.2f} KiB per item); transient on top: "
+                f"{peak - kept:.0f} MiB (the file is {size / 2**20:.0f} MiB)"
             ),
         ),
     ]
@@ -128,9 +131,13 @@ def _records(lines: int, rng: random.Random) -> Iterator[dict[str, Any]]:
                 "key": key,
                 "source": photo["source"],
                 "output": photo["base"],
-                "retry": False,
             },
-            {"event": "submitted", "key": key, "task_id": photo["task_id"]},
+            {
+                "event": "submitted",
+                "key": key,
+                "sources": [photo["source"]],
+                "task_id": photo["task_id"],
+            },
         ]
         if len(window) > IN_FLIGHT:
             batch += _finish(window.popleft(), rng)
@@ -167,6 +174,7 @@ def _finish(photo: dict[str, Any], rng: random.Random) -> list[dict[str, Any]]:
             {
                 "event": "failed",
                 "key": key,
+                "sources": [photo["source"]],
                 "class": "task",
                 "reason": "the provider failed the task: PROCESS_FAILED",
             }
@@ -176,11 +184,17 @@ def _finish(photo: dict[str, Any], rng: random.Random) -> list[dict[str, Any]]:
         f"{task}.jpg?auth_key=1714086400-{task[:16]}-0-{task[16:]}"
     )
     return [
-        {"event": "succeeded", "key": key, "result_url": url, "expires_at": 1_714_086_400.0},
+        {
+            "event": "succeeded",
+            "key": key,
+            "sources": [photo["source"]],
+            "result_url": url,
+            "expires_at": 1_714_086_400.0,
+        },
         {
             "event": "downloaded",
             "key": key,
-            "base": photo["base"],
+            "source": photo["source"],
             "output": f"/home/alex/cartoons/{photo['base']}.jpg",
             "size": rng.randrange(400_000, 1_600_000),
             "sha256": hashlib.sha256(task.encode()).hexdigest(),

@@ -69,7 +69,7 @@ def run(options: Options) -> list[Row]:
             f"N = {n} rather than 2,000 so the baseline ends in about half a minute (it would "
             f"take about {slot_time * 2000 / SLOTS:.0f} s at 2,000); the bound N/R + T + P is "
             f"{timing.bound(n):.2f} s; the baseline holds each slot {slot_time:.2f} s per photo "
-            f"(about T + P/2 + requests), batchtoon holds one only while uploading",
+            f"(ceil(T/P) ticks of P plus its requests), batchtoon holds one only while uploading",
         ),
         Row(
             NAME,

@@ -11,6 +11,7 @@ peak rather than the largest of every child ever reaped.
 from __future__ import annotations
 
 import datetime
+import hashlib
 import io
 import json
 import math
@@ -58,6 +59,7 @@ __all__ = [
     "remove_tree",
     "run_batchtoon",
     "run_child",
+    "source_fingerprint",
     "unique_variant",
     "write_images",
     "write_manifest",
@@ -100,6 +102,22 @@ def machine() -> dict[str, str]:
         "python": platform.python_version(),
         "date": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
     }
+
+
+def source_fingerprint() -> str:
+    """Which batchtoon source a benchmark measured: the sha256 of every `batchtoon/**/*.py`
+    (first 12 hex digits) and when the newest of them was modified. Others edit batchtoon/
+    while benchmarks run; a client subprocess uses the source as it was when it started."""
+    import batchtoon
+
+    root = Path(batchtoon.__file__).resolve().parent
+    digest = hashlib.sha256()
+    newest = 0.0
+    for path in sorted(root.rglob("*.py")):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+        newest = max(newest, path.stat().st_mtime)
+    when = datetime.datetime.fromtimestamp(newest).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+    return f"{digest.hexdigest()[:12]} (newest file {when})"
 
 
 @contextmanager
