@@ -56,7 +56,7 @@ class PollSettings:
 
 @dataclass(frozen=True)
 class DownloadSettings:
-    workers: int = field(default=4, metadata=_range(1, 256))
+    workers: int = field(default=16, metadata=_range(1, 256))
 
 
 @dataclass(frozen=True)

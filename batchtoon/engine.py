@@ -21,7 +21,7 @@ import logging
 import math
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -241,7 +241,9 @@ class Engine:
         for style in styles:
             self.stats.found += 1
             self._count_failure(reason)
-            await self.journal.write("rejected", source=where, style=style, reason=reason)
+            await self.journal.write(
+                "rejected", durable=False, source=where, style=style, reason=reason
+            )
 
     async def _admit(self, source: Source, style: int, image: Prepared) -> None:
         """Take one (source file, style) on: skip, copy, attach, or queue it for submission."""
@@ -252,8 +254,8 @@ class Engine:
         if entry is None or base not in entry.targets or self._retrying(entry):
             retry = self._retrying(entry)
             extra = {"retry": True} if retry else {}
-            await self.journal.write(
-                "queued", key=key, source=str(source.path), output=base, **extra
+            await self.journal.write(  # not waited for: a lost "queued" is queued again
+                "queued", durable=False, key=key, source=str(source.path), output=base, **extra
             )
             entry = self.ledger.entries[key]
         if entry.state == "failed":
@@ -296,7 +298,7 @@ class Engine:
             filed = await anyio.to_thread.run_sync(
                 _copy_result, first, missing, self.layout, self.workdir
             )
-            await self.stored(entry, missing, filed)
+            await self.stored(entry, missing, filed, on_disk=present)
             return
         await self._record("lost", entry, reason="its output files were deleted")
         await self._dispatch(entry, image)
@@ -388,16 +390,27 @@ class Engine:
         if self._group is not None:
             self._group.start_soon(self._dispatch, entry, None)
 
-    async def stored(self, entry: Entry, bases: list[str], filed: Filed) -> None:
-        """Journal the files a result was written to; the entry is done once all are."""
-        for base, path in zip(bases, filed.paths, strict=True):
-            await self._record(
-                "downloaded", entry, source=entry.targets[base], output=str(path),
-                size=filed.written.size, sha256=filed.written.sha256,
-            )  # fmt: skip
-            self.stats.downloaded += 1
-        if entry.state == "downloaded":
-            self._close(entry)
+    async def stored(
+        self, entry: Entry, bases: list[str], filed: Filed, *, on_disk: Iterable[str] = ()
+    ) -> None:
+        """Journal the files a result was written to, and copy it to any target that was added
+        meanwhile (a copy of the photo admitted while it downloaded); then the entry is done."""
+        written = set(on_disk)
+        while True:
+            for base, path in zip(bases, filed.paths, strict=True):
+                await self._record(
+                    "downloaded", entry, source=entry.targets[base], output=str(path),
+                    size=filed.written.size, sha256=filed.written.sha256,
+                )  # fmt: skip
+                self.stats.downloaded += 1
+                written.add(base)
+            bases = [base for base in entry.targets if base not in written]
+            if not bases:
+                break
+            filed = await anyio.to_thread.run_sync(
+                _copy_result, filed.paths[0], bases, self.layout, self.workdir
+            )
+        self._close(entry)
 
     async def fail(self, entry: Entry, error: ApiError | InputError) -> None:
         kind = type(error).__name__

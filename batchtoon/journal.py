@@ -41,13 +41,13 @@ class Journal:
         self.skipped_lines = 0  # unreadable lines met by replay (not counting a torn tail)
         self._file: IO[bytes] | None = None
         self._lock: IO[bytes] | None = None
-        self._pending: list[bytes] = []
+        self._pending: list[tuple[bytes, dict[str, Any]]] = []  # encoded, and as a record
         self._written = 0  # records handed to write()
         self._durable = 0  # records known to be on disk
         self.flushes = 0
         self._flushed = anyio.Event()
         self._flushing = False
-        # Called with each record once it is durable: how tests wait on a state change.
+        # Called with each record once it is on disk: how tests wait on a state change.
         self.observers: list[Callable[[dict[str, Any]], None]] = []
 
     def __repr__(self) -> str:
@@ -74,7 +74,11 @@ class Journal:
             _append(self._file, b"\n")  # a whole last record whose newline never came
 
     def close(self) -> None:
+        """Write what is still pending (records that were not waited for), then let go."""
         if self._file is not None:
+            if self._pending:
+                _append(self._file, b"".join(b for b, _ in self._pending))
+                self._pending = []
             self._file.close()
             self._file = None
         if self._lock is not None:
@@ -130,20 +134,23 @@ class Journal:
                 gc.enable()
         return good_length
 
-    async def write(self, event: str, **fields: Any) -> None:
+    async def write(self, event: str, *, durable: bool = True, **fields: Any) -> None:
+        """Append a record; with `durable` (the default) return once it is on disk.
+
+        `durable=False` is for records whose loss costs nothing (a resume redoes them): they go
+        out with the next flush, and since flushes keep order, any durable record written after
+        one carries it to disk too."""
         record = {"v": FORMAT_VERSION, "t": round(time.time(), 3), "event": event, **fields}
         self.ledger.apply(record)
-        self._pending.append(_encode(record))
+        self._pending.append((_encode(record), record))
         self._written += 1
         mine = self._written
-        while self._durable < mine:
+        while durable and self._durable < mine:
             if self._flushing:
                 await self._flushed.wait()
             else:
                 with anyio.CancelScope(shield=True):
                     await self._flush()
-        for observer in self.observers:
-            observer(record)
 
     async def _flush(self) -> None:
         assert self._file is not None, "Journal.open() first"
@@ -152,7 +159,7 @@ class Journal:
         await anyio.sleep(self.linger)  # let the records written meanwhile join this batch
         batch, self._pending, upto = self._pending, [], self._written
         try:
-            await anyio.to_thread.run_sync(_append, self._file, b"".join(batch))
+            await anyio.to_thread.run_sync(_append, self._file, b"".join(b for b, _ in batch))
             self._durable = upto
         except BaseException:
             self._pending = batch + self._pending  # the next flush tries them again
@@ -161,6 +168,9 @@ class Journal:
             self._flushing = False
             self._flushed.set()
             self._flushed = anyio.Event()
+        for _, record in batch:
+            for observer in self.observers:
+                observer(record)
 
 
 def _encode(record: dict[str, Any]) -> bytes:
