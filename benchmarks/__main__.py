@@ -8,6 +8,8 @@ for every missed target, what limits it) to benchmarks/results.md, or results-qu
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 import time
 import traceback
@@ -21,7 +23,19 @@ from . import (
     bench_side_by_side,
     bench_throughput,
 )
-from .common import BENCH_DIR, BenchError, Options, Row, machine, source_fingerprint
+from .common import (
+    BENCH_DIR,
+    BenchError,
+    CpuSample,
+    Options,
+    Row,
+    machine,
+    machine_load,
+    source_fingerprint,
+)
+
+# Benchmarks that run batchtoon's code in this process (the others start a fresh process).
+IN_PROCESS = {bench_preflight.NAME}
 
 BENCHMARKS: dict[str, Callable[[Options], list[Row]]] = {
     bench_throughput.NAME: bench_throughput.run,
@@ -34,6 +48,8 @@ BENCHMARKS: dict[str, Callable[[Options], list[Row]]] = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C, so the sandbox, the clients and the temporary folders go too.
+    signal.signal(signal.SIGTERM, _terminate)
     names = _selected(args.only)
     options = Options(
         quick=args.quick, profile_dir=BENCH_DIR / "profiles" if args.profile else None
@@ -42,23 +58,55 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.monotonic()
     rows: list[Row] = []
     sources: dict[str, str] = {}
+    at_start = source_fingerprint()  # what this process imported, for in-process benchmarks
+    loads: dict[str, tuple[CpuSample, CpuSample]] = {}
     failed = False
     for name in names:
         print(f"benchmarks: {name} ...", file=sys.stderr, flush=True)
-        sources[name] = source_fingerprint()
-        begun = time.monotonic()
+        sources[name] = at_start if name in IN_PROCESS else source_fingerprint()
+        _wait_for_quiet(name)
+        begun = machine_load()
         try:
             rows += BENCHMARKS[name](options)
         except (BenchError, OSError, KeyError, ValueError, RuntimeError) as error:
             failed = True
             traceback.print_exc()
             rows.append(Row(name, "did not run to the end", f"error: {error}"))
-        print(f"benchmarks: {name} took {time.monotonic() - begun:.0f} s", file=sys.stderr)
-    report = render(rows, names, options, time.monotonic() - started, sources)
+        loads[name] = (begun, machine_load())
+        print(f"benchmarks: {name} took {loads[name][1].at - begun.at:.0f} s", file=sys.stderr)
+    report = render(rows, names, options, time.monotonic() - started, sources, loads)
     print(report)
     output.write_text(report, encoding="utf-8")
     print(f"benchmarks: written to {output}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+QUIET_SHARE = 0.10  # of the machine's CPU used by others: below this, a benchmark may start
+QUIET_WAIT = 180.0  # seconds to wait for that at most; then it starts anyway (and says so)
+
+
+def _others_share(seconds: float) -> float:
+    """The share of the machine's CPU that other processes used over the next `seconds`."""
+    before = machine_load()
+    time.sleep(seconds)
+    after = machine_load()
+    other = (after.busy - before.busy) - (after.ours - before.ours)
+    return max(0.0, other) / ((after.at - before.at) * (os.cpu_count() or 1))
+
+
+def _wait_for_quiet(name: str) -> None:
+    """Other sessions may share this machine: let their bursts pass before measuring."""
+    deadline = time.monotonic() + QUIET_WAIT
+    while (share := _others_share(2.0)) > QUIET_SHARE:
+        if time.monotonic() > deadline:
+            print(f"benchmarks: {name}: the machine is still {share:.0%} busy", file=sys.stderr)
+            return
+        print(f"benchmarks: {name}: waiting, the machine is {share:.0%} busy", file=sys.stderr)
+        time.sleep(3.0)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -99,6 +147,7 @@ def render(
     options: Options,
     seconds: float,
     sources: dict[str, str],
+    loads: dict[str, tuple[CpuSample, CpuSample]],
 ) -> str:
     host = machine()
     mode = "quick (scaled-down sizes: a smoke run)" if options.quick else "full"
@@ -115,6 +164,7 @@ def render(
         + ("" if list(names) == list(BENCHMARKS) else f" --only {','.join(names)}")
         + "` (benchmarks/README.md says what each one measures)",
         *_source_lines(sources),
+        *_load_lines(loads),
         "",
         "| benchmark | measurement | value | target | met | notes |",
         "| --- | --- | --- | --- | --- | --- |",
@@ -152,6 +202,23 @@ def _source_lines(sources: dict[str, str]) -> list[str]:
         return [f"- batchtoon source measured: {next(iter(sources.values()))}"]
     lines = ["- batchtoon source measured (it changed during the run), at the start of each:"]
     return lines + [f"  - {name}: {source}" for name, source in sources.items()]
+
+
+def _load_lines(loads: dict[str, tuple[CpuSample, CpuSample]]) -> list[str]:
+    """CPU the machine spent on things other than the benchmarks while each one ran: anything
+    much above zero (other sessions' tests, say) can slow the clients down."""
+    lines = ["- CPU used outside these benchmarks while each ran (other processes; VM steal):"]
+    for name, (before, after) in loads.items():
+        other = (after.busy - before.busy) - (after.ours - before.ours)
+        wall = after.at - before.at
+        cores = os.cpu_count() or 1
+        share = max(0.0, other) / (wall * cores) if wall > 0 else 0.0
+        flag = " (enough to disturb it)" if share > 0.05 else ""
+        lines.append(
+            f"  - {name}: {max(0.0, other):.1f} CPU-s over {wall:.0f} s "
+            f"({share:.0%} of the machine){flag}; steal {after.steal - before.steal:.1f} CPU-s"
+        )
+    return lines
 
 
 def _cell(text: str) -> str:

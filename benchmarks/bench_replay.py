@@ -35,25 +35,26 @@ REPEATS = 3
 IN_FLIGHT = 30  # photos between a submission and its result: R x T = 2/s x 15 s
 FAILED_EVERY = 500  # one photo in this many fails on the provider's side
 
-# Measured against batchtoon source 97143eab92e4 (2026-11-25 01:39 UTC): the journal streamed
-# line by line and parsed with orjson, `Ledger.apply` one flat function.
+# Measured against batchtoon source 8e9b24473804 (2026-11-25 01:51 UTC): the journal streamed
+# and parsed with orjson, the collector paused during `_read`, `Ledger.apply` one flat function.
 WHY_SLOW = (
-    "Measured on batchtoon source 97143eab92e4 (newest file 2026-11-25 01:39 UTC), which "
-    "already streams the journal and parses it with orjson (the first full run, on the "
-    "source before that, took 8.6 s and 945 MiB). Profiled with pyinstrument "
-    "(benchmarks/profiles/replay.txt, `python -m benchmarks --only replay --profile`): "
-    "`Ledger.apply` is about half of the replay (its own code 30%, building 250,000 `Entry` "
-    "objects 14%), orjson's `loads` 18% and `_decode` around it 5%, the read loop 18%, "
-    "`counts()` 7%. The cyclic garbage collector costs about a quarter on top (the 'collector "
-    "paused' figure): while the ledger grows it keeps re-scanning it. Fixes: pause the "
-    "collector during `_read` (`gc.disable()` ... `gc.enable()`, then `gc.freeze()` so the "
-    "run's later collections skip the ledger): about 2.4 s here. Below 2 s needs fewer "
-    "lines: compact the journal (when it holds several times more records than items, write "
-    "one record per item to a new file, fsync it, rename it over the old one). Prototyped on "
-    "a similar journal: 250,000 slim records (key, state, targets, what was written; task "
-    "id, URL and expiry only for unfinished items; 59 MB) replayed in 1.7 s with the stdlib "
-    "json and 1.5 s with orjson, against 3.9 s for records holding every field (152 MB): "
-    "keep the snapshot records slim."
+    "Measured on batchtoon source 8e9b24473804 (newest file 2026-11-25 01:51 UTC), which "
+    "already streams the journal, parses it with orjson and pauses the garbage collector "
+    "while reading (on the source of the first full run, 01:14 UTC, the same replay took 8.6 s "
+    "and 945 MiB; orjson and streaming brought it to 3.3-3.5 s and 208 MiB, pausing the "
+    "collector to about 2.6 s). Profiled with pyinstrument (benchmarks/profiles/replay.txt, "
+    "`python -m benchmarks --only replay --profile`): `Ledger.apply` 39% of the time (its own "
+    "code 27%, "
+    "`dict.get` 7%, building `Entry` objects 4%), orjson's `loads` 21% and `_decode` around "
+    "it 5%, the read loop itself 20%, `Ledger.counts()` 12%: one million records each cost "
+    "a little in every layer, and no layer is left to remove. Below 2 s needs fewer lines: "
+    "compact the journal (when it holds several times more records than items, write one "
+    "record per item to a new file, fsync it and rename it over the old one), so a resume "
+    "reads 250,000 lines instead of 1,000,000. Prototyped on a similar journal: 250,000 slim "
+    "records (key, state, targets, what was written; task id, URL and expiry only for "
+    "unfinished items; 59 MB) replayed in 1.5 s with orjson and 1.7 s with the stdlib json, "
+    "against 3.9 s for records holding every field (152 MB): keep snapshot records slim. "
+    "`counts()` could also be kept current by `apply` instead of walking every entry."
 )
 
 

@@ -120,7 +120,8 @@ def _baseline(
             full = [*argv, "--api-base", sandbox.base_url]
             if profile is not None:
                 full = profiled(full, "benchmarks.baseline", profile)
-            run = run_child(full, timeout=timeout, env=env).check("the baseline")
+            run = run_child(full, timeout=timeout, env=env, watch=sandbox.alive)
+            run.check("the baseline")
             counters = sandbox.counters()
     finally:
         remove_tree(out)

@@ -34,7 +34,12 @@ TUNED_TEXT = "download.workers 16, prepare.workers 4"
 # behind, the diagnostic rerun whether more workers cure it. Written from an earlier engine
 # (2026-11-25 00:45) that missed at the provider's timings: bound / wall 0.84.
 WHY_SLOW = (
-    "Read the journal timeline in the notes: submitting should take N/R, submitted -> "
+    "First look at the header's line on CPU used outside the benchmarks: at this density "
+    "the client needs about two thirds of a core (the CPU row), so CPU that other processes "
+    "take shows up directly as a backlog (on source 8e9b24473804 this scenario measured "
+    "0.82 in one run, at 02:04 UTC, before this line existed, and 0.965-0.975 in five "
+    "others). Then read the journal timeline in the notes: submitting should take N/R, "
+    "submitted -> "
     "succeeded about T + P/2, succeeded -> downloaded a few tens of ms, and the last download "
     "should come about T + P after the last submission. At k = 0.02 the run is 50x denser "
     "than the real R = 2/s, so batchtoon's per-image work, which is not scaled, weighs 50x "

@@ -18,6 +18,7 @@ import math
 import os
 import platform
 import re
+import resource
 import shutil
 import signal
 import subprocess
@@ -26,7 +27,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,7 @@ __all__ = [
     "PROVIDER",
     "BenchError",
     "ChildRun",
+    "CpuSample",
     "Measured",
     "Options",
     "Row",
@@ -54,6 +56,7 @@ __all__ = [
     "bench_tempdir",
     "cpu_note",
     "machine",
+    "machine_load",
     "per_image",
     "profiled",
     "remove_tree",
@@ -102,6 +105,27 @@ def machine() -> dict[str, str]:
         "python": platform.python_version(),
         "date": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
     }
+
+
+@dataclass(frozen=True)
+class CpuSample:
+    busy: float  # CPU seconds the whole machine spent busy (all CPUs, steal excluded)
+    steal: float  # CPU seconds the hypervisor gave to other machines
+    ours: float  # CPU seconds of this process and its reaped children
+    at: float  # monotonic seconds
+
+
+def machine_load() -> CpuSample:
+    """A sample to diff: how busy the machine was, and how much of that was this benchmark."""
+    with open("/proc/stat", encoding="ascii") as stat:
+        fields = [int(v) for v in stat.readline().split()[1:]]
+    tick = os.sysconf("SC_CLK_TCK")
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    ours = me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
+    busy = (user + nice + system + irq + softirq) / tick
+    return CpuSample(busy, steal / tick, ours, time.monotonic())
 
 
 def source_fingerprint() -> str:
@@ -227,8 +251,10 @@ def run_child(
     timeout: float,
     env: dict[str, str] | None = None,
     cwd: Path | None = None,
+    watch: Callable[[], bool] | None = None,
 ) -> ChildRun:
-    """Run `argv` to its end (killed after `timeout` s), with its own CPU time and peak RSS."""
+    """Run `argv` to its end (killed after `timeout` s, or as soon as `watch()` turns false:
+    the sandbox it talks to is gone), with its own CPU time and peak RSS."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         start = time.perf_counter()
         proc = subprocess.Popen(
@@ -236,15 +262,30 @@ def run_child(
         )
         timer = threading.Timer(timeout, proc.kill)
         timer.start()
+        done, gone = threading.Event(), threading.Event()
+
+        def watchdog() -> None:
+            while watch is not None and not done.wait(0.5):
+                if not watch():
+                    gone.set()
+                    proc.kill()
+                    return
+
+        guard = threading.Thread(target=watchdog, daemon=True)
+        guard.start()
         try:
             _, status, usage = os.wait4(proc.pid, 0)
             wall = time.perf_counter() - start
             proc.returncode = os.waitstatus_to_exitcode(status)
         finally:
             timer.cancel()
+            done.set()
+            guard.join()
             if proc.returncode is None:  # interrupted while waiting: do not leave it running
                 proc.kill()
                 proc.wait()
+        if gone.is_set():
+            raise BenchError(f"the sandbox stopped while {Path(argv[0]).name} ran: not by us")
         if proc.returncode == -signal.SIGKILL and wall >= timeout:
             raise BenchError(f"{Path(argv[0]).name} took over {timeout:.0f} s and was killed")
         out.seek(0)
@@ -272,6 +313,7 @@ def run_batchtoon(
     timeout: float,
     config: Path | None = None,
     profile: Path | None = None,
+    watch: Callable[[], bool] | None = None,
 ) -> ChildRun:
     """`batchtoon run SOURCE... --quiet` against `base_url`; it must exit 0 (all downloaded)."""
     argv = batchtoon_command(
@@ -296,7 +338,7 @@ def run_batchtoon(
     if profile is not None:
         argv = profiled(argv, "batchtoon", profile)
     env = {**os.environ, "AILAB_API_KEY": API_KEY}
-    return run_child(argv, timeout=timeout, env=env).check("batchtoon run")
+    return run_child(argv, timeout=timeout, env=env, watch=watch).check("batchtoon run")
 
 
 class SandboxProcess:
@@ -360,6 +402,9 @@ class SandboxProcess:
                 self.stop()
                 raise BenchError(f"the sandbox printed no address in {STARTUP_TIMEOUT:.0f} s")
             time.sleep(0.02)
+
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
 
     def counters(self) -> dict[str, Any]:
         with urllib.request.urlopen(f"{self.base_url}/sandbox/counters", timeout=30) as answer:
@@ -541,6 +586,7 @@ def batchtoon_against(
                 timeout=timeout,
                 config=config,
                 profile=profile,
+                watch=sandbox.alive,
             )
             counters = sandbox.counters()
         if counters["accepted"] != n or counters["downloads"] != n:
