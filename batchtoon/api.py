@@ -20,7 +20,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 
@@ -31,6 +31,7 @@ __all__ = [
     "KEY_HEADER",
     "QUERY_PATH",
     "SUBMIT_PATH",
+    "Api",
     "ApiClient",
     "Balance",
     "Submitted",
@@ -205,6 +206,16 @@ def submit_form(image: bytes, style: int, image_format: str) -> tuple[bytes, str
     )
     body = head.encode() + image + f"\r\n--{boundary}--\r\n".encode()
     return body, f"multipart/form-data; boundary={boundary}"
+
+
+class Api(Protocol):
+    """What the stages need of the API: `ApiClient` over HTTP, or a test's fake."""
+
+    async def submit(self, image: bytes, style: int, image_format: str = "JPEG") -> Submitted: ...
+
+    async def query(self, task_id: str) -> TaskState: ...
+
+    async def download(self, url: str, *, max_bytes: int) -> bytes: ...
 
 
 class ApiClient:

@@ -18,7 +18,6 @@ import signal
 import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,14 +27,14 @@ from tqdm import tqdm
 
 from . import __version__
 from .api import ApiClient
+from .batch import Batch, Summary
 from .config import Settings, load_settings
-from .engine import Engine
 from .errors import ApiError, UsageError
+from .exitcodes import ExitCode
 from .journal import Journal
 from .ledger import Ledger
-from .logs import open_log
 from .planner import make_plan
-from .progress import Progress, summary
+from .progress import Bars, summary
 from .sources import check_sources, display
 from .styles import parse_styles
 
@@ -50,19 +49,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.command(args)
         return code
     except KeyboardInterrupt:
-        return 130
+        return ExitCode.STOPPED
     except Exception as raised:  # one line, never a traceback: the traceback goes to the log
         error = _innermost(raised)
         if isinstance(error, UsageError):
             print(f"batchtoon: {error}", file=sys.stderr)
-            return 2
+            return ExitCode.USAGE
         logging.getLogger("batchtoon").exception("internal error")
         print(
             f"batchtoon: internal error ({type(error).__name__}: {error}); the journal is "
             "intact: run the same command again, and please report this with the log",
             file=sys.stderr,
         )
-        return 70
+        return ExitCode.INTERNAL
 
 
 def _innermost(error: BaseException) -> BaseException:
@@ -164,28 +163,24 @@ def _run(args: argparse.Namespace) -> int:
 
 
 async def _run_async(args: argparse.Namespace, settings: Settings, key: str) -> int:
+    quiet = args.quiet or not sys.stderr.isatty()
+    bars = None if quiet else Bars()
     async with _api_target(args, settings, key) as (settings, key):
-        journal = Journal(settings.journal_path)
-        journal.open()
+        batch = Batch(
+            settings, api_key=key, retry_failed=args.retry_failed, on_progress=bars,
+            on_problem=_show_problem,
+        )  # fmt: skip
         try:
-            log = open_log(settings.journal_path.with_name("batchtoon.log"), key)
-            async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
-                api = ApiClient(session, settings.api.base_url, key, timeout=settings.api.timeout)
-                engine = Engine(
-                    settings,
-                    api,
-                    journal,
-                    args.sources,
-                    retry_failed=args.retry_failed,
-                    log=log,
-                    report=partial(_report, log),
-                )
-                code = await _drive(engine, quiet=args.quiet or not sys.stderr.isatty())
+            async with batch, anyio.create_task_group() as group:
+                group.start_soon(_on_signals, batch)
+                done = await batch.run(args.sources)
+                group.cancel_scope.cancel()
         finally:
-            journal.close()
-    print(summary(engine))
-    _advise(engine, code)
-    return code
+            if bars is not None:
+                bars.close()
+    print(summary(done))
+    _advise(done, settings)
+    return done.exit_code
 
 
 @asynccontextmanager
@@ -214,54 +209,45 @@ async def _api_target(
         )
 
 
-async def _drive(engine: Engine, *, quiet: bool) -> int:
-    """Run the engine with the progress bars and the signal handling around it."""
-    progress = None if quiet else Progress(engine)
-    async with anyio.create_task_group() as group:
-        group.start_soon(_on_signals, engine)
-        if progress is not None:
-            group.start_soon(progress.run)
-        try:
-            code = await engine.run()
-        finally:
-            if progress is not None:
-                progress.close()
-            group.cancel_scope.cancel()
-    return code
-
-
-async def _on_signals(engine: Engine) -> None:
+async def _on_signals(batch: Batch) -> None:
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        stopping = False
         async for _ in signals:
-            if engine.outcome == "stopped":
+            if stopping:
                 print("\nbatchtoon: stopped at once; the journal replays", file=sys.stderr)
-                os._exit(130)
+                os._exit(ExitCode.STOPPED)
             print("\nbatchtoon: stopping (Ctrl-C again to quit at once)...", file=sys.stderr)
-            engine.stop()
+            stopping = True
+            batch.stop()
 
 
-def _report(log: logging.Logger, line: str) -> None:
-    """A per-item problem: in the log, and on the terminal above the progress bars."""
-    log.warning(line)
+def _show_problem(line: str) -> None:
+    """A per-item problem, on the terminal above the progress bars (the log has it too)."""
     tqdm.write(f"batchtoon: {display(line)}", file=sys.stderr)
 
 
-def _advise(engine: Engine, code: int) -> None:
+def _advise(done: Summary, settings: Settings) -> None:
     again = shlex.join(["batchtoon", *sys.argv[1:]])
-    if engine.fatal_error is not None:
+    if done.fatal_reason is not None:
         advice = {
             "ERROR_NOT_ENOUGH_CREDITS": "top up the account's credits",
             "ERROR_USER_LOCKED": "ask the provider why the account is locked",
-        }.get(engine.fatal_error.code, f"check the API key in ${engine.settings.api.key_env}")
+        }.get(done.fatal_code, f"check the API key in ${settings.api.key_env}")
         print(
-            f"batchtoon: the API stopped this run: {engine.fatal_error.reason}\n"
+            f"batchtoon: the API stopped this run: {done.fatal_reason}\n"
             f"  {advice}, then run the same command again: {again}",
             file=sys.stderr,
         )
-    elif code == 130:
+    elif done.exit_code == ExitCode.STOPPED:
         print(f"batchtoon: stopped; to go on, run: {again}", file=sys.stderr)
-    elif code == 4:
+    elif done.exit_code == ExitCode.BUDGET:
         print(f"batchtoon: submission budget reached; to go on, run: {again}", file=sys.stderr)
+    elif done.exit_code == ExitCode.LEFT:
+        print(
+            f"batchtoon: {done.left} paid tasks could not be followed to the end now (see the "
+            f"log); they are kept: to pick them up, run: {again}",
+            file=sys.stderr,
+        )
 
 
 def _plan(args: argparse.Namespace) -> int:

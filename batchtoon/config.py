@@ -88,10 +88,14 @@ class Settings:
     max_submissions: int | None = field(default=None, metadata=_range(0))
 
     @property
+    def work_dir(self) -> Path:
+        """batchtoon's own folder in the output: the journal (by default), caches, thumbnails.
+        Everything in it is batchtoon's; nothing outside it is written but results."""
+        return Path(self.output.dir) / ".batchtoon"
+
+    @property
     def journal_path(self) -> Path:
-        if self.journal:
-            return Path(self.journal)
-        return Path(self.output.dir) / ".batchtoon" / "journal.jsonl"
+        return Path(self.journal) if self.journal else self.work_dir / "journal.jsonl"
 
     def override(self, **dotted: Any) -> Settings:
         """A copy with `section__key=value` (or `key=value`) changed; None values are ignored."""
@@ -132,7 +136,7 @@ def _build(cls: type[Any], data: object, source: str, prefix: str) -> Any:
     for key in data:
         if key not in known:
             raise UsageError(f"{source}: unknown key '{prefix}{key}' (known: {', '.join(known)})")
-    hints = typing.get_type_hints(cls)
+    hints = typing.get_type_hints(cls, globalns=globals())  # its module may be renamed
     values = {
         key: _value(hints[key], data[key], source, f"{prefix}{key}", known[key].metadata)
         for key in data

@@ -3,54 +3,43 @@
 Guarantees:
 - a result is checked whole (its `Content-Length` met, its structure intact) before anything
   is written; a cut-short or broken body is fetched again within the retry policy;
-- it is written to a temporary file in the run's work folder, fsync'd, and only then renamed
-  into place: `<out>` never holds a partial file;
-- the bytes are kept as served; the extension follows the content, not the URL;
-- every target of the item (each source file with that content and style) gets its own file,
-  and each is journaled `downloaded` with its size and sha256;
-- an expired URL sends the item back to be submitted again.
+- every target of the item (each source file with that content and style) gets its own file
+  (see `batchtoon.results` for how a file is written);
+- an expired URL, or one that is already past its expiry when its turn comes, is `Gone`: the
+  item goes back to be submitted again; a result that can never be kept is `Refused`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
-import time
-import uuid
-from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING
-
 import anyio
 from anyio.abc import ObjectReceiveStream
 
-from .errors import ApiError, TaskGone, Transient
-from .intact import intact_format
+from .api import Api
+from .clock import SYSTEM_CLOCK, Clock
+from .errors import ApiError, TaskGone
 from .layout import Layout
 from .ledger import Entry
-from .retry import retrying
+from .outcomes import Filed, Gone, Outbox, Outcome, Refused, Stored
+from .results import file_result
+from .retry import RetryPolicy
 
-if TYPE_CHECKING:
-    from .engine import Engine
-
-__all__ = ["Downloader", "Filed", "Written", "file_result", "write_files"]
-
-
-@dataclass(frozen=True)
-class Written:
-    size: int
-    sha256: str
-
-
-@dataclass(frozen=True)
-class Filed:
-    paths: list[Path]  # one per base, in order
-    written: Written
+__all__ = ["Downloader"]
 
 
 class Downloader:
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
+    def __init__(
+        self,
+        api: Api,
+        retry: RetryPolicy,
+        outbox: Outbox,
+        layout: Layout,
+        *,
+        max_bytes: int,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        self._api, self._retry, self._outbox, self._layout = api, retry, outbox, layout
+        self._max_bytes = max_bytes
+        self._clock = clock
         self.downloaded = 0
 
     def __repr__(self) -> str:
@@ -59,57 +48,24 @@ class Downloader:
     async def run(self, results: ObjectReceiveStream[Entry]) -> None:
         async with results:
             async for entry in results:
-                await self._handle(entry)
+                await self._outbox.deliver(await self._fetch(entry))
 
-    async def _handle(self, entry: Entry) -> None:
-        engine = self._engine
-        if time.time() > entry.expires_at:
-            await engine.lost(entry, "the result URL expired before it was downloaded")
-            return
+    async def _fetch(self, entry: Entry) -> Outcome:
+        if self._clock.wall() > entry.expires_at:
+            return Gone(entry, "the result URL expired before it was downloaded")
         bases = list(entry.targets)  # all of them: a resume may come after a partial write
         try:
             filed = await self._fetch_and_file(entry, bases)
         except TaskGone as error:
-            await engine.lost(entry, error.reason)
+            return Gone(entry, error.reason)
         except ApiError as error:
-            await engine.fail(entry, error)
-        else:
-            await engine.stored(entry, bases, filed)
-            self.downloaded += 1
+            return Refused(entry, error)
+        self.downloaded += 1
+        return Stored(entry, filed)
 
     async def _fetch_and_file(self, entry: Entry, bases: list[str]) -> Filed:
-        engine = self._engine
-        async for attempt in retrying(engine.settings.retry, engine.note_retry):
+        async for attempt in self._retry.attempts(entry.name):
             with attempt:
-                data = await engine.api.download(
-                    entry.result_url, max_bytes=engine.settings.output.max_result_bytes
-                )
-                return await anyio.to_thread.run_sync(
-                    file_result, data, bases, engine.layout, engine.workdir
-                )
+                data = await self._api.download(entry.result_url, max_bytes=self._max_bytes)
+                return await anyio.to_thread.run_sync(file_result, data, bases, self._layout)
         raise AssertionError("unreachable: tenacity reraises the last error")
-
-
-def file_result(data: bytes, bases: list[str], layout: Layout, workdir: Path) -> Filed:
-    """Check a downloaded result whole, then write it under every base (one thread hop)."""
-    try:
-        fmt = intact_format(data)
-    except (OSError, SyntaxError, ValueError):
-        raise Transient("the result does not decode as an image") from None
-    if not fmt:
-        raise Transient("the result is an image of no known format")
-    dests = [layout.path(base, fmt) for base in bases]
-    return Filed(dests, write_files(data, dests, workdir))
-
-
-def write_files(data: bytes, dests: list[Path], workdir: Path) -> Written:
-    """Write `data` to every path in `dests`, each through an fsync'd temporary and a rename."""
-    for dest in dests:
-        part = workdir / f"{uuid.uuid4().hex}.part"
-        with open(part, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(part, dest)  # same file system as the work folder: atomic
-    return Written(len(data), hashlib.sha256(data).hexdigest())

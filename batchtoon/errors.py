@@ -45,6 +45,10 @@ class UsageError(BatchtoonError):
 class InputError(BatchtoonError):
     """One source item cannot be sent to the API; the reason is a one-line message."""
 
+    @property
+    def reason(self) -> str:
+        return str(self)
+
 
 class ApiError(BatchtoonError):
     """The API (or the network on the way to it) answered something other than success."""

@@ -28,7 +28,7 @@ import anyio
 import orjson
 
 from .errors import UsageError
-from .ledger import FORMAT_VERSION, Ledger
+from .ledger import FORMAT_VERSION, Event, Ledger
 
 __all__ = ["Journal"]
 
@@ -134,7 +134,7 @@ class Journal:
                 gc.enable()
         return good_length
 
-    async def write(self, event: str, *, durable: bool = True, **fields: Any) -> None:
+    async def write(self, event: Event, *, durable: bool = True, **fields: Any) -> None:
         """Append a record; with `durable` (the default) return once it is on disk.
 
         `durable=False` is for records whose loss costs nothing (a resume redoes them): they go

@@ -10,6 +10,7 @@ sha256) and `{ext}` (from the result's bytes, known only once downloaded: it mus
 from __future__ import annotations
 
 import string
+from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
 from .errors import UsageError
@@ -56,3 +57,7 @@ class Layout:
 
     def file(self, base: str, ext: str) -> Path:
         return self.out / f"{base}.{ext}"
+
+    def existing(self, bases: Iterable[str], ext: str) -> set[str]:
+        """The bases whose file with extension `ext` exists (blocking: run it in a thread)."""
+        return {base for base in bases if self.file(base, ext).is_file()}

@@ -20,18 +20,20 @@ source path(s): `source` where the record is about one file, else `sources`, all
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
-__all__ = ["FORMAT_VERSION", "Entry", "Ledger"]
+__all__ = ["FORMAT_VERSION", "STATES", "Entry", "Event", "Ledger", "State"]
 
 FORMAT_VERSION = 1
-STATES = ("queued", "submitted", "succeeded", "downloaded", "failed")
+State = Literal["queued", "submitted", "succeeded", "downloaded", "failed"]
+STATES: tuple[State, ...] = get_args(State)
+Event = Literal["queued", "submitted", "succeeded", "downloaded", "lost", "failed", "rejected"]
 
 
 @dataclass(slots=True)
 class Entry:
     key: str
-    state: str = "queued"
+    state: State = "queued"
     targets: dict[str, str] = field(default_factory=dict)  # output base -> source path
     ext: str = ""  # the result's file extension, once downloaded
     written: int = 0  # target files written since the result was last (re)made
@@ -42,6 +44,11 @@ class Entry:
     error_class: str = ""
     reason: str = ""
     submissions: int = 0  # accepted submissions over all runs: more than 1 is extra cost
+
+    @property
+    def name(self) -> str:
+        """What to call the item in a message: its first source path (else its key)."""
+        return next(iter(self.targets.values()), self.key)
 
     @property
     def sha256(self) -> str:
@@ -107,7 +114,7 @@ class Ledger:
         else:
             raise KeyError(f"unknown event {event!r}")
 
-    def counts(self) -> dict[str, int]:
+    def counts(self) -> dict[State, int]:
         """Targets (source file x style) by state; a rejected source counts as failed."""
         counts = dict.fromkeys(STATES, 0)
         for entry in self.entries.values():
@@ -131,6 +138,6 @@ class Ledger:
         return rows
 
 
-def _pending(state: str) -> str:
+def _pending(state: State) -> State:
     # A target not yet written while its entry is "downloaded" waits for a copy: queued.
     return "queued" if state == "downloaded" else state

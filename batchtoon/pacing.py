@@ -8,7 +8,7 @@ Guarantees:
   gap of the current rate when the answer did not say), and the rate halves, at most once for
   the requests that were already in flight (multiplicative decrease), never below `floor`;
 - each acquisition after that adds `max_rate / 50` back (additive increase), up to `max_rate`;
-- time comes from `clock` and `sleep`, so tests can drive it without waiting.
+- time comes from `clock` (a `batchtoon.clock.Clock`), so tests can drive it without waiting.
 
 Why not aiolimiter here: its rate is fixed when it is built, and a leaky bucket with capacity
 lets a burst through after an idle spell; this needs a rate that changes while tasks wait on it.
@@ -17,10 +17,7 @@ The sandbox, which rejects rather than waits, does use aiolimiter.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Awaitable, Callable
-
-import anyio
+from .clock import SYSTEM_CLOCK, Clock
 
 __all__ = ["SharedRate"]
 
@@ -31,13 +28,12 @@ class SharedRate:
         rate: float,
         *,
         floor_fraction: float = 1 / 32,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.max_rate = self.rate = rate
         self.floor = rate * floor_fraction
         self.slowdowns = 0
-        self._clock, self._sleep = clock, sleep
+        self._clock = clock
         self._next = float("-inf")  # the earliest time the next acquisition may happen
         self._paused_until = float("-inf")
         self._last_cut = float("-inf")
@@ -52,18 +48,18 @@ class SharedRate:
     async def acquire(self) -> float:
         """Wait for this caller's turn; return the time of the turn (pass it to `throttled`)."""
         while True:
-            now = self._clock()
+            now = self._clock.monotonic()
             turn = max(now, self._next, self._paused_until)
             self._next = turn + 1.0 / self.rate
             if turn > now:
-                await self._sleep(turn - now)
+                await self._clock.sleep(turn - now)
             if turn >= self._paused_until:  # else a pause began while we slept: queue again
                 break
         self.rate = min(self.max_rate, self.rate + self.max_rate / 50)
         return turn
 
     def throttled(self, sent_at: float, retry_after: float | None) -> None:
-        now = self._clock()
+        now = self._clock.monotonic()
         pause = retry_after if retry_after is not None else 1.0 / self.rate
         self._paused_until = max(self._paused_until, now + pause)
         if sent_at > self._last_cut:  # requests sent before (or at) the last cut do not cut again

@@ -1,16 +1,15 @@
 """The plan (`batchtoon plan`, `batchtoon run --dry-run`): what a run would cost, without
 submitting anything.
 
-It reads every source and runs the same pre-flight as a run (in the same number of worker
-threads, filling the same prepared-image cache), replays the journal read-only, and sorts every
-(photo, style) the way the engine's admission would: already done, a duplicate of content
-already counted, in progress with the provider (no new cost), failed before (and left so without
-`--retry-failed`), or billable: one submission. With a key it also asks the account's balance.
+It runs the run's own pre-flight fan-out (`producer.preflight_sources`, the same checks in the
+same number of threads, filling the same prepared-image cache) over a read-only replay of the
+journal, and judges every (photo, style) by the run's own admission rule
+(`admission.decide`): the plan's "billable" count is the run's number of submissions, not a
+second implementation's guess. With a key it also asks the account's balance.
 """
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,20 +17,36 @@ from typing import Any
 
 import anyio
 
+from .admission import OPENS, Verdict, decide
+from .clock import SYSTEM_CLOCK, Clock
 from .config import Settings
-from .errors import InputError
+from .layout import Layout
 from .ledger import Entry, Ledger
-from .preflight import Prepared, check
-from .sources import BadLine, Source, display, iter_sources, next_batch
+from .preflight import Prepared
+from .producer import checker, preflight_sources
+from .sources import BadLine, Source, display
 
-__all__ = ["Plan", "make_plan"]
+__all__ = ["ROWS", "Plan", "make_plan"]
+
+# The plan's rows, by the admission verdicts they gather.
+ROWS: dict[Verdict, str] = {
+    "submit": "billable",
+    "resubmit": "billable",
+    "poll": "in progress",
+    "download": "in progress",
+    "done": "done",
+    "copy": "done",
+    "duplicate": "duplicate",
+    "failed": "failed before",
+}
 
 
 @dataclass
 class Plan:
     photos: int = 0  # source files found (and manifest lines)
     styles: int = 0
-    counts: Counter[str] = field(default_factory=Counter)  # target verdict -> (photo, style)s
+    counts: Counter[str] = field(default_factory=Counter)  # row -> (photo, style)s
+    verdicts: Counter[Verdict] = field(default_factory=Counter)
     invalid: dict[str, str] = field(default_factory=dict)  # where -> reason
     to_fix: int = 0  # photos --fix prepares
     balance: float | None = None  # credits, when asked; negative: unlimited
@@ -77,66 +92,41 @@ class Plan:
 
 
 async def make_plan(
-    settings: Settings, sources: list[Path], ledger: Ledger, *, retry_failed: bool = False
+    settings: Settings,
+    sources: list[Path],
+    ledger: Ledger,
+    *,
+    retry_failed: bool = False,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> Plan:
     plan = Plan(styles=len(settings.styles))
-    checked: list[tuple[int, Source, Prepared]] = []
-    limit = anyio.Semaphore(settings.prepare.workers)
-    items = iter_sources(sources)
-    async with anyio.create_task_group() as group:
-        while batch := await anyio.to_thread.run_sync(next_batch, items):
-            for item in batch:
-                plan.photos += 1
-                if isinstance(item, BadLine):
-                    plan.invalid[item.where] = item.reason
-                    continue
-                await limit.acquire()
-                group.start_soon(_check, plan, checked, plan.photos, item, settings, limit)
-    seen: set[str] = set()
-    for _, item, image in sorted(checked, key=lambda row: row[0]):  # in source order
+    layout = Layout(Path(settings.output.dir), settings.output.template)
+    in_hand: set[str] = set()  # what a run would have open by now: its duplicates cost nothing
+
+    async def judge(entry: Entry | None, key: str) -> Verdict:
+        present = set[str]()
+        if entry is not None and entry.state == "downloaded":
+            present = await anyio.to_thread.run_sync(layout.existing, entry.targets, entry.ext)
+        return decide(
+            entry, in_hand=key in in_hand, retry_failed=retry_failed, now=clock.wall(),
+            task_ttl=settings.result_ttl, present=present,
+        )  # fmt: skip
+
+    async def take(item: Source | BadLine, outcome: Prepared | str) -> None:
+        plan.photos += 1
+        if isinstance(outcome, str):
+            where = item.where if isinstance(item, BadLine) else display(item.path)
+            plan.invalid[where] = outcome
+            return
+        assert isinstance(item, Source)
+        plan.to_fix += outcome.fixed
         for style in item.styles or settings.styles:
-            key = f"{image.sha256}:{style}"
-            verdict = _verdict(ledger.entries.get(key), settings, retry_failed)
-            if verdict == "billable" and key in seen:
-                verdict = "duplicate"
-            seen.add(key)
-            plan.counts[verdict] += 1
+            key = f"{outcome.sha256}:{style}"
+            verdict = await judge(ledger.entries.get(key), key)
+            if verdict in OPENS:
+                in_hand.add(key)
+            plan.verdicts[verdict] += 1
+            plan.counts[ROWS[verdict]] += 1
+
+    await preflight_sources(sources, checker(settings), settings.prepare.workers, take)
     return plan
-
-
-async def _check(
-    plan: Plan,
-    checked: list[tuple[int, Source, Prepared]],
-    order: int,
-    item: Source,
-    settings: Settings,
-    limit: anyio.Semaphore,
-) -> None:
-    fix, cache = settings.prepare.fix, settings.journal_path.parent / "prepared"
-    try:
-        image = await anyio.to_thread.run_sync(lambda: check(item.path, fix=fix, cache=cache))
-    except InputError as error:
-        plan.invalid[display(item.path)] = str(error)
-        return
-    finally:
-        limit.release()
-    plan.to_fix += image.fixed
-    checked.append((order, item, image))
-
-
-def _verdict(entry: Entry | None, settings: Settings, retry_failed: bool) -> str:
-    """What the engine's admission would do with this (photo, style)."""
-    if entry is None or entry.state == "queued":
-        return "billable"
-    if entry.state == "failed":
-        return "billable" if retry_failed else "failed before"
-    if entry.state == "submitted" and time.time() - entry.submitted_at < settings.result_ttl:
-        return "in progress"
-    if entry.state == "succeeded" and time.time() < entry.expires_at:
-        return "in progress"
-    out = Path(settings.output.dir)
-    if entry.state == "downloaded" and any(
-        (out / f"{b}.{entry.ext}").is_file() for b in entry.targets
-    ):
-        return "done"
-    return "billable"

@@ -1,95 +1,141 @@
 """`Poller`: the one loop that asks the API about every pending task.
 
 Guarantees:
-- each tick (every `poll.interval` seconds) queries every pending task at most once, oldest
-  submission first, through the poll `SharedRate` and at most `poll.concurrency` at a time;
-- a task is handed on as soon as its answer is final: a success to the downloader, a failure
-  to the journal, a vanished task back to the submit queue;
-- a query that fails transiently is simply asked again next tick; a throttled one slows the
-  poll rate down for everyone.
+- each tick (every `interval` seconds) queries every pending task at most once, oldest
+  submission first, through the poll `SharedRate` and at most `concurrency` at a time;
+- a task is handed on as soon as its answer is final (`Finished`), or once it is known to be
+  gone (`Gone`: the provider lost it, or it is older than the provider keeps tasks);
+- a query that fails (a fault, a throttle, an answer that makes no sense) is simply asked again
+  next tick; a throttled one also slows the poll rate down for everyone;
+- the failures are bounded: a task whose queries have failed for `give_up_after` seconds and
+  at least `min_failures` times in a row is `Left` — it is paid for, so it is never failed:
+  it stays `submitted` in the journal and a later run asks again;
+- after a run-fatal answer (bad key, locked account) no query can succeed: that task comes back
+  as `Fatal` and every other one as `Left`, and the poller stops asking.
 """
 
 from __future__ import annotations
 
-import time
-from collections import deque
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
+import logging
+from dataclasses import dataclass
 
 import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream
 
-from .errors import RunFatal, TaskGone, Throttled, Transient
+from .api import Api
+from .clock import SYSTEM_CLOCK, Clock, ticks
+from .errors import ApiError, RunFatal, TaskGone, Throttled
 from .ledger import Entry
+from .outcomes import Fatal, Finished, Gone, Left, Outbox, Outcome
+from .pacing import SharedRate
 
-if TYPE_CHECKING:
-    from .engine import Engine
-
-__all__ = ["Poller", "ticks"]
+__all__ = ["PollLimits", "Poller"]
 
 
-async def ticks(interval: float) -> AsyncIterator[None]:
-    """Yield now, then every `interval` seconds; a late tick does not bunch the next ones up."""
-    next_tick = time.monotonic()
-    while True:
-        yield
-        now = time.monotonic()
-        next_tick = max(next_tick + interval, now)
-        await anyio.sleep(next_tick - now)
+@dataclass(frozen=True)
+class PollLimits:
+    interval: float  # seconds between ticks
+    concurrency: int  # queries in flight at once
+    task_ttl: float  # seconds the provider keeps a task
+    give_up_after: float  # seconds of failing queries before a task is left ...
+    min_failures: int  # ... and at least this many failures in a row
+
+
+@dataclass(slots=True)
+class _Streak:
+    first: float  # monotonic time of the first failure in a row
+    count: int
 
 
 class Poller:
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
+    def __init__(
+        self,
+        api: Api,
+        rate: SharedRate,
+        outbox: Outbox,
+        limits: PollLimits,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        log: logging.Logger | None = None,
+    ) -> None:
+        self._api, self._rate, self._outbox, self._limits = api, rate, outbox, limits
+        self._clock = clock
+        self._log = log or logging.getLogger("batchtoon")
         self.pending: dict[str, Entry] = {}  # task_id -> entry; insertion order is age order
+        self._failing: dict[str, _Streak] = {}  # task_id -> its failures in a row
         self.queries = 0
-        self.tick_starts: deque[float] = deque(maxlen=100_000)  # event-loop times
+        self.ticks = 0
 
     def __repr__(self) -> str:
-        ticks = len(self.tick_starts)
-        return f"<Poller pending={len(self.pending)} queries={self.queries} ticks={ticks}>"
+        return f"<Poller pending={len(self.pending)} queries={self.queries} ticks={self.ticks}>"
 
-    def add(self, entry: Entry) -> None:
-        self.pending[entry.task_id] = entry
+    async def run(self, new_tasks: MemoryObjectReceiveStream[Entry]) -> None:
+        """Poll until cancelled; tasks sent on `new_tasks` join at the next tick."""
+        async with new_tasks:
+            async for _ in ticks(self._limits.interval, self._clock):
+                self._take_new(new_tasks)
+                await self._poll_once()
 
-    async def run(self) -> None:
-        async for _ in ticks(self._engine.settings.poll.interval):
-            await self._poll_once()
+    def _take_new(self, new_tasks: MemoryObjectReceiveStream[Entry]) -> None:
+        while True:
+            try:
+                entry = new_tasks.receive_nowait()
+            except (anyio.WouldBlock, anyio.EndOfStream):
+                return
+            self.pending[entry.task_id] = entry
 
     async def _poll_once(self) -> None:
-        self.tick_starts.append(anyio.current_time())
-        limit = anyio.Semaphore(self._engine.settings.poll.concurrency)
+        self.ticks += 1
+        limit = anyio.Semaphore(self._limits.concurrency)
         async with anyio.create_task_group() as group:
             for entry in list(self.pending.values()):
                 await limit.acquire()
                 group.start_soon(self._query, entry, limit)
 
     async def _query(self, entry: Entry, limit: anyio.Semaphore) -> None:
-        engine = self._engine
         try:
-            if time.time() - entry.submitted_at > engine.settings.result_ttl:
-                raise TaskGone("the task is older than the provider keeps tasks")
-            sent_at = await engine.poll_rate.acquire()
-            self.queries += 1
-            state = await engine.api.query(entry.task_id)
-        except Throttled as error:
-            engine.poll_rate.throttled(sent_at, error.retry_after)
-        except Transient as error:
-            engine.log.info("query %s failed, asking again next tick: %s", entry.task_id, error)
-        except TaskGone as error:
-            self.pending.pop(entry.task_id, None)
-            await engine.lost(entry, error.reason)
-        except RunFatal as error:
-            engine.halt("fatal", error)
-            self.abandon()
-        else:
-            if state.done:
-                self.pending.pop(entry.task_id, None)
-                await engine.task_done(entry, state)
+            outcome = await self._ask(entry)
         finally:
             limit.release()
+        if outcome is None or self.pending.pop(entry.task_id, None) is None:
+            return  # still pending, or already handed on (the poller was abandoned)
+        self._failing.pop(entry.task_id, None)
+        await self._outbox.deliver(outcome)
+        if isinstance(outcome, Fatal):
+            await self._abandon(f"the API refused the account: {outcome.error.reason}")
 
-    def abandon(self) -> None:
+    async def _ask(self, entry: Entry) -> Outcome | None:
+        """The task's outcome if this query settles it, else None (ask again next tick)."""
+        if self._clock.wall() - entry.submitted_at > self._limits.task_ttl:
+            return Gone(entry, "the task is older than the provider keeps tasks")
+        sent_at = await self._rate.acquire()
+        self.queries += 1
+        try:
+            state = await self._api.query(entry.task_id)
+        except TaskGone as error:
+            return Gone(entry, error.reason)
+        except RunFatal as error:
+            return Fatal(entry, error)
+        except ApiError as error:
+            if isinstance(error, Throttled):
+                self._rate.throttled(sent_at, error.retry_after)
+            return self._failed(entry, error)
+        self._failing.pop(entry.task_id, None)
+        return Finished(entry, state) if state.done else None
+
+    def _failed(self, entry: Entry, error: ApiError) -> Left | None:
+        now = self._clock.monotonic()
+        streak = self._failing.setdefault(entry.task_id, _Streak(now, 0))
+        streak.count += 1
+        self._log.info("query for %s failed (%d in a row): %s", entry.name, streak.count, error)
+        limits = self._limits
+        if streak.count >= limits.min_failures and now - streak.first >= limits.give_up_after:
+            return Left(entry, f"its queries kept failing: {error.reason}")
+        return None
+
+    async def _abandon(self, reason: str) -> None:
         """Stop watching every task (they stay `submitted` in the journal for the next run)."""
-        for entry in self.pending.values():
-            self._engine.put_back(entry)
-        self.pending.clear()
+        pending, self.pending = self.pending, {}
+        self._failing.clear()
+        for entry in pending.values():
+            await self._outbox.deliver(Left(entry, reason))

@@ -1,26 +1,28 @@
-"""`SubmitWorker`: takes prepared uploads off the engine's queue and submits them, one at a
-time; the engine runs `submit.concurrency` of them, which is the concurrency limit, and they
-share one `SharedRate`, which is the request-rate limit.
+"""`SubmitWorker`: takes prepared uploads off the upload queue and submits them, one at a time.
 
-Each upload ends one way: accepted (journaled `submitted`, handed to the poller), refused by
-the provider (journaled `failed`), given up after the retry policy's bounds (`failed`), or put
-back unsubmitted because the run stopped submitting (left `queued` for the next run).
+The engine runs `submit.concurrency` workers, which is the concurrency limit; they share one
+`SharedRate`, which is the request-rate limit, and one `SubmissionBudget`.
+
+Each upload ends in exactly one outcome, delivered while its budget slot is still held (so a
+stopped run, which waits for the slots, never ends before an accepted task id is journaled):
+`Accepted` (a task id), `Refused` (the provider refused the image, or the retry policy gave
+up), `Fatal` (the account cannot go on) or `Unsent` (the run stopped submitting).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from anyio.abc import ObjectReceiveStream
 
+from .api import Api
+from .budget import SubmissionBudget
 from .errors import ApiError, RunFatal, Throttled
 from .ledger import Entry
+from .outcomes import Accepted, Fatal, Outbox, Outcome, Refused, Unsent
+from .pacing import SharedRate
 from .preflight import Prepared
-from .retry import retrying
-
-if TYPE_CHECKING:
-    from .engine import Engine
+from .retry import RetryPolicy
 
 __all__ = ["SubmitWorker", "Upload"]
 
@@ -29,11 +31,20 @@ __all__ = ["SubmitWorker", "Upload"]
 class Upload:
     entry: Entry
     image: Prepared
+    source: str  # a source path of the item, for the log
 
 
 class SubmitWorker:
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
+    def __init__(
+        self,
+        api: Api,
+        rate: SharedRate,
+        retry: RetryPolicy,
+        budget: SubmissionBudget,
+        outbox: Outbox,
+    ) -> None:
+        self._api, self._rate, self._retry = api, rate, retry
+        self._budget, self._outbox = budget, outbox
         self.submitted = 0
 
     def __repr__(self) -> str:
@@ -42,37 +53,34 @@ class SubmitWorker:
     async def run(self, uploads: ObjectReceiveStream[Upload]) -> None:
         async with uploads:
             async for upload in uploads:
-                if not self._engine.reserve_submission():
-                    self._engine.put_back(upload.entry)
-                    continue
-                await self._submit(upload)
+                async with self._budget.slot() as slot:
+                    if slot is None:
+                        await self._outbox.deliver(Unsent(upload.entry))
+                        continue
+                    outcome = await self._submit(upload)
+                    if isinstance(outcome, Accepted):
+                        slot.spend()
+                        self.submitted += 1
+                    await self._outbox.deliver(outcome)
 
-    async def _submit(self, upload: Upload) -> None:
-        engine, entry = self._engine, upload.entry
+    async def _submit(self, upload: Upload) -> Outcome:
         try:
-            task_id = await self._send(upload)
+            return Accepted(upload.entry, await self._send(upload))
         except RunFatal as error:
-            engine.release_submission()
-            engine.halt("fatal", error)
-            engine.put_back(entry)
+            return Fatal(upload.entry, error)
         except ApiError as error:
-            engine.release_submission()
-            await engine.fail(entry, error)
-        else:
-            self.submitted += 1
-            await engine.submitted(entry, task_id)
+            return Refused(upload.entry, error)
 
     async def _send(self, upload: Upload) -> str:
-        engine = self._engine
-        async for attempt in retrying(engine.settings.retry, engine.note_retry):
+        async for attempt in self._retry.attempts(upload.source):
             with attempt:
-                sent_at = await engine.submit_rate.acquire()
+                sent_at = await self._rate.acquire()
                 try:
-                    answer = await engine.api.submit(
+                    answer = await self._api.submit(
                         upload.image.data, upload.entry.style, upload.image.format
                     )
                 except Throttled as error:
-                    engine.submit_rate.throttled(sent_at, error.retry_after)
+                    self._rate.throttled(sent_at, error.retry_after)
                     raise
                 return answer.task_id
         raise AssertionError("unreachable: tenacity reraises the last error")

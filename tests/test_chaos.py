@@ -10,7 +10,7 @@ import pytest
 from harness import journal_records, make_photos, outputs, run_engine
 from test_cli import batchtoon
 
-from batchtoon.engine import EXIT_FAILED
+from batchtoon.exitcodes import ExitCode
 from batchtoon.sandbox import Faults, Sandbox
 
 CHAOS = Faults(
@@ -37,7 +37,7 @@ async def chaos(tmp_path: Path, photos: int) -> None:
     downloaded = {r["output"]: r for r in records if r["event"] == "downloaded"}
     print(  # the figures for the issue note (pytest -s)
         f"\nchaos {photos}: faults {dict(counters.faults)}, throttled {counters.throttled}, "
-        f"retries {engine.stats.retries}, slowdowns {engine.submit_rate.slowdowns}+"
+        f"retries {engine.retry.retries}, slowdowns {engine.submit_rate.slowdowns}+"
         f"{engine.poll_rate.slowdowns}, accepted {counters.accepted_total}, "
         f"failed {len(failed)}, extra {engine.stats.extra}"
     )
@@ -45,7 +45,7 @@ async def chaos(tmp_path: Path, photos: int) -> None:
     assert failed == failed_by_sandbox  # a transient fault never became a failure
     assert all(r["class"] == "task" for r in records if r["event"] == "failed")
     assert len(downloaded) + len(failed) == photos  # every item ended one way or the other
-    assert engine.exit_code == (EXIT_FAILED if failed else 0)
+    assert engine.exit_code == (ExitCode.FAILED if failed else 0)
     files = outputs(out)
     assert sorted(str(p) for p in files) == sorted(downloaded)  # the journal and files agree
     for path in files:

@@ -12,7 +12,7 @@ from harness import make_photos, outputs, photo, run_engine
 from PIL import Image
 from test_cli import batchtoon
 
-from batchtoon.engine import EXIT_BUDGET, EXIT_OK
+from batchtoon.exitcodes import ExitCode
 from batchtoon.sandbox import Sandbox
 
 ORIENTATION = 0x0112
@@ -49,7 +49,7 @@ async def test_fix_prepares_phone_sized_and_rotated_photos_and_results_are_uprig
     out = tmp_path / "out"
     async with Sandbox(time_scale=0.001, render="quick") as sandbox:
         engine = await run_engine(sandbox, [folder], out, prepare__fix=True)
-        assert engine.exit_code == EXIT_OK
+        assert engine.exit_code == ExitCode.OK
         accepted = set(sandbox.counters.accepted)
     plain_sha = hashlib.sha256((folder / "plain.jpg").read_bytes()).hexdigest()
     assert (plain_sha, 0) in accepted  # a photo within the limits is sent byte for byte
@@ -164,11 +164,11 @@ async def test_max_submissions_stops_at_exactly_n_then_finishes_what_it_accepted
         engine = await run_engine(
             sandbox, [tmp_path / "in"], tmp_path / "out", max_submissions=10, submit__concurrency=6
         )
-        assert engine.exit_code == EXIT_BUDGET
+        assert engine.exit_code == ExitCode.BUDGET
         assert sandbox.counters.accepted_total == 10
         assert len(outputs(tmp_path / "out")) == 10  # polled and downloaded
         engine = await run_engine(sandbox, [tmp_path / "in"], tmp_path / "out")
-        assert engine.exit_code == EXIT_OK and sandbox.counters.accepted_total == 25
+        assert engine.exit_code == ExitCode.OK and sandbox.counters.accepted_total == 25
 
 
 def test_phone_photo_helper_makes_what_it_says(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -39,7 +40,8 @@ async def test_a_torn_last_line_is_dropped_and_appending_goes_on(tmp_path: Path)
     journal = Journal(path)
     journal.open()
     assert journal.ledger.entries[f"{SHA}:0"].state == "submitted"
-    await journal.write("failed", key=f"{SHA}:0", reason="r", **{"class": "task"})
+    kind: dict[str, Any] = {"class": "task"}  # a field named by a keyword
+    await journal.write("failed", key=f"{SHA}:0", reason="r", **kind)
     journal.close()
     assert [r["event"] for r in lines(path)] == ["submitted", "failed"]
 

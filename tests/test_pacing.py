@@ -8,10 +8,15 @@ from batchtoon.pacing import SharedRate
 
 
 class FakeTime:
+    """A `Clock` whose sleeps return at once, having moved time on."""
+
     def __init__(self) -> None:
         self.now = 0.0
 
-    def clock(self) -> float:
+    def monotonic(self) -> float:
+        return self.now
+
+    def wall(self) -> float:
         return self.now
 
     async def sleep(self, seconds: float) -> None:
@@ -24,7 +29,7 @@ def fake() -> FakeTime:
 
 
 def rate_on(fake: FakeTime, rate: float) -> SharedRate:
-    return SharedRate(rate, clock=fake.clock, sleep=fake.sleep)
+    return SharedRate(rate, clock=fake)
 
 
 async def test_turns_are_spaced_by_the_rate_with_no_burst(fake: FakeTime) -> None:

@@ -1,0 +1,110 @@
+"""What a stage hands on: one typed outcome per piece of work, delivered to one `Outbox`.
+
+The stages (`SubmitWorker`, `Poller`, `Downloader`) never decide what an outcome means for the
+run; they compute it and `await outbox.deliver(outcome)` in their own task. The engine's
+`Router` is the one implementation: the single fold from outcome to journal record and route.
+
+    outcome    from             meaning                                   the journal then says
+    Accepted   SubmitWorker     the API took the upload: a paid task     submitted
+    Refused    any stage        this item cannot succeed                  failed
+    Fatal      SubmitWorker,    the account cannot go on (bad key,        (unchanged)
+               Poller           locked, out of credits): stop submitting
+    Unsent     SubmitWorker     not sent: the run stopped submitting      (unchanged: queued)
+    Finished   Poller           the task reached a final state            succeeded or failed
+    Gone       Poller,          the task or its result URL is gone:       lost
+               Downloader       submit the item again
+    Stored     Downloader       the result is in its output files         downloaded, per file
+    Left       Poller           a paid task cannot be followed now: a     (unchanged: submitted)
+                                later run picks it up
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from .api import TaskState
+from .errors import ApiError, InputError, RunFatal
+from .ledger import Entry
+
+__all__ = [
+    "Accepted",
+    "Fatal",
+    "Filed",
+    "Finished",
+    "Gone",
+    "Left",
+    "Outbox",
+    "Outcome",
+    "Refused",
+    "Stored",
+    "Unsent",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Filed:
+    """One result written under several output bases: where each went, and what was written."""
+
+    bases: tuple[str, ...]
+    paths: tuple[Path, ...]  # one per base, in order
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    entry: Entry
+    task_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    entry: Entry
+    error: ApiError | InputError
+
+
+@dataclass(frozen=True, slots=True)
+class Fatal:
+    entry: Entry
+    error: RunFatal
+
+
+@dataclass(frozen=True, slots=True)
+class Unsent:
+    entry: Entry
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    entry: Entry
+    state: TaskState
+
+
+@dataclass(frozen=True, slots=True)
+class Gone:
+    entry: Entry
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    entry: Entry
+    filed: Filed
+
+
+@dataclass(frozen=True, slots=True)
+class Left:
+    entry: Entry
+    reason: str
+
+
+Outcome = Accepted | Refused | Fatal | Unsent | Finished | Gone | Stored | Left
+
+
+class Outbox(Protocol):
+    """Where stages send outcomes. `deliver` returns once the outcome's journal record, if it
+    has one that matters, is on disk: a stage awaits it before taking its next piece of work."""
+
+    async def deliver(self, outcome: Outcome) -> None: ...

@@ -1,0 +1,93 @@
+"""The producer: SOURCE arguments walked in a thread, each item pre-flighted in worker threads.
+
+`preflight_sources` is the one fan-out, used by the run and by the plan: one thread walks the
+sources lazily (a million-line manifest costs one batch of lines at a time), `workers` tasks
+check the items (each check in a worker thread, several items per thread hop), and every item
+is handed to `take(item, outcome)` — its `Prepared` upload, or the one-line reason it cannot
+be sent — awaited in the checking task, so a slow `take` holds the walk back (backpressure).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from functools import partial
+from pathlib import Path
+
+import anyio
+from anyio.abc import ObjectSendStream
+from anyio.streams.memory import MemoryObjectReceiveStream
+
+from .config import Settings
+from .errors import InputError
+from .preflight import Prepared, check
+from .sources import BadLine, Source, iter_sources, next_batch
+
+__all__ = ["Check", "Take", "checker", "preflight_sources"]
+
+PREPARE_BATCH = 16  # items pre-flighted in one thread hop, at most
+
+Check = Callable[[Path], Prepared]
+Take = Callable[[Source | BadLine, Prepared | str], Awaitable[None]]
+
+
+def checker(settings: Settings) -> Check:
+    """The pre-flight check these settings ask for (with its cache of prepared images)."""
+    fix, cache = settings.prepare.fix, settings.work_dir / "prepared"
+    return partial(check, fix=fix, cache=cache)
+
+
+async def preflight_sources(sources: list[Path], check: Check, workers: int, take: Take) -> None:
+    send, receive = anyio.create_memory_object_stream[Source | BadLine](64)
+    async with anyio.create_task_group() as group:
+        group.start_soon(_walk, sources, send)
+        for _ in range(workers):
+            group.start_soon(_prepare, receive.clone(), check, take)
+        receive.close()
+
+
+async def _walk(sources: list[Path], send: ObjectSendStream[Source | BadLine]) -> None:
+    items = iter_sources(sources)
+    async with send:
+        while batch := await anyio.to_thread.run_sync(next_batch, items):
+            for item in batch:
+                await send.send(item)
+
+
+async def _prepare(
+    receive: MemoryObjectReceiveStream[Source | BadLine], check: Check, take: Take
+) -> None:
+    async with receive:
+        async for first in receive:
+            # What else is already waiting is checked in the same thread hop: at high rates
+            # a hop (and its GIL hand-offs) per photo costs more than the check itself.
+            batch = [first, *_waiting(receive, PREPARE_BATCH - 1)]
+            outcomes = await anyio.to_thread.run_sync(_check_all, batch, check)
+            for item, outcome in zip(batch, outcomes, strict=True):
+                await take(item, outcome)
+
+
+def _check_all(batch: list[Source | BadLine], check: Check) -> list[Prepared | str]:
+    """Pre-flight each item (in a worker thread): its upload, or why it cannot be sent."""
+    outcomes: list[Prepared | str] = []
+    for item in batch:
+        if isinstance(item, BadLine):
+            outcomes.append(item.reason)
+            continue
+        try:
+            outcomes.append(check(item.path))
+        except InputError as error:
+            outcomes.append(str(error))
+    return outcomes
+
+
+def _waiting(
+    receive: MemoryObjectReceiveStream[Source | BadLine], most: int
+) -> list[Source | BadLine]:
+    """Up to `most` items already in the stream, without waiting for more."""
+    items: list[Source | BadLine] = []
+    while len(items) < most:
+        try:
+            items.append(receive.receive_nowait())
+        except (anyio.WouldBlock, anyio.EndOfStream):
+            break
+    return items

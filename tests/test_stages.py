@@ -1,0 +1,307 @@
+"""Each stage alone, against a fake API and a clock the test moves: no sockets, no waiting."""
+
+from __future__ import annotations
+
+import io
+import math
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from anyio.streams.memory import MemoryObjectSendStream
+from fakes import PENDING, FakeApi, ManualClock, RecordingOutbox, success
+from PIL import Image
+
+from batchtoon.api import Submitted
+from batchtoon.budget import SubmissionBudget
+from batchtoon.config import RetrySettings
+from batchtoon.downloader import Downloader
+from batchtoon.errors import ItemRejected, RunFatal, TaskGone, Throttled, Transient
+from batchtoon.layout import Layout
+from batchtoon.ledger import Entry, State
+from batchtoon.outcomes import Accepted, Finished, Gone, Left, Refused, Stored
+from batchtoon.pacing import SharedRate
+from batchtoon.poller import Poller, PollLimits
+from batchtoon.preflight import Prepared
+from batchtoon.retry import RetryPolicy
+from batchtoon.submitter import SubmitWorker, Upload
+
+INTERVAL = 5.0
+LIMITS = PollLimits(
+    interval=INTERVAL, concurrency=4, task_ttl=86_400, give_up_after=60.0, min_failures=3
+)
+NO_WAIT = RetrySettings(attempts=3, backoff=0.0, max_backoff=0.0, total=60.0)
+
+
+def entry(n: int, clock: ManualClock, *, state: State = "submitted", age: float = 0.0) -> Entry:
+    return Entry(
+        f"{n:064x}:0",
+        state=state,
+        task_id=f"t{n}",
+        submitted_at=clock.wall() - age,
+        result_url=f"http://cdn/u{n}",
+        expires_at=clock.wall() + 3600,
+        targets={f"photo{n}.0": f"in/photo{n}.jpg"},
+    )
+
+
+@asynccontextmanager
+async def running(start: Callable[[], Coroutine[Any, Any, None]]) -> AsyncIterator[None]:
+    async with anyio.create_task_group() as group:
+        group.start_soon(start)
+        yield
+        group.cancel_scope.cancel()
+
+
+# The poller.
+
+
+@asynccontextmanager
+async def poller_with(
+    api: FakeApi, clock: ManualClock, outbox: RecordingOutbox, entries: list[Entry]
+) -> AsyncIterator[tuple[Poller, MemoryObjectSendStream[Entry], SharedRate]]:
+    rate = SharedRate(1000.0, clock=clock)
+    poller = Poller(api, rate, outbox, LIMITS, clock=clock)
+    send, receive = anyio.create_memory_object_stream[Entry](math.inf)
+    for item in entries:
+        send.send_nowait(item)
+    async with running(lambda: poller.run(receive)):
+        yield poller, send, rate
+
+
+def tick_of(at: float, start: float) -> int:
+    return math.floor((at - start) / INTERVAL + 1e-9)
+
+
+async def test_the_poller_asks_each_pending_task_once_per_tick_oldest_first() -> None:
+    clock, outbox = ManualClock(), RecordingOutbox()
+    api, start = FakeApi(clock), clock.monotonic()
+    entries = [entry(n, clock, age=10 - n) for n in range(5)]
+    for n in range(5):  # task n is done at its (n + 2)th query
+        api.script(f"t{n}", *[PENDING] * (n + 1), success(f"http://cdn/u{n}"))
+    async with poller_with(api, clock, outbox, entries):
+        for _ in range(8):
+            await clock.advance(INTERVAL)
+    for n in range(5):
+        ticks = [tick_of(at, start) for at in api.times("query", f"t{n}")]
+        assert ticks == list(range(n + 2))  # once a tick, every tick, until done
+    first_tick = [key for at, kind, key in api.calls if tick_of(at, start) == 0]
+    assert first_tick == [f"t{n}" for n in range(5)]  # oldest submission first
+    finished = [o for o in outbox.delivered if isinstance(o, Finished)]
+    assert [o.entry.task_id for o in finished] == [f"t{n}" for n in range(5)]
+    assert all(o.state.succeeded for o in finished)
+
+
+async def test_a_task_joining_mid_run_is_asked_from_the_next_tick() -> None:
+    clock, outbox = ManualClock(), RecordingOutbox()
+    api, start = FakeApi(clock), clock.monotonic()
+    api.script("t1", PENDING)
+    async with poller_with(api, clock, outbox, []) as (_, send, _rate):
+        await clock.advance(INTERVAL * 2 + 1)
+        send.send_nowait(entry(1, clock))
+        await clock.advance(INTERVAL * 2)
+    assert [tick_of(at, start) for at in api.times("query", "t1")] == [3, 4]
+
+
+async def test_a_task_older_than_the_provider_keeps_tasks_is_gone_without_a_query() -> None:
+    clock, outbox = ManualClock(), RecordingOutbox()
+    api = FakeApi(clock)
+    async with poller_with(api, clock, outbox, [entry(1, clock, age=90_000)]):
+        await clock.advance(0)
+    assert outbox.kinds() == ["Gone"] and api.calls == []
+
+
+async def test_a_task_the_provider_lost_is_gone() -> None:
+    clock, outbox = ManualClock(), RecordingOutbox()
+    api = FakeApi(clock)
+    api.script("t1", TaskGone("not found", status=404))
+    async with poller_with(api, clock, outbox, [entry(1, clock)]):
+        await clock.advance(INTERVAL)
+    [gone] = outbox.delivered
+    assert isinstance(gone, Gone) and gone.reason == "404: not found"
+
+
+async def test_failing_queries_are_asked_again_then_the_task_is_left_not_failed() -> None:
+    clock, outbox = ManualClock(), RecordingOutbox()
+    api = FakeApi(clock)
+    api.script("t1", Transient("reset"), Throttled("slow down", status=429), PENDING)
+    api.script("t2", Transient("the API answered HTTP 200 with a body that is not JSON"))
+    async with poller_with(api, clock, outbox, [entry(1, clock), entry(2, clock)]) as (
+        poller,
+        _,
+        rate,
+    ):
+        for _ in range(20):  # 100 s: past give_up_after (60 s) and min_failures (3)
+            await clock.advance(INTERVAL)
+        assert set(poller.pending) == {"t1"}  # recovered: still asked
+    assert rate.slowdowns == 1
+    [left] = outbox.delivered
+    assert isinstance(left, Left) and left.entry.task_id == "t2"
+    assert "kept failing" in left.reason and "not JSON" in left.reason
+    assert len(api.times("query", "t2")) == 13  # failing from 0 s; left once 60 s have passed
+
+
+async def test_a_run_fatal_answer_leaves_every_task_and_stops_asking() -> None:
+    clock, outbox = ManualClock(), RecordingOutbox()
+    api = FakeApi(clock)
+    api.script("t0", RunFatal("bad key", status=401))
+    api.script("t1", PENDING)
+    async with poller_with(api, clock, outbox, [entry(0, clock, age=1), entry(1, clock)]) as (
+        poller,
+        _,
+        _rate,
+    ):
+        await clock.advance(INTERVAL * 3)
+        assert poller.pending == {}
+    assert sorted(outbox.kinds()) == ["Fatal", "Left"]
+    assert len(api.calls) <= 2  # the tick that met it, no more
+
+
+# The submit worker.
+
+
+def upload(n: int, clock: ManualClock) -> Upload:
+    image = Prepared(f"{n:064x}", b"jpeg bytes", "JPEG", (320, 256))
+    return Upload(entry(n, clock, state="queued"), image, f"in/photo{n}.jpg")
+
+
+async def submit_all(
+    api: FakeApi, budget: SubmissionBudget, uploads: list[Upload], *, workers: int = 1
+) -> RecordingOutbox:
+    clock, outbox = api.clock, RecordingOutbox()
+    retry = RetryPolicy(NO_WAIT)
+    send, receive = anyio.create_memory_object_stream[Upload](math.inf)
+    for item in uploads:
+        send.send_nowait(item)
+    send.close()
+    async with anyio.create_task_group() as group:
+        for _ in range(workers):
+            worker = SubmitWorker(api, SharedRate(1e9, clock=clock), retry, budget, outbox)
+            group.start_soon(worker.run, receive.clone())
+        receive.close()
+        while group.cancel_scope.cancel_called is False and len(outbox.delivered) < len(uploads):
+            await clock.advance(1.0)
+    return outbox
+
+
+async def test_an_accepted_upload_spends_one_slot_and_a_refused_one_gives_it_back() -> None:
+    clock = ManualClock()
+    api = FakeApi(clock)
+    api.script("submit", Submitted("task-1"), ItemRejected("no face", status=422))
+    budget = SubmissionBudget(None)
+    outbox = await submit_all(api, budget, [upload(1, clock), upload(2, clock)])
+    accepted, refused = outbox.delivered
+    assert isinstance(accepted, Accepted) and accepted.task_id == "task-1"
+    assert isinstance(refused, Refused) and "no face" in refused.error.reason
+    assert (budget.spent, budget.in_flight) == (1, 0)
+
+
+async def test_a_transient_fault_is_retried_and_counted() -> None:
+    clock = ManualClock()
+    api = FakeApi(clock)
+    api.script("submit", Transient("reset"), Submitted("task-1"))
+    retry_outbox = await submit_all(api, SubmissionBudget(None), [upload(1, clock)])
+    assert retry_outbox.kinds() == ["Accepted"] and len(api.calls) == 2
+
+
+async def test_run_fatal_is_fatal_and_a_closed_budget_sends_nothing() -> None:
+    clock = ManualClock()
+    api = FakeApi(clock)
+    api.script("submit", RunFatal("no credits", status=429, code="ERROR_NOT_ENOUGH_CREDITS"))
+    outbox = await submit_all(api, SubmissionBudget(None), [upload(1, clock)])
+    assert outbox.kinds() == ["Fatal"]
+    closed = SubmissionBudget(None)
+    closed.close()
+    outbox = await submit_all(api, closed, [upload(2, clock)])
+    assert outbox.kinds() == ["Unsent"] and len(api.calls) == 1
+
+
+async def test_a_budget_of_two_gets_exactly_two_accepted_even_when_one_is_refused() -> None:
+    clock = ManualClock()
+    api = FakeApi(clock)
+    api.script(
+        "submit", Submitted("a"), ItemRejected("bad", status=400), Submitted("b"), Submitted("c")
+    )
+    budget = SubmissionBudget(2)
+    uploads = [upload(n, clock) for n in range(5)]
+    outbox = await submit_all(api, budget, uploads, workers=3)
+    assert Counter(outbox.kinds()) == {"Accepted": 2, "Refused": 1, "Unsent": 2}
+    assert budget.spent == 2 and budget.exhausted
+
+
+async def test_a_cancelled_upload_gives_its_slot_back() -> None:
+    budget = SubmissionBudget(1)
+    with anyio.CancelScope() as scope:
+        async with budget.slot() as slot:
+            assert slot is not None and budget.in_flight == 1
+            scope.cancel()
+            await anyio.lowlevel.checkpoint()
+    assert (budget.spent, budget.in_flight) == (0, 0)
+    async with budget.slot() as slot:
+        assert slot is not None  # the slot came back
+
+
+# The downloader.
+
+
+def png() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (64, 48), "teal").save(out, "PNG")
+    return out.getvalue()
+
+
+async def download_one(api: FakeApi, item: Entry, out: Path, attempts: int = 3) -> RecordingOutbox:
+    outbox = RecordingOutbox()
+    retry = RetryPolicy(RetrySettings(attempts=attempts, backoff=0.0, max_backoff=0.0))
+    downloader = Downloader(
+        api, retry, outbox, Layout(out, "{dir}/{stem}.{style}.{ext}"), max_bytes=1 << 20,
+        clock=api.clock,
+    )  # fmt: skip
+    send, receive = anyio.create_memory_object_stream[Entry](1)
+    send.send_nowait(item)
+    send.close()
+    await downloader.run(receive)
+    return outbox
+
+
+async def test_a_result_is_checked_written_under_every_target_and_stored(tmp_path: Path) -> None:
+    clock = ManualClock()
+    api = FakeApi(clock)
+    data = png()
+    api.script("http://cdn/u1", data[: len(data) // 2], data)  # cut short once, then whole
+    item = entry(1, clock, state="succeeded")
+    item.targets["copy.0"] = "in/copy.jpg"
+    outbox = await download_one(api, item, tmp_path)
+    [stored] = outbox.delivered
+    assert isinstance(stored, Stored)
+    assert [p.name for p in stored.filed.paths] == ["photo1.0.png", "copy.0.png"]
+    assert all(p.read_bytes() == data for p in stored.filed.paths)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["copy.0.png", "photo1.0.png"]
+
+
+@pytest.mark.parametrize(
+    ("answer", "kind"),
+    [(TaskGone("expired", status=404), Gone), (ItemRejected("too big", status=413), Refused)],
+)
+async def test_a_gone_or_refused_result_is_said_so(
+    tmp_path: Path, answer: Exception, kind: type
+) -> None:
+    clock = ManualClock()
+    api = FakeApi(clock)
+    api.script("http://cdn/u1", answer)  # type: ignore[arg-type]
+    outbox = await download_one(api, entry(1, clock, state="succeeded"), tmp_path)
+    assert [type(o) for o in outbox.delivered] == [kind]
+    assert list(tmp_path.iterdir()) == []
+
+
+async def test_an_expired_result_url_is_gone_without_a_request(tmp_path: Path) -> None:
+    clock = ManualClock()
+    api = FakeApi(clock)
+    item = entry(1, clock, state="succeeded")
+    item.expires_at = clock.wall() - 1
+    outbox = await download_one(api, item, tmp_path)
+    assert outbox.kinds() == ["Gone"] and api.calls == []
