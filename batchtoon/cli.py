@@ -203,7 +203,7 @@ async def _api_target(
                 api__base_url=sandbox.base_url,
                 poll__interval=args.poll_interval or settings.poll.interval * scale,
                 submit__rate=args.rate or settings.submit.rate / scale,
-                poll__rate=args.poll_rate or settings.poll.rate / scale,
+                poll__rate=args.poll_rate or (settings.poll.rate and settings.poll.rate / scale),
             ),
             key,
         )

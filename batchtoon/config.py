@@ -8,6 +8,7 @@ the dataclasses, and nowhere else.
 from __future__ import annotations
 
 import dataclasses
+import os
 import types
 import typing
 from collections.abc import Mapping
@@ -32,6 +33,7 @@ class ApiSettings:
     base_url: str = "https://www.ailabapi.com"
     key_env: str = "AILAB_API_KEY"
     timeout: float = field(default=60.0, metadata=_range(0.1))
+    answer_timeout: float = field(default=300.0, metadata=_range(1.0))
 
 
 @dataclass(frozen=True)
@@ -39,18 +41,20 @@ class OutputSettings:
     dir: str = "batchtoon-out"
     template: str = "{dir}/{stem}.{style}.{ext}"
     max_result_bytes: int = field(default=50 * 1024 * 1024, metadata=_range(1024))
+    portable_names: bool = False
 
 
 @dataclass(frozen=True)
 class SubmitSettings:
     concurrency: int = field(default=4, metadata=_range(1, 256))
     rate: float = field(default=2.0, metadata=_range(0.001))
+    max_resubmissions: int = field(default=2, metadata=_range(0, 100))
 
 
 @dataclass(frozen=True)
 class PollSettings:
     interval: float = field(default=5.0, metadata=_range(0.001))
-    rate: float = field(default=10.0, metadata=_range(0.001))
+    rate: float | None = field(default=None, metadata=_range(0.001))
     concurrency: int = field(default=16, metadata=_range(1, 1024))
 
 
@@ -65,12 +69,29 @@ class RetrySettings:
     backoff: float = field(default=1.0, metadata=_range(0.0))
     max_backoff: float = field(default=60.0, metadata=_range(0.0))
     total: float = field(default=900.0, metadata=_range(0.0))
+    max_wait: float = field(default=120.0, metadata=_range(0.0, 3600.0))
 
 
 @dataclass(frozen=True)
 class PrepareSettings:
-    workers: int = field(default=2, metadata=_range(1, 64))
+    workers: int = field(default=0, metadata=_range(0, 64))  # 0: one per core
     fix: bool = False
+    max_short_side: int | None = field(default=2048, metadata=_range(1536, 3240))
+    quality: int = field(default=90, metadata=_range(50, 100))
+
+    @property
+    def threads(self) -> int:
+        return self.workers or os.cpu_count() or 2
+
+
+@dataclass(frozen=True)
+class ProgressSettings:
+    interval: float = field(default=30.0, metadata=_range(1.0))
+
+
+@dataclass(frozen=True)
+class ReportSettings:
+    enabled: bool = True
 
 
 @dataclass(frozen=True)
@@ -84,6 +105,8 @@ class Settings:
     download: DownloadSettings = DownloadSettings()
     retry: RetrySettings = RetrySettings()
     prepare: PrepareSettings = PrepareSettings()
+    progress: ProgressSettings = ProgressSettings()
+    report: ReportSettings = ReportSettings()
     result_ttl: float = field(default=86_400.0, metadata=_range(1.0))
     max_submissions: int | None = field(default=None, metadata=_range(0))
 

@@ -38,7 +38,7 @@ from .layout import Layout
 from .ledger import Entry
 from .lifecycle import RunControl, RunOutcome
 from .pacing import SharedRate
-from .poller import Poller, PollLimits
+from .poller import MIN_RATE, Poller, PollLimits
 from .producer import checker, preflight_sources
 from .retry import RetryPolicy
 from .router import Queues, Router
@@ -67,7 +67,7 @@ class Engine:
         self._api, self.clock = api, clock
         self._log = log or logging.getLogger("batchtoon")
         self.submit_rate = SharedRate(settings.submit.rate, clock=clock)
-        self.poll_rate = SharedRate(settings.poll.rate, clock=clock)
+        self.poll_rate = SharedRate(settings.poll.rate or MIN_RATE, clock=clock)
         self.retry = RetryPolicy(settings.retry, self._log)
         self.budget = SubmissionBudget(settings.max_submissions)
         self.control = RunControl(self.budget, self._log)
@@ -103,12 +103,14 @@ class Engine:
             PollLimits(
                 interval=settings.poll.interval,
                 concurrency=settings.poll.concurrency,
+                rate=settings.poll.rate,
                 task_ttl=settings.result_ttl,
                 give_up_after=settings.retry.total,
                 min_failures=settings.retry.attempts,
             ),
             clock=clock,
             log=self._log,
+            say=report,
         )
         self._group: TaskGroup | None = None
 
@@ -174,6 +176,6 @@ class Engine:
     async def _produce(self) -> None:
         with self.control.producer_scope:
             await preflight_sources(
-                self.sources, self._check, self.settings.prepare.workers, self.router.take
+                self.sources, self._check, self.settings.prepare.threads, self.router.take
             )
         self.control.producer_done()

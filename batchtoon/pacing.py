@@ -31,6 +31,7 @@ class SharedRate:
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.max_rate = self.rate = rate
+        self._floor_fraction = floor_fraction
         self.floor = rate * floor_fraction
         self.slowdowns = 0
         self._clock = clock
@@ -40,6 +41,13 @@ class SharedRate:
 
     def __repr__(self) -> str:
         return f"<SharedRate {self.rate:.3g}/{self.max_rate:.3g} per s slowdowns={self.slowdowns}>"
+
+    def resize(self, max_rate: float) -> None:
+        """A new ceiling; a rate slowed by throttling stays as far below it as it was."""
+        fraction = self.rate / self.max_rate
+        self.max_rate = max_rate
+        self.floor = max_rate * self._floor_fraction
+        self.rate = max(self.floor, max_rate * fraction)
 
     @property
     def slowed(self) -> bool:

@@ -128,5 +128,5 @@ async def make_plan(
             plan.verdicts[verdict] += 1
             plan.counts[ROWS[verdict]] += 1
 
-    await preflight_sources(sources, checker(settings), settings.prepare.workers, take)
+    await preflight_sources(sources, checker(settings), settings.prepare.threads, take)
     return plan

@@ -3,6 +3,9 @@
 Guarantees:
 - each tick (every `interval` seconds) queries every pending task at most once, oldest
   submission first, through the poll `SharedRate` and at most `concurrency` at a time;
+- the poll rate keeps up by itself: unless a ceiling is configured, it is sized at each tick
+  from the work (every pending task once per interval, with a fifth to spare); a configured
+  ceiling too low for the work is said once, with the numbers;
 - a task is handed on as soon as its answer is final (`Finished`), or once it is known to be
   gone (`Gone`: the provider lost it, or it is older than the provider keeps tasks);
 - a query that fails (a fault, a throttle, an answer that makes no sense) is simply asked again
@@ -17,6 +20,7 @@ Guarantees:
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import anyio
@@ -29,13 +33,17 @@ from .ledger import Entry
 from .outcomes import Fatal, Finished, Gone, Left, Outbox, Outcome
 from .pacing import SharedRate
 
-__all__ = ["PollLimits", "Poller"]
+__all__ = ["MIN_RATE", "PollLimits", "Poller"]
+
+MIN_RATE = 1.0  # queries per second, at the least, when the rate is sized from the work
+HEADROOM = 1.2  # sized for a fifth more than the work, so a tick ends before the next
 
 
 @dataclass(frozen=True)
 class PollLimits:
     interval: float  # seconds between ticks
     concurrency: int  # queries in flight at once
+    rate: float | None  # a ceiling on queries per second; None: sized from the work
     task_ttl: float  # seconds the provider keeps a task
     give_up_after: float  # seconds of failing queries before a task is left ...
     min_failures: int  # ... and at least this many failures in a row
@@ -57,10 +65,13 @@ class Poller:
         *,
         clock: Clock = SYSTEM_CLOCK,
         log: logging.Logger | None = None,
+        say: Callable[[str], None] | None = None,
     ) -> None:
         self._api, self._rate, self._outbox, self._limits = api, rate, outbox, limits
         self._clock = clock
         self._log = log or logging.getLogger("batchtoon")
+        self._say = say or self._log.warning
+        self._warned = False
         self.pending: dict[str, Entry] = {}  # task_id -> entry; insertion order is age order
         self._failing: dict[str, _Streak] = {}  # task_id -> its failures in a row
         self.queries = 0
@@ -74,6 +85,7 @@ class Poller:
         async with new_tasks:
             async for _ in ticks(self._limits.interval, self._clock):
                 self._take_new(new_tasks)
+                self._size_rate()
                 await self._poll_once()
 
     def _take_new(self, new_tasks: MemoryObjectReceiveStream[Entry]) -> None:
@@ -83,6 +95,19 @@ class Poller:
             except (anyio.WouldBlock, anyio.EndOfStream):
                 return
             self.pending[entry.task_id] = entry
+
+    def _size_rate(self) -> None:
+        needed = len(self.pending) / self._limits.interval  # queries per second
+        ceiling = self._limits.rate
+        if ceiling is None:
+            self._rate.resize(max(MIN_RATE, needed * HEADROOM))
+        elif needed > ceiling and not self._warned:
+            self._warned = True
+            self._say(
+                f"the poll rate ({ceiling:g}/s) cannot ask about {len(self.pending)} pending "
+                f"tasks every {self._limits.interval:g} s ({needed:.0f}/s needed): results "
+                "are seen late; raise --poll-rate, or leave it unset to size it from the work"
+            )
 
     async def _poll_once(self) -> None:
         self.ticks += 1

@@ -32,8 +32,9 @@ from batchtoon.submitter import SubmitWorker, Upload
 
 INTERVAL = 5.0
 LIMITS = PollLimits(
-    interval=INTERVAL, concurrency=4, task_ttl=86_400, give_up_after=60.0, min_failures=3
-)
+    interval=INTERVAL, concurrency=4, rate=None, task_ttl=86_400, give_up_after=60.0,
+    min_failures=3,
+)  # fmt: skip
 NO_WAIT = RetrySettings(attempts=3, backoff=0.0, max_backoff=0.0, total=60.0)
 
 
@@ -305,3 +306,34 @@ async def test_an_expired_result_url_is_gone_without_a_request(tmp_path: Path) -
     item.expires_at = clock.wall() - 1
     outbox = await download_one(api, item, tmp_path)
     assert outbox.kinds() == ["Gone"] and api.calls == []
+
+
+async def test_the_poll_rate_is_sized_from_the_work_unless_capped() -> None:
+    clock = ManualClock()
+    api = FakeApi(clock)
+    entries = [entry(n, clock) for n in range(100)]
+    for n in range(100):
+        api.script(f"t{n}", PENDING)
+    async with poller_with(api, clock, RecordingOutbox(), entries) as (_, _send, rate):
+        await clock.advance(0)
+        assert rate.max_rate == pytest.approx(100 / INTERVAL * 1.2)  # all once a tick, and some
+
+
+async def test_a_poll_rate_ceiling_too_low_for_the_work_is_said_once() -> None:
+    clock = ManualClock()
+    api, said = FakeApi(clock), list[str]()
+    for n in range(100):
+        api.script(f"t{n}", PENDING)
+    capped = PollLimits(**{**LIMITS.__dict__, "rate": 4.0})
+    poller = Poller(
+        api, SharedRate(4.0, clock=clock), RecordingOutbox(), capped, clock=clock,
+        say=said.append,
+    )  # fmt: skip
+    send, receive = anyio.create_memory_object_stream[Entry](math.inf)
+    for n in range(100):
+        send.send_nowait(entry(n, clock))
+    async with running(lambda: poller.run(receive)):
+        for _ in range(3):
+            await clock.advance(INTERVAL * 6)
+    [line] = said
+    assert "(4/s) cannot ask about 100 pending tasks every 5 s (20/s needed)" in line
