@@ -4,6 +4,17 @@ The engine never imports this package; the CLI does, for `batchtoon sandbox` and
 """
 
 from .config import Faults, RenderMode, SandboxConfig
+from .counters import Upload, Visit
 from .server import Counters, Sandbox
+from .state import run_key
 
-__all__ = ["Counters", "Faults", "RenderMode", "Sandbox", "SandboxConfig"]
+__all__ = [
+    "Counters",
+    "Faults",
+    "RenderMode",
+    "Sandbox",
+    "SandboxConfig",
+    "Upload",
+    "Visit",
+    "run_key",
+]

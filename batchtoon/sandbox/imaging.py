@@ -7,13 +7,21 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from PIL import Image, ImageOps
 
 from .config import RenderMode
 from .styles import render as render_style
 
-__all__ = ["MAX_UPLOAD_BYTES", "Rejection", "check_upload", "output_size", "render_result"]
+__all__ = [
+    "MAX_UPLOAD_BYTES",
+    "ImageInfo",
+    "Rejection",
+    "check_upload",
+    "output_size",
+    "render_result",
+]
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 ACCEPTED_FORMATS = frozenset({"JPEG", "PNG", "BMP", "WEBP"})
@@ -28,8 +36,14 @@ class Rejection(Exception):
     message: str
 
 
-def check_upload(data: bytes) -> str:
-    """The upload's format, or `Rejection` with the provider's status and code."""
+class ImageInfo(NamedTuple):
+    format: str  # Pillow's name: JPEG, PNG, BMP or WEBP
+    width: int
+    height: int
+
+
+def check_upload(data: bytes) -> ImageInfo:
+    """The upload's format and size, or `Rejection` with the provider's status and code."""
     try:
         with Image.open(io.BytesIO(data)) as image:
             fmt, (width, height) = image.format or "", image.size
@@ -49,7 +63,7 @@ def check_upload(data: bytes) -> str:
         raise Rejection(413, "ERROR_HIGH_RESOLUTION", "The image has too many pixels.") from None
     except (OSError, SyntaxError, ValueError):
         raise Rejection(422, "FILE_DECODING_FAILURE", "The file could not be decoded.") from None
-    return fmt
+    return ImageInfo(fmt, width, height)
 
 
 def output_size(width: int, height: int) -> tuple[int, int]:

@@ -10,81 +10,50 @@ Guarantees:
   size and format rules, every error code of section 4 (those that no request can provoke,
   such as `ERROR_NO_FACE_IN_FILE`, through `inject`);
 - rendering and image checks run in worker threads: queries are answered while renders queue;
-- a request meets, in order: an injected answer, a random fault, the key check, a throttling
-  burst, the rate limit, and only then the endpoint;
-- `close()` is idempotent and leaves no files behind.
+- a request meets, in order: an injected answer, a configured redirect, a random fault, the key
+  check, a throttling burst, the rate limit, and only then the endpoint;
+- upload bodies are read through one shared `Uplink` when `uplink` is set;
+- a knob left at zero draws no random number: adding one changes no seeded run;
+- `close()` is idempotent, ends every deliberately delayed answer at once, and leaves no files
+  behind, except in `state_dir` when one is set (see `state`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import hashlib
+import math
 import random
 import tempfile
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, cast
+from urllib.parse import urlencode
 
 from aiohttp import BodyPartReader, web
 from aiolimiter import AsyncLimiter
 
 from ..api import CREDITS_PATH, KEY_HEADER, QUERY_PATH, SUBMIT_PATH
-from . import envelopes
-from .config import SandboxConfig
-from .imaging import MAX_UPLOAD_BYTES, Rejection, check_upload, render_result
+from . import envelopes, hostile
+from .config import Endpoint, RenderMode, SandboxConfig
+from .counters import Counters, Upload, Visit
+from .elsewhere import Elsewhere
+from .hostile import Body, Injection
+from .imaging import MAX_UPLOAD_BYTES, ImageInfo, Rejection, check_upload, render_result
+from .state import Saved, StateDir
 from .tasks import SUCCESS, Clock, Task, TaskStore
+from .uplink import Uplink
 
 __all__ = ["Counters", "Sandbox"]
 
-Endpoint = Literal["submit", "query", "credits", "result"]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Intake = Callable[[int], Awaitable[None]]
 FAILURES = ("PROCESS_FAILED", "TIMEOUT_FAILED", "LIMIT_RETRY_FAILED")
-
-
-@dataclass
-class Counters:
-    """What clients did, for tests and benchmarks to read."""
-
-    submit_requests: int = 0
-    accepted: Counter[tuple[str, int]] = field(default_factory=Counter)  # (sha256, style)
-    query_requests: int = 0
-    downloads: int = 0  # complete result downloads
-    throttled: int = 0  # 429/503 answers for rate or bursts
-    rejected: Counter[str] = field(default_factory=Counter)  # error code -> answers
-    faults: Counter[str] = field(default_factory=Counter)  # fault kind -> times injected
-    failed_tasks: Counter[tuple[str, int]] = field(default_factory=Counter)  # (sha256, style)
-
-    @property
-    def accepted_total(self) -> int:
-        return sum(self.accepted.values())
-
-    def as_json(self, tasks: dict[str, Task]) -> dict[str, object]:
-        per_task = [len(task.queries) for task in tasks.values()]
-        return {
-            "submit_requests": self.submit_requests,
-            "accepted": self.accepted_total,
-            "accepted_unique": len(self.accepted),
-            "query_requests": self.query_requests,
-            "queries_per_task_max": max(per_task, default=0),
-            "downloads": self.downloads,
-            "throttled": self.throttled,
-            "rejected": dict(self.rejected),
-            "faults": dict(self.faults),
-            "failed_tasks": sum(self.failed_tasks.values()),
-        }
-
-
-@dataclass
-class _Injection:
-    status: int
-    code: str
-    message: str
-    retry_after: float | None
-    body: Literal["json", "html", "drop"]
-    times: int
 
 
 class Sandbox:
@@ -96,9 +65,13 @@ class Sandbox:
         self._credits_total = self.config.credits  # what the account was ever given
         self.results_open = asyncio.Event()  # clear it to hold every result download
         self.results_open.set()
-        self._rng = random.Random(self.config.seed)
+        self._rng = random.Random(self.config.seed)  # draws for requests
+        # Tasks draw from their own stream: a seeded run gives the same outcomes however many
+        # queries (each drawing for faults) come between two submits.
+        seed = self.config.seed
+        self._task_rng = random.Random(None if seed is None else f"{seed}:tasks")
         self._store = TaskStore(self.clock, self.config.task_ttl, self.config.result_ttl)
-        self._injections: dict[str, deque[_Injection]] = {}
+        self._injections: dict[str, deque[Injection]] = {}
         self._limiters = {
             name: _limiter(rate)
             for name, rate in (
@@ -106,11 +79,16 @@ class Sandbox:
                 ("query", self.config.query_rate),
             )
         }
+        self._uplink = Uplink(self.config.uplink) if self.config.uplink is not None else None
         self._burst_until = float("-inf")
         self._watchers: list[tuple[Callable[[], bool], asyncio.Event]] = []
+        self._closing = asyncio.Event()  # set first thing in close(): delays end
+        self._elsewhere = Elsewhere(self._visited)
         self._runner: web.AppRunner | None = None
         self._renderer: ThreadPoolExecutor | None = None
         self._workdir: tempfile.TemporaryDirectory[str] | None = None
+        self._state: StateDir | None = None
+        self._port = 0
         self.base_url = ""
 
     def __repr__(self) -> str:
@@ -128,6 +106,11 @@ class Sandbox:
     def tasks(self) -> dict[str, Task]:
         return self._store.tasks
 
+    @property
+    def elsewhere_url(self) -> str:
+        """The other origin redirects point to (see `elsewhere.Elsewhere`)."""
+        return self._elsewhere.base_url
+
     async def __aenter__(self) -> Sandbox:
         await self.start()
         return self
@@ -136,8 +119,13 @@ class Sandbox:
         await self.close()
 
     async def start(self) -> None:
-        self._workdir = tempfile.TemporaryDirectory(prefix="batchtoon-sandbox-")
         self._renderer = ThreadPoolExecutor(self.config.render_workers, "sandbox-render")
+        port = self.config.port
+        if self.config.state_dir is None:
+            self._workdir = tempfile.TemporaryDirectory(prefix="batchtoon-sandbox-")
+        else:
+            saved_port = self._restore(self.config.state_dir)
+            port = port or saved_port
         app = web.Application(middlewares=[self._gate])
         app.router.add_get("/", self._index)
         app.router.add_get("/sandbox/counters", self._counters)
@@ -147,18 +135,65 @@ class Sandbox:
         app.router.add_get("/results/{token}", self._result, name="result")
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.config.host, self.config.port)
-        await site.start()
-        host, port = self._runner.addresses[0][:2]
-        self.base_url = f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}"
+        await self._listen(self._runner, port)
+        await self._elsewhere.start()
+        self._save_account()  # the port, for the next start to try again
+
+    async def _listen(self, runner: web.AppRunner, port: int) -> None:
+        """Listen on `port`, or on the configured port if `port` was the last run's and is taken."""
+        site = web.TCPSite(runner, self.config.host, port)
+        try:
+            await site.start()
+        except OSError:
+            await site.stop()
+            if port == self.config.port:
+                raise
+            await web.TCPSite(runner, self.config.host, self.config.port).start()
+        host, self._port = runner.addresses[0][:2]
+        self.base_url = f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{self._port}"
+
+    def _restore(self, root: Path) -> int:
+        """Take over the state kept in `root`; the port it was served on (0: none)."""
+        self._state = state = StateDir(root, self.clock)
+        saved = state.load()
+        if saved is not None:
+            store = self._store
+            store.salt = saved.salt or store.salt
+            store.tasks, store.results = saved.tasks, saved.results
+            if saved.account is not None:
+                self.credits, self._credits_total = saved.account
+            self.clock.advance(saved.now - self.clock.now())
+        self._store.prune()
+        state.compact(self._snapshot())
+        state.open()
+        self._store.recorder = state
+        for task in [t for t in self._store.tasks.values() if t.rendering]:
+            upload = state.uploads / task.file_stem
+            if upload.exists():
+                self._render(task, upload)
+            else:
+                self._store.fail(task)  # accepted, but killed before its upload was kept
+        return saved.port if saved is not None else 0
+
+    def _snapshot(self) -> Saved:
+        store = self._store
+        account = (self.credits, self._credits_total)
+        return Saved(store.salt, store.tasks, store.results, account, self.clock.now(), self._port)
 
     async def close(self) -> None:
+        self._closing.set()
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()
+        await self._elsewhere.close()
         renderer, self._renderer = self._renderer, None
         if renderer is not None:
             await asyncio.to_thread(renderer.shutdown, wait=True, cancel_futures=True)
+        state, self._state = self._state, None
+        if state is not None:
+            self._store.recorder = None
+            self._store.prune()
+            await asyncio.to_thread(state.compact, self._snapshot())
         workdir, self._workdir = self._workdir, None
         if workdir is not None:
             workdir.cleanup()
@@ -172,49 +207,72 @@ class Sandbox:
         code: str = "",
         *,
         message: str = "Injected by the sandbox.",
-        retry_after: float | None = None,
-        body: Literal["json", "html", "drop"] = "json",
+        retry_after: envelopes.RetryAfter = None,
+        body: Body = "json",
         times: int = 1,
+        size: int = 300 << 20,
     ) -> None:
-        """Answer the next `times` requests to `endpoint` this way, before anything else."""
-        queue = self._injections.setdefault(endpoint, deque())
-        queue.append(_Injection(status, code, message, retry_after, body, times))
+        """Answer the next `times` requests to `endpoint` this way, before anything else.
+
+        `body` is what comes back (see `hostile.Body`): the provider's error envelope, JSON
+        fields on a success envelope, or one of the hostile answers. `{key}` in `code` or
+        `message` becomes the caller's key; a string `retry_after` is sent as it is (e.g.
+        `envelopes.http_date(1e9)`); `size` is the length of an `endless` result."""
+        rule = Injection(status, code, message, retry_after, body, times, size)
+        self._injections.setdefault(endpoint, deque()).append(rule)
 
     def top_up(self, credits: int) -> None:
         self.credits = (self.credits or 0) + credits
         # A top-up raises the total too: otherwise the balance could exceed it.
         self._credits_total = (self._credits_total or 0) + credits
+        self._save_account()
 
     def revoke(self, task_id: str) -> None:
-        self._store.tasks[task_id].revoked = True
+        self._store.revoke(task_id)
+
+    def _save_account(self) -> None:
+        if self._state is not None:
+            self._state.account(self.credits, self._credits_total, self._port)
 
     # The gate every request passes.
 
     async def until(self, condition: Callable[[], bool]) -> None:
-        """Return once `condition()` holds; it is checked again after every request answered."""
+        """Return once `condition()` holds; it is checked again after every request answered,
+        every task accepted (before its answer leaves) and every visit to the other host."""
         if condition():
             return
         reached = asyncio.Event()
         self._watchers.append((condition, reached))
         await reached.wait()
 
+    def _notify(self) -> None:
+        for condition, reached in self._watchers:
+            if condition():
+                reached.set()
+        self._watchers = [(c, e) for c, e in self._watchers if not e.is_set()]
+
+    def _visited(self, visit: Visit) -> None:
+        self.counters.elsewhere.append(visit)
+        self._notify()
+
     @web.middleware
     async def _gate(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
             return await self._answer(request, handler)
         finally:
-            for condition, reached in self._watchers:
-                if condition():
-                    reached.set()
-            self._watchers = [(c, e) for c, e in self._watchers if not e.is_set()]
+            self._notify()
 
     async def _answer(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        route = request.match_info.route.name
+        route = cast("Endpoint | None", request.match_info.route.name)
         if route is None:
             return await handler(request)
-        if (injected := self._injected(request, route)) is not None:
+        if (injected := await self._injected(request, route)) is not None:
             return injected
-        if route in ("submit", "query") and (fault := await self._fault(request)) is not None:
+        if (status := self.config.redirects.get(route)) is not None:
+            self.counters.faults[f"redirect {status} {route}"] += 1
+            return hostile.redirect(request, status, self._elsewhere.base_url)
+        fault = await self._fault(request, route) if route in ("submit", "query") else None
+        if fault is not None:
             return fault
         if route == "result":
             return await handler(request)
@@ -227,7 +285,7 @@ class Sandbox:
             return throttled
         return await handler(request)
 
-    def _injected(self, request: web.Request, route: str) -> web.StreamResponse | None:
+    async def _injected(self, request: web.Request, route: str) -> web.StreamResponse | None:
         queue = self._injections.get(route)
         if not queue:
             return None
@@ -236,21 +294,13 @@ class Sandbox:
         if rule.times <= 0:
             queue.popleft()
         self.counters.faults[f"injected {rule.status} {rule.code}".strip()] += 1
-        if rule.body == "drop":
-            assert request.transport is not None
-            request.transport.close()
-            return web.Response()
-        if rule.body == "html":
-            return envelopes.proxy_page(rule.status, retry_after=rule.retry_after)
-        return envelopes.error(rule.status, rule.code, rule.message, retry_after=rule.retry_after)
+        return await hostile.answer(request, rule, elsewhere=self._elsewhere.base_url)
 
-    async def _fault(self, request: web.Request) -> web.StreamResponse | None:
+    async def _fault(self, request: web.Request, route: str) -> web.StreamResponse | None:
         faults, roll = self.config.faults, self._rng.random
         if roll() < faults.drop:
             self.counters.faults["drop"] += 1
-            assert request.transport is not None
-            request.transport.close()
-            return web.Response()
+            return await hostile.answer(request, Injection(0, body="drop"), elsewhere="")
         if roll() < faults.server_error:
             self.counters.faults["server_error"] += 1
             status, code = self._rng.choice(
@@ -264,13 +314,27 @@ class Sandbox:
         if roll() < faults.html_error:
             self.counters.faults["html_error"] += 1
             return envelopes.proxy_page(502)
+        if self._roll(faults.garbage):
+            self.counters.faults["garbage"] += 1
+            body = self._rng.choice(list(hostile.GARBAGE[route].values()))
+            return await hostile.answer(request, Injection(200, body=body), elsewhere="")
         if roll() < faults.slow:
             self.counters.faults["slow"] += 1
-            await asyncio.sleep(self.clock.real(faults.slow_seconds))
+            await self._delay(faults.slow_seconds)
         if roll() < faults.throttle:
             self.counters.faults["throttle"] += 1
             self._burst_until = max(self._burst_until, self.clock.now() + faults.throttle_seconds)
         return None
+
+    def _roll(self, rate: float, rng: random.Random | None = None) -> bool:
+        # No draw at all for a rate of zero, so that a knob left alone changes no seeded run.
+        return rate > 0 and (rng or self._rng).random() < rate
+
+    async def _delay(self, seconds: float) -> None:
+        """Wait `seconds` virtual seconds, or until the sandbox closes."""
+        real = self.clock.real(seconds)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._closing.wait(), None if math.isinf(real) else real)
 
     async def _throttle(self, route: str) -> web.Response | None:
         burst_left = self._burst_until - self.clock.now()
@@ -316,71 +380,110 @@ class Sandbox:
     async def _submit(self, request: web.Request) -> web.Response:
         self.counters.submit_requests += 1
         try:
-            fields = await _read_form(request)
+            fields = await _read_form(request, self._intake)
+            style = _form_params(fields)
+            info = await asyncio.to_thread(check_upload, fields["image"])
         except Rejection as r:
             return self._reject(r.status, r.code, r.message)
         except (ValueError, AssertionError):
             return self._reject(400, "ERROR_PARAMETERS", "Send multipart/form-data.")
-        try:
-            style = _form_params(fields)
-            image = fields["image"]
-            await asyncio.to_thread(check_upload, image)
-        except Rejection as r:
-            return self._reject(r.status, r.code, r.message)
         if self.credits is not None and self.credits <= 0:
             return self._reject(429, "ERROR_NOT_ENOUGH_CREDITS", "The account has no credits left.")
-        return envelopes.success(task_type="async", task_id=self._accept(request, image, style).id)
+        task = await self._accept(request.headers[KEY_HEADER], fields["image"], style, info)
+        if self._roll(self.config.faults.late_submit):
+            self.counters.faults["late_submit"] += 1
+            await self._delay(self.config.faults.late_seconds)  # the task exists, and is paid
+        return envelopes.success(task_type="async", task_id=task.id)
 
-    def _accept(self, request: web.Request, image: bytes, style: int) -> Task:
+    async def _intake(self, size: int) -> None:
+        """Count `size` more upload bytes, once they have crossed the uplink."""
+        self.counters.upload_bytes += size
+        if self._uplink is not None:
+            await self._uplink.carry(size)
+
+    async def _accept(self, key: str, image: bytes, style: int, info: ImageInfo) -> Task:
         if self.credits is not None:
             self.credits -= 1
-        sha = hashlib.sha256(image).hexdigest()
+            self._save_account()
+        sha, faults = hashlib.sha256(image).hexdigest(), self.config.faults
         self.counters.accepted[sha, style] += 1
-        failed = self._rng.random() < self.config.faults.task_failure
-        outcome = self._rng.choice(FAILURES) if failed else SUCCESS
+        self.counters.uploads.append(Upload(sha, style, len(image), *info))
+        rng = self._task_rng
+        failed = rng.random() < faults.task_failure
+        outcome = rng.choice(FAILURES) if failed else SUCCESS
         if failed:
             self.counters.failed_tasks[sha, style] += 1
-        task = self._store.create(
-            request.headers[KEY_HEADER],
-            sha,
-            style,
-            self._rng.uniform(*self.config.processing_time),
-            outcome,
-        )
-        if not failed:
-            self._render(task, image)
+        processing = rng.uniform(*self.config.processing_time)
+        timing = (processing / 4, processing)
+        if not failed and self._roll(faults.stuck, rng):
+            self.counters.faults["stuck"] += 1
+            outcome, timing = "TIMEOUT_FAILED", (processing / 4, faults.stuck_seconds)
+        reused = self._store.last_id(key) if self._roll(faults.reuse_task_id, rng) else None
+        if reused is not None:
+            self.counters.faults["reuse_task_id"] += 1
+        task = self._store.create(key, sha, style, timing, outcome, task_id=reused)
+        self._notify()
+        if task.rendering:
+            await self._render_later(task, image)
         return task
 
-    def _render(self, task: Task, image: bytes) -> None:
-        assert self._renderer is not None and self._workdir is not None
-        dest = Path(self._workdir.name) / task.id
+    async def _render_later(self, task: Task, image: bytes) -> None:
+        if self._state is None:
+            return self._render(task, image)
+        # Kept until rendered, so that a sandbox killed before then renders it when it starts.
+        upload = self._state.uploads / task.file_stem
+        await asyncio.to_thread(upload.write_bytes, image)
+        self._render(task, upload)
+
+    def _render(self, task: Task, source: bytes | Path) -> None:
+        assert self._renderer is not None
         future = asyncio.get_running_loop().run_in_executor(
-            self._renderer, render_result, image, task.style, self.config.render, dest
+            self._renderer,
+            _render_job,
+            source,
+            task.style,
+            self.config.render,
+            self._results_dir / task.file_stem,
         )
+        future.add_done_callback(functools.partial(self._rendered, task))
 
-        def done(f: asyncio.Future[tuple[Path, str]]) -> None:
-            if f.cancelled() or f.exception() is not None:
-                task.outcome = "PROCESS_FAILED"
-            else:
-                self._store.add_result(task, *f.result())
+    def _rendered(self, task: Task, future: asyncio.Future[tuple[Path, str]]) -> None:
+        if self._closing.is_set() or self._store.tasks.get(task.id) is not task:
+            return  # closing: a kept task renders again next start; replaced: no one asks
+        if future.cancelled() or future.exception() is not None:
+            self._store.fail(task)
+        else:
+            self._store.add_result(task, *future.result())
+        if self._state is not None:
+            (self._state.uploads / task.file_stem).unlink(missing_ok=True)
 
-        future.add_done_callback(done)
+    @property
+    def _results_dir(self) -> Path:
+        if self._state is not None:
+            return self._state.results
+        assert self._workdir is not None
+        return Path(self._workdir.name)
 
     async def _query(self, request: web.Request) -> web.Response:
         self.counters.query_requests += 1
         task_id = request.query.get("task_id", "")
         if not task_id:
             return self._reject(400, "MISSING_PARAMETERS", "task_id is required.")
-        task = self._store.lookup(request.headers[KEY_HEADER], task_id)
+        key = request.headers[KEY_HEADER]
+        task = self._store.lookup(key, task_id)
         if isinstance(task, str):
             http = 404 if task == "ERROR_RESOURCE_NOT_FOUND" else 410
             return self._reject(http, task, "The task does not exist or has expired.")
         task.queries.append(asyncio.get_running_loop().time())
         task_status, status = task.state(self.clock.now())
-        url = f"{self.base_url}/results/{task.result_token}" if status == SUCCESS else ""
+        url = self._result_url(task, key) if status == SUCCESS else ""
         return envelopes.success(
             task_status=task_status, data={"status": status, "result_url": url}
         )
+
+    def _result_url(self, task: Task, key: str) -> str:
+        url = f"{self.base_url}/results/{task.result_token}"
+        return f"{url}?{urlencode({KEY_HEADER: key})}" if self.config.key_in_result_url else url
 
     async def _credits(self, request: web.Request) -> web.Response:
         left = -1 if self.credits is None else self.credits
@@ -393,12 +496,16 @@ class Sandbox:
         result = self._store.result(request.match_info["token"])
         if result is None:
             return web.Response(status=404, text="NoSuchKey: the result has expired.")
-        body = await asyncio.to_thread(result.path.read_bytes)
+        encoding = self.config.result_encoding
+        body = await asyncio.to_thread(hostile.encoded, result.path, encoding)
+        headers = {"Content-Type": result.content_type}
+        if encoding != "identity":
+            headers["Content-Encoding"] = encoding  # Content-Length: the bytes on the wire
         if self._rng.random() >= self.config.faults.truncate:
             self.counters.downloads += 1
-            return web.Response(body=body, content_type=result.content_type)
+            return web.Response(body=body, headers=headers)
         self.counters.faults["truncate"] += 1
-        response = web.StreamResponse(headers={"Content-Type": result.content_type})
+        response = web.StreamResponse(headers=headers)
         response.content_length = len(body)
         await response.prepare(request)
         await response.write(body[: len(body) // 2])
@@ -407,13 +514,20 @@ class Sandbox:
         return response
 
 
+def _render_job(source: bytes | Path, style: int, mode: RenderMode, dest: Path) -> tuple[Path, str]:
+    """`render_result`, in a worker thread, from the upload or the file it was kept in."""
+    data = source.read_bytes() if isinstance(source, Path) else source
+    return render_result(data, style, mode, dest)
+
+
 def _limiter(rate: float | None) -> AsyncLimiter | None:
     # A bucket of one second's worth of requests (at least one) refilled at `rate`.
     return None if rate is None else AsyncLimiter(max(1.0, rate), max(1.0, rate) / rate)
 
 
-async def _read_form(request: web.Request) -> dict[str, bytes]:
-    """The multipart fields; an image over 10 MB is drained, then refused with 413."""
+async def _read_form(request: web.Request, intake: Intake) -> dict[str, bytes]:
+    """The multipart fields, each chunk through `intake` as it comes; an image over 10 MB is
+    drained, then refused with 413."""
     reader = await request.multipart()
     fields: dict[str, bytes] = {}
     too_big = False
@@ -422,6 +536,7 @@ async def _read_form(request: web.Request) -> dict[str, bytes]:
             continue
         data = bytearray()
         while chunk := await part.read_chunk(1 << 16):
+            await intake(len(chunk))
             if len(data) <= MAX_UPLOAD_BYTES:
                 data += chunk
         too_big |= len(data) > MAX_UPLOAD_BYTES

@@ -1,18 +1,25 @@
 """Tasks and their lifecycle on the sandbox's virtual clock.
 
-A task is QUEUING for the first quarter of its processing time, PROCESSING until its time is up
-and its rendering is done, then finished with its outcome. It is answered for `task_ttl` after
-it finished and then reclaimed (410); its result URL works for `result_ttl` after that.
+A task is QUEUING until it starts (a quarter of its processing time), PROCESSING until its time
+is up and its rendering is done, then finished with its outcome. It is answered for `task_ttl`
+after it finished and then reclaimed (410); its result URL works for `result_ttl` after that.
+
+Guarantees:
+- a task's owner is a salted SHA-256 of the key that submitted it, never the key itself;
+- every change goes through `TaskStore` and, when a `Recorder` is attached, is handed to it
+  before the call returns (so before any answer that reveals the change).
 """
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
-__all__ = ["Clock", "Result", "Task", "TaskStore"]
+__all__ = ["Clock", "Recorder", "Result", "Task", "TaskStore"]
 
 SUCCESS = "PROCESS_SUCCESS"
 
@@ -47,23 +54,38 @@ class Result:
 @dataclass
 class Task:
     id: str
-    owner: str
+    owner: str  # salted hash of the submitting key
     sha256: str
     style: int
     submitted_at: float
+    started_at: float  # QUEUING before, PROCESSING after
     ready_at: float
     outcome: str  # PROCESS_SUCCESS or the failure status it will end with
     result_token: str | None = None  # set once rendered
     revoked: bool = False
+    # The name of its upload and result files: unique, unlike an id that may be reused.
+    file_stem: str = field(default_factory=lambda: secrets.token_hex(8))
     queries: list[float] = field(default_factory=list)  # real monotonic times of each query
 
     def state(self, now: float) -> tuple[int, str]:
         """(task_status, data.status) at virtual time `now`."""
-        if now < self.submitted_at + (self.ready_at - self.submitted_at) / 4:
+        if now < self.started_at:
             return 0, "QUEUING"
-        if now < self.ready_at or (self.outcome == SUCCESS and self.result_token is None):
+        if now < self.ready_at or self.rendering:
             return 1, "PROCESSING"
         return 2, self.outcome
+
+    @property
+    def rendering(self) -> bool:
+        return self.outcome == SUCCESS and self.result_token is None
+
+
+class Recorder(Protocol):
+    """Where the store's changes go to outlive the process (see `state.StateDir`)."""
+
+    def task(self, task: Task) -> None: ...
+
+    def result(self, token: str, result: Result) -> None: ...
 
 
 class TaskStore:
@@ -71,34 +93,87 @@ class TaskStore:
         self._clock = clock
         self._task_ttl = task_ttl
         self._result_ttl = result_ttl
+        self.salt = secrets.token_hex(16)
         self.tasks: dict[str, Task] = {}
         self.results: dict[str, Result] = {}
+        self.recorder: Recorder | None = None
+        self._last_id: dict[str, str] = {}  # owner -> the id it was given last
 
-    def create(self, owner: str, sha256: str, style: int, processing: float, outcome: str) -> Task:
-        now = self._clock.now()
-        task = Task(secrets.token_hex(16), owner, sha256, style, now, now + processing, outcome)
-        self.tasks[task.id] = task
+    def owner(self, key: str) -> str:
+        return hashlib.sha256(f"{self.salt}:{key}".encode()).hexdigest()
+
+    def create(
+        self,
+        key: str,
+        sha256: str,
+        style: int,
+        timing: tuple[float, float],
+        outcome: str,
+        *,
+        task_id: str | None = None,
+    ) -> Task:
+        """A task that starts `timing[0]` and is ready `timing[1]` virtual seconds from now.
+
+        Given a `task_id` already in use, the new task takes it over (see `last_id`)."""
+        now, owner = self._clock.now(), self.owner(key)
+        task_id = task_id or secrets.token_hex(16)
+        task = Task(task_id, owner, sha256, style, now, now + timing[0], now + timing[1], outcome)
+        self.tasks[task_id] = task
+        self._last_id[owner] = task_id
+        self._changed(task)
         return task
 
-    def lookup(self, owner: str, task_id: str) -> Task | str:
+    def last_id(self, key: str) -> str | None:
+        """The id the key's latest task got in this process, if any."""
+        return self._last_id.get(self.owner(key))
+
+    def lookup(self, key: str, task_id: str) -> Task | str:
         """The task, or the error code its id gets: unknown, revoked or reclaimed."""
         task = self.tasks.get(task_id)
-        if task is None or task.owner != owner:
+        if task is None or task.owner != self.owner(key):
             return "ERROR_RESOURCE_NOT_FOUND"
         if task.revoked:
             return "ERROR_TASK_REVOKED"
-        if self._clock.now() > max(task.ready_at, task.submitted_at) + self._task_ttl:
+        if self._reclaimed(task):
             return "ERROR_RESOURCE_RECLAIMED"
         return task
+
+    def revoke(self, task_id: str) -> None:
+        self.tasks[task_id].revoked = True
+        self._changed(self.tasks[task_id])
+
+    def fail(self, task: Task) -> None:
+        task.outcome = "PROCESS_FAILED"
+        self._changed(task)
 
     def add_result(self, task: Task, path: Path, content_type: str) -> None:
         token = secrets.token_urlsafe(18)
         expires = max(task.ready_at, self._clock.now()) + self._result_ttl
-        self.results[token] = Result(path, content_type, expires)
+        self.results[token] = result = Result(path, content_type, expires)
+        if self.recorder is not None:
+            self.recorder.result(token, result)
         task.result_token = token
+        self._changed(task)
 
     def result(self, token: str) -> Result | None:
         result = self.results.get(token)
         if result is None or self._clock.now() > result.expires_at:
             return None
         return result
+
+    def prune(self) -> None:
+        """Forget expired results, and reclaimed tasks whose result is gone too."""
+        now = self._clock.now()
+        self.results = {t: r for t, r in self.results.items() if now <= r.expires_at}
+        self.tasks = {
+            i: t
+            for i, t in self.tasks.items()
+            if not self._reclaimed(t) or t.result_token in self.results
+        }
+
+    def _reclaimed(self, task: Task) -> bool:
+        return self._clock.now() > max(task.ready_at, task.submitted_at) + self._task_ttl
+
+    def _changed(self, task: Task) -> None:
+        if self.recorder is not None:
+            self.recorder.task(task)
