@@ -3,6 +3,7 @@ that stay text, thumbnails made once; and, in a real headless Chromium, what a p
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -22,7 +23,7 @@ from PIL import Image
 from batchtoon.ledger import Ledger
 from batchtoon.report import Card, Cell, Gallery, from_ledger, write_gallery
 from batchtoon.report.pack import shown
-from batchtoon.report.thumbs import thumbs_dir
+from batchtoon.report.thumbs import make_thumbnails, thumbs_dir
 
 STYLES = (0, 2, 7)
 HOSTILE = "<img src=x onerror=window.__pwned=1>.jpg"
@@ -251,6 +252,43 @@ def test_a_changed_file_gets_a_new_thumbnail_and_copies_share_one(run: Run) -> N
     cards = _cards(_data(write_gallery(run.out, gallery, workers=2)))
     assert cards["copy.jpg"][3] == cards["plain.jpg"][3]
     assert (thumbs_dir(run.out) / f"{cards['plain.jpg'][3]}.jpg").is_file()
+
+
+def _encoded(image: Image.Image, fmt: str, **options: Any) -> bytes:
+    out = io.BytesIO()
+    image.save(out, fmt, **options)
+    return out.getvalue()
+
+
+def test_any_format_pillow_opens_gets_an_upright_thumbnail(tmp_path: Path) -> None:
+    rotated = Image.new("RGB", (640, 400), (200, 30, 30)).getexif()
+    rotated[0x0112] = 6  # EXIF: turn 90 degrees to view
+    files = {
+        "turned.jpg": _encoded(Image.new("RGB", (640, 400)), "JPEG", exif=rotated),
+        "clear.png": _encoded(Image.new("RGBA", (300, 600), (0, 0, 0, 0)), "PNG"),
+        "clear.gif": _encoded(Image.new("P", (512, 512)), "GIF", transparency=0),
+        "scan.tiff": _encoded(Image.new("CMYK", (1000, 500)), "TIFF"),
+        "deep.png": _encoded(Image.new("I;16", (400, 400)), "PNG"),
+        "phone.heic": b"\x00\x00\x00\x18ftypheic" + bytes(64),
+        "cut.jpg": _encoded(Image.new("RGB", (640, 400)), "JPEG")[:300],
+    }
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    names = make_thumbnails([tmp_path / name for name in files], tmp_path / "t", workers=2)
+    sizes = {}
+    for path, made in names.items():
+        if made is not None:
+            with Image.open(tmp_path / "t" / f"{made}.jpg") as thumb:
+                sizes[path.name] = thumb.size
+    assert sizes == {
+        "turned.jpg": (160, 256),
+        "clear.png": (128, 256),
+        "clear.gif": (256, 256),
+        "scan.tiff": (256, 128),
+        "deep.png": (256, 256),
+    }
+    with Image.open(tmp_path / "t" / f"{names[tmp_path / 'clear.png']}.jpg") as thumb:
+        assert thumb.getpixel((64, 128)) == (255, 255, 255)  # transparency shows white
 
 
 def test_a_done_cell_needs_its_file() -> None:
