@@ -1,0 +1,16 @@
+"""A run's before/after gallery: a static page, `<out>/index.html`, that opens from disk.
+
+    gallery = from_ledger(Journal.replay(path).ledger, out, counts=..., started=..., ...)
+    write_gallery(out, gallery, workers=2)  # -> out / "index.html"
+
+A run can fill `Gallery` itself instead (`Card` per photo, `Cell` per style). Nothing here
+imports the engine or the CLI: both may call it, at the end of a run or from `batchtoon report`.
+What the page guarantees is in `page.py`; the thumbnails', in `thumbs.py`.
+"""
+
+from __future__ import annotations
+
+from .model import STATES, Card, Cell, Gallery, State, from_ledger
+from .page import write_gallery
+
+__all__ = ["STATES", "Card", "Cell", "Gallery", "State", "from_ledger", "write_gallery"]

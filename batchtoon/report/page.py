@@ -1,0 +1,76 @@
+"""`write_gallery`: a run's static before/after page, `<out>/index.html`.
+
+Guarantees:
+- the page is one self-contained file: its style, its script and its data are inline, and its
+  Content-Security-Policy lets it fetch nothing but images (no network, no other script), so
+  it works offline from disk, and a name in the data can never run as code: the data is JSON
+  in a `<script type="application/json">` with `<`, `>` and `&` escaped (no `</script>` can
+  end it), and the script puts names into the page as text only;
+- every link is relative to `out` and percent-encoded, so the folder can be moved or zipped
+  (originals outside `out` are linked with `../`: they must move along to stay reachable);
+- the page is replaced whole (a temporary file beside it, renamed over it): a browser never
+  reads half of it, and a page that was there stays until the new one is complete;
+- thumbnails are made once (see `thumbs.py`); a later call reuses them, so rewriting the page
+  of a run that grew costs the new photos only. Nothing is ever deleted.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import json
+import re
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+
+from .files import write_whole
+from .model import Gallery
+from .pack import pack, shown
+from .thumbs import make_thumbnails, thumbs_dir
+
+__all__ = ["render", "write_gallery"]
+
+PAGE = "index.html"
+PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
+# The JSON text is inlined in HTML: these must not appear raw (`</script>`, `<!--`, entities).
+JSON_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"}
+
+
+def write_gallery(out: Path, gallery: Gallery, *, workers: int) -> Path:
+    """Write `<out>/index.html` for `gallery` (making the thumbnails it needs in `workers`
+    threads) and return its path."""
+    files = [card.original for card in gallery.cards if card.original is not None]
+    files += [
+        cell.output for card in gallery.cards for cell in card.results.values() if cell.output
+    ]
+    thumbs = make_thumbnails(files, thumbs_dir(out), workers=workers)
+    page = out / PAGE
+    write_whole(page, render(gallery, out, thumbs).encode("utf-8"), durable=True)
+    return page
+
+
+def render(gallery: Gallery, out: Path, thumbs: Mapping[Path, str | None]) -> str:
+    """The page's HTML for a page in `out`, with these thumbnail names."""
+    data = json.dumps(pack(gallery, out, thumbs), ensure_ascii=False, separators=(",", ":"))
+    style, script = _asset("page.css"), _asset("page.js")
+    fields = {
+        "title": html.escape(shown(gallery.title)),
+        "csp": f"default-src 'none'; img-src 'self' file: data:; style-src {_digest(style)}; "
+        f"script-src {_digest(script)}; base-uri 'none'; form-action 'none'",
+        "style": style,
+        "script": script,
+        "data": re.sub("[<>&]", lambda m: JSON_ESCAPES[m[0]], data),
+    }
+    # One pass over the template: a value is never scanned again for placeholders.
+    return PLACEHOLDER.sub(lambda m: fields[m[1]], _asset("page.html"))
+
+
+def _asset(name: str) -> str:
+    return (resources.files(__package__) / "assets" / name).read_text(encoding="utf-8")
+
+
+def _digest(text: str) -> str:
+    """The CSP source that allows exactly this inline script or style."""
+    return f"'sha256-{base64.b64encode(hashlib.sha256(text.encode()).digest()).decode()}'"

@@ -1,0 +1,165 @@
+"""Thumbnails: one small JPEG per distinct picture, under `<out>/.batchtoon/thumbs/`.
+
+Guarantees:
+- a thumbnail is at most `SIZE` px on its long side (EXIF rotation applied, transparency
+  flattened onto white), a JPEG at quality `QUALITY`: a few KB to a few tens of KB;
+- it is named by the content of the file it shows (`NAME_CHARS` base32 digits of its sha256,
+  60 bits), so copies of a photo share one, a file changed in place gets a new one, and a
+  thumbnail already there is reused as it is, never decoded or written again;
+- which file has which name is remembered by (path, size, mtime) in `hashes.json` beside the
+  thumbnails, so a later call reads only the files that changed since, not every photo again;
+- every file here is written whole (a temporary file renamed over it): a crash never leaves a
+  torn thumbnail, and two processes making the same one both end with a good file;
+- a file that cannot be read or that Pillow cannot open (HEIC without a plugin, a truncated
+  image) gets no thumbnail (None) and never raises;
+- nothing is ever deleted: a thumbnail no page shows any more stays (a later run may show it
+  again); delete the folder to reclaim the space, the next page makes what it needs.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import os
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path, PurePosixPath
+
+from PIL import Image, ImageOps
+
+from .files import write_whole
+
+__all__ = ["FOLDER", "NAME_CHARS", "SIZE", "make_thumbnails", "thumbs_dir"]
+
+FOLDER = PurePosixPath(".batchtoon", "thumbs")  # below the output folder
+
+SIZE = 256  # px, the long side: a box on the page is ~215 px wide in a 1200 px window
+QUALITY = 80
+NAME_CHARS = 12  # base32 digits: 60 bits, no collision to fear among millions of pictures
+HASHES = "hashes.json"
+SUFFIX = ".jpg"
+
+# A stat-stamped memo: absolute path -> [size, mtime_ns, name], "" for "no thumbnail possible".
+Memo = dict[str, list[int | str]]
+
+
+def thumbs_dir(out: Path) -> Path:
+    return out / FOLDER
+
+
+def make_thumbnails(paths: Iterable[Path], folder: Path, *, workers: int) -> dict[Path, str | None]:
+    """Each path's thumbnail name (the file is `folder / (name + ".jpg")`), or None where there
+    can be none. Files known from an earlier call are looked up here; the others are read and
+    thumbnailed in `workers` threads (Pillow decodes and hashlib hashes without the GIL)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    maker = _Maker(folder, _load_memo(folder / HASHES))
+    known = {path: maker.recall(path) for path in dict.fromkeys(paths)}
+    todo = [path for path, name in known.items() if name is None]
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        made = dict(zip(todo, pool.map(maker.make, todo), strict=True))
+    if maker.seen != maker.memo:
+        write_whole(folder / HASHES, json.dumps(maker.seen, separators=(",", ":")).encode())
+    return {path: (made[path] if name is None else name) or None for path, name in known.items()}
+
+
+class _Maker:
+    """Names and makes thumbnails. A name "" means "none can be made"; `make` is called from
+    several threads at once (setting a dict item is atomic)."""
+
+    def __init__(self, folder: Path, memo: Memo) -> None:
+        self.folder = folder
+        self.memo = memo
+        self.seen: Memo = {}  # the memo to keep: the files met in this call
+        self.present: set[str] = set()  # thumbnails known to be there
+
+    def recall(self, path: Path) -> str | None:
+        """The name the memo knows for this file as it is now, or None to make it."""
+        try:
+            stamp = _stamp(path)
+        except OSError:
+            return ""  # gone: nothing to show, and nothing to remember
+        key = os.fsdecode(os.path.abspath(path))
+        known = self.memo.get(key)
+        if known is None or known[:2] != stamp or not self._usable(str(known[2])):
+            return None
+        self.seen[key] = known
+        return str(known[2])
+
+    def make(self, path: Path) -> str:
+        try:
+            stamp = _stamp(path)  # before reading: a change meanwhile shows at the next call
+            data = path.read_bytes()
+        except OSError:
+            return ""
+        name = content_name(data)
+        if not (self._usable(name) or self._write(data, self.folder / (name + SUFFIX))):
+            name = ""
+        self.seen[os.fsdecode(os.path.abspath(path))] = [*stamp, name]
+        return name
+
+    def _usable(self, name: str) -> bool:
+        """True for "" (known to be impossible) and for a thumbnail that is there, not empty."""
+        if not name or name in self.present:
+            return True
+        try:
+            usable = (self.folder / (name + SUFFIX)).stat().st_size > 0
+        except OSError:
+            return False
+        if usable:
+            self.present.add(name)  # copies of a picture share it: look once
+        return usable
+
+    @staticmethod
+    def _write(data: bytes, dest: Path) -> bool:
+        try:
+            encoded = thumbnail(data)
+        except Exception:  # any decoder failure (there are many kinds) means a placeholder
+            return False
+        write_whole(dest, encoded)
+        return True
+
+
+def _stamp(path: Path) -> list[int | str]:
+    stat = os.stat(path)
+    return [stat.st_size, stat.st_mtime_ns]
+
+
+def content_name(data: bytes) -> str:
+    digest = hashlib.sha256(data).digest()
+    return base64.b32encode(digest).decode("ascii")[:NAME_CHARS].lower()
+
+
+def thumbnail(data: bytes) -> bytes:
+    """The JPEG thumbnail of an image's bytes. JPEGs are decoded at a reduced scale (draft
+    mode: 1/2 to 1/8 of the pixels, still at least `SIZE`), which is most of the speed."""
+    with Image.open(io.BytesIO(data)) as image:
+        image.draft("RGB", (SIZE, SIZE))
+        upright = ImageOps.exif_transpose(image)
+    flat = _flatten(upright)
+    flat.thumbnail((SIZE, SIZE))
+    encoded = io.BytesIO()
+    flat.save(encoded, "JPEG", quality=QUALITY)
+    return encoded.getvalue()
+
+
+def _flatten(image: Image.Image) -> Image.Image:
+    """RGB; what was transparent shows white, as in most viewers."""
+    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        background = Image.new("RGB", rgba.size, (255, 255, 255))
+        background.paste(rgba, mask=rgba.getchannel("A"))
+        return background
+    return image.convert("RGB")
+
+
+def _load_memo(path: Path) -> Memo:
+    """The memo of an earlier call; empty if there is none or it cannot be read."""
+    try:
+        memo = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(memo, dict):
+        return {}
+    return {k: v for k, v in memo.items() if isinstance(v, list) and len(v) == 3}

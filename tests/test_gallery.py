@@ -1,0 +1,409 @@
+"""The run's gallery page: every photo and style on it, links that work from anywhere, names
+that stay text, thumbnails made once; and, in a real headless Chromium, what a person sees."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+import pytest
+from harness import photo
+from PIL import Image
+
+from batchtoon.ledger import Ledger
+from batchtoon.report import Card, Cell, Gallery, from_ledger, write_gallery
+from batchtoon.report.pack import shown
+from batchtoon.report.thumbs import make_thumbnails, thumbs_dir
+
+STYLES = (0, 2, 7)
+HOSTILE = "<img src=x onerror=window.__pwned=1>.jpg"
+# A path, not a name (a name cannot hold "/"): folders "evil<" and "script><script>...<".
+BREAKOUT = "evil</script><script>window.__pwned=2</script>.jpg"
+ODD = "a b#1?x=%41&é.jpg"  # a space, #, ?, %, & and non-ASCII: all must survive in a link
+NOT_UTF8 = os.fsdecode(b"caf\xe9.jpg")
+
+
+@dataclass
+class Run:
+    out: Path
+    photos: Path
+    ledger: Ledger
+
+    def source(self, name: str) -> str:
+        return str(self.photos / name)
+
+
+def _record(ledger: Ledger, event: str, **fields: Any) -> None:
+    ledger.apply({"v": 1, "t": 0.0, "event": event, **fields})
+
+
+def _done(run: Run, name: str, seed: int, styles: tuple[int, ...] = STYLES) -> None:
+    """A photo journaled as downloaded in `styles`, its results on disk."""
+    path = run.photos / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(photo((320, 256), seed=seed))
+    stem = Path(name).stem
+    for style in styles:
+        key = f"{seed:064x}:{style}"
+        base = f"{stem}.{style}"
+        _record(run.ledger, "queued", key=key, source=str(path), output=base)
+        _record(run.ledger, "submitted", key=key, sources=[str(path)], task_id="t")
+        (run.out / f"{base}.jpg").write_bytes(photo((300, 300), seed=seed * 10 + style))
+        _record(run.ledger, "downloaded", key=key, source=str(path), output=f"{base}.jpg")
+
+
+@pytest.fixture
+def run(tmp_path: Path) -> Run:
+    """An output folder as a run leaves it: five photos done in three styles (hostile and odd
+    names among them), two refused for their size, one failed in one style and pending in
+    another, and a HEIC file no decoder here reads."""
+    out, photos = tmp_path / "out dir", tmp_path / "photos"
+    out.mkdir()
+    result = Run(out, photos, Ledger())
+    for seed, name in enumerate(["plain.jpg", HOSTILE, BREAKOUT, ODD, NOT_UTF8], start=1):
+        _done(result, name, seed)
+    _done(result, "mixed.jpg", 9, styles=(0,))
+    mixed = result.source("mixed.jpg")
+    _record(result.ledger, "queued", key=f"{9:064x}:2", source=mixed, output="mixed.2")
+    _record(
+        result.ledger,
+        "failed",
+        key=f"{9:064x}:2",
+        sources=[mixed],
+        reason="422 ERROR_NO_FACE_IN_FILE: no face in the image",
+        **{"class": "ItemRejected"},
+    )
+    _record(result.ledger, "queued", key=f"{9:064x}:7", source=mixed, output="mixed.7")
+    for name, size in [("small.jpg", (300, 225)), ("smaller.jpg", (300, 168))]:
+        (photos / name).write_bytes(photo(size))
+        reason = f"{size[0]}x{size[1]} is under the API's 256 px minimum: use a larger photo"
+        for style in STYLES:
+            _record(
+                result.ledger, "rejected", source=result.source(name), style=style, reason=reason
+            )
+    (photos / "phone.heic").write_bytes(b"\x00\x00\x00\x18ftypheic" + bytes(64))
+    for style in STYLES:
+        _record(
+            result.ledger,
+            "rejected",
+            source=result.source("phone.heic"),
+            style=style,
+            reason="not an image (or one no decoder here reads): remove it",
+        )
+    return result
+
+
+def _write(run: Run) -> Path:
+    return write_gallery(run.out, from_ledger(run.ledger, run.out), workers=2)
+
+
+def _data(page: Path) -> dict[str, Any]:
+    found = re.search(
+        r'<script type="application/json" id="gallery-data">(.*?)</script>',
+        page.read_text(encoding="utf-8"),
+        re.S,
+    )
+    assert found is not None
+    data: dict[str, Any] = json.loads(found[1])
+    return data
+
+
+def _links(data: dict[str, Any], card: list[Any]) -> tuple[str, list[str]]:
+    """A card's original link and its result links ("" for none), as page.js builds them."""
+    dirs = data["dirs"]
+    name, _, original, _, outdir, outprefix, cells = card
+    file = "" if original == 0 else (name if original[1] == 0 else original[1])
+    prefix = dirs[outdir] + (file[: file.rfind(".") + 1] if outprefix == 0 else outprefix)
+    results = [prefix + cell[0] if cell != 0 and isinstance(cell[0], str) else "" for cell in cells]
+    return ("" if original == 0 else dirs[original[0]] + file), results
+
+
+def _cards(data: dict[str, Any]) -> dict[str, list[Any]]:
+    """The cards by the source's file name as shown."""
+    return {card[0]: card for card in data["cards"]}
+
+
+def _states(card: list[Any]) -> list[str]:
+    names = {1: "failed", 2: "refused", 3: "pending"}
+    return ["none" if c == 0 else "done" if isinstance(c[0], str) else names[c[0]] for c in card[6]]
+
+
+def test_every_photo_and_style_is_on_the_page(run: Run) -> None:
+    data = _data(_write(run))
+    cards = _cards(data)
+    assert [style for style, _ in data["styles"]] == list(STYLES)
+    done = ["plain.jpg", HOSTILE, "script>.jpg", ODD, shown(NOT_UTF8)]
+    assert sorted(cards) == sorted([*done, "mixed.jpg", "small.jpg", "smaller.jpg", "phone.heic"])
+    for name in done:
+        assert _states(cards[name]) == ["done"] * 3
+        assert all(len(cell) == 2 for cell in cards[name][6])  # each with its thumbnail
+    assert _states(cards["mixed.jpg"]) == ["done", "failed", "pending"]
+    assert _states(cards["small.jpg"]) == ["refused"] * 3
+    counts = dict(data["counts"])
+    assert counts["downloaded"] == 16 and counts["failed"] == 10  # 3 x 3 refused, 1 failed
+
+
+def test_reasons_are_shown_and_grouped_by_kind(run: Run) -> None:
+    data = _data(_write(run))
+    kinds = {label: (state, cells) for state, label, cells in data["kinds"]}
+    assert kinds == {
+        "300x… is under the API's 256 px minimum: use a larger photo": ("refused", 6),
+        "not an image (or one no decoder here reads): remove it": ("refused", 3),
+        "422 ERROR_NO_FACE_IN_FILE: no face in the image": ("failed", 1),
+    }
+    small = _cards(data)["small.jpg"][6][0]
+    assert data["reasons"][small[1]][0].startswith("300x225 is under the API's 256 px minimum")
+    pending = _cards(data)["mixed.jpg"][6][2]
+    assert data["reasons"][pending[1]] == ["queued: not submitted yet", -1]
+
+
+def test_links_are_relative_and_point_at_existing_files(run: Run, tmp_path: Path) -> None:
+    data = _data(_write(run))
+    moved = tmp_path / "moved"  # the whole folder moved: links inside it still work
+    shutil.move(run.out, moved / "out dir")
+    out = moved / "out dir"
+    shutil.move(run.photos, moved / "photos")
+    checked = 0
+    for card in data["cards"]:
+        original, results = _links(data, card)
+        done = [cell for cell in card[6] if cell != 0 and isinstance(cell[0], str)]
+        thumbs = [card[3]] + [cell[1] for cell in done if len(cell) == 2]
+        links = [original, *results, *(data["thumbs"] + t + ".jpg" for t in thumbs if t)]
+        for href in filter(None, links):
+            assert re.fullmatch(r"[A-Za-z0-9_.~/%-]+", href), href  # no scheme, #, ? or space
+            assert not href.startswith("/")
+            assert (out / os.fsdecode(unquote_to_bytes(href))).is_file(), href
+            checked += 1
+    assert checked == 9 + 16 + 8 + 16  # originals, results, their thumbnails (none for the HEIC)
+
+
+def test_odd_and_non_utf8_names_are_encoded_in_links_and_escaped_in_text(run: Run) -> None:
+    data = _data(_write(run))
+    cards = _cards(data)
+    assert _links(data, cards[ODD])[0].endswith("/a%20b%231%3Fx%3D%2541%26%C3%A9.jpg")
+    shown_name = "caf\\xe9.jpg"
+    assert shown_name in cards
+    original, results = _links(data, cards[shown_name])
+    assert original.endswith("/caf%E9.jpg")
+    assert results[0] == "caf%E9.0.jpg"
+
+
+def test_hostile_names_stay_text(run: Run) -> None:
+    gallery = from_ledger(run.ledger, run.out, title="</script><script>window.__pwned=3</script>")
+    html = write_gallery(run.out, gallery, workers=2).read_text(encoding="utf-8")
+    assert len(re.findall("<script", html, re.I)) == 2  # the data and the page's own script
+    assert "<img src=x" not in html and "window.__pwned" in html  # escaped, but there
+    assert "<title>&lt;/script&gt;&lt;script&gt;" in html
+    data = _data(run.out / "index.html")
+    assert HOSTILE in _cards(data) and data["title"].startswith("</script>")
+    assert "evil</script><script>window.__pwned=2</script>.jpg" in [
+        data["dirs"][card[1]].rsplit("/photos/", 1)[-1] + card[0] for card in data["cards"]
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("plain é 名前.jpg", "plain é 名前.jpg"),
+        (os.fsdecode(b"caf\xe9"), "caf\\xe9"),
+        ("bell\x07 esc\x1b[31m nl\n", "bell\\x07 esc\\x1b[31m nl\\x0a"),
+        ("abc\u202egpj.exe", "abc\\u202egpj.exe"),  # reordering would show "abcexe.jpg"
+        ("c1\x9b", "c1\\x9b"),
+    ],
+)
+def test_names_are_shown_with_bytes_and_controls_escaped(text: str, expected: str) -> None:
+    assert shown(text) == expected
+
+
+def test_thumbnails_are_made_once_and_the_page_is_replaced_whole(run: Run) -> None:
+    page = _write(run)
+    thumbs = thumbs_dir(run.out)
+    first = {path.name: path.stat().st_mtime_ns for path in thumbs.glob("*.jpg")}
+    assert len(first) == 8 + 16  # originals (not the HEIC), results: all distinct pictures
+    for name in first:
+        assert (thumbs / name).stat().st_size < 60_000
+        with Image.open(thumbs / name) as thumb:
+            assert thumb.format == "JPEG" and max(thumb.size) == 256
+    inode = page.stat().st_ino
+    _write(run)
+    assert {path.name: path.stat().st_mtime_ns for path in thumbs.glob("*.jpg")} == first
+    assert page.stat().st_ino != inode  # a new file renamed over the old one
+    assert not [p.name for p in [*run.out.iterdir(), *thumbs.iterdir()] if p.suffix == ".tmp"]
+
+
+def test_a_changed_file_gets_a_new_thumbnail_and_copies_share_one(run: Run) -> None:
+    _write(run)
+    plain = run.photos / "plain.jpg"
+    plain.write_bytes(photo((320, 256), seed=42))
+    shutil.copy(plain, run.photos / "copy.jpg")
+    gallery = from_ledger(run.ledger, run.out)
+    extra = Card(str(run.photos / "copy.jpg"), run.photos / "copy.jpg", {})
+    gallery = Gallery("t", {}, STYLES, [*gallery.cards, extra])
+    cards = _cards(_data(write_gallery(run.out, gallery, workers=2)))
+    assert cards["copy.jpg"][3] == cards["plain.jpg"][3]
+    assert (thumbs_dir(run.out) / f"{cards['plain.jpg'][3]}.jpg").is_file()
+
+
+def _encoded(image: Image.Image, fmt: str, **options: Any) -> bytes:
+    out = io.BytesIO()
+    image.save(out, fmt, **options)
+    return out.getvalue()
+
+
+def test_any_format_pillow_opens_gets_an_upright_thumbnail(tmp_path: Path) -> None:
+    rotated = Image.new("RGB", (640, 400), (200, 30, 30)).getexif()
+    rotated[0x0112] = 6  # EXIF: turn 90 degrees to view
+    files = {
+        "turned.jpg": _encoded(Image.new("RGB", (640, 400)), "JPEG", exif=rotated),
+        "clear.png": _encoded(Image.new("RGBA", (300, 600), (0, 0, 0, 0)), "PNG"),
+        "clear.gif": _encoded(Image.new("P", (512, 512)), "GIF", transparency=0),
+        "scan.tiff": _encoded(Image.new("CMYK", (1000, 500)), "TIFF"),
+        "deep.png": _encoded(Image.new("I;16", (400, 400)), "PNG"),
+        "phone.heic": b"\x00\x00\x00\x18ftypheic" + bytes(64),
+        "cut.jpg": _encoded(Image.new("RGB", (640, 400)), "JPEG")[:300],
+    }
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    names = make_thumbnails([tmp_path / name for name in files], tmp_path / "t", workers=2)
+    sizes = {}
+    for path, made in names.items():
+        if made is not None:
+            with Image.open(tmp_path / "t" / f"{made}.jpg") as thumb:
+                sizes[path.name] = thumb.size
+    assert sizes == {
+        "turned.jpg": (160, 256),
+        "clear.png": (128, 256),
+        "clear.gif": (256, 256),
+        "scan.tiff": (256, 128),
+        "deep.png": (256, 256),
+    }
+    with Image.open(tmp_path / "t" / f"{names[tmp_path / 'clear.png']}.jpg") as thumb:
+        assert thumb.getpixel((64, 128)) == (255, 255, 255)  # transparency shows white
+
+
+def test_a_done_cell_needs_its_file() -> None:
+    with pytest.raises(ValueError, match="only a done cell"):
+        Cell("done")
+    with pytest.raises(ValueError, match="only a done cell"):
+        Cell("failed", output=Path("x.jpg"))
+
+
+def test_a_result_gone_from_disk_is_pending(run: Run) -> None:
+    (run.out / "plain.2.jpg").unlink()
+    card = _cards(_data(_write(run)))["plain.jpg"]
+    assert _states(card) == ["done", "pending", "done"]
+
+
+# The page in a real browser.
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def _install_chromium() -> None:
+    """Debian's chromium, if this is root on a machine with apt; nothing otherwise."""
+    if CHROMIUM.exists() or os.geteuid() != 0 or shutil.which("apt-get") is None:
+        return
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for command in (["apt-get", "install", "-y", "chromium"], ["apt-get", "update"]) * 2:
+        if CHROMIUM.exists():
+            return
+        subprocess.run(command, env=env, capture_output=True, timeout=900, check=False)
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    """A headless Chromium context with a 1200x900 window."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (dev)")
+    _install_chromium()
+    if not CHROMIUM.exists():
+        pytest.skip(f"no headless Chromium at {CHROMIUM}: apt-get install chromium (as root)")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield browser.new_context(viewport={"width": 1200, "height": 900})
+        finally:
+            browser.close()
+
+
+ON_SCREEN = "i => i.getBoundingClientRect().top < window.innerHeight"
+
+
+def _until(page: Any, expression: str, timeout: float = 10.0) -> None:
+    """Wait for `expression` to be true in the page. (Playwright's `wait_for_function` evals
+    its predicate inside the page, which the page's Content-Security-Policy forbids.)"""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expression):
+        assert time.monotonic() < deadline, f"still false after {timeout} s: {expression}"
+        time.sleep(0.02)
+
+
+def _visible_cards(page: Any) -> list[str]:
+    names: list[str] = page.eval_on_selector_all(
+        "#cards .name", "els => els.map(e => e.textContent)"
+    )
+    return names
+
+
+@pytest.mark.slow
+def test_the_page_in_headless_chromium(run: Run, browser: Any) -> None:
+    page = browser.new_page()
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    page.goto(_write(run).as_uri())
+    page.wait_for_selector("body[data-drawn]")
+    _until(page, f"[...document.images].filter({ON_SCREEN}).every(i => i.complete)")
+    first = page.evaluate(f"[...document.images].filter({ON_SCREEN}).map(i => i.naturalWidth)")
+    assert len(first) >= 4 and all(width > 0 for width in first)  # the first screen
+    page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
+    _until(page, "[...document.images].every(img => img.complete)")
+    widths = page.eval_on_selector_all("#cards img", "imgs => imgs.map(i => i.naturalWidth)")
+    assert len(widths) == 8 + 16 and all(width > 0 for width in widths)  # every thumbnail
+    assert page.evaluate("window.__pwned") is None
+    assert problems == []  # no script error, no CSP violation
+    assert HOSTILE in _visible_cards(page)
+
+    viewer = browser.new_page()
+    for href in page.eval_on_selector_all("a.thumb:has(img)", "links => links.map(a => a.href)"):
+        viewer.goto(href)  # every full image opens: odd names are encoded right
+        assert viewer.evaluate("document.images[0].naturalWidth") > 0, href
+    viewer.close()
+
+    page.select_option("#style", "1")  # the second style only
+    figures = page.eval_on_selector_all(
+        ".card", "cs => cs.map(c => c.querySelectorAll('figure').length)"
+    )
+    assert set(figures) == {2}
+    page.click('#states button[data-state="1"]')  # failed, in that style
+    assert _visible_cards(page) == ["mixed.jpg"]
+    page.select_option("#style", "-1")
+    page.click('#states button[data-state="2"]')  # refused
+    assert sorted(_visible_cards(page)) == ["phone.heic", "small.jpg", "smaller.jpg"]
+    page.click('#states button[data-state="-1"]')
+    page.fill("#search", "SMALLER")
+    _until(page, "document.querySelectorAll('#cards .card').length === 1")
+    assert _visible_cards(page) == ["smaller.jpg"]
+    page.fill("#search", "")
+    page.click("#kinds details:first-child summary")
+    _until(page, "document.querySelectorAll('#kinds details[open] li .path').length === 6")
+    assert page.evaluate("window.__pwned") is None
