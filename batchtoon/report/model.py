@@ -102,7 +102,7 @@ def from_ledger(
     ]
     return Gallery(
         title=title or f"batchtoon: {os.fsdecode(Path(out).absolute().name)}",
-        counts=dict(counts if counts is not None else ledger.counts()),
+        counts=dict(counts) if counts is not None else {k: n for k, n in ledger.counts().items()},
         styles=sorted({style for results in cells.values() for style in results}),
         cards=cards,
         accepted=sum(entry.submissions for entry in ledger.entries.values()),
