@@ -4,10 +4,17 @@
 
 - every failure leaves it as an `batchtoon.errors.ApiError` subclass, classified by the
   contract's table; aiohttp's and the socket's own errors never escape;
-- the API key is sent only in the `ailabapi-api-key` header of API calls (never to a result
-  URL, which is a third party's CDN) and is scrubbed from every message it raises;
-- a result body shorter than its `Content-Length`, or longer than the cap (checked while it
-  streams in), is an error, never a result.
+- the API key is sent only in the `ailabapi-api-key` header of API calls to the base URL:
+  never to a result URL (a third party's CDN), and API calls do not follow redirects (a
+  redirect is `RunFatal`: the key would go along to wherever it points);
+- the key is scrubbed from everything it hands back that came from the server (error codes
+  and messages, task statuses), except a result URL, which must work (the journal scrubs it);
+- an upload sent whole whose answer does not come within `answer_timeout` is `Unanswered`:
+  it may have been accepted, so it is not an ordinary transient fault;
+- `Retry-After` is honoured up to `max_wait` seconds, never longer;
+- a result streams into a `Sink` as it comes, decoded if the server compressed it; a body
+  shorter than its `Content-Length`, or longer than the cap (counted decoded, as it streams
+  in), is an error, never a result.
 
 The parsing functions are pure and usable on their own (the sandbox's tests use them).
 """
@@ -18,13 +25,23 @@ import asyncio
 import json
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import aiohttp
 
-from .errors import ApiError, ItemRejected, TaskGone, Throttled, Transient, classify
+from .errors import (
+    ApiError,
+    ItemRejected,
+    RunFatal,
+    TaskGone,
+    Throttled,
+    Transient,
+    Unanswered,
+    classify,
+)
 
 __all__ = [
     "CREDITS_PATH",
@@ -34,6 +51,7 @@ __all__ = [
     "Api",
     "ApiClient",
     "Balance",
+    "Sink",
     "Submitted",
     "TaskState",
     "error_from_answer",
@@ -50,7 +68,6 @@ KEY_HEADER = "ailabapi-api-key"
 
 SUCCESS = "PROCESS_SUCCESS"
 FAILURES = frozenset({"PROCESS_FAILED", "TIMEOUT_FAILED", "LIMIT_RETRY_FAILED"})
-MAX_RETRY_AFTER = 3600.0  # a server asking for longer than an hour is not taken at its word
 MIME_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "BMP": "image/bmp", "WEBP": "image/webp"}
 
 
@@ -93,8 +110,8 @@ class Balance:
     total: float
 
 
-def _retry_after(value: str | None) -> float | None:
-    """`Retry-After` as seconds: a number (fractions allowed) or an HTTP date; at most an hour."""
+def _retry_after(value: str | None, most: float = 3600.0) -> float | None:
+    """`Retry-After` as seconds: a number (fractions allowed) or an HTTP date; at most `most`."""
     if not value:
         return None
     try:
@@ -102,9 +119,9 @@ def _retry_after(value: str | None) -> float | None:
     except ValueError:
         try:
             seconds = parsedate_to_datetime(value).timestamp() - time.time()
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             return None
-    return min(max(0.0, seconds), MAX_RETRY_AFTER) if seconds == seconds else None  # NaN
+    return min(max(0.0, seconds), most) if seconds == seconds else None  # NaN
 
 
 def _mapping(data: dict[str, Any], key: str) -> dict[str, Any]:
@@ -143,7 +160,7 @@ def error_from_answer(
         detail.get("code_message") or detail.get("message") or data.get("error_msg") or "no message"
     )
     if secret:
-        message = message.replace(secret, "***")
+        code, message = code.replace(secret, "***"), message.replace(secret, "***")
     http = status if status != 200 else error_code if 100 <= error_code < 600 else 500
     return classify(http, code, message, on_query=on_query, retry_after=retry_after)
 
@@ -208,6 +225,12 @@ def submit_form(image: bytes, style: int, image_format: str) -> tuple[bytes, str
     return body, f"multipart/form-data; boundary={boundary}"
 
 
+class Sink(Protocol):
+    """Where a result's bytes go as they arrive (`batchtoon.results.Spool`)."""
+
+    def write(self, chunk: bytes) -> None: ...
+
+
 class Api(Protocol):
     """What the stages need of the API: `ApiClient` over HTTP, or a test's fake."""
 
@@ -215,7 +238,7 @@ class Api(Protocol):
 
     async def query(self, task_id: str) -> TaskState: ...
 
-    async def download(self, url: str, *, max_bytes: int) -> bytes: ...
+    async def download(self, url: str, sink: Sink, *, max_bytes: int) -> None: ...
 
 
 class ApiClient:
@@ -228,11 +251,18 @@ class ApiClient:
         api_key: str,
         *,
         timeout: float = 60.0,
+        answer_timeout: float = 300.0,
+        max_wait: float = 120.0,
     ) -> None:
         self._session = session
         self._base = base_url.rstrip("/")
         self._key = api_key
         self._timeout = aiohttp.ClientTimeout(total=timeout)
+        # An upload: connecting is quick or failed; once sent, its answer may take long.
+        self._upload_timeout = aiohttp.ClientTimeout(
+            total=timeout + answer_timeout, sock_connect=timeout, sock_read=answer_timeout
+        )
+        self._max_wait = max_wait
 
     def __repr__(self) -> str:
         return f"ApiClient({self._base!r})"
@@ -242,12 +272,15 @@ class ApiClient:
 
     async def submit(self, image: bytes, style: int, image_format: str = "JPEG") -> Submitted:
         body, content_type = submit_form(image, style, image_format)
-        data = await self._call("POST", SUBMIT_PATH, data=body, content_type=content_type)
+        data = await self._call(
+            "POST", SUBMIT_PATH, data=body, content_type=content_type, upload=True
+        )
         return parse_submit(data)
 
     async def query(self, task_id: str) -> TaskState:
         data = await self._call("GET", QUERY_PATH, params={"task_id": task_id}, on_query=True)
-        return parse_query(data)
+        state = parse_query(data)
+        return replace(state, status=self.redact(state.status))
 
     async def credits(self) -> list[Balance]:
         return parse_credits(await self._call("GET", CREDITS_PATH))
@@ -259,20 +292,30 @@ class ApiClient:
         *,
         on_query: bool = False,
         content_type: str = "",
+        upload: bool = False,
         **kwargs: Any,
     ) -> dict[str, Any]:
         headers = {KEY_HEADER: self._key}
         if content_type:
             headers["Content-Type"] = content_type
+        timeout = self._upload_timeout if upload else self._timeout
         try:
             async with self._session.request(
-                method, self._base + path, headers=headers, timeout=self._timeout, **kwargs
-            ) as resp:
+                method, self._base + path, headers=headers, timeout=timeout,
+                allow_redirects=False, **kwargs,
+            ) as resp:  # fmt: skip
                 body = await resp.read()
-                retry_after = _retry_after(resp.headers.get("Retry-After"))
+                retry_after = _retry_after(resp.headers.get("Retry-After"), self._max_wait)
                 status = resp.status
+                location = resp.headers.get("Location", "")
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-            raise Transient(self.redact(_describe(exc))) from None
+            raise self._transport_error(exc, upload) from None
+        if 300 <= status < 400:
+            raise RunFatal(
+                f"the API answered HTTP {status}, a redirect to {_origin(self.redact(location))}: "
+                "not followed, so the key stays here; check --api-base",
+                status=status,
+            )
         data = _json_object(body, status, retry_after)
         error = error_from_answer(
             status, data, on_query=on_query, retry_after=retry_after, secret=self._key
@@ -281,33 +324,52 @@ class ApiClient:
             raise error
         return data
 
-    async def download(self, url: str, *, max_bytes: int) -> bytes:
-        """A result URL's body, whole: cut short, over the cap or expired is an error."""
+    def _transport_error(self, exc: BaseException, upload: bool) -> Transient:
+        """A transport error as batchtoon's: an upload whose answer timed out is Unanswered."""
+        text = self.redact(_describe(exc))
+        waited = isinstance(exc, aiohttp.SocketTimeoutError) or (
+            isinstance(exc, asyncio.TimeoutError | TimeoutError)
+            and not isinstance(exc, aiohttp.ConnectionTimeoutError)
+        )
+        if upload and waited:
+            return Unanswered(f"the upload was sent but no answer came: {text}")
+        return Transient(text)
+
+    async def download(self, url: str, sink: Sink, *, max_bytes: int) -> None:
+        """Stream a result URL's body into `sink`, whole: cut short, over the cap or expired is
+        an error."""
         if not url.lower().startswith(("http://", "https://")):
             raise ItemRejected("the API sent a result URL that is not http(s)")
         try:
-            return await self._fetch(url, max_bytes)
+            await self._fetch(url, sink, max_bytes)
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
             raise Transient(f"result download failed: {self.redact(_describe(exc))}") from None
 
-    async def _fetch(self, url: str, max_bytes: int) -> bytes:
+    async def _fetch(self, url: str, sink: Sink, max_bytes: int) -> None:
         async with self._session.get(url, timeout=self._timeout) as resp:
             if resp.status in (403, 404, 410):
                 raise TaskGone(f"the result URL answered HTTP {resp.status}: it has expired")
             if resp.status != 200:
                 raise classify(resp.status, "", f"the result URL answered HTTP {resp.status}")
-            declared = resp.content_length
+            # A compressed body's Content-Length counts compressed bytes: it cannot be compared
+            # with what comes out of the decoder (the image check catches a cut-short one).
+            plain = resp.headers.get("Content-Encoding", "identity").lower() == "identity"
+            declared = resp.content_length if plain else None
             if declared is not None and declared > max_bytes:
                 raise ItemRejected(f"the result is {declared} bytes, over the cap of {max_bytes}")
-            chunks, size = [], 0
+            size = 0
             async for chunk in resp.content.iter_any():
                 size += len(chunk)
                 if size > max_bytes:
                     raise ItemRejected(f"the result is over the cap of {max_bytes} bytes")
-                chunks.append(chunk)
+                sink.write(chunk)
         if declared is not None and size != declared:
             raise Transient(f"the result download was cut short ({size} of {declared} bytes)")
-        return b"".join(chunks)
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.netloc else "another address"
 
 
 def _describe(exc: BaseException) -> str:

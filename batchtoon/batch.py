@@ -96,12 +96,17 @@ class Batch:
             raise UsageError(
                 f"no API key: set {settings.api.key_env} (export {settings.api.key_env}=...)"
             )
+        if not key.isprintable() or key != key.strip():
+            raise UsageError(
+                f"the API key in {settings.api.key_env} holds spaces or control characters "
+                "(a line break?): set it again, as the provider gave it"
+            )
         self.settings = settings
         self._key = key
         self._retry_failed = retry_failed
         self._on_progress, self._interval = on_progress, progress_interval
         self._on_problem = on_problem
-        self._journal = Journal(settings.journal_path)
+        self._journal = Journal(settings.journal_path, secret=key)
         self._session: aiohttp.ClientSession | None = None
         self._engine: Engine | None = None
         self.log: logging.Logger = logging.getLogger("batchtoon")
@@ -137,8 +142,9 @@ class Batch:
             raise UsageError("use the Batch in `async with` before calling run()")
         settings = self.settings
         api = ApiClient(
-            self._session, settings.api.base_url, self._key, timeout=settings.api.timeout
-        )
+            self._session, settings.api.base_url, self._key, timeout=settings.api.timeout,
+            answer_timeout=settings.api.answer_timeout, max_wait=settings.retry.max_wait,
+        )  # fmt: skip
         engine = Engine(
             settings, api, self._journal, [Path(s) for s in sources],
             retry_failed=self._retry_failed, log=self.log, report=self._problem,

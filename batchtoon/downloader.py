@@ -6,7 +6,10 @@ Guarantees:
 - every target of the item (each source file with that content and style) gets its own file
   (see `batchtoon.results` for how a file is written);
 - an expired URL, or one that is already past its expiry when its turn comes, is `Gone`: the
-  item goes back to be submitted again; a result that can never be kept is `Refused`.
+  item goes back to be submitted again; a result that can never be kept is `Refused`;
+- a result that cannot be written (the disk, not the result) is `Blocked`: it stays
+  `succeeded` in the journal for the same command to finish later;
+- memory is bounded whatever a server sends (see `batchtoon.results.Spool`).
 """
 
 from __future__ import annotations
@@ -16,11 +19,11 @@ from anyio.abc import ObjectReceiveStream
 
 from .api import Api
 from .clock import SYSTEM_CLOCK, Clock
-from .errors import ApiError, TaskGone
+from .errors import ApiError, TaskGone, Unwritable
 from .layout import Layout
 from .ledger import Entry
-from .outcomes import Filed, Gone, Outbox, Outcome, Refused, Stored
-from .results import file_result
+from .outcomes import Blocked, Filed, Gone, Outbox, Outcome, Refused, Stored
+from .results import Spool, file_spool
 from .retry import RetryPolicy
 
 __all__ = ["Downloader"]
@@ -60,12 +63,18 @@ class Downloader:
             return Gone(entry, error.reason)
         except ApiError as error:
             return Refused(entry, error)
+        except Unwritable as problem:
+            return Blocked(entry, problem)
         self.downloaded += 1
         return Stored(entry, filed)
 
     async def _fetch_and_file(self, entry: Entry, bases: list[str]) -> Filed:
         async for attempt in self._retry.attempts(entry.name):
             with attempt:
-                data = await self._api.download(entry.result_url, max_bytes=self._max_bytes)
-                return await anyio.to_thread.run_sync(file_result, data, bases, self._layout)
+                spool = Spool(self._layout.part(bases[0]))
+                try:
+                    await self._api.download(entry.result_url, spool, max_bytes=self._max_bytes)
+                    return await anyio.to_thread.run_sync(file_spool, spool, bases, self._layout)
+                finally:
+                    spool.close()
         raise AssertionError("unreachable: tenacity reraises the last error")

@@ -25,7 +25,6 @@ from functools import partial
 from pathlib import Path
 
 import anyio
-from anyio.abc import TaskGroup
 
 from .api import Api
 from .budget import SubmissionBudget
@@ -33,6 +32,7 @@ from .clock import SYSTEM_CLOCK, Clock
 from .config import Settings
 from .downloader import Downloader
 from .exitcodes import ExitCode
+from .intake import Intake
 from .journal import Journal
 from .layout import Layout
 from .ledger import Entry
@@ -86,15 +86,23 @@ class Engine:
             budget=self.budget,
             queues=Queues(self._uploads, self._to_poll, self._results, self._lost),
             layout=self.layout,
+            clock=clock,
+            result_ttl=settings.result_ttl,
+            max_resubmissions=settings.submit.max_resubmissions,
+            stats=self.stats,
+            report=report,
+            log=self._log,
+        )
+        self.intake = Intake(
+            self.router,
+            run=self.control,
+            layout=self.layout,
             check=self._check,
             clock=clock,
             task_ttl=settings.result_ttl,
-            result_ttl=settings.result_ttl,
             styles=settings.styles,
             stats=self.stats,
             retry_failed=retry_failed,
-            report=report,
-            log=self._log,
         )
         self.poller = Poller(
             api,
@@ -112,7 +120,6 @@ class Engine:
             log=self._log,
             say=report,
         )
-        self._group: TaskGroup | None = None
 
     def __repr__(self) -> str:
         return f"<Engine {self.control!r} {self.stats} {self.poller!r} {self.budget!r}>"
@@ -126,6 +133,8 @@ class Engine:
         outcome = self.control.outcome
         if outcome is RunOutcome.STOPPED:
             return ExitCode.STOPPED
+        if self.control.problem is not None:
+            return ExitCode.UNWRITABLE
         if outcome is RunOutcome.FATAL:
             return ExitCode.FATAL
         if outcome is RunOutcome.BUDGET:
@@ -137,12 +146,15 @@ class Engine:
     async def run(self) -> ExitCode:
         settings, api = self.settings, self._api
         async with anyio.create_task_group() as group:
-            self._group = group
-            await self.router.resume()
+            await self.intake.resume()
+            group.start_soon(self._end_when_stopped)
             group.start_soon(self._produce)
-            group.start_soon(self.router.resubmit, self._lost_queue)
+            group.start_soon(self.intake.resubmit, self._lost_queue)
             for _ in range(settings.submit.concurrency):
-                worker = SubmitWorker(api, self.submit_rate, self.retry, self.budget, self.router)
+                worker = SubmitWorker(
+                    api, self.submit_rate, self.retry, self.budget, self.router,
+                    max_unanswered=settings.submit.max_resubmissions,
+                )  # fmt: skip
                 group.start_soon(worker.run, self._upload_queue.clone())
             group.start_soon(self.poller.run, self._poll_queue)
             for _ in range(settings.download.workers):
@@ -153,16 +165,15 @@ class Engine:
                 group.start_soon(downloader.run, self._result_queue.clone())
             await self.control.finished.wait()
             group.cancel_scope.cancel()
-        self._group = None
         return self.exit_code
 
     def stop(self) -> None:
         """Take no new work; end once the uploads already sent have their answer (or soon)."""
-        self.control.halt(RunOutcome.STOPPED)
-        if self._group is not None:
-            self._group.start_soon(self._end_when_drained)
+        self.control.stop(RunOutcome.STOPPED)
 
-    async def _end_when_drained(self) -> None:
+    async def _end_when_stopped(self) -> None:
+        """Once stopped, end the run when no upload is in flight, or after `STOP_GRACE`."""
+        await self.control.stopping.wait()
         async with anyio.create_task_group() as race:
 
             async def first(wait: Callable[[], Awaitable[None]]) -> None:
@@ -176,6 +187,6 @@ class Engine:
     async def _produce(self) -> None:
         with self.control.producer_scope:
             await preflight_sources(
-                self.sources, self._check, self.settings.prepare.threads, self.router.take
+                self.sources, self._check, self.settings.prepare.threads, self.intake.take
             )
         self.control.producer_done()

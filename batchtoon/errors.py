@@ -2,14 +2,18 @@
 
     BatchtoonError
     ├── UsageError          bad command line, config or journal lock: exit 2
+    ├── Unwritable          the disk said no (full, read-only, not a folder...): exit 74
     ├── InputError          one source item cannot be sent (pre-flight): that item fails
     └── ApiError            the API, or the way to it, said no (status, code, message)
         ├── ItemRejected    400/413/415/422: this image can never succeed as sent
         ├── TaskGone        404/410 on a query, or an expired result URL: submit again
-        ├── RunFatal        401/403, 429 ERROR_NOT_ENOUGH_CREDITS: stop submitting
+        ├── RunFatal        401/403, 429 ERROR_NOT_ENOUGH_CREDITS, a redirect: stop submitting
         └── Retryable       worth trying again later
             ├── Throttled   429 EXCEEDING_LIMITS, 503: slow everyone down, honour Retry-After
             └── Transient   5xx, timeouts, resets, bodies that are not JSON: back off and retry
+                └── Unanswered  an upload sent whole whose answer never came: it may have been
+                                accepted (and paid), so it is tried again only a bounded
+                                number of times, each counted as possible extra cost
 
 `classify` turns an HTTP answer into one of the `ApiError` classes following the contract's
 table (`shared/api/ailabtools-cartoon-api.md`, section 4). A 429 is classified by its code,
@@ -18,6 +22,8 @@ Transport errors are mapped to `Transient` at one boundary, `batchtoon.api.ApiCl
 """
 
 from __future__ import annotations
+
+import errno
 
 __all__ = [
     "ApiError",
@@ -29,6 +35,8 @@ __all__ = [
     "TaskGone",
     "Throttled",
     "Transient",
+    "Unanswered",
+    "Unwritable",
     "UsageError",
     "classify",
 ]
@@ -40,6 +48,34 @@ class BatchtoonError(Exception):
 
 class UsageError(BatchtoonError):
     """The command line, the config or the journal lock is wrong: nothing can run (exit 2)."""
+
+
+class Unwritable(BatchtoonError):
+    """A file batchtoon must write cannot be written: the environment, not a bug. The message
+    names the path, what happened and what to do; the journal stays consistent, and the same
+    command goes on once the cause is fixed."""
+
+    @classmethod
+    def from_os_error(cls, error: OSError, path: object, doing: str) -> Unwritable:
+        what, advice = _DISK_TROUBLE.get(
+            error.errno or 0, (error.strerror or str(error), "check the path and try again")
+        )
+        return cls(f"cannot {doing} {path}: {what}: {advice}")
+
+
+_DISK_TROUBLE: dict[int, tuple[str, str]] = {
+    errno.ENOSPC: ("the disk is full", "free some space, then run the same command again"),
+    errno.EDQUOT: ("the disk quota is used up", "free some space, then run it again"),
+    errno.EROFS: ("the file system is read-only", "choose a writable folder (--out, --journal)"),
+    errno.EACCES: ("permission denied", "choose a folder you can write to, or fix its rights"),
+    errno.EPERM: ("not permitted", "choose a folder you can write to, or fix its rights"),
+    errno.ENOTDIR: ("a part of it is a file, not a folder", "choose another path"),
+    errno.EISDIR: ("it is a folder", "give the path of a file"),
+    errno.EEXIST: ("a file of that name is in the way", "move it, or choose another path"),
+    errno.ENAMETOOLONG: ("the name is too long for the file system", "use a shorter path"),
+    errno.EXDEV: ("it is on another file system", "keep these files on one file system"),
+    errno.EIO: ("the disk reported an I/O error", "check the disk"),
+}
 
 
 class InputError(BatchtoonError):
@@ -93,6 +129,11 @@ class Throttled(Retryable):
 
 class Transient(Retryable):
     """A passing fault: a 5xx, a timeout, a reset, a proxy's HTML page."""
+
+
+class Unanswered(Transient):
+    """An upload went out whole, but its answer never came: the provider may have accepted it
+    (and charged for it). Sending it again is a bet: bounded, and counted as possible extra."""
 
 
 _CODES: dict[str, type[ApiError]] = {

@@ -15,4 +15,5 @@ class ExitCode(IntEnum):
     BUDGET = 4  # --max-submissions reached
     LEFT = 5  # paid tasks could not be followed to the end now: the next run picks them up
     INTERNAL = 70  # a bug in batchtoon (EX_SOFTWARE): one line, the traceback in the log
+    UNWRITABLE = 74  # a file could not be written (disk full, read-only, ...: EX_IOERR)
     STOPPED = 130  # Ctrl-C or SIGTERM

@@ -3,32 +3,56 @@ upload) and the downloader (before a result is kept).
 
 A full decode would be surest, but it costs ~20 ms of CPU for a 2304x1536 result, ten times the
 client's whole budget per image; the structural check below catches what actually happens to
-files: a transfer or a write cut short.
+files: a transfer or a write cut short. An image declaring more pixels than Pillow will decode
+safely (a "pixel bomb") is never opened further: `TooManyPixels`.
 """
 
 from __future__ import annotations
 
 import io
+import os
+from pathlib import Path
 
 from PIL import Image
 
-__all__ = ["intact_format", "verify_intact"]
+__all__ = ["TooManyPixels", "intact_format", "verify_intact"]
 
 
-def verify_intact(image: Image.Image, data: bytes) -> None:
-    """Raise OSError if `data` (the bytes `image` was opened from) is cut short or corrupt."""
+class TooManyPixels(ValueError):
+    """The image declares more pixels than it is safe to decode."""
+
+
+def verify_intact(image: Image.Image, data: bytes | Path) -> None:
+    """Raise OSError if `data` (the bytes or file `image` was opened from) is cut short or
+    corrupt."""
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit is not None and image.width * image.height > limit:
+        raise TooManyPixels(f"{image.width}x{image.height}")
     if image.format == "JPEG":
-        if b"\xff\xd9" not in data[-1024:]:  # no end-of-image marker near the end: cut short
+        if b"\xff\xd9" not in _tail(data, 1024):  # no end-of-image marker near the end
             raise OSError("truncated JPEG")
     elif image.format == "PNG":
-        with Image.open(io.BytesIO(data)) as again:
+        with _open(data) as again:
             again.verify()  # walks every chunk and its CRC up to IEND
     else:
         image.load()
 
 
-def intact_format(data: bytes) -> str:
-    """Pillow's name for the format of a whole image; OSError (or Pillow's) if it is not one."""
-    with Image.open(io.BytesIO(data)) as image:
+def intact_format(data: bytes | Path) -> str:
+    """Pillow's name for the format of a whole image; OSError (or Pillow's) if it is not one,
+    `TooManyPixels` (Pillow's `DecompressionBombError` too) for a pixel bomb."""
+    with _open(data) as image:
         verify_intact(image, data)
         return image.format or ""
+
+
+def _open(data: bytes | Path) -> Image.Image:
+    return Image.open(data if isinstance(data, Path) else io.BytesIO(data))
+
+
+def _tail(data: bytes | Path, size: int) -> bytes:
+    if not isinstance(data, Path):
+        return data[-size:]
+    with open(data, "rb") as file:
+        file.seek(max(0, os.fstat(file.fileno()).st_size - size))
+        return file.read()

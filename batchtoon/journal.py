@@ -7,40 +7,58 @@ Guarantees:
   one fsync per batch, not one each. A crash loses at most the records whose `write` had not
   returned: the transitions in flight.
 - the flush is shielded from cancellation: a stopped run never leaves half a batch.
-- `replay` tolerates a torn last line (a crash mid-write) and truncates it before appending.
-- a lock file (`<journal>.lock`, flock) stops a second run from sharing the journal; the OS
-  drops the lock when the process dies, even by SIGKILL.
-- nothing secret goes in: callers pass records, and records never hold the API key.
+- `replay` tolerates a torn last line (a crash mid-write) and truncates it before appending;
+  a line it cannot read (garbled, or written by another version with other types) is skipped
+  and counted, and so is every such line that held a task id: that task may be paid again.
+- a lock file beside the journal's real file (symbolic links resolved, so no path trick runs
+  two writers; `filelock`, so it works on every platform) stops a second run from sharing the
+  journal; the OS drops the lock when the process dies, even by SIGKILL.
+- a journal that cannot be written (disk full, read-only, not a file) is an `Unwritable` error
+  naming the path; after a failed flush nothing more is appended, so the file ends at most in a
+  torn line, which the next `open` drops.
+- nothing secret goes in: the API key, if a record holds it (an answer echoing it back), is
+  replaced by `***` in the bytes written.
 """
 
 from __future__ import annotations
 
-import fcntl
 import gc
 import json
 import os
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
 import anyio
 import orjson
+from filelock import FileLock, Timeout
 
-from .errors import UsageError
+from .clock import SYSTEM_CLOCK, Clock
+from .errors import Unwritable, UsageError
 from .ledger import FORMAT_VERSION, Event, Ledger
 
 __all__ = ["Journal"]
 
 
 class Journal:
-    def __init__(self, path: Path, *, linger: float = 0.005) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        linger: float = 0.005,
+        secret: str = "",
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
         self.path = path
         self.linger = linger
         self.ledger = Ledger()
         self.skipped_lines = 0  # unreadable lines met by replay (not counting a torn tail)
+        self.skipped_tasks = 0  # of those, lines that held a task id: possibly paid again
+        self._secret = secret.encode()
+        self._clock = clock
         self._file: IO[bytes] | None = None
-        self._lock: IO[bytes] | None = None
+        self._lock: FileLock | None = None
+        self._broken: Unwritable | None = None
         self._pending: list[tuple[bytes, dict[str, Any]]] = []  # encoded, and as a record
         self._written = 0  # records handed to write()
         self._durable = 0  # records known to be on disk
@@ -64,47 +82,51 @@ class Journal:
 
     def open(self) -> None:
         """Lock the journal, replay it, and make it ready for appending."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = self._acquire_lock()
-        good_length = self._read()
-        self._file = open(self.path, "ab")  # noqa: SIM115  closed in close()
-        if self._file.tell() != good_length:
-            self._file.truncate(good_length)  # drop a torn last line
-        elif good_length and not self._ends_with_newline():
-            _append(self._file, b"\n")  # a whole last record whose newline never came
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._lock = self._acquire_lock()
+            good_length = self._read()
+            self._file = open(self.path, "ab")  # noqa: SIM115  closed in close()
+            if self._file.tell() != good_length:
+                self._file.truncate(good_length)  # drop a torn last line
+            elif good_length and not self._ends_with_newline():
+                _append(self._file, b"\n")  # a whole last record whose newline never came
+        except OSError as error:
+            self.close()
+            raise Unwritable.from_os_error(error, self.path, "open the journal") from None
 
     def close(self) -> None:
         """Write what is still pending (records that were not waited for), then let go."""
-        if self._file is not None:
-            if self._pending:
-                _append(self._file, b"".join(b for b, _ in self._pending))
+        try:
+            if self._file is not None and self._pending and self._broken is None:
+                _append(self._file, self._encoded(self._pending))
                 self._pending = []
-            self._file.close()
-            self._file = None
-        if self._lock is not None:
-            self._lock.close()  # releases the flock
-            self._lock = None
+        except OSError:
+            pass  # those records were not waited for: a resume redoes them
+        finally:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+            if self._lock is not None:
+                self._lock.release()
+                self._lock = None
 
     def _ends_with_newline(self) -> bool:
         with open(self.path, "rb") as file:
             file.seek(-1, os.SEEK_END)
             return file.read(1) == b"\n"
 
-    def _acquire_lock(self) -> IO[bytes]:
-        lock = open(self.path.with_name(self.path.name + ".lock"), "a+b")  # noqa: SIM115
+    def _acquire_lock(self) -> FileLock:
+        real = self.path.resolve()  # the file itself, whatever links lead to it
+        path = real.with_name(real.name + ".lock")
+        lock = FileLock(path, timeout=0, on_acquired=_write_pid)
         try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            lock.seek(0)
-            holder = lock.read().decode(errors="replace").strip() or "unknown"
-            lock.close()
+            lock.acquire()
+        except Timeout:
             raise UsageError(
-                f"journal {self.path} is in use by another batchtoon run (pid {holder}): "
+                f"journal {self.path} is in use by another batchtoon run (pid {_holder(path)}): "
                 "wait for it to finish, or give this run its own --journal"
             ) from None
-        lock.truncate(0)
-        lock.write(str(os.getpid()).encode())
-        lock.flush()
         return lock
 
     def _read(self) -> int:
@@ -123,10 +145,11 @@ class Journal:
                 for line in file:
                     try:
                         apply(_decode(line))
-                    except (ValueError, KeyError, TypeError):
+                    except (ValueError, KeyError, TypeError, AttributeError):
                         if not line.endswith(b"\n"):
                             break  # a torn tail: the record never finished
                         self.skipped_lines += bool(line.strip())
+                        self.skipped_tasks += b'"task_id"' in line
                     good_length += len(line)
         finally:
             if collecting:
@@ -140,7 +163,9 @@ class Journal:
         `durable=False` is for records whose loss costs nothing (a resume redoes them): they go
         out with the next flush, and since flushes keep order, any durable record written after
         one carries it to disk too."""
-        record = {"v": FORMAT_VERSION, "t": round(time.time(), 3), "event": event, **fields}
+        if self._broken is not None:
+            raise self._broken
+        record = {"v": FORMAT_VERSION, "t": round(self._clock.wall(), 3), "event": event, **fields}
         self.ledger.apply(record)
         self._pending.append((_encode(record), record))
         self._written += 1
@@ -159,8 +184,11 @@ class Journal:
         await anyio.sleep(self.linger)  # let the records written meanwhile join this batch
         batch, self._pending, upto = self._pending, [], self._written
         try:
-            await anyio.to_thread.run_sync(_append, self._file, b"".join(b for b, _ in batch))
+            await anyio.to_thread.run_sync(_append, self._file, self._encoded(batch))
             self._durable = upto
+        except OSError as error:
+            self._broken = Unwritable.from_os_error(error, self.path, "write the journal")
+            raise self._broken from None
         except BaseException:
             self._pending = batch + self._pending  # the next flush tries them again
             raise
@@ -171,6 +199,10 @@ class Journal:
         for _, record in batch:
             for observer in self.observers:
                 observer(record)
+
+    def _encoded(self, batch: list[tuple[bytes, dict[str, Any]]]) -> bytes:
+        data = b"".join(encoded for encoded, _ in batch)
+        return data.replace(self._secret, b"***") if self._secret else data
 
 
 def _encode(record: dict[str, Any]) -> bytes:
@@ -186,6 +218,19 @@ def _decode(line: bytes) -> dict[str, Any]:
     except orjson.JSONDecodeError:
         record = json.loads(line)  # the escaped surrogates of _encode's fallback
     return record
+
+
+def _write_pid(fd: int) -> None:
+    """Leave the holder's pid in the lock file, for the message a second run gets."""
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+
+
+def _holder(lock: Path) -> str:
+    try:
+        return lock.read_text(errors="replace").strip() or "unknown"
+    except OSError:
+        return "unknown"
 
 
 def _append(file: IO[bytes], data: bytes) -> None:

@@ -17,7 +17,9 @@ from .errors import UsageError
 from .sources import Source
 from .styles import style_slug
 
-__all__ = ["EXTENSIONS", "Layout"]
+__all__ = ["EXTENSIONS", "PART_SUFFIX", "Layout"]
+
+PART_SUFFIX = ".batchtoon-part"  # a result being written: `.<name>.batchtoon-part`, beside it
 
 FIELDS = frozenset({"dir", "stem", "name", "style", "style_name", "sha8", "ext"})
 EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "BMP": "bmp"}
@@ -57,6 +59,11 @@ class Layout:
 
     def file(self, base: str, ext: str) -> Path:
         return self.out / f"{base}.{ext}"
+
+    def part(self, base: str) -> Path:
+        """The part file a result for `base` is written through, in the result's own folder."""
+        path = self.out / base
+        return path.with_name(f".{path.name}{PART_SUFFIX}")
 
     def existing(self, bases: Iterable[str], ext: str) -> set[str]:
         """The bases whose file with extension `ext` exists (blocking: run it in a thread)."""

@@ -63,7 +63,7 @@ class Ledger:
     def __init__(self) -> None:
         self.entries: dict[str, Entry] = {}
         self.rejected: dict[tuple[str, int], str] = {}  # (source, style) -> reason
-        self.outputs: dict[str, str] = {}  # output base -> source that claimed it
+        self.outputs: dict[str, tuple[str, int]] = {}  # output base -> (source, style) claiming it
 
     def __repr__(self) -> str:
         return f"<Ledger entries={len(self.entries)} rejected={len(self.rejected)}>"
@@ -80,7 +80,8 @@ class Ledger:
             entry = self.entries[key] = Entry(key)
         if event == "queued":
             output, source = record["output"], record["source"]
-            entry.targets[output] = self.outputs[output] = source
+            self.outputs[output] = (source, entry.style)
+            entry.targets[output] = source
             if self.rejected:
                 self.rejected.pop((source, entry.style), None)
             if entry.state == "failed" and record.get("retry"):
@@ -88,13 +89,16 @@ class Ledger:
         elif event == "submitted":
             entry.state, entry.task_id, entry.submitted_at = (
                 "submitted",
-                record["task_id"],
-                record["t"],
+                str(record["task_id"]),
+                float(record["t"]),  # a record of another shape fails here, not later
             )
             entry.submissions += 1
         elif event == "succeeded":
-            entry.state, entry.result_url = "succeeded", record["result_url"]
-            entry.expires_at = record["expires_at"]
+            entry.state, entry.result_url, entry.expires_at = (
+                "succeeded",
+                str(record["result_url"]),
+                float(record["expires_at"]),
+            )
         elif event == "downloaded":
             output = record["output"]
             entry.ext = output[output.rfind(".") + 1 :]

@@ -4,8 +4,9 @@ An item (content sha256 + style) is *open* from the moment the run takes it on u
 downloaded, failed, or left to a later run. The run is over when the sources are exhausted and
 nothing is open, or when it is stopped:
 
-- `halt(STOPPED)` (Ctrl-C, SIGTERM): take no new work; the engine ends the run once the uploads
-  already on the wire have their answer (or after a grace period);
+- `stop(STOPPED)` (Ctrl-C, SIGTERM) and `stop(BLOCKED, problem)` (a result cannot be written):
+  take no new work; the engine ends the run once the uploads already on the wire have their
+  answer (or after a grace period);
 - `halt(FATAL)` (bad key, no credits) and `halt(BUDGET)` (`--max-submissions`): submit nothing
   more, but poll and download everything already accepted, then end.
 
@@ -21,7 +22,7 @@ from enum import Enum
 import anyio
 
 from .budget import SubmissionBudget
-from .errors import RunFatal
+from .errors import RunFatal, Unwritable
 
 __all__ = ["RunControl", "RunOutcome"]
 
@@ -32,12 +33,15 @@ class RunOutcome(str, Enum):
     STOPPED = "stopped"
     FATAL = "fatal"
     BUDGET = "budget"
+    BLOCKED = "blocked"  # a file could not be written: stopped
 
 
 class RunControl:
     def __init__(self, budget: SubmissionBudget, log: logging.Logger | None = None) -> None:
         self.outcome = RunOutcome.RUNNING
         self.fatal_error: RunFatal | None = None
+        self.problem: Unwritable | None = None
+        self.stopping = anyio.Event()
         self.finished = anyio.Event()
         self.producer_scope = anyio.CancelScope()
         self._budget = budget
@@ -62,6 +66,16 @@ class RunControl:
             self.outcome = outcome
         self._budget.close()
         self.producer_scope.cancel()
+
+    def stop(
+        self, outcome: RunOutcome = RunOutcome.STOPPED, problem: Unwritable | None = None
+    ) -> None:
+        """Take no new work, and end soon (see the module docstring)."""
+        if problem is not None and self.problem is None:
+            self.problem = problem
+            self._log.error("stopping: %s", problem)
+        self.halt(outcome)
+        self.stopping.set()
 
     def is_open(self, key: str) -> bool:
         return key in self._open

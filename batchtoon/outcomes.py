@@ -16,6 +16,13 @@ run; they compute it and `await outbox.deliver(outcome)` in their own task. The 
     Stored     Downloader       the result is in its output files         downloaded, per file
     Left       Poller           a paid task cannot be followed now: a     (unchanged: submitted)
                                 later run picks it up
+    Blocked    Downloader       the result cannot be written (disk full,  (unchanged: succeeded)
+                                read-only...): the run stops as Ctrl-C
+                                does, and the same command goes on later
+
+`Accepted` and `Refused` from the submit worker also say how many uploads of the item went
+unanswered on the way (`unanswered`): each may have been accepted, so each is possible extra
+cost.
 """
 
 from __future__ import annotations
@@ -25,11 +32,12 @@ from pathlib import Path
 from typing import Protocol
 
 from .api import TaskState
-from .errors import ApiError, InputError, RunFatal
+from .errors import ApiError, InputError, RunFatal, Unwritable
 from .ledger import Entry
 
 __all__ = [
     "Accepted",
+    "Blocked",
     "Fatal",
     "Filed",
     "Finished",
@@ -57,12 +65,14 @@ class Filed:
 class Accepted:
     entry: Entry
     task_id: str
+    unanswered: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class Refused:
     entry: Entry
     error: ApiError | InputError
+    unanswered: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +89,7 @@ class Unsent:
 @dataclass(frozen=True, slots=True)
 class Finished:
     entry: Entry
+    task_id: str  # the task asked about: the entry may have moved on since
     state: TaskState
 
 
@@ -86,6 +97,7 @@ class Finished:
 class Gone:
     entry: Entry
     reason: str
+    task_id: str = ""  # the task that is gone, if it is a task (not a result URL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +112,13 @@ class Left:
     reason: str
 
 
-Outcome = Accepted | Refused | Fatal | Unsent | Finished | Gone | Stored | Left
+@dataclass(frozen=True, slots=True)
+class Blocked:
+    entry: Entry
+    problem: Unwritable
+
+
+Outcome = Accepted | Refused | Fatal | Unsent | Finished | Gone | Stored | Left | Blocked
 
 
 class Outbox(Protocol):

@@ -72,8 +72,8 @@ class Poller:
         self._log = log or logging.getLogger("batchtoon")
         self._say = say or self._log.warning
         self._warned = False
-        self.pending: dict[str, Entry] = {}  # task_id -> entry; insertion order is age order
-        self._failing: dict[str, _Streak] = {}  # task_id -> its failures in a row
+        self.pending: dict[str, Entry] = {}  # item key -> entry; insertion order is age order
+        self._failing: dict[str, _Streak] = {}  # item key -> its failures in a row
         self.queries = 0
         self.ticks = 0
 
@@ -94,7 +94,7 @@ class Poller:
                 entry = new_tasks.receive_nowait()
             except (anyio.WouldBlock, anyio.EndOfStream):
                 return
-            self.pending[entry.task_id] = entry
+            self.pending[entry.key] = entry
 
     def _size_rate(self) -> None:
         needed = len(self.pending) / self._limits.interval  # queries per second
@@ -122,35 +122,44 @@ class Poller:
             outcome = await self._ask(entry)
         finally:
             limit.release()
-        if outcome is None or self.pending.pop(entry.task_id, None) is None:
-            return  # still pending, or already handed on (the poller was abandoned)
-        self._failing.pop(entry.task_id, None)
+        if outcome is None or not self._settles(outcome):
+            return
+        del self.pending[entry.key]
+        self._failing.pop(entry.key, None)
         await self._outbox.deliver(outcome)
         if isinstance(outcome, Fatal):
             await self._abandon(f"the API refused the account: {outcome.error.reason}")
 
+    def _settles(self, outcome: Outcome) -> bool:
+        """Is the entry still pending, on the task this answer is about? (It may have been
+        abandoned, or lost and submitted again meanwhile: then the answer is stale.)"""
+        entry = outcome.entry
+        task_id = getattr(outcome, "task_id", entry.task_id)
+        return self.pending.get(entry.key) is entry and entry.task_id == task_id
+
     async def _ask(self, entry: Entry) -> Outcome | None:
         """The task's outcome if this query settles it, else None (ask again next tick)."""
+        task_id = entry.task_id  # the one asked about, whatever happens to the entry meanwhile
         if self._clock.wall() - entry.submitted_at > self._limits.task_ttl:
-            return Gone(entry, "the task is older than the provider keeps tasks")
+            return Gone(entry, "the task is older than the provider keeps tasks", task_id)
         sent_at = await self._rate.acquire()
         self.queries += 1
         try:
-            state = await self._api.query(entry.task_id)
+            state = await self._api.query(task_id)
         except TaskGone as error:
-            return Gone(entry, error.reason)
+            return Gone(entry, error.reason, task_id)
         except RunFatal as error:
             return Fatal(entry, error)
         except ApiError as error:
             if isinstance(error, Throttled):
                 self._rate.throttled(sent_at, error.retry_after)
             return self._failed(entry, error)
-        self._failing.pop(entry.task_id, None)
-        return Finished(entry, state) if state.done else None
+        self._failing.pop(entry.key, None)
+        return Finished(entry, task_id, state) if state.done else None
 
     def _failed(self, entry: Entry, error: ApiError) -> Left | None:
         now = self._clock.monotonic()
-        streak = self._failing.setdefault(entry.task_id, _Streak(now, 0))
+        streak = self._failing.setdefault(entry.key, _Streak(now, 0))
         streak.count += 1
         self._log.info("query for %s failed (%d in a row): %s", entry.name, streak.count, error)
         limits = self._limits

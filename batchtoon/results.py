@@ -1,59 +1,165 @@
 """Result files: a downloaded result checked whole, then written under each of its outputs.
 
 Guarantees:
-- nothing is written unless the bytes are a whole image (`intact_format`): a cut-short or
-  broken body raises `Transient`, so the caller fetches it again;
-- each output is written to a temporary file *in its own folder* (`.<name>.batchtoon-part`),
+- a result is held in memory only up to `IN_MEMORY` bytes (a usual 1536 px result is well
+  under); beyond that it streams into its part file as it arrives, so memory stays bounded
+  whatever a server sends (with every download worker busy: workers x `IN_MEMORY`);
+- nothing is kept unless it is a whole image (`intact_format`): a cut-short or broken body
+  raises `Transient` (the caller fetches it again), a pixel bomb `ItemRejected`;
+- each output is written to a part file *in its own folder* (`.<name>.batchtoon-part`),
   fsync'd, then renamed over its final name: `<out>` never holds a partial result, and any
   journal location and any file system work (the rename never crosses devices);
-- the temporary name is fixed per output, so a part left by a killed run is overwritten by
-  the resume's write of the same output rather than piling up;
+- the part name is fixed per output, so a part left by a killed run is overwritten by the
+  resume's write of the same output, and a failed attempt removes its own part by name;
+- a file that cannot be written is `Unwritable`, naming the path (disk full, read-only...);
 - the bytes are kept as served; the extension follows the content, not the URL.
 
-Blocking: call these in a worker thread.
+Blocking, except `Spool.write`: call the rest in a worker thread.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Sequence
+import shutil
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import IO
 
-from .errors import Transient
-from .intact import intact_format
-from .layout import Layout
+from PIL import Image
+
+from .errors import ItemRejected, Transient, Unwritable
+from .intact import TooManyPixels, intact_format
+from .layout import PART_SUFFIX, Layout
 from .outcomes import Filed
 
-__all__ = ["PART_SUFFIX", "copy_result", "file_result"]
+__all__ = ["IN_MEMORY", "Spool", "copy_result", "file_spool"]
 
-PART_SUFFIX = ".batchtoon-part"
+IN_MEMORY = 2 << 20  # bytes of a result held in memory before it goes to its part file
+CHUNK = 1 << 20
 
 
-def file_result(data: bytes, bases: Sequence[str], layout: Layout) -> Filed:
-    """Check `data` whole, then write it under every base (one thread hop for all of it)."""
-    try:
-        fmt = intact_format(data)
-    except (OSError, SyntaxError, ValueError):
-        raise Transient("the result does not decode as an image") from None
+class Spool:
+    """A result as it streams in: in memory up to `in_memory` bytes, then in `part`."""
+
+    def __init__(self, part: Path, in_memory: int = IN_MEMORY) -> None:
+        self.part = part
+        self.size = 0
+        self._in_memory = in_memory
+        self._buffer = bytearray()
+        self._file: IO[bytes] | None = None
+        self._hash = hashlib.sha256()
+
+    def write(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        self._hash.update(chunk)
+        if self._file is None and self.size <= self._in_memory:
+            self._buffer += chunk
+            return
+        try:
+            if self._file is None:
+                self.part.parent.mkdir(parents=True, exist_ok=True)
+                self._file = open(self.part, "wb")  # noqa: SIM115  closed in close()
+                self._file.write(self._buffer)
+                self._buffer = bytearray()
+            self._file.write(chunk)
+        except OSError as error:
+            raise Unwritable.from_os_error(error, self.part, "write") from None
+
+    @property
+    def sha256(self) -> str:
+        return self._hash.hexdigest()
+
+    @property
+    def on_disk(self) -> bool:
+        return self._file is not None
+
+    def check(self) -> str:
+        """The result's image format, if it is a whole image (see the module docstring)."""
+        try:
+            if self._file is not None:
+                self._file.flush()
+                return intact_format(self.part)
+            return intact_format(bytes(self._buffer))
+        except (TooManyPixels, Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise ItemRejected("the result declares too many pixels to open safely") from None
+        except (OSError, SyntaxError, ValueError):
+            raise Transient("the result does not decode as an image") from None
+
+    def commit(self, dest: Path) -> None:
+        """Make the result `dest`: written (if still in memory), fsync'd, renamed into place."""
+        if self._file is None:
+            _write(bytes(self._buffer), dest)
+            return
+        try:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+            self._file = None
+            os.replace(self.part, dest)
+        except OSError as error:
+            raise Unwritable.from_os_error(error, dest, "write") from None
+
+    def close(self) -> None:
+        """Let go of what was not committed: the memory, and the part file, by its name."""
+        self._buffer = bytearray()
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+            self.part.unlink(missing_ok=True)
+
+
+def file_spool(spool: Spool, bases: Sequence[str], layout: Layout) -> Filed:
+    """Check the spooled result whole, then write it under every base (one thread hop)."""
+    fmt = spool.check()
     if not fmt:
         raise Transient("the result is an image of no known format")
     dests = tuple(layout.path(base, fmt) for base in bases)
-    for dest in dests:
-        _write(data, dest)
-    return Filed(tuple(bases), dests, len(data), hashlib.sha256(data).hexdigest())
+    spool.commit(dests[0])
+    for dest in dests[1:]:
+        _copy(dests[0], dest)
+    return Filed(tuple(bases), dests, spool.size, spool.sha256)
 
 
 def copy_result(first: Path, bases: Sequence[str], layout: Layout) -> Filed:
     """The result already written at `first`, written again under `bases`."""
-    return file_result(first.read_bytes(), bases, layout)
+    dests = tuple(layout.file(base, first.suffix[1:]) for base in bases)
+    for dest in dests:
+        _copy(first, dest)
+    digest, size = _digest(first)
+    return Filed(tuple(bases), dests, size, digest)
 
 
 def _write(data: bytes, dest: Path) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_name(f".{dest.stem}{PART_SUFFIX}")
-    with open(part, "wb") as file:
-        file.write(data)
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(part, dest)  # same folder, so the same file system: atomic
+    _through_part(dest, lambda file: file.write(data))
+
+
+def _copy(source: Path, dest: Path) -> None:
+    def copy(file: IO[bytes]) -> None:
+        with open(source, "rb") as original:
+            shutil.copyfileobj(original, file, CHUNK)
+
+    _through_part(dest, copy)
+
+
+def _through_part(dest: Path, fill: Callable[[IO[bytes]], object]) -> None:
+    part = dest.with_name(f".{dest.stem}{PART_SUFFIX}")  # as `Layout.part` names it
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with open(part, "wb") as file:
+            fill(file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(part, dest)  # same folder, so the same file system: atomic
+    except OSError as error:
+        part.unlink(missing_ok=True)
+        raise Unwritable.from_os_error(error, dest, "write") from None
+
+
+def _digest(path: Path) -> tuple[str, int]:
+    digest, size = hashlib.sha256(), 0
+    with open(path, "rb") as file:
+        while chunk := file.read(CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size

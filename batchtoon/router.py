@@ -1,15 +1,22 @@
-"""`Router`: the one place where work is decided and recorded.
+"""`Router`: the single fold from a stage's outcome to a journal record and a route.
 
-It implements `Outbox`: every stage's outcome is folded here into one journal record and one
-route (to the upload queue, the poller, the downloaders, or nowhere), in the delivering stage's
-own task, so that concurrent durable writes share one group commit. And it admits new work:
-each pre-flighted (photo, style) is judged by `admission.decide` and routed the same way.
+It implements `Outbox`: every outcome is folded here into one journal record and one route (to
+the upload queue, the poller, the downloaders, the resubmission queue, or nowhere), in the
+delivering stage's own task, so that concurrent durable writes share one group commit. What an
+item becomes on arrival is decided by `Intake`, which uses the same actions.
 
 Guarantees:
-- every state change reaches the journal before the item moves on; a stage's `deliver` returns
-  once the record that matters is on disk;
-- an item is opened (`RunControl.open`) before its first await and closed exactly when it ends
-  here: downloaded, failed, or left with the provider for a later run;
+- every state change reaches the journal before the item moves on; `deliver` returns once the
+  record that matters is on disk;
+- an item is closed (`RunControl.close`) exactly when it ends here: downloaded, failed, or left
+  with the provider for a later run;
+- an outcome about a task the item no longer has (it was lost and submitted again meanwhile)
+  is stale, and dropped: it can never write a result or a failure onto the new task;
+- money is bounded: the provider losing an item makes it submitted again at most
+  `max_resubmissions` times, then it fails with the reason; a task id the API gives to two
+  photos is trusted for neither (both are submitted again, within the same bound);
+- a result that cannot be written stops the run as Ctrl-C does (`Blocked`), leaving the item
+  `succeeded` for the same command to finish;
 - the router calls no stage: it only puts work on their queues.
 """
 
@@ -17,23 +24,22 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import Any
 
 import anyio
-from anyio.abc import ObjectReceiveStream
 from anyio.streams.memory import MemoryObjectSendStream
 
-from .admission import Verdict, decide
+from .api import SUCCESS
 from .budget import SubmissionBudget
 from .clock import Clock
-from .errors import ApiError, InputError
+from .errors import ApiError, InputError, Unwritable
 from .journal import Journal
 from .layout import Layout
 from .ledger import Entry, Event
 from .lifecycle import RunControl, RunOutcome
 from .outcomes import (
     Accepted,
+    Blocked,
     Fatal,
     Filed,
     Finished,
@@ -45,9 +51,8 @@ from .outcomes import (
     Unsent,
 )
 from .preflight import Prepared
-from .producer import Check
 from .results import copy_result
-from .sources import BadLine, Source, display
+from .sources import display
 from .stats import Stats
 from .submitter import Upload
 
@@ -77,42 +82,41 @@ class Router:
         budget: SubmissionBudget,
         queues: Queues,
         layout: Layout,
-        check: Check,
         clock: Clock,
-        task_ttl: float,
         result_ttl: float,
-        styles: tuple[int, ...],
+        max_resubmissions: int,
         stats: Stats,
-        retry_failed: bool = False,
         report: Callable[[str], None] | None = None,
         log: logging.Logger | None = None,
     ) -> None:
-        self.journal, self.ledger = journal, journal.ledger
+        self.journal = journal
         self._run, self._budget, self._queues = run, budget, queues
-        self._layout, self._check, self._clock = layout, check, clock
-        self._task_ttl, self._result_ttl = task_ttl, result_ttl
-        self._styles = styles
+        self._layout, self._clock = layout, clock
+        self._result_ttl, self._max_resubmissions = result_ttl, max_resubmissions
         self.stats = stats
-        self._retry_failed = retry_failed
         self._log = log or logging.getLogger("batchtoon")
-        self._report = report or self._log.warning
+        self.report = report or self._log.warning
+        self._tasks: dict[str, str] = {}  # task id -> item key, for the tasks being followed
 
     def __repr__(self) -> str:
-        return f"<Router {self._run!r} {self.stats}>"
+        return f"<Router {self._run!r} {self.stats} tasks={len(self._tasks)}>"
 
     # What the stages deliver.
 
     async def deliver(self, outcome: Outcome) -> None:
         entry = outcome.entry
+        if isinstance(outcome, Finished | Gone) and self._stale(outcome):
+            return
         if isinstance(outcome, Accepted):
-            await self._accepted(entry, outcome.task_id)
+            await self._accepted(outcome)
         elif isinstance(outcome, Finished):
             await self._finished(outcome)
         elif isinstance(outcome, Stored):
-            await self._stored(entry, outcome.filed)
+            await self.store(entry, outcome.filed)
         elif isinstance(outcome, Gone):
-            await self._gone(entry, outcome.reason)
+            await self.lose(entry, outcome.reason)
         elif isinstance(outcome, Refused):
+            self.stats.unanswered += outcome.unanswered
             await self._refused(entry, outcome.error)
         elif isinstance(outcome, Fatal):
             self._run.halt(RunOutcome.FATAL, outcome.error)
@@ -121,36 +125,67 @@ class Router:
             self.stats.left += 1
             self._log.warning("left for a later run: %s: %s", display(entry.name), outcome.reason)
             self._run.close(entry.key)
+        elif isinstance(outcome, Blocked):
+            self.blocked(entry, outcome.problem)
         else:
             assert isinstance(outcome, Unsent)
             self._run.close(entry.key)
 
-    async def _accepted(self, entry: Entry, task_id: str) -> None:
+    def _stale(self, outcome: Finished | Gone) -> bool:
+        """Is this about a task the item no longer has? (Only the poller's say which.)"""
+        entry, task_id = outcome.entry, outcome.task_id
+        if not task_id:
+            return False
+        if self._tasks.get(task_id) == entry.key:
+            del self._tasks[task_id]
+        if entry.state == "submitted" and entry.task_id == task_id:
+            return False
+        self._log.info("ignored a late answer about %s's old task", display(entry.name))
+        return True
+
+    async def _accepted(self, outcome: Accepted) -> None:
+        entry, task_id = outcome.entry, outcome.task_id
         self.stats.submitted += 1
         self.stats.extra += entry.submissions > 0
-        await self._record("submitted", entry, task_id=task_id)
-        self._queues.to_poll.send_nowait(entry)
+        self.stats.unanswered += outcome.unanswered
+        extra = {"unanswered": outcome.unanswered} if outcome.unanswered else {}
+        await self.record("submitted", entry, task_id=task_id, **extra)
         if self._budget.exhausted:
             self._run.halt(RunOutcome.BUDGET)
+        other = self._tasks.setdefault(task_id, entry.key)
+        if other == entry.key:
+            self._queues.to_poll.send_nowait(entry)
+            return
+        del self._tasks[task_id]  # one id for two photos: it answers for at most one of them
+        reason = "the API gave the same task id to two photos: neither result can be trusted"
+        await self.lose(self.journal.ledger.entries[other], reason)
+        await self.lose(entry, reason)
 
     async def _finished(self, outcome: Finished) -> None:
         entry, state = outcome.entry, outcome.state
         self.stats.finished += 1
         if state.succeeded:
             expires = self._clock.wall() + self._result_ttl
-            await self._record("succeeded", entry, result_url=state.result_url, expires_at=expires)
+            await self.record("succeeded", entry, result_url=state.result_url, expires_at=expires)
             self._queues.to_download.send_nowait(entry)
+        elif state.status == SUCCESS:
+            await self.fail(entry, "task", "the provider reported success but sent no result URL")
         else:
             reason = f"the provider failed the task: {state.status or 'task_status 2'}"
-            await self._fail(entry, "task", reason)
+            await self.fail(entry, "task", reason)
 
-    async def _stored(self, entry: Entry, filed: Filed, on_disk: Iterable[str] = ()) -> None:
+    async def _refused(self, entry: Entry, error: ApiError | InputError) -> None:
+        await self.fail(entry, type(error).__name__, error.reason)
+
+    # The actions, shared with `Intake`.
+
+    async def store(self, entry: Entry, filed: Filed, on_disk: Iterable[str] = ()) -> None:
         """Journal the files a result was written to, and copy it to any target that was added
         meanwhile (a copy of the photo admitted while it downloaded); then the entry is done."""
         written = set(on_disk)
         while True:
             for base, path in zip(filed.bases, filed.paths, strict=True):
-                await self._record(
+                await self.record(
                     "downloaded", entry, source=entry.targets[base], output=str(path),
                     size=filed.size, sha256=filed.sha256,
                 )  # fmt: skip
@@ -159,147 +194,58 @@ class Router:
             bases = [base for base in entry.targets if base not in written]
             if not bases:
                 break
-            filed = await anyio.to_thread.run_sync(copy_result, filed.paths[0], bases, self._layout)
+            try:
+                filed = await anyio.to_thread.run_sync(
+                    copy_result, filed.paths[0], bases, self._layout
+                )
+            except Unwritable as problem:
+                self.blocked(entry, problem)
+                return
         self._run.close(entry.key)
 
-    async def _gone(self, entry: Entry, reason: str) -> None:
-        """The task or its result is gone on the provider's side: submit it again."""
+    async def lose(self, entry: Entry, reason: str, *, by_provider: bool = True) -> bool:
+        """The item's task, result or files are gone: submit it again, if the bound on what the
+        provider loses allows (`by_provider`); else it fails. True if it goes again."""
+        if by_provider and entry.submissions > self._max_resubmissions:
+            await self.fail(
+                entry, "TaskGone",
+                f"{reason}; submitted {entry.submissions} times already, which is the limit "
+                "(submit.max_resubmissions): retry it later (--retry-failed)",
+            )  # fmt: skip
+            return False
         self._log.warning("submitting again %s: %s", display(entry.name), reason)
-        await self._record("lost", entry, reason=reason)
+        await self.record("lost", entry, reason=reason)
         self._queues.to_resubmit.send_nowait(entry)
+        return True
 
-    async def _refused(self, entry: Entry, error: ApiError | InputError) -> None:
-        await self._fail(entry, type(error).__name__, error.reason)
-
-    async def _fail(self, entry: Entry, kind: str, reason: str) -> None:
-        await self._record("failed", entry, **{"class": kind}, reason=reason)
+    async def fail(self, entry: Entry, kind: str, reason: str) -> None:
+        await self.record("failed", entry, **{"class": kind}, reason=reason)
         for source in entry.targets.values():
-            self._report(f"failed {display(source)} (style {entry.style}): {reason}")
+            self.report(f"failed {display(source)} (style {entry.style}): {reason}")
             self.stats.count_failure(reason)
         self._run.close(entry.key)
 
-    async def _record(self, event: Event, entry: Entry, **fields: Any) -> None:
+    def blocked(self, entry: Entry, problem: Unwritable) -> None:
+        """A result cannot be written: stop the run; the journal keeps the item as it is."""
+        self._run.stop(RunOutcome.BLOCKED, problem)
+        self._run.close(entry.key)
+
+    async def record(self, event: Event, entry: Entry, **fields: Any) -> None:
         """Journal a state change of `entry` with its key and its source path(s)."""
         if "source" not in fields:
             fields["sources"] = list(entry.targets.values())
         await self.journal.write(event, key=entry.key, **fields)
 
-    # Admitting work: what an earlier run left, then what the producer finds.
-
-    async def resume(self) -> None:
-        """What an earlier run left with the provider is picked up before anything new."""
-        now = self._clock.wall()
-        for entry in list(self.ledger.entries.values()):
-            if entry.state not in ("submitted", "succeeded"):
-                continue
-            self._run.open(entry.key)
-            verdict = decide(
-                entry, in_hand=False, retry_failed=False, now=now, task_ttl=self._task_ttl
-            )
-            if verdict == "resubmit":
-                await self._record("lost", entry, reason=_gone_reason(entry))
-                self._queues.to_resubmit.send_nowait(entry)
-            else:
-                self._route(entry)
-
-    async def take(self, item: Source | BadLine, outcome: Prepared | str) -> None:
-        """One pre-flighted source: refused (a reason) or admitted in each of its styles."""
-        styles = (item.styles if isinstance(item, Source) else None) or self._styles
-        if isinstance(outcome, str):
-            where = item.where if isinstance(item, BadLine) else display(item.path)
-            await self._reject(where, styles, outcome)
-            return
-        assert isinstance(item, Source)
-        for style in styles:
-            await self._admit(item, style, outcome)
-
-    async def _reject(self, where: str, styles: tuple[int, ...], reason: str) -> None:
-        self._report(f"skipped {where}: {reason}")
-        for style in styles:
-            self.stats.found += 1
-            self.stats.count_failure(reason)
-            await self.journal.write(
-                "rejected", durable=False, source=where, style=style, reason=reason
-            )
-
-    async def _admit(self, source: Source, style: int, image: Prepared) -> None:
-        """Take one (source file, style) on, as `admission.decide` says."""
-        self.stats.found += 1
-        key = f"{image.sha256}:{style}"
-        entry = self.ledger.entries.get(key)
-        base = self._claim(source, style, image.sha256, entry)
-        retry = self._retry_failed and entry is not None and entry.state == "failed"
-        if entry is None or base not in entry.targets or retry:
-            extra = {"retry": True} if retry else {}
-            await self.journal.write(  # not waited for: a lost "queued" is queued again
-                "queued", durable=False, key=key, source=str(source.path), output=base, **extra
-            )
-            entry = self.ledger.entries[key]
-        in_hand = self._run.is_open(key)
-        if not in_hand:
-            self._run.open(key)  # before any await: a duplicate admitted meanwhile waits
-        present = await self._present(entry) if not in_hand else set[str]()
-        verdict = decide(
-            entry, in_hand=in_hand, retry_failed=self._retry_failed, now=self._clock.wall(),
-            task_ttl=self._task_ttl, present=present,
-        )  # fmt: skip
-        self.stats.skipped += base in present
-        await self._follow(verdict, entry, image, present)
-
-    async def _follow(
-        self, verdict: Verdict, entry: Entry, image: Prepared, present: set[str]
-    ) -> None:
-        if verdict == "duplicate":
-            return  # in hand in this run: this target is written with the others
-        if verdict == "failed":
-            self.stats.count_failure(entry.reason)
-            self._run.close(entry.key)
-        elif verdict == "done":
-            self._run.close(entry.key)
-        elif verdict == "copy":
-            await self._copy(entry, present)
-        elif verdict == "resubmit":
-            await self._record("lost", entry, reason=_gone_reason(entry))
-            await self._upload(entry, image)
-        elif verdict == "submit":
-            await self._upload(entry, image)
-        else:
-            self._route(entry)
-
-    def _claim(self, source: Source, style: int, sha: str, entry: Entry | None) -> str:
-        """This target's output path: the one the journal knows, or a new one no other takes."""
-        source_text = str(source.path)
-        if entry is not None:
-            for base, owner in entry.targets.items():
-                if owner == source_text:
-                    return base
-        base = self._layout.base(source, style, sha)
-        claimed_by = self.ledger.outputs.get(base)
-        if claimed_by is not None and claimed_by != source_text:
-            base = f"{base}-{sha[:8]}"  # another file already lands here (a.jpg beside a.png)
-        return base
-
-    async def _present(self, entry: Entry) -> set[str]:
-        """The entry's output bases whose files exist (asked of the disk for a done entry)."""
-        if entry.state != "downloaded":
-            return set()
-        return await anyio.to_thread.run_sync(self._layout.existing, entry.targets, entry.ext)
-
-    async def _copy(self, entry: Entry, present: set[str]) -> None:
-        """Downloaded before, some outputs gone or new: copy one that is there to the rest."""
-        missing = [base for base in entry.targets if base not in present]
-        first = self._layout.file(next(iter(present)), entry.ext)
-        filed = await anyio.to_thread.run_sync(copy_result, first, missing, self._layout)
-        await self._stored(entry, filed, on_disk=present)
-
-    def _route(self, entry: Entry) -> None:
+    def route(self, entry: Entry) -> None:
         """An open entry that the provider has: to the poller or the downloaders."""
         if entry.state == "submitted":
+            self._tasks.setdefault(entry.task_id, entry.key)
             self._queues.to_poll.send_nowait(entry)
         else:
             self._queues.to_download.send_nowait(entry)
 
-    async def _upload(self, entry: Entry, image: Prepared) -> None:
+    async def upload(self, entry: Entry, image: Prepared) -> None:
+        """Put an open entry on the upload queue, unless the run stopped submitting."""
         if not self._run.accepting:
             self._run.close(entry.key)  # it stays queued for a later run
             return
@@ -308,30 +254,3 @@ class Router:
         except anyio.get_cancelled_exc_class():
             self._run.close(entry.key)  # cancelled while queueing: it stays queued
             raise
-
-    async def resubmit(self, lost: ObjectReceiveStream[Entry]) -> None:
-        """Submit again what the provider lost: its source read again (it must be unchanged)."""
-        async with lost:
-            async for entry in lost:
-                image = await self._reread(entry)
-                if image is not None:
-                    await self._upload(entry, image)
-
-    async def _reread(self, entry: Entry) -> Prepared | None:
-        for source in entry.targets.values():
-            try:
-                image = await anyio.to_thread.run_sync(self._check, Path(source))
-            except InputError:
-                continue
-            if image.sha256 == entry.sha256:
-                return image
-        await self._fail(entry, "InputError", "its source files changed or are gone")
-        return None
-
-
-def _gone_reason(entry: Entry) -> str:
-    if entry.state == "downloaded":
-        return "its output files were deleted"
-    if entry.state == "succeeded":
-        return "the result URL expired before it was downloaded"
-    return "the task is older than the provider keeps tasks"

@@ -18,6 +18,7 @@ class Stats:
     downloaded: int = 0  # files written
     failed: int = 0  # targets that failed
     left: int = 0  # paid tasks left for a later run
+    unanswered: int = 0  # uploads sent whole whose answer never came: possible extra cost
     failures: dict[str, int] = field(default_factory=dict)  # reason -> targets
 
     def count_failure(self, reason: str) -> None:

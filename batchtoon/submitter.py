@@ -7,6 +7,10 @@ Each upload ends in exactly one outcome, delivered while its budget slot is stil
 stopped run, which waits for the slots, never ends before an accepted task id is journaled):
 `Accepted` (a task id), `Refused` (the provider refused the image, or the retry policy gave
 up), `Fatal` (the account cannot go on) or `Unsent` (the run stopped submitting).
+
+An upload sent whole whose answer never came (`Unanswered`) may have been accepted and paid
+for: it is sent again at most `max_unanswered` times, and the outcome says how many went
+unanswered, so the run can report them as possible extra cost.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from anyio.abc import ObjectReceiveStream
 
 from .api import Api
 from .budget import SubmissionBudget
-from .errors import ApiError, RunFatal, Throttled
+from .errors import ApiError, ItemRejected, RunFatal, Throttled, Unanswered
 from .ledger import Entry
 from .outcomes import Accepted, Fatal, Outbox, Outcome, Refused, Unsent
 from .pacing import SharedRate
@@ -32,6 +36,7 @@ class Upload:
     entry: Entry
     image: Prepared
     source: str  # a source path of the item, for the log
+    unanswered: int = 0  # uploads of it sent whole whose answer never came
 
 
 class SubmitWorker:
@@ -42,9 +47,12 @@ class SubmitWorker:
         retry: RetryPolicy,
         budget: SubmissionBudget,
         outbox: Outbox,
+        *,
+        max_unanswered: int = 2,
     ) -> None:
         self._api, self._rate, self._retry = api, rate, retry
         self._budget, self._outbox = budget, outbox
+        self._max_unanswered = max_unanswered
         self.submitted = 0
 
     def __repr__(self) -> str:
@@ -65,11 +73,11 @@ class SubmitWorker:
 
     async def _submit(self, upload: Upload) -> Outcome:
         try:
-            return Accepted(upload.entry, await self._send(upload))
+            return Accepted(upload.entry, await self._send(upload), upload.unanswered)
         except RunFatal as error:
             return Fatal(upload.entry, error)
         except ApiError as error:
-            return Refused(upload.entry, error)
+            return Refused(upload.entry, error, upload.unanswered)
 
     async def _send(self, upload: Upload) -> str:
         async for attempt in self._retry.attempts(upload.source):
@@ -81,6 +89,14 @@ class SubmitWorker:
                     )
                 except Throttled as error:
                     self._rate.throttled(sent_at, error.retry_after)
+                    raise
+                except Unanswered as error:
+                    upload.unanswered += 1
+                    if upload.unanswered > self._max_unanswered:
+                        raise ItemRejected(
+                            f"{upload.unanswered} uploads went unanswered ({error}); each may "
+                            "have been accepted and paid for: retry it later (--retry-failed)"
+                        ) from None
                     raise
                 return answer.task_id
         raise AssertionError("unreachable: tenacity reraises the last error")

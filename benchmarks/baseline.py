@@ -101,8 +101,16 @@ async def _process(
         raise TaskFailed(f"task {task.task_id} not done after {MAX_QUERIES} queries")
     if not state.succeeded:
         raise TaskFailed(f"task {task.task_id} ended {state.status}")
-    data = await api.download(state.result_url, max_bytes=MAX_RESULT_BYTES)
-    await asyncio.to_thread((out / f"{photo.stem}.{style}.jpg").write_bytes, data)
+    result = Result()
+    await api.download(state.result_url, result, max_bytes=MAX_RESULT_BYTES)
+    await asyncio.to_thread((out / f"{photo.stem}.{style}.jpg").write_bytes, result)
+
+
+class Result(bytearray):
+    """A result's bytes as they arrive (a `batchtoon.api.Sink`)."""
+
+    def write(self, chunk: bytes) -> None:
+        self += chunk
 
 
 def main(argv: Sequence[str] | None = None) -> int:

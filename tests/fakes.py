@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import anyio
 
-from batchtoon.api import Submitted, TaskState
+from batchtoon.api import Sink, Submitted, TaskState
 from batchtoon.errors import ApiError
 from batchtoon.outcomes import Outcome
 
@@ -105,11 +105,11 @@ class FakeApi:
         assert isinstance(answer, TaskState)
         return answer
 
-    async def download(self, url: str, *, max_bytes: int) -> bytes:
+    async def download(self, url: str, sink: Sink, *, max_bytes: int) -> None:
         await anyio.lowlevel.checkpoint()
         answer = self._next("download", url)
         assert isinstance(answer, bytes)
-        return answer
+        sink.write(answer)
 
     def times(self, kind: str, key: str) -> list[float]:
         return [at for at, k, which in self.calls if k == kind and which == key]

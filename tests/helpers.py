@@ -135,6 +135,20 @@ async def post_form(
         return resp.status, await resp.json()
 
 
+class Bytes(bytearray):
+    """A `Sink` that keeps everything in memory."""
+
+    def write(self, chunk: bytes) -> None:
+        self += chunk
+
+
+async def fetch(client: ApiClient, url: str, *, max_bytes: int = 50 << 20) -> bytes:
+    """A result URL's body, through `ApiClient.download`."""
+    sink = Bytes()
+    await client.download(url, sink, max_bytes=max_bytes)
+    return bytes(sink)
+
+
 async def wait_done(client: ApiClient, task_id: str, *, deadline: float = 10.0) -> TaskState:
     """Query until the task is finished (success or failure); fail after `deadline` seconds.
 
@@ -154,5 +168,5 @@ async def submit_and_fetch(
     submitted = await client.submit(image, style, image_format)
     state = await wait_done(client, submitted.task_id)
     assert state.succeeded, state
-    dest.write_bytes(await client.download(state.result_url, max_bytes=50 << 20))
+    dest.write_bytes(await fetch(client, state.result_url, max_bytes=50 << 20))
     return dest

@@ -14,6 +14,7 @@ from helpers import (
     CONTRACT_TABLE,
     GONE_CODES,
     client_for,
+    fetch,
     image_bytes,
     png_header_only,
     post_form,
@@ -114,7 +115,7 @@ async def test_lifecycle_queuing_processing_success_then_download(tmp_path: Path
         assert (state.task_status, state.status) == (2, "PROCESS_SUCCESS") and state.succeeded
         assert state.result_url.startswith(sandbox.base_url)
         dest = tmp_path / "result"
-        dest.write_bytes(await client.download(state.result_url, max_bytes=50 << 20))
+        dest.write_bytes(await fetch(client, state.result_url, max_bytes=50 << 20))
     data = dest.read_bytes()
     with Image.open(io.BytesIO(data)) as image:
         assert image.format == "JPEG" and image.size == (1920, 1536)
@@ -460,13 +461,13 @@ async def test_results_are_kept_24_hours(
     assert state.succeeded
     sandbox.clock.advance(23 * 3600)
     assert (await client.query(task_id)).result_url == state.result_url
-    (tmp_path / "early").write_bytes(await client.download(state.result_url, max_bytes=50 << 20))
+    (tmp_path / "early").write_bytes(await fetch(client, state.result_url, max_bytes=50 << 20))
     sandbox.clock.advance(2 * 3600)
     with pytest.raises(TaskGone) as caught:
         await client.query(task_id)
     assert (caught.value.status, caught.value.code) == (410, "ERROR_RESOURCE_RECLAIMED")
     with pytest.raises(TaskGone):
-        (tmp_path / "late").write_bytes(await client.download(state.result_url, max_bytes=50 << 20))
+        (tmp_path / "late").write_bytes(await fetch(client, state.result_url, max_bytes=50 << 20))
     assert sandbox.counters.downloads == 1
 
 
@@ -476,8 +477,8 @@ async def test_an_injected_result_error_is_task_gone(
     state = await wait_done(client, (await client.submit(PHOTO, 0)).task_id)
     sandbox.inject("result", 403, "AccessDenied")
     with pytest.raises(TaskGone):
-        (tmp_path / "r").write_bytes(await client.download(state.result_url, max_bytes=50 << 20))
-    (tmp_path / "r").write_bytes(await client.download(state.result_url, max_bytes=50 << 20))
+        (tmp_path / "r").write_bytes(await fetch(client, state.result_url, max_bytes=50 << 20))
+    (tmp_path / "r").write_bytes(await fetch(client, state.result_url, max_bytes=50 << 20))
     assert sandbox.counters.downloads == 1
 
 
@@ -513,9 +514,7 @@ async def test_a_truncated_download_is_transient(tmp_path: Path) -> None:
     ):
         state = await wait_done(client, (await client.submit(PHOTO, 0)).task_id)
         with pytest.raises(Transient):
-            (tmp_path / "r").write_bytes(
-                await client.download(state.result_url, max_bytes=50 << 20)
-            )
+            (tmp_path / "r").write_bytes(await fetch(client, state.result_url, max_bytes=50 << 20))
     assert sandbox.counters.downloads == 0
     assert sandbox.counters.faults["truncate"] == 1
 
@@ -565,8 +564,8 @@ async def test_counters(sandbox: Sandbox, client: ApiClient, tmp_path: Path) -> 
     state = await wait_done(client, first)
     queries = sandbox.counters.query_requests
     assert len(sandbox.tasks[first].queries) == queries
-    (tmp_path / "r").write_bytes(await client.download(state.result_url, max_bytes=50 << 20))
-    (tmp_path / "r").write_bytes(await client.download(state.result_url, max_bytes=50 << 20))
+    (tmp_path / "r").write_bytes(await fetch(client, state.result_url, max_bytes=50 << 20))
+    (tmp_path / "r").write_bytes(await fetch(client, state.result_url, max_bytes=50 << 20))
     assert sandbox.counters.downloads == 2
     with pytest.raises(TaskGone):
         await client.query("nope")

@@ -29,7 +29,7 @@ import aiohttp
 import anyio
 import numpy as np
 import pytest
-from helpers import client_for, image_bytes, wait_done
+from helpers import client_for, fetch, image_bytes, wait_done
 from PIL import Image
 
 from batchtoon.api import CREDITS_PATH, KEY_HEADER, QUERY_PATH, SUBMIT_PATH, ApiClient, Balance
@@ -185,7 +185,7 @@ async def test_a_reused_task_id_points_at_the_later_task() -> None:
         assert sandbox.counters.accepted == {(sha(PHOTO), 0): 1, (sha(OTHER), 3): 1}
         assert sandbox.credits == 3 and sandbox.counters.faults["reuse_task_id"] == 1
         state = await wait_done(client, first)
-        assert await client.download(state.result_url, max_bytes=1 << 20) == OTHER
+        assert await fetch(client, state.result_url, max_bytes=1 << 20) == OTHER
 
 
 # 3. Redirects to another origin.
@@ -324,7 +324,7 @@ async def test_result_urls_can_carry_the_key() -> None:
     ):
         _, url = await done_task(sandbox, client)
         assert parse_qs(urlsplit(url).query) == {KEY_HEADER: [sandbox.api_key]}
-        assert await client.download(url, max_bytes=1 << 20) == PHOTO
+        assert await fetch(client, url, max_bytes=1 << 20) == PHOTO
 
 
 async def test_an_injected_error_can_echo_the_key(sandbox: Sandbox) -> None:
@@ -446,7 +446,7 @@ async def test_state_survives_a_close_and_a_start(tmp_path: Path) -> None:
         assert await client.credits() == [Balance("ai-anime-generator", 3, 5)]
         state = await client.query(done)
         assert state.succeeded
-        assert await client.download(state.result_url, max_bytes=1 << 20) == PHOTO
+        assert await fetch(client, state.result_url, max_bytes=1 << 20) == PHOTO
         with pytest.raises(TaskGone) as caught:
             await client.query(revoked)
         assert caught.value.code == "ERROR_TASK_REVOKED"
@@ -463,13 +463,13 @@ async def test_state_keeps_the_clock_and_every_expiry(tmp_path: Path) -> None:
         first.clock.advance(23 * 3600)
     async with Sandbox(config) as second, client_for(second) as client:
         assert second.clock.now() >= 23 * 3600
-        assert await client.download(url, max_bytes=1 << 20) == PHOTO  # its old URL, its port
+        assert await fetch(client, url, max_bytes=1 << 20) == PHOTO  # its old URL, its port
         second.clock.advance(2 * 3600)
         with pytest.raises(TaskGone) as caught:
             await client.query(task_id)
         assert caught.value.code == "ERROR_RESOURCE_RECLAIMED"
         with pytest.raises(TaskGone):
-            await client.download(url, max_bytes=1 << 20)
+            await fetch(client, url, max_bytes=1 << 20)
 
 
 async def test_a_resumed_sandbox_listens_where_it_last_did_if_it_can(tmp_path: Path) -> None:
@@ -526,7 +526,7 @@ async def test_state_survives_a_sigkill_mid_render(tmp_path: Path) -> None:
     ):
         state = await wait_done(client, task_id)  # rendered now, from the upload it kept
         assert state.succeeded and sandbox.credits == 8
-        assert await client.download(state.result_url, max_bytes=1 << 20) == PHOTO
+        assert await fetch(client, state.result_url, max_bytes=1 << 20) == PHOTO
     assert not list((tmp_path / "uploads").iterdir())
 
 

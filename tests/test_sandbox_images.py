@@ -9,6 +9,7 @@ import anyio
 import pytest
 from helpers import (
     client_for,
+    fetch,
     image_bytes,
     mean_abs_diff,
     pixels,
@@ -72,7 +73,7 @@ async def test_nine_styles_give_nine_different_cartoons(samples: Path, tmp_path:
             state = await wait_done(client, task_id, deadline=30)
             assert state.succeeded, (style, state)
             paths[style] = tmp_path / f"style{style}"
-            (paths[style]).write_bytes(await client.download(state.result_url, max_bytes=50 << 20))
+            (paths[style]).write_bytes(await fetch(client, state.result_url, max_bytes=50 << 20))
     results = {style: pixels(path) for style, path in paths.items()}
     assert len({path.read_bytes() for path in paths.values()}) == 9
 

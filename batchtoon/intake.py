@@ -1,0 +1,195 @@
+"""`Intake`: admission in practice — what an earlier run left, and what the producer finds,
+judged by `admission.decide` and put where the verdict says.
+
+Guarantees:
+- an item is opened (`RunControl.open`) before its first await, so a duplicate of it admitted
+  meanwhile is attached to it rather than submitted again;
+- every (source file, style) gets an output path of its own, whatever the template: a path
+  already claimed by another source or another style gets the content's first 8 hex digits
+  (and the style) appended;
+- a lost item is submitted again only from its own unchanged bytes (its source read again and
+  checked against the item's sha256); if none of its sources still holds them, it fails.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anyio
+from anyio.abc import ObjectReceiveStream
+
+from .admission import Verdict, decide
+from .clock import Clock
+from .errors import InputError, Unwritable
+from .layout import Layout
+from .ledger import Entry
+from .lifecycle import RunControl
+from .preflight import Prepared
+from .producer import Check
+from .results import copy_result
+from .router import Router
+from .sources import BadLine, Source, display
+from .stats import Stats
+
+__all__ = ["Intake"]
+
+
+class Intake:
+    def __init__(
+        self,
+        router: Router,
+        *,
+        run: RunControl,
+        layout: Layout,
+        check: Check,
+        clock: Clock,
+        task_ttl: float,
+        styles: tuple[int, ...],
+        stats: Stats,
+        retry_failed: bool = False,
+    ) -> None:
+        self._router, self.ledger = router, router.journal.ledger
+        self._run, self._layout, self._check, self._clock = run, layout, check, clock
+        self._task_ttl, self._styles = task_ttl, styles
+        self.stats = stats
+        self._retry_failed = retry_failed
+
+    def __repr__(self) -> str:
+        return f"<Intake {self._run!r}>"
+
+    async def resume(self) -> None:
+        """What an earlier run left with the provider is picked up before anything new."""
+        now = self._clock.wall()
+        for entry in list(self.ledger.entries.values()):
+            if entry.state not in ("submitted", "succeeded"):
+                continue
+            self._run.open(entry.key)
+            verdict = decide(
+                entry, in_hand=False, retry_failed=False, now=now, task_ttl=self._task_ttl
+            )
+            if verdict == "resubmit":
+                await self._router.lose(entry, _gone_reason(entry))
+            else:
+                self._router.route(entry)
+
+    async def take(self, item: Source | BadLine, outcome: Prepared | str) -> None:
+        """One pre-flighted source: refused (a reason) or admitted in each of its styles."""
+        styles = (item.styles if isinstance(item, Source) else None) or self._styles
+        if isinstance(outcome, str):
+            where = item.where if isinstance(item, BadLine) else display(item.path)
+            await self._reject(where, styles, outcome)
+            return
+        assert isinstance(item, Source)
+        for style in styles:
+            await self._admit(item, style, outcome)
+
+    async def _reject(self, where: str, styles: tuple[int, ...], reason: str) -> None:
+        self._router.report(f"skipped {where}: {reason}")
+        for style in styles:
+            self.stats.found += 1
+            self.stats.count_failure(reason)
+            await self._router.journal.write(
+                "rejected", durable=False, source=where, style=style, reason=reason
+            )
+
+    async def _admit(self, source: Source, style: int, image: Prepared) -> None:
+        """Take one (source file, style) on, as `admission.decide` says."""
+        self.stats.found += 1
+        key = f"{image.sha256}:{style}"
+        entry = self.ledger.entries.get(key)
+        base = self._claim(source, style, key, entry)
+        retry = self._retry_failed and entry is not None and entry.state == "failed"
+        if entry is None or base not in entry.targets or retry:
+            extra = {"retry": True} if retry else {}
+            await self._router.journal.write(  # not waited for: a lost "queued" is queued again
+                "queued", durable=False, key=key, source=str(source.path), output=base, **extra
+            )
+            entry = self.ledger.entries[key]
+        in_hand = self._run.is_open(key)
+        if not in_hand:
+            self._run.open(key)  # before any await: a duplicate admitted meanwhile waits
+        present = await self._present(entry) if not in_hand else set[str]()
+        verdict = decide(
+            entry, in_hand=in_hand, retry_failed=self._retry_failed, now=self._clock.wall(),
+            task_ttl=self._task_ttl, present=present,
+        )  # fmt: skip
+        self.stats.skipped += base in present
+        await self._follow(verdict, entry, image, present)
+
+    async def _follow(
+        self, verdict: Verdict, entry: Entry, image: Prepared, present: set[str]
+    ) -> None:
+        if verdict == "duplicate":
+            return  # in hand in this run: this target is written with the others
+        if verdict == "failed":
+            self.stats.count_failure(entry.reason)
+            self._run.close(entry.key)
+        elif verdict == "done":
+            self._run.close(entry.key)
+        elif verdict == "copy":
+            await self._copy(entry, present)
+        elif verdict == "resubmit":
+            await self._router.record("lost", entry, reason=_gone_reason(entry))
+            await self._router.upload(entry, image)
+        elif verdict == "submit":
+            await self._router.upload(entry, image)
+        else:
+            self._router.route(entry)
+
+    def _claim(self, source: Source, style: int, key: str, entry: Entry | None) -> str:
+        """This target's output path: the one the journal knows, or a new one no other takes."""
+        source_text = str(source.path)
+        if entry is not None:
+            for base, owner in entry.targets.items():
+                if owner == source_text:
+                    return base
+        base, sha8 = self._layout.base(source, style, key[:64]), key[:8]
+        owners, mine = self.ledger.outputs, (source_text, style)
+        for candidate in (base, f"{base}-{sha8}", f"{base}-{sha8}-{style}"):
+            if owners.get(candidate, mine) == mine:  # free, or this file's in this style before
+                return candidate
+        return f"{base}-{sha8}-{style}-{len(owners)}"  # never claimed: it counts up
+
+    async def _present(self, entry: Entry) -> set[str]:
+        """The entry's output bases whose files exist (asked of the disk for a done entry)."""
+        if entry.state != "downloaded":
+            return set()
+        return await anyio.to_thread.run_sync(self._layout.existing, entry.targets, entry.ext)
+
+    async def _copy(self, entry: Entry, present: set[str]) -> None:
+        """Downloaded before, some outputs gone or new: copy one that is there to the rest."""
+        missing = [base for base in entry.targets if base not in present]
+        first = self._layout.file(next(iter(present)), entry.ext)
+        try:
+            filed = await anyio.to_thread.run_sync(copy_result, first, missing, self._layout)
+        except Unwritable as problem:
+            self._router.blocked(entry, problem)
+            return
+        await self._router.store(entry, filed, on_disk=present)
+
+    async def resubmit(self, lost: ObjectReceiveStream[Entry]) -> None:
+        """Submit again what the provider lost: its source read again (it must be unchanged)."""
+        async with lost:
+            async for entry in lost:
+                image = await self._reread(entry)
+                if image is not None:
+                    await self._router.upload(entry, image)
+
+    async def _reread(self, entry: Entry) -> Prepared | None:
+        for source in entry.targets.values():
+            try:
+                image = await anyio.to_thread.run_sync(self._check, Path(source))
+            except InputError:
+                continue
+            if image.sha256 == entry.sha256:
+                return image
+        await self._router.fail(entry, "InputError", "its source files changed or are gone")
+        return None
+
+
+def _gone_reason(entry: Entry) -> str:
+    if entry.state == "downloaded":
+        return "its output files were deleted"
+    if entry.state == "succeeded":
+        return "the result URL expired before it was downloaded"
+    return "the task is older than the provider keeps tasks"
