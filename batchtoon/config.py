@@ -8,6 +8,7 @@ the dataclasses, and nowhere else.
 from __future__ import annotations
 
 import dataclasses
+import os
 import types
 import typing
 from collections.abc import Mapping
@@ -69,8 +70,24 @@ class RetrySettings:
 
 @dataclass(frozen=True)
 class PrepareSettings:
-    workers: int = field(default=2, metadata=_range(1, 64))
-    fix: bool = False
+    """Pre-flight: what `preflight.check` does to a photo before it is uploaded.
+
+    `fix`: convert what the API would refuse (HEIC, AVIF, GIF, TIFF, over 5760x3240 or 10 MB,
+    16-bit, CMYK) and what it would show sideways (EXIF rotation); off, every file is sent byte
+    for byte or refused. `max_short_side`: with `fix`, a photo whose short side is over this is
+    sent with fewer pixels (never under the result's 1536); None sends every size the API takes
+    as it is. `quality`: JPEG quality of converted photos. `workers`: photos prepared at once;
+    0 means one per core, resolved here, so every reader sees a count of at least 1.
+    """
+
+    workers: int = field(default=0, metadata=_range(0, 64))
+    fix: bool = True
+    max_short_side: int | None = field(default=2048, metadata=_range(1536, 3240))
+    quality: int = field(default=90, metadata=_range(50, 100))
+
+    def __post_init__(self) -> None:
+        if self.workers == 0:  # frozen: the one place a field is set after construction
+            object.__setattr__(self, "workers", os.cpu_count() or 1)
 
 
 @dataclass(frozen=True)
