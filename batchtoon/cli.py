@@ -121,7 +121,12 @@ def _add_run_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument("--concurrency", type=int, help="uploads in flight at once")
     run.add_argument("--rate", type=float, help="submissions per second")
     run.add_argument("--poll-rate", type=float, help="queries per second")
-    run.add_argument("--fix", action="store_true", default=None, help="prepare oversized images")
+    run.add_argument(
+        "--fix",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="convert what the API refuses, shrink large photos (on; --no-fix: send as they are)",
+    )
     run.add_argument("--max-submissions", type=int, help="stop submitting after N")
     run.add_argument("--retry-failed", action="store_true", help="try failed items again")
     run.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -74,14 +74,24 @@ class RetrySettings:
 
 @dataclass(frozen=True)
 class PrepareSettings:
-    workers: int = field(default=0, metadata=_range(0, 64))  # 0: one per core
-    fix: bool = False
+    """Pre-flight: what `preflight.check` does to a photo before it is uploaded.
+
+    `fix`: convert what the API would refuse (HEIC, AVIF, GIF, TIFF, over 5760x3240 or 10 MB,
+    16-bit, CMYK) and what it would show sideways (EXIF rotation); off, every file is sent byte
+    for byte or refused. `max_short_side`: with `fix`, a photo whose short side is over this is
+    sent with fewer pixels (never under the result's 1536); None sends every size the API takes
+    as it is. `quality`: JPEG quality of converted photos. `workers`: photos prepared at once;
+    0 means one per core (`threads`).
+    """
+
+    workers: int = field(default=0, metadata=_range(0, 64))
+    fix: bool = True
     max_short_side: int | None = field(default=2048, metadata=_range(1536, 3240))
     quality: int = field(default=90, metadata=_range(50, 100))
 
     @property
     def threads(self) -> int:
-        return self.workers or os.cpu_count() or 2
+        return self.workers or os.cpu_count() or 1
 
 
 @dataclass(frozen=True)

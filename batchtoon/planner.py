@@ -119,7 +119,7 @@ async def make_plan(
             plan.invalid[where] = outcome
             return
         assert isinstance(item, Source)
-        plan.to_fix += outcome.fixed
+        plan.to_fix += outcome.converted
         for style in item.styles or settings.styles:
             key = f"{outcome.sha256}:{style}"
             verdict = await judge(ledger.entries.get(key), key)

@@ -1,86 +1,166 @@
-"""Pre-flight: is a file something the API will take? Decided before any upload, so that a
-request that cannot succeed is never paid for. Blocking: the engine runs it in worker threads.
+"""Pre-flight: what is uploaded for a photo, decided before any upload, so that a request that
+cannot succeed is never paid for. Blocking: the engine runs it in worker threads.
 
-`check(path)` returns the `Prepared` upload or raises `InputError` with a one-line reason that
-says what is wrong and what to do. An image that meets the API's rules is sent byte for byte as
-read. With `fix=True`, one that fails only the size or format rules, or that carries an EXIF
-rotation, is prepared instead (rotation applied, downscaled into 5760x3240, re-encoded as JPEG
-(PNG when it has transparency) under 10 MB, never below 256 px) and cached by content hash.
+`check(path, settings, cache)` returns the `Prepared` upload or raises `InputError` with one line
+that says what is wrong and what to do.
+
+Guarantees:
+- `Prepared.sha256` is the sha256 of the original file as read, whatever is uploaded: the
+  item's identity (deduplication and the journal are keyed by it).
+- What is hashed and sent is one consistent read: the file's inode, size, mtime and ctime are
+  the same before and after it; a file rewritten meanwhile is read again (up to
+  `READ_ATTEMPTS` times in all), then refused rather than sent torn.
+- `fix` off: the file is sent byte for byte, or refused with the reason the API would give.
+- `fix` on (the default): a file the API takes, upright, whose short side is at most
+  `max_short_side`, is sent byte for byte; any other is converted by `shrink.prepare` (the
+  shrink rule is in its docstring) and `Prepared.reasons` says why, in the words of `REASONS`.
+- A conversion is cached in `cache` by the original's sha256 and the settings that shape its
+  bytes, written atomically (a unique temporary file, then `os.replace`); a resume reads it
+  back, headers only, instead of preparing again. A damaged cache file is prepared anew.
+- Hostile input never crashes it: decompression bombs, absurd sizes, truncation, files that
+  are not images (or are not photo formats: EPS would run Ghostscript) end as `InputError`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import functools
 import hashlib
 import io
 import os
+import stat
+import struct
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError, features
 
+from . import shrink
+from .config import PrepareSettings
 from .errors import InputError
 from .intact import verify_intact
+from .shrink import MAX_UPLOAD_BYTES
 
-__all__ = ["MAX_UPLOAD_BYTES", "Prepared", "check"]
+__all__ = ["MAX_UPLOAD_BYTES", "REASONS", "Prepared", "check"]
 
-MAX_UPLOAD_BYTES = 10 * 1024 * 1024
-MAX_FIX_BYTES = 256 * 1024 * 1024  # beyond this even --fix will not read a file
+REASONS = {
+    "heic": "HEIC/HEIF, which the API does not take (so for any other such format: its name)",
+    "16-bit": "more than 8 bits a channel (16-bit or float)",
+    "cmyk": "CMYK colours",
+    "colour-mode": "another colour mode the API's decoders may not read (YCbCr, LAB, ...)",
+    "first-frame": "several frames or images: the first (primary) one is sent",
+    "rotated": "an EXIF orientation, applied to the pixels",
+    "over-limit": "over the API's 5760x3240 or 10 MB",
+    "shrunk": "its short side is over max_short_side",
+}
 ACCEPTED = frozenset({"JPEG", "PNG", "BMP", "WEBP"})
-MIN_SIDE, MAX_SHORT, MAX_LONG = 256, 3240, 5760
+OPENED = ("JPEG", "PNG", "WEBP", "BMP", "MPO", "HEIF", "AVIF", "GIF", "TIFF")  # and no others
+FORMAT_REASONS = {"HEIF": "heic"}  # else the format's name in lower case: "gif", "mpo", ...
+SAFE_MODES = frozenset({"1", "L", "LA", "P", "RGB", "RGBA"})  # 8-bit: every decoder reads them
+MAX_FIX_BYTES = 256 * 1024 * 1024  # beyond this even the fix will not read a file
+READ_ATTEMPTS = 3
+RECIPE = 1  # bump when shrink's bytes change for the same input and settings: new cache names
 ORIENTATION = 0x0112
+TOO_MANY_PIXELS = "too many pixels to open safely: downscale it first"
+DEFAULTS = PrepareSettings()
 
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
-    sha256: str  # of the file as read: the item's identity, with or without a fix
+    sha256: str  # of the original file as read: the item's identity, converted or not
     data: bytes  # what is uploaded
     format: str  # Pillow's name for the format of `data`
-    size: tuple[int, int]
-    fixed: bool = False
+    size: tuple[int, int]  # of `data`
+    reasons: tuple[str, ...] = ()  # why `data` is not the original (REASONS); () if it is
+    original_bytes: int = 0
+    cached: bool = False  # the conversion was read back from the cache, not made now
+
+    @property
+    def converted(self) -> bool:
+        return bool(self.reasons)
+
+    @property
+    def upload_bytes(self) -> int:
+        return len(self.data)
 
 
-def check(path: Path, *, fix: bool = False, cache: Path | None = None) -> Prepared:
-    data = _read(path, fix)
+def check(
+    path: Path, settings: PrepareSettings | None = None, cache: Path | None = None
+) -> Prepared:
+    """The upload for `path`, or `InputError`; see the module docstring for guarantees."""
+    settings = settings or DEFAULTS
+    data = _read_stable(path, MAX_FIX_BYTES if settings.fix else MAX_UPLOAD_BYTES)
     sha = hashlib.sha256(data).hexdigest()
+    with _one_line_errors(), _opened(data) as image:
+        _refuse_unsafe(image)
+        as_is = Prepared(sha, data, image.format or "", image.size, original_bytes=len(data))
+        if not settings.fix:
+            _refuse_strict(image, data)
+            return as_is
+        orientation = _orientation(image)
+        reasons = _reasons(image, len(data), orientation, settings.max_short_side)
+        if not reasons:
+            verify_intact(image, data)
+            return as_is
+        name = _cache_name(sha, settings)
+        hit = _from_cache(cache / name) if cache is not None else None
+        if hit is not None:
+            return dataclasses.replace(hit, sha256=sha, reasons=reasons, original_bytes=len(data))
+        upload = shrink.prepare(
+            image,
+            max_short=settings.max_short_side,
+            quality=settings.quality,
+            orientation=orientation,
+        )
+    if cache is not None:
+        _store(cache, name, upload.data)
+    return Prepared(sha, upload.data, upload.format, upload.size, reasons, len(data))
+
+
+# Reading: one consistent copy of the file.
+
+
+def _read_stable(path: Path, limit: int) -> bytes:
+    """The file's bytes, read while it did not change (see the module docstring)."""
+    for attempt in range(READ_ATTEMPTS):
+        if attempt:
+            time.sleep(0.05 * attempt)  # a writer mid-way: give it a moment to finish
+        before = _stat(path, limit)
+        data = _read_bytes(path)
+        if len(data) == before.st_size and _same_file(before, _stat(path, limit)):
+            return data
+    raise InputError(
+        f"it changed while being read, {READ_ATTEMPTS} times: run again once it is written"
+    )
+
+
+def _stat(path: Path, limit: int) -> os.stat_result:
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            problem = _problem(image, data)
-            if problem is None and not (fix and _rotated(image)):
-                return Prepared(sha, data, image.format or "", image.size)
-            if problem is not None and not (fix and problem.fixable):
-                raise InputError(problem.reason)
-    except UnidentifiedImageError:
-        raise InputError("not an image (or one no decoder here reads): remove it") from None
-    except Image.DecompressionBombError:
-        raise InputError("too many pixels to open safely: downscale it first") from None
-    except (OSError, SyntaxError, ValueError):
-        raise InputError("truncated or corrupt image: re-export or replace it") from None
-    return _fixed(sha, data, cache)
-
-
-@dataclass(frozen=True, slots=True)
-class _Problem:
-    reason: str
-    fixable: bool = True
-
-
-def _read(path: Path, fix: bool) -> bytes:
-    try:
-        size = path.stat().st_size
+        info = path.stat()
     except FileNotFoundError:
         if path.is_symlink():
             raise InputError("broken symbolic link: its target is gone") from None
         raise InputError("file not found: it was moved or deleted") from None
     except OSError as exc:
         raise InputError(f"cannot read it: {exc.strerror}") from None
-    if not path.is_file():
+    if not stat.S_ISREG(info.st_mode):
         raise InputError("not a regular file")
-    if size == 0:
+    if info.st_size == 0:
         raise InputError("empty file (0 bytes): re-export or remove it")
-    limit = MAX_FIX_BYTES if fix else MAX_UPLOAD_BYTES
-    if size > limit:
-        advice = "pass --fix to re-encode it" if not fix else "shrink it first"
-        raise InputError(f"{size / 1e6:.1f} MB is over the {limit // 2**20} MB limit: {advice}")
+    if info.st_size > limit:
+        advice = "drop --no-fix to re-encode it" if limit < MAX_FIX_BYTES else "shrink it first"
+        raise InputError(
+            f"{info.st_size / 1e6:.1f} MB is over the {limit // 2**20} MB limit: {advice}"
+        )
+    return info
+
+
+def _read_bytes(path: Path) -> bytes:
     try:
         with open(path, "rb") as file:
             return file.read()
@@ -88,67 +168,165 @@ def _read(path: Path, fix: bool) -> bytes:
         raise InputError(f"cannot read it: {exc.strerror or exc}") from None
 
 
-def _problem(image: Image.Image, data: bytes) -> _Problem | None:
-    """Why the API would refuse this image as it is, or None."""
+def _same_file(before: os.stat_result, after: os.stat_result) -> bool:
+    # ctime too: a writer can set mtime back (cp -p, rsync), never ctime.
+    fields = ("st_dev", "st_ino", "st_size", "st_mtime_ns", "st_ctime_ns")
+    return all(getattr(before, name) == getattr(after, name) for name in fields)
+
+
+# Opening: the formats intake reads, every failure one line.
+
+
+@contextlib.contextmanager
+def _opened(data: bytes) -> Iterator[Image.Image]:
+    with Image.open(io.BytesIO(data), formats=_formats()) as image:
+        yield image
+
+
+_REGISTERING = threading.Lock()
+
+
+def _formats() -> tuple[str, ...]:
+    with _REGISTERING:  # worker threads arrive at once; the openers are registered once
+        return _register_openers()
+
+
+@functools.cache
+def _register_openers() -> tuple[str, ...]:
+    """HEIF (pillow-heif) and, when this Pillow lacks it, AVIF: registered on first use, so
+    importing batchtoon loads neither. The formats of `OPENED` that can be read here."""
+    import pillow_heif
+
+    # No thumbnails: `draft` could then pick one; depth and auxiliary images are not sent.
+    pillow_heif.register_heif_opener(thumbnails=False, depth_images=False, aux_images=False)
+    register_avif = getattr(pillow_heif, "register_avif_opener", None)  # pillow-heif < 1.0
+    if not features.check("avif") and register_avif is not None:
+        register_avif()
+    Image.init()
+    return tuple(name for name in OPENED if name in Image.OPEN)
+
+
+@contextlib.contextmanager
+def _one_line_errors() -> Iterator[None]:
+    """Whatever a hostile or broken file makes Pillow (or a plugin) raise, as `InputError`."""
+    try:
+        yield
+    except UnidentifiedImageError:
+        raise InputError("not an image (or one no decoder here reads): remove it") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning, MemoryError):
+        # The warning arrives as an exception only where warnings are errors (pytest here).
+        raise InputError(TOO_MANY_PIXELS) from None
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, struct.error):
+        raise InputError("truncated or corrupt image: re-export or replace it") from None
+
+
+# Deciding: refuse, send as it is, or convert (and why).
+
+
+def _refuse_unsafe(image: Image.Image) -> None:
+    """Refuse what no setting makes sendable: too small, or too many pixels to decode."""
+    width, height = image.size
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit is not None and width * height > limit:  # Pillow warned (only): we refuse
+        raise InputError(TOO_MANY_PIXELS)
+    if min(width, height) < shrink.MIN_SIDE:
+        raise InputError(f"{width}x{height} is under the API's 256 px minimum: use a larger photo")
+
+
+def _refuse_strict(image: Image.Image, data: bytes) -> None:
+    """With the fix off: refuse what the API would refuse, as it is."""
     width, height = image.size
     short, long = sorted(image.size)
-    if short < MIN_SIDE:
-        return _Problem(
-            f"{width}x{height} is under the API's 256 px minimum: use a larger photo", False
-        )
     if image.format not in ACCEPTED:
-        return _Problem(
-            f"{image.format} is not a format the API takes (JPEG, PNG, BMP, WEBP): pass --fix"
+        raise InputError(
+            f"{image.format} is not a format the API takes (JPEG, PNG, BMP, WEBP): "
+            "drop --no-fix to convert it"
         )
     verify_intact(image, data)
-    if short > MAX_SHORT or long > MAX_LONG:
-        return _Problem(
-            f"{width}x{height} is over the API's 5760x3240 limit: pass --fix to downscale"
+    if short > shrink.MAX_SHORT or long > shrink.MAX_LONG:
+        raise InputError(
+            f"{width}x{height} is over the API's 5760x3240 limit: drop --no-fix to downscale it"
         )
     if len(data) > MAX_UPLOAD_BYTES:
-        return _Problem("over the API's 10 MB limit: pass --fix to re-encode it")
-    return None
+        raise InputError("over the API's 10 MB limit: drop --no-fix to re-encode it")
 
 
-def _rotated(image: Image.Image) -> bool:
-    return bool(image.getexif().get(ORIENTATION, 1) != 1)
+def _reasons(
+    image: Image.Image, size_bytes: int, orientation: int, max_short: int | None
+) -> tuple[str, ...]:
+    """Why `image` cannot be sent as it is (REASONS), or () when it can."""
+    reasons = []
+    if image.format not in ACCEPTED:
+        reasons.append(FORMAT_REASONS.get(image.format or "", (image.format or "").lower()))
+    if image.mode not in SAFE_MODES:
+        reasons.append(_mode_reason(image.mode))
+    # MPO: a camera JPEG with previews appended, not a sequence.
+    if reasons and image.format != "MPO" and getattr(image, "is_animated", False):
+        reasons.append("first-frame")
+    if orientation in shrink.TRANSPOSE:
+        reasons.append("rotated")
+    short, long = sorted(image.size)
+    if short > shrink.MAX_SHORT or long > shrink.MAX_LONG or size_bytes > MAX_UPLOAD_BYTES:
+        reasons.append("over-limit")
+    if max_short is not None and short > max_short:
+        reasons.append("shrunk")
+    if reasons and min(shrink.target_size(image.size, max_short)) < shrink.MIN_SIDE:
+        raise InputError(
+            f"{image.width}x{image.height} cannot fit 5760x3240 and keep 256 px: crop it"
+        )
+    return tuple(reasons)
 
 
-def _fixed(sha: str, data: bytes, cache: Path | None) -> Prepared:
-    cached = cache / f"{sha}.prepared" if cache else None
-    if cached is not None and cached.exists():
-        encoded = cached.read_bytes()
-    else:
-        encoded = _prepare(data)
-        if cached is not None:
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cached.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_bytes(encoded)
-            os.replace(tmp, cached)
-    with Image.open(io.BytesIO(encoded)) as image:
-        return Prepared(sha, encoded, image.format or "", image.size, fixed=True)
+def _mode_reason(mode: str) -> str:
+    if mode in shrink.DEEP_MODES:
+        return "16-bit"
+    return "cmyk" if mode == "CMYK" else "colour-mode"
 
 
-def _prepare(data: bytes) -> bytes:
-    with Image.open(io.BytesIO(data)) as original:
-        image = ImageOps.exif_transpose(original)
-    scale = min(1.0, MAX_LONG / max(image.size), MAX_SHORT / min(image.size))
-    if scale < 1.0:
-        size = (round(image.width * scale), round(image.height * scale))
-        if min(size) < MIN_SIDE:
-            raise InputError(
-                f"{image.width}x{image.height} cannot fit 5760x3240 and keep 256 px: crop it"
-            )
-        image = image.resize(size, Image.Resampling.LANCZOS)
-    transparent = image.mode in ("RGBA", "LA") or "transparency" in image.info
-    for quality in (92, 85, 75, 60):
-        out = io.BytesIO()
-        if transparent:
-            image.save(out, "PNG", optimize=False)
-        else:
-            image.convert("RGB").save(out, "JPEG", quality=quality)
-        if out.tell() <= MAX_UPLOAD_BYTES or transparent:
-            break
-    if out.tell() > MAX_UPLOAD_BYTES:
-        raise InputError("still over 10 MB after re-encoding: shrink it first")
-    return out.getvalue()
+def _orientation(image: Image.Image) -> int:
+    """The EXIF orientation (1, upright, when absent or not a valid one)."""
+    if image.format == "PNG" and "exif" not in image.info:
+        return 1  # PNG's getexif() decodes every pixel to look for an eXIf chunk after them
+    value = image.getexif().get(ORIENTATION, 1)
+    return value if isinstance(value, int) and value in shrink.TRANSPOSE else 1
+
+
+# The cache of conversions.
+
+
+def _cache_name(sha: str, settings: PrepareSettings) -> str:
+    """Keyed by the original and every setting that changes the converted bytes."""
+    return f"{sha}.r{RECIPE}-s{settings.max_short_side or 0}-q{settings.quality}"
+
+
+def _from_cache(file: Path) -> Prepared | None:
+    """The cached conversion, its format and size from its header (no decode); None if
+    there is none or it is not a whole upload the API takes (it is then made again)."""
+    try:
+        data = file.read_bytes()
+        with Image.open(io.BytesIO(data), formats=("JPEG", "PNG")) as image:
+            verify_intact(image, data)  # JPEG: its end marker; PNG: every chunk's CRC
+            fmt, size = image.format or "", image.size
+    except (OSError, SyntaxError, ValueError):  # absent, or damaged (no fsync: a power cut)
+        return None
+    short, long = sorted(size)
+    within = shrink.MIN_SIDE <= short <= shrink.MAX_SHORT and long <= shrink.MAX_LONG
+    if not within or len(data) > MAX_UPLOAD_BYTES:
+        return None
+    return Prepared("", data, fmt, size, cached=True)
+
+
+def _store(cache: Path, name: str, data: bytes) -> None:
+    """Atomically: readers see the whole file or none. Not being able to cache is no error."""
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=cache, prefix=f".{name}.", suffix=".tmp")
+    except OSError:
+        return
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+        os.replace(tmp, cache / name)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)

@@ -32,8 +32,7 @@ Take = Callable[[Source | BadLine, Prepared | str], Awaitable[None]]
 
 def checker(settings: Settings) -> Check:
     """The pre-flight check these settings ask for (with its cache of prepared images)."""
-    fix, cache = settings.prepare.fix, settings.work_dir / "prepared"
-    return partial(check, fix=fix, cache=cache)
+    return partial(check, settings=settings.prepare, cache=settings.work_dir / "prepared")
 
 
 async def preflight_sources(sources: list[Path], check: Check, workers: int, take: Take) -> None:

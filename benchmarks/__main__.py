@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from . import (
+    bench_camera,
     bench_client_cost,
     bench_gallery,
     bench_preflight,
@@ -36,7 +37,7 @@ from .common import (
 )
 
 # Benchmarks that run batchtoon's code in this process (the others start a fresh process).
-IN_PROCESS = {bench_preflight.NAME, bench_gallery.NAME}
+IN_PROCESS = {bench_preflight.NAME, bench_gallery.NAME, bench_camera.NAME}
 
 BENCHMARKS: dict[str, Callable[[Options], list[Row]]] = {
     bench_throughput.NAME: bench_throughput.run,
@@ -45,6 +46,7 @@ BENCHMARKS: dict[str, Callable[[Options], list[Row]]] = {
     bench_replay.NAME: bench_replay.run,
     bench_preflight.NAME: bench_preflight.run,
     bench_gallery.NAME: bench_gallery.run,
+    bench_camera.NAME: bench_camera.run,
 }
 
 

@@ -1,7 +1,9 @@
-"""Pre-flight rate: photos per second through `batchtoon.preflight.check` with 2 worker threads
-(the engine's `prepare.workers` default: it runs `check` in that many threads at once), for
-small photos, phone-size photos, and with `fix=True` for photos too large for the API.
-The files are freshly written, so they are read from the page cache, not from the disk."""
+"""Pre-flight rate: photos per second through `batchtoon.preflight.check` with one worker
+thread per core (the engine's `prepare.workers` default: it runs `check` in that many threads
+at once), for small photos and phone-size photos sent as they are (`fix` off: read, hash, read
+the header), and with the default settings for photos too large for the API (bench_camera.py
+measures those, and HEICs, in more detail). The files are freshly written, so they are read from
+the page cache, not from the disk."""
 
 from __future__ import annotations
 
@@ -11,28 +13,22 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from batchtoon.config import PrepareSettings
 from batchtoon.preflight import check
 
 from .common import BenchError, Options, Row, base_jpeg, bench_tempdir, write_images
 
 NAME = "preflight"
-WORKERS = 2  # the engine's default prepare.workers
+WORKERS = PrepareSettings().workers  # the engine's default: one per core
 DISTINCT_PHONE = 20  # phone-size files; the 10,000 paths are hard links to them
 DEFAULT_RATE = 2.0  # the default submit rate: pre-flight must stay ahead of it
 
 
-# Measured on this benchmark's 6000x4000 photo, one thread, the engine as of 2026-11-25 01:25.
 WHY_FIX = (
-    "With `--fix`, photos over the API's 5760x3240 limit cost about 0.75 s of CPU each (one "
-    "thread: decode 143 ms, `ImageOps.exif_transpose` copying the image although it has no "
-    "rotation 24 ms, the LANCZOS resize to 4860x3240 494 ms, the JPEG encode at quality 92 "
-    "65 ms), and two threads on two cores get well under twice that rate (memory-bound: two "
-    "72 MB images at once), so pre-flight, not the API, limits a batch of camera photos at "
-    "the default R = 2/s. Fixes in batchtoon/preflight.py: resize with BICUBIC (370 ms) or "
-    "BILINEAR (227 ms; no visible difference at a 0.81 scale, and the provider resizes the "
-    "upload again anyway), skip `exif_transpose` when there is no orientation tag, and run "
-    "fixes on `os.cpu_count()` threads rather than `prepare.workers` = 2; JPEG draft mode "
-    "(decoding at 1/2 scale, 88 ms) helps only when the target is at most half the size."
+    "Photos over the API's limits are decoded at 1/2 scale by JPEG DCT scaling, straight to "
+    "3000x2000 (no resize), and re-encoded at quality 90: about 0.1-0.15 s of CPU each "
+    "(bench_camera.py measures it, against the old full decode + LANCZOS at ~1.1 s). A rate "
+    "under the submit rate here means other work took the CPU: see the load lines above."
 )
 
 
@@ -66,12 +62,12 @@ def run(options: Options) -> list[Row]:
         seconds = _check_all(big, fix=True, cache=tmp / "prepared")
         rows.append(
             _row(
-                f"check(fix=True), {n_fix} unique 6000x4000 JPEGs ({len(big_base) / 1e6:.1f} MB) "
-                "that must be downscaled (fewer photos: each takes about a second)",
+                f"check(), {n_fix} unique 6000x4000 JPEGs ({len(big_base) / 1e6:.1f} MB) "
+                "that must be downscaled",
                 n_fix,
                 seconds,
-                f"{seconds * WORKERS / n_fix:.2f} s of a thread per photo: decode, resize "
-                "(LANCZOS) to 4860x3240, re-encode, write to the cache",
+                f"{seconds * WORKERS / n_fix:.2f} s of a thread per photo: decode at 1/2 "
+                "scale (3000x2000: no resize), re-encode, write to the cache",
                 why=WHY_FIX if n_fix / seconds < DEFAULT_RATE else "",
             )
         )
@@ -94,7 +90,7 @@ def _check_all(paths: Sequence[Path], *, fix: bool, cache: Path | None) -> float
     """Seconds to check every path with WORKERS threads; every photo must pass."""
 
     def one(path: Path) -> bool:
-        return check(path, fix=fix, cache=cache).fixed
+        return check(path, PrepareSettings(fix=fix), cache).converted
 
     start = time.perf_counter()
     with ThreadPoolExecutor(WORKERS) as pool:

@@ -77,11 +77,11 @@ async def test_without_fix_the_same_photos_are_refused_before_any_upload(tmp_pat
     folder.mkdir()
     phone_photo(folder / "phone.jpg")
     async with Sandbox(time_scale=0.001, render="echo") as sandbox:
-        engine = await run_engine(sandbox, [folder], tmp_path / "out")
+        engine = await run_engine(sandbox, [folder], tmp_path / "out", prepare__fix=False)
         assert sandbox.counters.submit_requests == 0
     assert [*engine.stats.failures] == [
         f"{(folder / 'phone.jpg').stat().st_size / 1e6:.1f} MB is over the 10 MB limit: "
-        "pass --fix to re-encode it"
+        "drop --no-fix to re-encode it"
     ]
 
 
