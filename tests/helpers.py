@@ -113,6 +113,7 @@ async def client_for(
             sandbox.base_url,
             sandbox.api_key if key is None else key,
             timeout=request_timeout,
+            answer_timeout=request_timeout,
         )
 
 

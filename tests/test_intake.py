@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import struct
 import warnings
 import zlib
@@ -338,7 +339,8 @@ def test_decompression_bombs_are_refused_in_one_line(
 
 
 def test_prepare_settings_defaults_ranges_and_one_worker_per_core(tmp_path: Path) -> None:
-    assert DEFAULT.workers >= 1 and DEFAULT.fix and DEFAULT.max_short_side == 2048
+    assert DEFAULT.threads == (os.cpu_count() or 1)
+    assert DEFAULT.fix and DEFAULT.max_short_side == 2048
     config = tmp_path / "c.yaml"
     config.write_text("prepare: {max_short_side: null, quality: 80, workers: 3}\n")
     loaded = load_settings(config).prepare

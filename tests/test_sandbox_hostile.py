@@ -33,7 +33,7 @@ from helpers import client_for, fetch, image_bytes, wait_done
 from PIL import Image
 
 from batchtoon.api import CREDITS_PATH, KEY_HEADER, QUERY_PATH, SUBMIT_PATH, ApiClient, Balance
-from batchtoon.errors import ItemRejected, TaskGone, Transient
+from batchtoon.errors import ItemRejected, TaskGone, Unanswered
 from batchtoon.sandbox import Faults, Sandbox, SandboxConfig, Upload, run_key
 from batchtoon.sandbox.config import Endpoint
 from batchtoon.sandbox.envelopes import http_date
@@ -343,7 +343,7 @@ async def test_a_late_submit_is_billed_although_the_client_gave_up() -> None:
     faults = Faults(late_submit=1.0, late_seconds=1e6)
     sandbox = Sandbox(time_scale=0.01, render="echo", credits=5, faults=faults)
     async with sandbox, client_for(sandbox, request_timeout=0.2) as impatient:
-        with pytest.raises(Transient, match="timed out"):
+        with pytest.raises(Unanswered, match="sent but no answer came"):
             await impatient.submit(PHOTO, 0)
         with anyio.fail_after(5):
             await sandbox.until(lambda: len(sandbox.tasks) == 1)
