@@ -16,3 +16,4 @@ class ExitCode(IntEnum):
     LEFT = 5  # paid tasks could not be followed to the end now: the next run picks them up
     INTERNAL = 70  # a bug in batchtoon (EX_SOFTWARE): one line, the traceback in the log
     STOPPED = 130  # Ctrl-C or SIGTERM
+    BROKEN_PIPE = 141  # the reader of the output went away (`| head`): 128 + SIGPIPE, as a shell
