@@ -127,7 +127,9 @@ def test_the_completion_answers_what_the_shell_asks(
 # The environment: pipes, keys, terminals.
 
 
-@pytest.mark.parametrize("argv", [["config"], ["completion", "bash"], ["status", "--list"]])
+@pytest.mark.parametrize(
+    "argv", [["config"], ["completion", "bash"], ["status", "--list"], ["plan", "samples"]]
+)
 def test_a_closed_pipe_exits_141_quietly(argv: list[str], tmp_path: Path) -> None:
     out = tmp_path / "out"
     if argv[0] == "status":  # a journal to read

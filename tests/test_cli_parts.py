@@ -265,3 +265,36 @@ def test_a_bad_sandbox_knob_is_one_line(argv: list[str], said: str) -> None:
 @pytest.fixture(autouse=True)
 def _no_log_left() -> None:
     logging.getLogger("batchtoon").handlers.clear()
+
+
+async def test_the_sandbox_command_serves_with_its_knobs_and_stops_on_ctrl_c(
+    tmp_path: Path,
+) -> None:
+    import signal
+    import sys
+
+    import anyio
+    from test_cli import ROOT, clean_env
+
+    command = [
+        sys.executable, "-m", "batchtoon", "sandbox", "--port", "0", "--api-key", "K",
+        "--state-dir", str(tmp_path / "state"), "--redirect", "query=307",
+        "--fault", "slow=0", "--uplink", "1000000", "--result-encoding", "gzip",
+    ]  # fmt: skip
+    async with await anyio.open_process(command, env=clean_env(), cwd=ROOT) as process:
+        assert process.stdout is not None
+        with anyio.fail_after(20):
+            first = (await process.stdout.receive()).decode()
+        base = first.split(" at ")[1].split()[0]
+        async with aiohttp.ClientSession() as session:
+            api = ApiClient(session, base, "K", timeout=10)
+            assert await api.credits()  # it answers, with the key it was given
+            query = f"{base}/api/common/query-async-task-result?task_id=x"
+            headers = {"ailabapi-api-key": "K"}
+            async with session.get(query, headers=headers, allow_redirects=False) as got:
+                assert got.status == 307  # --redirect query=307
+        process.send_signal(signal.SIGINT)
+        with anyio.fail_after(20):
+            await process.wait()
+    assert process.returncode == 0
+    assert (tmp_path / "state" / "tasks.jsonl").exists()  # --state-dir

@@ -13,6 +13,7 @@ can never change what an old command line means.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import difflib
 import re
 from collections.abc import Callable, Sequence
@@ -25,6 +26,7 @@ from argcomplete.completers import ChoicesCompleter
 from .. import __version__
 from ..config import SETTINGS, shown
 from ..errors import UsageError
+from ..sandbox.config import Faults
 from ..styles import STYLE_SLUGS
 
 __all__ = [
@@ -287,9 +289,15 @@ def build(handlers: dict[str, Handler]) -> argparse.ArgumentParser:
     completion = command("completion", "print the shell completion script", _COMPLETION)
     completion.add_argument("shell", choices=("bash", "zsh", "fish"))
 
-    _add_sandbox_arguments(command("sandbox", "serve the built-in API sandbox"))
+    _add_sandbox_arguments(command("sandbox", "serve the built-in API sandbox", _SANDBOX))
     return parser
 
+
+_SANDBOX = """\
+examples:
+  batchtoon sandbox --port 8765 --api-key KEY --processing-time 2-6
+  batchtoon sandbox --time-scale 0.01 --fault drop=0.05 --fault throttle=0.02 --redirect query=307
+  AILAB_API_KEY=KEY batchtoon run photos --api-base http://127.0.0.1:8765"""
 
 _COMPLETION = """\
 install (then open a new shell):
@@ -348,10 +356,15 @@ def _add_sandbox_arguments(sandbox: argparse.ArgumentParser) -> None:
         help="answer an endpoint (submit, query, credits, result) with a redirect to another "
         "origin, e.g. query=307 (repeatable)")  # fmt: skip
     add("--key-in-result-url", action="store_true", help="result URLs carry the caller's key")
-    add("--fault", action="append", default=[], metavar="NAME=RATE",
-        help="a fault rate 0..1 (drop, slow, throttle, server_error, html_error, task_failure, "
-        "truncate, garbage, late_submit, reuse_task_id, stuck) or its seconds (slow_seconds, "
-        "...) (repeatable)")  # fmt: skip
+    rates = [f.name for f in dataclasses.fields(Faults) if not f.name.endswith("_seconds")]
+    add(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="NAME=RATE",
+        help=f"a fault's rate, 0..1: {', '.join(rates)}; or its seconds: slow_seconds=S, "
+        "throttle_seconds=S, late_seconds=S, stuck_seconds=S (repeatable)",
+    )
 
 
 def parse(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.Namespace:
