@@ -1,27 +1,57 @@
-"""Settings: the YAML config (`configs/default.yaml` documents every key), then CLI flags on top.
+"""Settings, from four places, every value through one check.
 
-`load_settings(path)` returns a `Settings` or raises `UsageError` with one line naming the key
-and the problem: an unknown key, a wrong type, a value out of range. Defaults live here, in
-the dataclasses, and nowhere else.
+    defaults (the dataclasses here) < config file < environment < command-line flags
+
+`resolve(...)` layers them: the config file (`--config FILE`, else `$BATCHTOON_CONFIG`, else
+`./batchtoon.yaml`, else `config.yaml` in the user's config folder), then every
+`BATCHTOON_<SECTION>_<KEY>` variable (`BATCHTOON_SUBMIT_RATE=5`, `BATCHTOON_STYLES=0,2d`), then
+the flags the CLI hands over. Every raw value, YAML-typed from the file or text from the
+environment and the command line, goes through `check`: the same type and range checks (the
+ranges are in the fields' metadata), the same words, and one line naming where the value came
+from: `--rate: -1 is below 0.001`, `BATCHTOON_SUBMIT_RATE: nan is not a finite number`,
+`config batchtoon.yaml: 'submit.rate': fast is not a number`. Defaults live here, in the
+dataclasses, and nowhere else; `configs/default.yaml` documents every key.
+
+Text is read by the setting's type: numbers as numbers (`nan` and `inf` refused), switches as
+true/false/yes/no/on/off/1/0, lists comma-separated; empty or `null` means none where a setting
+may be none (`poll.rate`, `journal`, ...).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import json
+import math
 import os
+import re
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Literal, Union
 
+import platformdirs
 import yaml
 
 from .errors import UsageError
 from .styles import parse_styles
 
-__all__ = ["Settings", "load_settings"]
+__all__ = [
+    "CONFIG_ENV",
+    "SETTINGS",
+    "Resolved",
+    "Setting",
+    "Settings",
+    "check",
+    "check_number",
+    "check_whole",
+    "find_config",
+    "load_settings",
+    "resolve",
+    "shown",
+]
 
 
 def _range(low: float | None = None, high: float | None = None) -> dict[str, Any]:
@@ -95,6 +125,12 @@ class PrepareSettings:
 
 
 @dataclass(frozen=True)
+class SourcesSettings:
+    include: tuple[str, ...] = ()  # globs on the path below a SOURCE folder; none: every image
+    exclude: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class ProgressSettings:
     interval: float = field(default=30.0, metadata=_range(1.0))
 
@@ -108,6 +144,7 @@ class ReportSettings:
 class Settings:
     api: ApiSettings = ApiSettings()
     styles: tuple[int, ...] = (0,)
+    sources: SourcesSettings = SourcesSettings()
     output: OutputSettings = OutputSettings()
     journal: str | None = None
     submit: SubmitSettings = SubmitSettings()
@@ -145,68 +182,332 @@ def _set(obj: Any, path: list[str], value: Any) -> Any:
     return dataclasses.replace(obj, **{path[0]: _set(getattr(obj, path[0]), path[1:], value)})
 
 
-def load_settings(path: Path | None) -> Settings:
+# The table of settings: one row per key, read off the dataclasses.
+
+CONFIG_ENV = "BATCHTOON_CONFIG"  # the config file, when not --config
+ENV_PREFIX = "BATCHTOON_"
+LOCAL_CONFIG = "batchtoon.yaml"  # looked for in the working folder
+Kind = Literal["bool", "int", "float", "str", "styles", "patterns"]
+_KINDS: dict[Any, Kind] = {
+    bool: "bool",
+    int: "int",
+    float: "float",
+    str: "str",
+    tuple[int, ...]: "styles",
+    tuple[str, ...]: "patterns",
+}
+_NULLS = frozenset({"", "null", "~", "none"})
+_SWITCH = {"true": True, "yes": True, "on": True, "1": True}
+_SWITCH |= {"false": False, "no": False, "off": False, "0": False}
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One key of the settings, with what `check` needs to know about it."""
+
+    key: str  # dotted: "submit.rate"
+    kind: Kind
+    optional: bool  # None (null) is a value
+    low: float | None
+    high: float | None
+    default: Any
+
+    @property
+    def env(self) -> str:
+        """Its environment variable: `BATCHTOON_SUBMIT_RATE`."""
+        return ENV_PREFIX + self.key.replace(".", "_").upper()
+
+
+def _table(cls: type[Any], prefix: str = "") -> Iterator[Setting]:
+    hints = typing.get_type_hints(cls, globalns=globals())  # its module may be renamed
+    defaults = cls()
+    for spec in dataclasses.fields(cls):
+        hint, key = hints[spec.name], f"{prefix}{spec.name}"
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+            yield from _table(hint, f"{key}.")
+            continue
+        args = typing.get_args(hint)
+        optional = typing.get_origin(hint) in (Union, types.UnionType) and type(None) in args
+        base = next(a for a in args if a is not type(None)) if optional else hint
+        low, high = spec.metadata.get("low"), spec.metadata.get("high")
+        yield Setting(key, _KINDS[base], optional, low, high, getattr(defaults, spec.name))
+
+
+SETTINGS: dict[str, Setting] = {s.key: s for s in _table(Settings)}
+SECTIONS = frozenset(key.rpartition(".")[0] for key in SETTINGS) - {""}
+_BY_ENV = {s.env: s for s in SETTINGS.values()}
+
+
+# The one check.
+
+
+class _Refused(ValueError):
+    """A value that cannot be used: the message says why, without saying where it came from."""
+
+
+def check(setting: Setting, raw: object, where: str) -> Any:
+    """`raw` (YAML-typed, or text from the environment or a flag) as the value `setting` takes,
+    or `UsageError("<where>: <why>")`: one line, the same words whatever the source."""
+    try:
+        if setting.optional and (raw is None or (isinstance(raw, str) and raw.strip() in _NULLS)):
+            return None
+        value = _CONVERT[setting.kind](raw)
+        if setting.kind in ("int", "float"):
+            _in_range(value, setting.low, setting.high)
+        if (extra := _EXTRA.get(setting.key)) is not None:
+            extra(value)
+    except _Refused as refused:
+        raise UsageError(f"{where}: {refused}") from None
+    return value
+
+
+def check_number(
+    raw: object, where: str, *, low: float | None = None, high: float | None = None
+) -> float:
+    """A finite number in [low, high], by the settings' own check (the sandbox's flags use it)."""
+    return float(check(Setting("", "float", False, low, high, None), raw, where))
+
+
+def check_whole(
+    raw: object, where: str, *, low: float | None = None, high: float | None = None
+) -> int:
+    """A whole number in [low, high], by the settings' own check."""
+    return int(check(Setting("", "int", False, low, high, None), raw, where))
+
+
+def _to_bool(raw: object) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str) and raw.strip().lower() in _SWITCH:
+        return _SWITCH[raw.strip().lower()]
+    raise _Refused(f"{shown(raw)} is not true or false")
+
+
+def _to_int(raw: object) -> int:
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str) and re.fullmatch(r"\s*[-+]?\d+\s*", raw):
+        return int(raw)
+    raise _Refused(f"{shown(raw)} is not a whole number")
+
+
+def _to_float(raw: object) -> float:
+    value: float | None = None
+    if isinstance(raw, int | float) and not isinstance(raw, bool):
+        value = float(raw)
+    elif isinstance(raw, str):
+        text = raw.strip().lower()
+        if text in (".nan", ".inf", "+.inf", "-.inf"):  # YAML's spellings
+            text = text.replace(".", "")
+        try:
+            value = float(text)
+        except ValueError:
+            value = None
+    if value is None:
+        raise _Refused(f"{shown(raw)} is not a number")
+    if not math.isfinite(value):
+        raise _Refused(f"{shown(value)} is not a finite number")  # nan, .nan, NaN: "nan"
+    return value
+
+
+def _to_str(raw: object) -> str:
+    if isinstance(raw, os.PathLike):
+        raw = os.fspath(raw)
+    if not isinstance(raw, str):
+        raise _Refused(f"{shown(raw)} is not text")
+    if not raw.strip():
+        raise _Refused("an empty value is not allowed here")
+    return raw
+
+
+def _to_styles(raw: object) -> tuple[int, ...]:
+    if not isinstance(raw, str | int | list | tuple) or isinstance(raw, bool):
+        raise _Refused(f"{shown(raw)} is not a list of styles")
+    try:
+        return parse_styles(list(raw) if isinstance(raw, tuple) else raw)
+    except ValueError as error:
+        raise _Refused(str(error)) from None
+
+
+def _to_patterns(raw: object) -> tuple[str, ...]:
+    items = raw.split(",") if isinstance(raw, str) else raw
+    if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
+        raise _Refused(f"{shown(raw)} is not a list of patterns")
+    return tuple(item.strip() for item in items if item.strip())
+
+
+_CONVERT: dict[Kind, Any] = {
+    "bool": _to_bool,
+    "int": _to_int,
+    "float": _to_float,
+    "str": _to_str,
+    "styles": _to_styles,
+    "patterns": _to_patterns,
+}
+
+
+def _in_range(value: float, low: float | None, high: float | None) -> None:
+    if low is not None and value < low:
+        raise _Refused(f"{shown(value)} is below {shown(low)}")
+    if high is not None and value > high:
+        raise _Refused(f"{shown(value)} is above {shown(high)}")
+
+
+def _url(value: str) -> None:
+    if not re.match(r"https?://[^/\s]", value):
+        raise _Refused(f"{shown(value)} is not an http:// or https:// URL")
+
+
+def _env_name(value: str) -> None:
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+        raise _Refused(f"{shown(value)} is not an environment variable's name")
+
+
+def _template(value: str) -> None:
+    from .layout import Layout  # the template's rules live with the layout
+
+    try:
+        Layout(Path("."), value)
+    except UsageError as error:
+        raise _Refused(str(error)) from None
+
+
+_EXTRA = {"api.base_url": _url, "api.key_env": _env_name, "output.template": _template}
+
+
+def shown(value: object) -> str:
+    """A value as a message shows it: as the user would write it (YAML-like), on one line."""
+    if isinstance(value, str):
+        plain = value and value.strip() == value and value.isprintable() and len(value) <= 80
+        return value if plain else json.dumps(value[:80] + ("..." if len(value) > 80 else ""))
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return str(value)  # nan, inf, -inf
+        return str(int(value)) if value.is_integer() and abs(value) < 1e16 else repr(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(shown(item) for item in value) + "]"
+    if isinstance(value, Mapping):
+        return "a mapping"
+    return str(value)
+
+
+# Where values come from, in order.
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """The settings, where each key's value came from, and which config file was read."""
+
+    settings: Settings
+    origins: Mapping[str, str]  # key -> "default", "config PATH", "env NAME", "flag --name"
+    config: Path | None
+    found_by: str  # how the file was found: "--config", "$BATCHTOON_CONFIG", ...; "" if none
+
+
+Assignment = tuple[str, object, str, str]  # key, raw value, where (for errors), origin
+
+
+def resolve(
+    config: Path | None = None,
+    *,
+    flags: Mapping[str, tuple[str, object]] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Resolved:
+    """Defaults < the config file (see `find_config`) < `BATCHTOON_*` variables < `flags`
+    (`{"submit.rate": ("--rate", "5")}`), each value through `check`."""
+    environ = os.environ if environ is None else environ
+    path, found_by = find_config(config, environ)
+    origins = dict.fromkeys(SETTINGS, "default")
+    values: dict[str, Any] = {}
+    layers = (
+        _file_layer(path, found_by) if path else iter(()),
+        _env_layer(environ),
+        ((key, raw, name, f"flag {name}") for key, (name, raw) in (flags or {}).items()),
+    )
+    for layer in layers:
+        for key, raw, where, origin in layer:
+            values[key] = check(SETTINGS[key], raw, where)
+            origins[key] = origin
+    settings = Settings()
+    for key, value in values.items():
+        settings = _set(settings, key.split("."), value)
+    return Resolved(settings, origins, path, found_by)
+
+
+def find_config(explicit: Path | None, environ: Mapping[str, str]) -> tuple[Path | None, str]:
+    """The config file to read, and how it was found: `--config`, else `$BATCHTOON_CONFIG`
+    (either must exist), else `./batchtoon.yaml`, else the user's `config.yaml` (if there)."""
+    if explicit is not None:
+        return explicit, "--config"
+    if named := environ.get(CONFIG_ENV, "").strip():
+        return Path(named), f"${CONFIG_ENV}"
+    if (local := Path(LOCAL_CONFIG)).is_file():
+        return local, "the working folder"
+    user = Path(platformdirs.user_config_dir("batchtoon")) / "config.yaml"
+    if user.is_file():
+        return user, "the user config folder"
+    return None, ""
+
+
+def load_settings(path: Path | str | None) -> Settings:
+    """The settings of one config file over the defaults (no environment, no discovery)."""
     if path is None:
         return Settings()
+    return resolve(Path(path), environ={}).settings
+
+
+def _file_layer(path: Path, found_by: str) -> Iterator[Assignment]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise UsageError(f"cannot read config {path}: {exc.strerror}") from None
+        named = f" (named by {found_by})" if found_by.startswith(("-", "$")) else ""
+        raise UsageError(f"cannot read config {path}{named}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"config {path} is not UTF-8 text") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
         raise UsageError(f"config {path} is not valid YAML{where}: fix the syntax") from None
-    if data is None:
-        return Settings()
-    settings: Settings = _build(Settings, data, f"config {path}", "")
-    return settings
+    source = f"config {path}"
+    for key, raw in _flatten(data, source, ""):
+        yield key, raw, f"{source}: '{key}'", source
 
 
-def _build(cls: type[Any], data: object, source: str, prefix: str) -> Any:
+def _flatten(data: object, source: str, prefix: str) -> Iterator[tuple[str, object]]:
+    if data is None:  # an empty file, or a section with every key commented out
+        return
     if not isinstance(data, Mapping):
         raise UsageError(f"{source}: '{prefix.rstrip('.') or 'top level'}' must be a mapping")
-    known = {f.name: f for f in dataclasses.fields(cls)}
-    for key in data:
-        if key not in known:
-            raise UsageError(f"{source}: unknown key '{prefix}{key}' (known: {', '.join(known)})")
-    hints = typing.get_type_hints(cls, globalns=globals())  # its module may be renamed
-    values = {
-        key: _value(hints[key], data[key], source, f"{prefix}{key}", known[key].metadata)
-        for key in data
-    }
-    return cls(**values)
+    for name, raw in data.items():
+        key = f"{prefix}{name}"
+        if key in SECTIONS:
+            yield from _flatten(raw, source, f"{key}.")
+        elif key in SETTINGS:
+            yield key, raw
+        else:
+            known = [k for k in (*SETTINGS, *SECTIONS) if k.startswith(prefix)]
+            raise UsageError(
+                f"{source}: unknown key '{key}'{_did_you_mean(key, known, quote=True)}"
+            )
 
 
-def _value(hint: Any, raw: object, source: str, key: str, meta: Mapping[str, Any]) -> Any:
-    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
-        return _build(hint, raw, source, f"{key}.")
-    if key == "styles":
-        try:
-            return parse_styles(raw if isinstance(raw, list) else str(raw))
-        except ValueError as exc:
-            raise UsageError(f"{source}: '{key}': {exc}") from None
-    optional = typing.get_origin(hint) in (Union, types.UnionType) and type(
-        None
-    ) in typing.get_args(hint)
-    if raw is None and optional:
-        return None
-    base = next(a for a in typing.get_args(hint) if a is not type(None)) if optional else hint
-    value = _typed(base, raw, source, key)
-    low, high = meta.get("low"), meta.get("high")
-    if (low is not None and value < low) or (high is not None and value > high):
-        bounds = f"at least {low}" if high is None else f"from {low} to {high}"
-        raise UsageError(f"{source}: '{key}' is {value}, it must be {bounds}")
-    return value
+def _env_layer(environ: Mapping[str, str]) -> Iterator[Assignment]:
+    for name in sorted(environ):
+        if not name.startswith(ENV_PREFIX) or name == CONFIG_ENV:
+            continue
+        setting = _BY_ENV.get(name)
+        if setting is None:
+            names = [*_BY_ENV, CONFIG_ENV]
+            raise UsageError(f"{name}: no such setting{_did_you_mean(name, names)}")
+        yield setting.key, environ[name], name, f"env {name}"
 
 
-def _typed(base: type, raw: object, source: str, key: str) -> Any:
-    ok = {
-        bool: isinstance(raw, bool),
-        int: isinstance(raw, int) and not isinstance(raw, bool),
-        float: isinstance(raw, int | float) and not isinstance(raw, bool),
-        str: isinstance(raw, str),
-    }[base]
-    if not ok:
-        name = {bool: "true or false", int: "a whole number", float: "a number", str: "text"}
-        raise UsageError(f"{source}: '{key}' must be {name[base]}, not {raw!r}")
-    return base(raw)
+def _did_you_mean(word: str, candidates: list[str], *, quote: bool = False) -> str:
+    close = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
+    if not close:
+        return f" (known: {', '.join(candidates)})" if quote else ""
+    return f": did you mean '{close[0]}'?" if quote else f": did you mean {close[0]}?"

@@ -39,7 +39,7 @@ from .ledger import Entry
 from .lifecycle import RunControl, RunOutcome
 from .pacing import SharedRate
 from .poller import MIN_RATE, Poller, PollLimits
-from .producer import checker, preflight_sources
+from .producer import checker, preflight_sources, source_filter
 from .retry import RetryPolicy
 from .router import Queues, Router
 from .stats import Stats
@@ -72,7 +72,11 @@ class Engine:
         self.budget = SubmissionBudget(settings.max_submissions)
         self.control = RunControl(self.budget, self._log)
         self.stats = Stats(started=clock.monotonic())
-        self.layout = Layout(Path(settings.output.dir), settings.output.template)
+        self.layout = Layout(
+            Path(settings.output.dir),
+            settings.output.template,
+            portable=settings.output.portable_names,
+        )
         self._uploads, self._upload_queue = anyio.create_memory_object_stream[Upload](
             settings.submit.concurrency
         )
@@ -187,6 +191,10 @@ class Engine:
     async def _produce(self) -> None:
         with self.control.producer_scope:
             await preflight_sources(
-                self.sources, self._check, self.settings.prepare.threads, self.intake.take
+                self.sources,
+                self._check,
+                self.settings.prepare.threads,
+                self.intake.take,
+                only=source_filter(self.settings),
             )
         self.control.producer_done()

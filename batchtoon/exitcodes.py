@@ -17,3 +17,4 @@ class ExitCode(IntEnum):
     INTERNAL = 70  # a bug in batchtoon (EX_SOFTWARE): one line, the traceback in the log
     UNWRITABLE = 74  # a file could not be written (disk full, read-only, ...: EX_IOERR)
     STOPPED = 130  # Ctrl-C or SIGTERM
+    BROKEN_PIPE = 141  # the reader of the output went away (`| head`): 128 + SIGPIPE, as a shell

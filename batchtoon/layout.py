@@ -5,10 +5,15 @@ The template's fields: `{dir}` (the source's folder below its SOURCE, empty at t
 `{stem}` and `{name}` (the source's file name without and with its extension), `{style}` (the
 index), `{style_name}` (its slug, e.g. `2d`), `{sha8}` (the first 8 hex digits of the content's
 sha256) and `{ext}` (from the result's bytes, known only once downloaded: it must come last).
+
+With `portable=True` (`output.portable_names`) every component of a name is made valid on every
+common file system (see `portable_part`): what a Linux run writes can be copied to Windows, a
+FAT-formatted card or a Mac without a file refused or renamed on the way.
 """
 
 from __future__ import annotations
 
+import re
 import string
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
@@ -17,17 +22,25 @@ from .errors import UsageError
 from .sources import Source
 from .styles import style_slug
 
-__all__ = ["EXTENSIONS", "PART_SUFFIX", "Layout"]
+__all__ = ["EXTENSIONS", "PART_SUFFIX", "Layout", "portable_part"]
 
 PART_SUFFIX = ".batchtoon-part"  # a result being written: `.<name>.batchtoon-part`, beside it
 
 FIELDS = frozenset({"dir", "stem", "name", "style", "style_name", "sha8", "ext"})
 EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "BMP": "bmp"}
 
+# Windows' reserved device names, whatever follows the first dot (NUL.tar.gz is NUL).
+_RESERVED = re.compile(r"(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³]) *(\..*)?", re.IGNORECASE)
+# What Windows refuses in a name, control characters (C0, DEL, C1), and lone surrogates (the
+# bytes of a name that is not UTF-8, which macOS and Windows cannot store).
+_UNSAFE = re.compile('[<>:"/\\\\|?*\x00-\x1f\x7f-\x9f\ud800-\udfff]')
+MAX_PART_BYTES = 240  # of 255 (ext4, NTFS, APFS): room for ".<sha8>" and ".<ext>"
+
 
 class Layout:
-    def __init__(self, out: Path, template: str) -> None:
+    def __init__(self, out: Path, template: str, *, portable: bool = False) -> None:
         self.out = out
+        self.portable = portable
         used = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
         if unknown := used - FIELDS:
             raise UsageError(
@@ -51,6 +64,8 @@ class Layout:
             sha8=sha256[:8],
         )
         parts = [p for p in PurePosixPath(text).parts if p not in ("/", ".", "..")]
+        if self.portable:
+            parts = [portable_part(p) for p in parts]
         return str(PurePosixPath(*parts)) if parts else f"{sha256[:8]}.{style}"
 
     def path(self, base: str, fmt: str) -> Path:
@@ -68,3 +83,16 @@ class Layout:
     def existing(self, bases: Iterable[str], ext: str) -> set[str]:
         """The bases whose file with extension `ext` exists (blocking: run it in a thread)."""
         return {base for base in bases if self.file(base, ext).is_file()}
+
+
+def portable_part(part: str) -> str:
+    """One path component, valid on every common file system: Windows' forbidden characters
+    (`<>:"/\\|?*`), control characters and undecodable bytes become `_`; trailing dots and
+    spaces go; a reserved device name (`CON`, `NUL.txt`, `com1.jpg`, ...) gets a `_` in front;
+    and it is cut to `MAX_PART_BYTES` bytes of UTF-8, never inside a character."""
+    part = _UNSAFE.sub("_", part)
+    encoded = part.encode("utf-8")
+    if len(encoded) > MAX_PART_BYTES:
+        part = encoded[:MAX_PART_BYTES].decode("utf-8", "ignore")
+    part = part.rstrip(". ") or "_"
+    return f"_{part}" if _RESERVED.fullmatch(part) else part

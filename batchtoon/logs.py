@@ -1,36 +1,74 @@
-"""The run's log file (beside the journal), with the API key scrubbed from every line."""
+"""The run's log file (beside the journal), and its lines on screen with `-v`.
+
+Guarantees, for every line of the log and of the screen handler alike:
+- the API key is scrubbed (`***`), wherever it occurs;
+- control characters (escape sequences, carriage returns, newlines) in a message are shown as
+  escapes (`sources.display`): a file name or a provider's message cannot forge a log line or
+  drive the terminal. A traceback (`log.exception`) keeps its lines.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["open_log"]
+from .sources import display
+
+__all__ = ["LOGGER", "open_log", "screen_handler"]
+
+LOGGER = "batchtoon"
+_OURS = "_batchtoon_file"  # marks the handler open_log made, so a new run replaces only it
 
 
-class _Redact(logging.Filter):
+class _Scrub(logging.Filter):
     def __init__(self, secret: str) -> None:
         super().__init__()
         self._secret = secret
 
     def filter(self, record: logging.LogRecord) -> bool:
+        message = display(record.getMessage())
         if self._secret:
-            record.msg = record.getMessage().replace(self._secret, "***")
-            record.args = ()
+            message = message.replace(self._secret, "***")
+        record.msg, record.args = message, ()
         return True
 
 
 def open_log(path: Path, secret: str) -> logging.Logger:
-    """The `batchtoon` logger, writing to `path`; closes handlers a previous run left."""
-    logger = logging.getLogger("batchtoon")
+    """The `batchtoon` logger, writing to `path`; closes the file a previous run left open
+    (other handlers, such as the screen's, stay)."""
+    logger = logging.getLogger(LOGGER)
     for handler in list(logger.handlers):
-        logger.removeHandler(handler)
-        handler.close()
+        if getattr(handler, _OURS, False):
+            logger.removeHandler(handler)
+            handler.close()
     path.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    handler.addFilter(_Redact(secret))
+    handler.addFilter(_Scrub(secret))
+    setattr(handler, _OURS, True)
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     logger.propagate = False
     return logger
+
+
+class _Screen(logging.Handler):
+    def __init__(self, write: Callable[[str], None]) -> None:
+        super().__init__(logging.INFO)
+        self._write = write
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._write(self.format(record))
+        except Exception:
+            self.handleError(record)
+
+
+def screen_handler(write: Callable[[str], None], secret: str) -> logging.Handler:
+    """A handler showing the log's INFO lines and above through `write` (`-v`), scrubbed as
+    the log is; add it to `logging.getLogger(LOGGER)`, remove it when done."""
+    handler = _Screen(write)
+    handler.setFormatter(logging.Formatter("batchtoon: %(levelname)s %(message)s"))
+    handler.addFilter(_Scrub(secret))
+    return handler

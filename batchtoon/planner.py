@@ -23,7 +23,7 @@ from .config import Settings
 from .layout import Layout
 from .ledger import Entry, Ledger
 from .preflight import Prepared
-from .producer import checker, preflight_sources
+from .producer import checker, preflight_sources, source_filter
 from .sources import BadLine, Source, display
 
 __all__ = ["ROWS", "Plan", "make_plan"]
@@ -100,7 +100,11 @@ async def make_plan(
     clock: Clock = SYSTEM_CLOCK,
 ) -> Plan:
     plan = Plan(styles=len(settings.styles))
-    layout = Layout(Path(settings.output.dir), settings.output.template)
+    layout = Layout(
+        Path(settings.output.dir),
+        settings.output.template,
+        portable=settings.output.portable_names,
+    )
     in_hand: set[str] = set()  # what a run would have open by now: its duplicates cost nothing
 
     async def judge(entry: Entry | None, key: str) -> Verdict:
@@ -128,5 +132,7 @@ async def make_plan(
             plan.verdicts[verdict] += 1
             plan.counts[ROWS[verdict]] += 1
 
-    await preflight_sources(sources, checker(settings), settings.prepare.threads, take)
+    await preflight_sources(
+        sources, checker(settings), settings.prepare.threads, take, only=source_filter(settings)
+    )
     return plan

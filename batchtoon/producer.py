@@ -20,9 +20,9 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 from .config import Settings
 from .errors import InputError
 from .preflight import Prepared, check
-from .sources import BadLine, Source, iter_sources, next_batch
+from .sources import EVERYTHING, BadLine, Filter, Source, iter_sources, next_batch
 
-__all__ = ["Check", "Take", "checker", "preflight_sources"]
+__all__ = ["Check", "Take", "checker", "preflight_sources", "source_filter"]
 
 PREPARE_BATCH = 16  # items pre-flighted in one thread hop, at most
 
@@ -35,17 +35,26 @@ def checker(settings: Settings) -> Check:
     return partial(check, settings=settings.prepare, cache=settings.work_dir / "prepared")
 
 
-async def preflight_sources(sources: list[Path], check: Check, workers: int, take: Take) -> None:
+def source_filter(settings: Settings) -> Filter:
+    """Which files of a folder SOURCE these settings take (`sources.include`/`exclude`)."""
+    return Filter(settings.sources.include, settings.sources.exclude)
+
+
+async def preflight_sources(
+    sources: list[Path], check: Check, workers: int, take: Take, *, only: Filter = EVERYTHING
+) -> None:
     send, receive = anyio.create_memory_object_stream[Source | BadLine](64)
     async with anyio.create_task_group() as group:
-        group.start_soon(_walk, sources, send)
+        group.start_soon(_walk, sources, only, send)
         for _ in range(workers):
             group.start_soon(_prepare, receive.clone(), check, take)
         receive.close()
 
 
-async def _walk(sources: list[Path], send: ObjectSendStream[Source | BadLine]) -> None:
-    items = iter_sources(sources)
+async def _walk(
+    sources: list[Path], only: Filter, send: ObjectSendStream[Source | BadLine]
+) -> None:
+    items = iter_sources(sources, only)
     async with send:
         while batch := await anyio.to_thread.run_sync(next_batch, items):
             for item in batch:

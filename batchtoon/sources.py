@@ -7,6 +7,11 @@ generator, so a million-line manifest costs one line of memory at a time.
 
 A manifest line that cannot be used is yielded as a `BadLine` with its line number, and the
 walk goes on.
+
+A `Filter` (`--include`/`--exclude`, config `sources`) keeps a folder's files by globs on their
+path below the folder, posix-style: `*` within a name, `**` across folders, a pattern without
+`/` on the name alone (`*.gif`), case ignored as the suffixes are; an excluded folder is not
+walked. Manifests and single images are taken as given.
 """
 
 from __future__ import annotations
@@ -14,9 +19,12 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+
+from wcmatch import glob
 
 from .errors import UsageError
 from .styles import parse_styles
@@ -24,6 +32,7 @@ from .styles import parse_styles
 __all__ = [
     "IMAGE_SUFFIXES",
     "BadLine",
+    "Filter",
     "Source",
     "check_sources",
     "display",
@@ -52,9 +61,57 @@ class BadLine:
     reason: str
 
 
-def display(path: Path | str) -> str:
-    """A path fit to print: names that are not UTF-8 show their bytes as escapes."""
-    return os.fsdecode(path).encode("utf-8", "backslashreplace").decode("utf-8")
+# What must never reach a terminal raw: C0 and C1 controls and DEL (escape sequences, a carriage
+# return that overwrites the line), and the bidirectional overrides that reorder what is shown.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def display(path: Path | str | bytes) -> str:
+    """A path, or any text from outside (a file name, a provider's message), fit to print on a
+    terminal or in the log: control characters as `\\xNN` escapes (`\\x1b`, `\\n`), and
+    the bytes of a name that is not UTF-8 as `\\xNN` escapes too. It never changes text
+    without either."""
+    text = os.fsdecode(path)
+    if text.isascii() and text.isprintable():  # the common case, quickly
+        return text
+    text = _CONTROL.sub(_escape, text)
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match[0])
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+_GLOB = glob.GLOBSTAR | glob.MATCHBASE | glob.DOTGLOB | glob.IGNORECASE | glob.FORCEUNIX
+
+
+@dataclass(frozen=True)
+class Filter:
+    """Which files of a folder SOURCE to take: those matching an `include` glob (every one, if
+    there are none) and no `exclude` glob; a folder matching an `exclude` glob is skipped."""
+
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    _includes: glob.WcMatcher[str] | None = field(init=False, repr=False, compare=False)
+    _excludes: glob.WcMatcher[str] | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        for name, patterns in (("_includes", self.include), ("_excludes", self.exclude)):
+            compiled = glob.compile(list(patterns), flags=_GLOB) if patterns else None
+            object.__setattr__(self, name, compiled)
+
+    def takes(self, rel: str) -> bool:
+        """Whether the file at `rel` (posix, below its SOURCE folder) is taken."""
+        if self._includes is not None and not self._includes.match(rel):
+            return False
+        return self._excludes is None or not self._excludes.match(rel)
+
+    def skips_folder(self, rel: str) -> bool:
+        return self._excludes is not None and self._excludes.match(rel)
+
+
+EVERYTHING = Filter()
 
 
 def check_sources(arguments: list[Path]) -> None:
@@ -70,10 +127,10 @@ def check_sources(arguments: list[Path]) -> None:
             )
 
 
-def iter_sources(arguments: list[Path]) -> Iterator[Source | BadLine]:
+def iter_sources(arguments: list[Path], only: Filter = EVERYTHING) -> Iterator[Source | BadLine]:
     for argument in arguments:
         if argument.is_dir():
-            yield from _walk(argument)
+            yield from _walk(argument, only)
             continue
         if argument.suffix.lower() not in MANIFEST_SUFFIXES:
             yield Source(argument, PurePosixPath(os.fsdecode(argument.name)))
@@ -95,7 +152,7 @@ def next_batch(items: Iterator[Source | BadLine], size: int = 256) -> list[Sourc
     return batch
 
 
-def _walk(root: Path) -> Iterator[Source | BadLine]:
+def _walk(root: Path, only: Filter) -> Iterator[Source | BadLine]:
     seen: set[tuple[int, int]] = set()
     unreadable: list[OSError] = []
     for folder, dirs, files in os.walk(root, followlinks=True, onerror=unreadable.append):
@@ -108,11 +165,13 @@ def _walk(root: Path) -> Iterator[Source | BadLine]:
             dirs.clear()
             continue
         seen.add((stat.st_dev, stat.st_ino))
-        dirs.sort()
         rel_folder = PurePosixPath(os.fsdecode(os.path.relpath(folder, root)))
+        dirs[:] = sorted(d for d in dirs if not only.skips_folder(str(rel_folder / d)))
         for name in sorted(files):
             if os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES:
-                yield Source(Path(folder, name), rel_folder / os.fsdecode(name))
+                rel = rel_folder / os.fsdecode(name)
+                if only.takes(str(rel)):
+                    yield Source(Path(folder, name), rel)
 
 
 def _row_source(manifest: Path, raw_path: object, raw_style: object) -> Source:

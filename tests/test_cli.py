@@ -22,12 +22,24 @@ ROOT = Path(__file__).resolve().parent.parent
 KEY_ENV = "AILAB_API_KEY"
 
 
-async def batchtoon(*args: str, key: str | None = None) -> subprocess.CompletedProcess[bytes]:
-    env = {k: v for k, v in os.environ.items() if k != KEY_ENV}
+def clean_env(key: str | None = None, **extra: str) -> dict[str, str]:
+    """This process's environment without the API key, BATCHTOON_ variables or the user's own
+    config folder (a developer's ~/.config/batchtoon/config.yaml must not change a test)."""
+    env = {k: v for k, v in os.environ.items() if k != KEY_ENV and not k.startswith("BATCHTOON_")}
+    env["XDG_CONFIG_HOME"] = str(ROOT / "tests" / "no-such-config-home")
     if key is not None:
         env[KEY_ENV] = key
+    return {**env, **extra}
+
+
+async def batchtoon(
+    *args: str, key: str | None = None, env: dict[str, str] | None = None, cwd: Path = ROOT
+) -> subprocess.CompletedProcess[bytes]:
     return await anyio.run_process(
-        [sys.executable, "-m", "batchtoon", *args], env=env, check=False, cwd=ROOT
+        [sys.executable, "-m", "batchtoon", *args],
+        env=clean_env(key, **(env or {})),
+        check=False,
+        cwd=cwd,
     )
 
 
@@ -41,9 +53,10 @@ def one_line_no_traceback(stderr: bytes) -> str:
 @pytest.mark.parametrize(
     ("yaml", "words"),
     [
-        ("submit:\n  concurency: 3\n", "unknown key 'submit.concurency'"),
-        ("submit:\n  rate: fast\n", "'submit.rate' must be a number"),
-        ("poll:\n  interval: -1\n", "'poll.interval' is -1"),
+        ("submit:\n  concurency: 3\n", "unknown key 'submit.concurency': did you mean"),
+        ("submit:\n  rate: fast\n", "'submit.rate': fast is not a number"),
+        ("poll:\n  interval: -1\n", "'poll.interval': -1 is below 0.001"),
+        ("submit:\n  rate: .nan\n", "'submit.rate': nan is not a finite number"),
         ("styles: [0, 12]\n", "'styles'"),
         ("retry: 3\n", "'retry' must be a mapping"),
         ("output: [\n", "not valid YAML at line"),
@@ -112,7 +125,7 @@ async def test_ctrl_c_stops_within_seconds_prints_the_resume_command_and_resumes
     async with Sandbox(time_scale=0.001, render="echo") as sandbox:
         args = ["run", str(tmp_path / "in"), "--out", str(out), "--api-base", sandbox.base_url]
         args += ["--quiet", "--rate", "20", "--poll-interval", "0.02"]
-        env = {**os.environ, KEY_ENV: sandbox.api_key}
+        env = clean_env(sandbox.api_key)
         command = [sys.executable, "-m", "batchtoon", *args]
         async with await anyio.open_process(command, env=env) as process:
             with anyio.fail_after(20):

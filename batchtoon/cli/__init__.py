@@ -1,0 +1,101 @@
+# PYTHON_ARGCOMPLETE_OK
+"""The `batchtoon` command: `run`, `plan`, `status`, `config`, `sandbox` and `completion`.
+
+Exit codes (`ExitCode`, listed in the README): 0 everything downloaded; 1 some items failed;
+2 usage, config or environment error; 3 the API stopped the run (or, for `plan`, would); 4 the
+`--max-submissions` budget was reached; 5 paid tasks left for the next run; 70 an internal error
+(a bug: the journal is intact); 130 stopped by Ctrl-C / SIGTERM; 141 the reader of the output
+went away (`batchtoon status | head -1`).
+
+Whatever the environment does (a closed pipe, a terminal that cannot show a name, a bad
+variable), the command says so in one line and never shows a traceback.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import sys
+import tempfile
+import traceback
+from collections.abc import Sequence
+
+import argcomplete
+
+from ..errors import UsageError
+from ..exitcodes import ExitCode
+from ..logs import LOGGER
+from ..sources import display
+from . import commands, show
+from .parser import build, parse
+
+__all__ = ["main"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    for stream in (sys.stdout, sys.stderr):  # a name the terminal's encoding cannot show
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
+    parser = build(
+        {
+            "run": commands.run,
+            "plan": commands.plan,
+            "status": show.status,
+            "config": show.config,
+            "sandbox": commands.sandbox,
+            "completion": show.completion,
+        }
+    )
+    argcomplete.autocomplete(parser)  # answers the shell and exits, when the shell asks
+    try:
+        args = parse(parser, argv)
+        args.argv = argv
+        code: int = args.handler(args)
+        sys.stdout.flush()  # a closed pipe shows here, not at exit
+        return code
+    except KeyboardInterrupt:
+        return ExitCode.STOPPED
+    except Exception as raised:  # one line, never a traceback: the traceback goes to the log
+        return _failed(_innermost(raised))
+
+
+def _failed(error: BaseException) -> int:
+    if isinstance(error, BrokenPipeError):
+        # The reader went away (`| head`): say nothing more, and do not let the exit's own
+        # flush of stdout fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return ExitCode.BROKEN_PIPE
+    if isinstance(error, UsageError):
+        message = str(error)
+        prefix = "" if message.startswith("batchtoon") else "batchtoon: "
+        print(f"{prefix}{display(message)}", file=sys.stderr)
+        return ExitCode.USAGE
+    where = _keep_traceback(error)
+    print(
+        f"batchtoon: internal error ({type(error).__name__}: {display(str(error))}); the "
+        f"journal is intact: run the same command again, and please report this with {where}",
+        file=sys.stderr,
+    )
+    return ExitCode.INTERNAL
+
+
+def _keep_traceback(error: BaseException) -> str:
+    """The traceback, in the run's log if one is open, else in a file of its own."""
+    log = logging.getLogger(LOGGER)
+    if any(isinstance(handler, logging.FileHandler) for handler in log.handlers):
+        log.error("internal error", exc_info=error)
+        return "the log"
+    with tempfile.NamedTemporaryFile(
+        "w", prefix="batchtoon-error-", suffix=".txt", delete=False
+    ) as file:
+        traceback.print_exception(error, file=file)
+    return f"the traceback in {file.name}"
+
+
+def _innermost(error: BaseException) -> BaseException:
+    """The error itself, out of the task groups' exception groups that wrap it."""
+    while (inner := getattr(error, "exceptions", None)) and len(inner) == 1:
+        error = inner[0]
+    return error

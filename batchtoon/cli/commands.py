@@ -1,0 +1,385 @@
+"""`run`, `plan` and `sandbox`: the commands that talk to an API, or serve one."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import fcntl
+import json
+import logging
+import os
+import secrets
+import shlex
+import signal
+import sys
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+from typing import Any, get_args
+
+import aiohttp
+import anyio
+from tqdm import tqdm
+
+from ..api import ApiClient
+from ..batch import Batch, Summary
+from ..config import Resolved, Settings, check_number, check_whole, resolve, shown
+from ..errors import ApiError, RunFatal, UsageError
+from ..exitcodes import ExitCode
+from ..journal import Journal
+from ..ledger import Ledger
+from ..logs import LOGGER, screen_handler
+from ..planner import Plan, make_plan
+from ..progress import Bars, summary
+from ..sources import check_sources, display
+from .parser import did_you_mean, setting_flags
+
+__all__ = ["SANDBOX_SPEEDUP", "api_key", "key_problem", "plan", "resolved", "run", "sandbox"]
+
+SANDBOX_SPEEDUP = 10.0  # --sandbox runs the provider's timings ten times faster
+
+
+def resolved(args: argparse.Namespace) -> Resolved:
+    """The settings: defaults < config file < environment < this command line's flags."""
+    flags = setting_flags(args)
+    if getattr(args, "sandbox", False) and "api.base_url" in flags:
+        raise UsageError("--sandbox and --api-base cannot go together: pick one API")
+    return resolve(args.config, flags=flags)
+
+
+def api_key(settings: Settings, *, required: bool) -> str:
+    """The API key from the environment, checked: `UsageError` if it is missing (and
+    `required`) or could never go in a request header (a pasted CR/LF, say)."""
+    name = settings.api.key_env
+    key = os.environ.get(name, "")
+    if not key and required:
+        raise UsageError(
+            f"no API key: set {name} (export {name}=...), "
+            "or try the built-in sandbox with --sandbox"
+        )
+    if problem := key_problem(key):
+        raise UsageError(f"{name}: the API key {problem}: set it again without it")
+    return key
+
+
+def key_problem(key: str) -> str:
+    """Why `key` cannot be an API key (never showing it), or "" if it can."""
+    for place, char in enumerate(key, 1):
+        if char.isascii() and char.isprintable() and char != " ":
+            continue
+        what = (
+            "a space"
+            if char == " "
+            else "a control character"
+            if not char.isprintable()
+            else "a character that is not ASCII"
+        )
+        return f"holds {what} (character {place} of {len(key)})"
+    return ""
+
+
+# run
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.dry_run:
+        return plan(args)
+    settings = resolved(args)
+    check_sources(args.sources)
+    key = "" if args.sandbox else api_key(settings.settings, required=True)
+    return anyio.run(_run_async, args, settings, key)
+
+
+async def _run_async(args: argparse.Namespace, resolved: Resolved, key: str) -> int:
+    bars = None if args.quiet or not sys.stderr.isatty() else Bars()
+    try:
+        async with api_target(args, resolved, key, keep_state=True) as (settings, key):
+            with _log_on_screen(args.verbose, key):
+                batch = Batch(
+                    settings, api_key=key, retry_failed=args.retry_failed, on_progress=bars,
+                    on_problem=None if args.verbose else _show_problem,
+                )  # fmt: skip
+                async with batch, anyio.create_task_group() as group:
+                    group.start_soon(_on_signals, batch)
+                    done = await batch.run(args.sources)
+                    group.cancel_scope.cancel()
+    finally:
+        if bars is not None:
+            bars.close()
+    if args.json:
+        print(json.dumps(dataclasses.asdict(done), ensure_ascii=False))
+    else:
+        print_lines(summary(done))
+    _advise(done, settings, args.argv)
+    return done.exit_code
+
+
+@asynccontextmanager
+async def api_target(
+    args: argparse.Namespace, resolved: Resolved, key: str, *, keep_state: bool
+) -> AsyncIterator[tuple[Settings, str]]:
+    """The API to talk to: the configured one, or for `--sandbox` a sandbox started here, at
+    ten times the provider's pace. With `keep_state` its tasks are kept beside the journal
+    (`<out>/.batchtoon/sandbox`, with the run's key), so a resumed run polls its old tasks
+    instead of submitting them again."""
+    settings = resolved.settings
+    if not args.sandbox:
+        yield settings, key
+        return
+    from ..sandbox import Sandbox, run_key  # only --sandbox needs the server
+
+    scale = 1 / SANDBOX_SPEEDUP
+    state = settings.work_dir / "sandbox" if keep_state else None
+    with _locked(state):
+        key = run_key(state) if state is not None else secrets.token_hex(16)
+        async with Sandbox(
+            api_keys=(key,), state_dir=state, time_scale=scale, processing_time=(2.0, 6.0)
+        ) as sandbox:
+            if keep_state and not args.quiet:
+                print(
+                    f"sandbox: {sandbox.base_url} (the provider's timings "
+                    f"x{SANDBOX_SPEEDUP:g}; its state in {display(str(state))})",
+                    file=sys.stderr,
+                )
+            yield _at_sandbox_pace(settings, resolved.origins, sandbox.base_url, scale), key
+
+
+def _at_sandbox_pace(
+    settings: Settings, origins: Mapping[str, str], base_url: str, scale: float
+) -> Settings:
+    """The settings for a sandbox `scale` times the provider's pace: the defaults of the
+    paces scaled, what the user set (anywhere) kept as set."""
+    paced: dict[str, Any] = {"api__base_url": base_url}
+    if origins["poll.interval"] == "default":
+        paced["poll__interval"] = settings.poll.interval * scale
+    if origins["submit.rate"] == "default":
+        paced["submit__rate"] = settings.submit.rate / scale
+    if origins["poll.rate"] == "default" and settings.poll.rate is not None:
+        paced["poll__rate"] = settings.poll.rate / scale
+    return settings.override(**paced)
+
+
+@contextmanager
+def _locked(state: Path | None) -> Iterator[None]:
+    """Hold the sandbox state folder for this process (two runs must not share it)."""
+    if state is None:
+        yield
+        return
+    state.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with open(state / "lock", "a+b") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UsageError(
+                f"the sandbox state in {display(str(state))} is in use by another batchtoon run"
+            ) from None
+        yield
+
+
+@contextmanager
+def _log_on_screen(verbose: bool, key: str) -> Iterator[None]:
+    """With `-v`, the log's lines on screen too (above the bars), scrubbed as the log is."""
+    if not verbose:
+        yield
+        return
+    logger = logging.getLogger(LOGGER)
+    handler = screen_handler(lambda line: tqdm.write(line, file=sys.stderr), key)
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+
+
+async def _on_signals(batch: Batch) -> None:
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        stopping = False
+        async for _ in signals:
+            if stopping:
+                print("\nbatchtoon: stopped at once; the journal replays", file=sys.stderr)
+                os._exit(ExitCode.STOPPED)
+            print("\nbatchtoon: stopping (Ctrl-C again to quit at once)...", file=sys.stderr)
+            stopping = True
+            batch.stop()
+
+
+def _show_problem(line: str) -> None:
+    """A per-item problem, on the terminal above the progress bars (the log has it too)."""
+    tqdm.write(f"batchtoon: {display(line)}", file=sys.stderr)
+
+
+def print_lines(text: str) -> None:
+    """Print `text` line by line, each fit for a terminal (`sources.display`)."""
+    print("\n".join(display(line) for line in text.split("\n")))
+
+
+def _advise(done: Summary, settings: Settings, argv: list[str]) -> None:
+    again = display(shlex.join(["batchtoon", *argv]))
+    if done.fatal_reason is not None:
+        advice = {
+            "ERROR_NOT_ENOUGH_CREDITS": "top up the account's credits",
+            "ERROR_USER_LOCKED": "ask the provider why the account is locked",
+        }.get(done.fatal_code, f"check the API key in ${settings.api.key_env}")
+        print(
+            f"batchtoon: the API stopped this run: {display(done.fatal_reason)}\n"
+            f"  {advice}, then run the same command again: {again}",
+            file=sys.stderr,
+        )
+    elif done.exit_code == ExitCode.STOPPED:
+        print(f"batchtoon: stopped; to go on, run: {again}", file=sys.stderr)
+    elif done.exit_code == ExitCode.BUDGET:
+        print(f"batchtoon: submission budget reached; to go on, run: {again}", file=sys.stderr)
+    elif done.exit_code == ExitCode.LEFT:
+        print(
+            f"batchtoon: {done.left} paid tasks could not be followed to the end now (see the "
+            f"log); they are kept: to pick them up, run: {again}",
+            file=sys.stderr,
+        )
+
+
+# plan
+
+
+def plan(args: argparse.Namespace) -> int:
+    """Exit 0 if a run could go ahead; 3 if the API would stop it (the key refused, or fewer
+    credits than billable submissions)."""
+    settings = resolved(args)
+    check_sources(args.sources)
+    key = "" if args.sandbox else api_key(settings.settings, required=False)
+    return anyio.run(_plan_async, args, settings, key)
+
+
+async def _plan_async(args: argparse.Namespace, resolved: Resolved, key: str) -> int:
+    settings = resolved.settings
+    path = settings.journal_path
+    ledger = Journal.replay(path).ledger if path.exists() else Ledger()
+    made = await make_plan(settings, args.sources, ledger, retry_failed=args.retry_failed)
+    refused = ""
+    if key or args.sandbox:
+        async with api_target(args, resolved, key, keep_state=False) as (target, key):
+            made.balance, refused = await _balance(target, key)
+    print_lines(json.dumps(made.as_json(), ensure_ascii=False) if args.json else str(made))
+    return _verdict(made, refused, settings)
+
+
+async def _balance(settings: Settings, key: str) -> tuple[float | None, str]:
+    """The account's credit balance (None, said on stderr, if the API cannot tell now), and
+    why the API refused the key ("" if it did not)."""
+    async with aiohttp.ClientSession() as session:
+        api = ApiClient(session, settings.api.base_url, key, timeout=settings.api.timeout)
+        try:
+            balances = await api.credits()
+        except RunFatal as error:
+            return None, error.reason
+        except ApiError as error:
+            print(
+                f"batchtoon: could not read the balance: {display(error.reason)}",
+                file=sys.stderr,
+            )
+            return None, ""
+    return min((b.balance for b in balances), default=None), ""
+
+
+def _verdict(made: Plan, refused: str, settings: Settings) -> int:
+    if refused:
+        print(
+            f"batchtoon: the API refused the key in ${settings.api.key_env}: {display(refused)}",
+            file=sys.stderr,
+        )
+        return ExitCode.FATAL
+    balance = made.balance
+    if balance is not None and 0 <= balance < made.billable:
+        print(
+            f"batchtoon: not enough credits: the balance is {balance:g} and this run needs "
+            f"{made.billable}: top up, or pass --max-submissions {int(balance)}",
+            file=sys.stderr,
+        )
+        return ExitCode.FATAL
+    return ExitCode.OK
+
+
+# sandbox
+
+
+def sandbox(args: argparse.Namespace) -> int:
+    from ..sandbox import Sandbox
+
+    config = _sandbox_config(args)
+
+    async def serve() -> None:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async with Sandbox(config) as server:
+                print(f"batchtoon sandbox at {server.base_url} (Ctrl-C stops it)", flush=True)
+                print(f"  header:  ailabapi-api-key: {display(args.api_key)}", flush=True)
+                if config.state_dir is not None:
+                    print(f"  state:   {display(str(config.state_dir))}", flush=True)
+                async for _ in signals:
+                    break
+        print("sandbox stopped", flush=True)
+
+    try:
+        anyio.run(serve)
+    except OSError as error:
+        raise UsageError(
+            f"cannot listen on {args.host}:{config.port}: {error.strerror or error}"
+        ) from None
+    return 0
+
+
+def _sandbox_config(args: argparse.Namespace) -> Any:
+    from ..sandbox import Faults, SandboxConfig
+    from ..sandbox.config import Endpoint
+
+    def optional(raw: str | None, where: str, low: float) -> float | None:
+        return None if raw is None else check_number(raw, where, low=low)
+
+    low, dash, high = args.processing_time.partition("-")
+    if dash and not high:
+        raise UsageError(f"--processing-time: {shown(args.processing_time)} is not N or A-B")
+    times = (
+        check_number(low, "--processing-time", low=0),
+        check_number(high or low, "--processing-time", low=0),
+    )
+    if times[0] > times[1]:
+        raise UsageError(f"--processing-time: {shown(args.processing_time)}: A is above B")
+    redirects: dict[Endpoint, int] = {}
+    for item in args.redirect:
+        name, status = _pair(item, "--redirect", "ENDPOINT=STATUS", get_args(Endpoint))
+        redirects[name] = check_whole(status, f"--redirect {name}", low=300, high=399)  # type: ignore[index]
+    faults: dict[str, float] = {}
+    fault_names = [f.name for f in dataclasses.fields(Faults)]
+    for item in args.fault:
+        name, rate = _pair(item, "--fault", "NAME=RATE", fault_names)
+        high_rate = None if name.endswith("_seconds") else 1.0
+        faults[name] = check_number(rate, f"--fault {name}", low=0, high=high_rate)
+    return SandboxConfig(
+        api_keys=(args.api_key,),
+        processing_time=times,
+        time_scale=check_number(args.time_scale, "--time-scale", low=1e-6),
+        submit_rate=optional(args.submit_rate, "--submit-rate", 0.001),
+        query_rate=optional(args.query_rate, "--query-rate", 0.001),
+        credits=None if args.credits is None else check_whole(args.credits, "--credits", low=0),
+        render=args.render,
+        seed=None if args.seed is None else check_whole(args.seed, "--seed"),
+        faults=Faults(**faults),
+        host=args.host,
+        port=check_whole(args.port, "--port", low=0, high=65535),
+        redirects=redirects,
+        result_encoding=args.result_encoding,
+        key_in_result_url=args.key_in_result_url,
+        uplink=optional(args.uplink, "--uplink", 1.0),
+        state_dir=args.state_dir,
+    )
+
+
+def _pair(item: str, flag: str, form: str, names: Any) -> tuple[str, str]:
+    """`NAME=VALUE` with NAME one of `names`, or a one-line `UsageError`."""
+    name, equals, value = item.partition("=")
+    name = name.strip()
+    if not equals:
+        raise UsageError(f"{flag}: {shown(item)} is not {form}")
+    if name not in names:
+        hint = did_you_mean(name, list(names)) or f" (one of {', '.join(names)})"
+        raise UsageError(f"{flag}: unknown {form.partition('=')[0].lower()} {shown(name)}{hint}")
+    return name, value

@@ -1,0 +1,400 @@
+"""The command line: the commands, their flags and help, and errors of one line.
+
+Every setting's flag comes from one table, `FLAGS`: its name, metavar and help; its type,
+range and default come from the settings themselves (`config.SETTINGS`). A flag's value is
+kept as typed, `(spelling, text)`, and checked by `config.resolve` exactly as a config file's
+or an environment variable's would be.
+
+Errors are one line naming the command: an unknown flag or command gets "did you mean", never
+the usage dump. Abbreviated flags are not accepted (`--con` is not `--concurrency`): a new flag
+can never change what an old command line means.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import difflib
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+
+from argcomplete.completers import ChoicesCompleter
+
+from .. import __version__
+from ..config import SETTINGS, shown
+from ..errors import UsageError
+from ..sandbox.config import Faults
+from ..styles import STYLE_SLUGS
+
+__all__ = [
+    "COMMANDS",
+    "FLAGS",
+    "CommandLineError",
+    "Flag",
+    "build",
+    "did_you_mean",
+    "parse",
+    "setting_flags",
+]
+
+COMMANDS = ("run", "plan", "status", "config", "sandbox", "completion")
+STATES = ("failed", "refused", "pending", "done")
+
+
+class CommandLineError(UsageError):
+    """A command line argparse (or we) cannot take: one line, `batchtoon <command>: <why>`."""
+
+
+@dataclass(frozen=True)
+class Flag:
+    key: str  # the setting it sets: "submit.rate"
+    name: str  # "--rate"
+    metavar: str  # "" for a switch (--fix/--no-fix)
+    help: str
+    group: str
+
+
+_WHAT, _WHERE, _API, _PACE, _RETRY, _IMAGES, _SHOW = (
+    "what to process",
+    "where results go",
+    "the API",
+    "pace and cost",
+    "retries and expiry",
+    "images",
+    "display",
+)
+
+FLAGS: tuple[Flag, ...] = (
+    Flag("styles", "--style", "LIST", "styles: 0-8 or names, comma-separated (0,2d,5-6)", _WHAT),
+    Flag("sources.include", "--include", "GLOB", "take only files below a SOURCE folder that "
+         "match (repeatable; '*.jpg', 'trips/**')", _WHAT),
+    Flag("sources.exclude", "--exclude", "GLOB", "skip files and folders that match "
+         "(repeatable; 'raw', '**/tmp/**')", _WHAT),
+    Flag("output.dir", "--out", "DIR", "output folder", _WHERE),
+    Flag("journal", "--journal", "FILE", "journal (default: <out>/.batchtoon/journal.jsonl)",
+         _WHERE),
+    Flag("output.template", "--template", "TEXT", "output names: fields dir stem name style "
+         "style_name sha8 ext", _WHERE),
+    Flag("output.portable_names", "--portable-names", "", "output names valid on every common "
+         "file system (Windows, FAT, macOS)", _WHERE),
+    Flag("output.max_result_bytes", "--max-result-bytes", "N", "refuse a larger result", _WHERE),
+    Flag("report.enabled", "--report", "", "write <out>/index.html, a before/after gallery",
+         _WHERE),
+    Flag("api.base_url", "--api-base", "URL", "API base URL", _API),
+    Flag("api.key_env", "--key-env", "NAME", "environment variable holding the API key", _API),
+    Flag("api.timeout", "--timeout", "S", "one request, start to finish", _API),
+    Flag("api.answer_timeout", "--answer-timeout", "S", "how long an upload's answer may take",
+         _API),
+    Flag("submit.concurrency", "--concurrency", "N", "uploads in flight at once", _PACE),
+    Flag("submit.rate", "--rate", "R", "submissions per second, all workers together", _PACE),
+    Flag("poll.interval", "--poll-interval", "S", "seconds between two queries of a task", _PACE),
+    Flag("poll.rate", "--poll-rate", "R", "ceiling on queries per second (default: sized from "
+         "the work)", _PACE),
+    Flag("poll.concurrency", "--poll-concurrency", "N", "queries in flight at once", _PACE),
+    Flag("download.workers", "--download-workers", "N", "results downloaded at once", _PACE),
+    Flag("max_submissions", "--max-submissions", "N", "stop submitting after N accepted "
+         "submissions in this run (exit 4; run again to go on)", _PACE),
+    Flag("submit.max_resubmissions", "--max-resubmissions", "N", "per photo and style, "
+         "submissions again after the provider lost one", _PACE),
+    Flag("retry.attempts", "--retry-attempts", "N", "tries per request, the first included",
+         _RETRY),
+    Flag("retry.backoff", "--retry-backoff", "S", "first backoff (exponential, full jitter)",
+         _RETRY),
+    Flag("retry.max_backoff", "--retry-max-backoff", "S", "longest backoff", _RETRY),
+    Flag("retry.total", "--retry-total", "S", "give up on a request after this long", _RETRY),
+    Flag("retry.max_wait", "--retry-max-wait", "S", "longest Retry-After honoured", _RETRY),
+    Flag("result_ttl", "--result-ttl", "S", "how long the provider keeps a task and its result",
+         _RETRY),
+    Flag("prepare.fix", "--fix", "", "prepare images that fail only the size or format rules "
+         "(rotate, downscale, re-encode)", _IMAGES),
+    Flag("prepare.max_short_side", "--max-short-side", "PX", "with --fix, shrink a photo whose "
+         "short side is above this ('null': never)", _IMAGES),
+    Flag("prepare.quality", "--quality", "Q", "JPEG quality of a prepared upload", _IMAGES),
+    Flag("prepare.workers", "--prepare-workers", "N", "pre-flight threads (0: one per core)",
+         _IMAGES),
+    Flag("progress.interval", "--stats-interval", "S", "seconds between status lines when not "
+         "on a terminal", _SHOW),
+)  # fmt: skip
+
+_DEST = "setting:"  # a setting flag's dest: "setting:submit.rate"
+
+EPILOG_KEY = """\
+The API key is read from $AILAB_API_KEY (or the variable --key-env names); it is never written
+to the journal, the log, a report or any output. Every setting also comes from a config file
+(--config FILE, else $BATCHTOON_CONFIG, else ./batchtoon.yaml, else the user config folder) or
+an environment variable BATCHTOON_<SECTION>_<KEY> (BATCHTOON_SUBMIT_RATE=5); flags win, then
+the environment, then the file. `batchtoon config` shows what is in force and where from."""
+
+_RUN_EXAMPLES = """\
+examples:
+  export AILAB_API_KEY=...
+  batchtoon run ~/Pictures --style 2d,vintage-comic --out cartoons
+  batchtoon run photos --exclude 'raw' --include '*.jpg' --max-submissions 100
+  batchtoon run samples --sandbox --out /tmp/try    # offline, against a built-in sandbox
+
+"""
+
+_EXIT_CODES = """\
+exit codes: 0 all done; 1 some items failed; 2 usage, config or environment error; 3 the API
+stopped the run (key, account, credits); 4 --max-submissions reached; 5 paid tasks left for
+the next run; 70 a bug; 130 Ctrl-C/SIGTERM; 141 the reader of the output went away (| head)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with one-line errors and negative numbers such as `-inf` taken as values."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
+        # `--rate -inf` is the value -inf (then refused as not finite), not an unknown flag.
+        self._negative_number_matcher = re.compile(
+            r"^-(\d|\.\d|inf$|infinity$|nan$)", re.IGNORECASE
+        )
+
+    def error(self, message: str) -> NoReturn:
+        message = message.removeprefix("argument ")
+        raise CommandLineError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=30, width=100)
+
+
+class _SettingAction(argparse.Action):
+    """Keeps a setting's flag as it was typed: `(spelling, text)`; repeatable flags gather a
+    list. `config.resolve` checks it."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        if self.nargs == 0:
+            values = [not (option_string or "").startswith("--no-")]
+        elif self.const == "append":
+            earlier = getattr(namespace, self.dest, None)
+            values = [*(earlier[1] if earlier else []), values]
+        value = values[0] if self.nargs == 0 and isinstance(values, list) else values
+        setattr(namespace, self.dest, (option_string, value))
+
+
+def _default_text(key: str) -> str:
+    default = SETTINGS[key].default
+    if default is None:
+        return ""
+    if isinstance(default, bool):
+        return " (default: on)" if default else " (default: off)"
+    if isinstance(default, tuple):
+        return f" (default: {','.join(map(str, default))})" if default else ""
+    return f" (default: {shown(default)})"
+
+
+def add_setting_flags(parser: argparse.ArgumentParser, keys: Sequence[str] | None = None) -> None:
+    """The flags of `FLAGS` (or of `keys` only), in their groups, with defaults in their help."""
+    groups: dict[str, Any] = {}
+    for flag in FLAGS:
+        if keys is not None and flag.key not in keys:
+            continue
+        group = groups.get(flag.group) or groups.setdefault(
+            flag.group, parser.add_argument_group(flag.group)
+        )
+        options: dict[str, Any] = {
+            "dest": _DEST + flag.key,
+            "action": _SettingAction,
+            "default": argparse.SUPPRESS,
+            "help": flag.help + _default_text(flag.key),
+        }
+        names = [flag.name]
+        if not flag.metavar:  # a switch: --fix / --no-fix
+            names.append("--no-" + flag.name.removeprefix("--"))
+            options["nargs"] = 0
+        else:
+            options["metavar"] = flag.metavar
+            if SETTINGS[flag.key].kind == "patterns":
+                options["const"] = "append"
+        action = group.add_argument(*names, **options)
+        if flag.key == "styles":
+            action.completer = ChoicesCompleter(dict(zip(STYLE_SLUGS, STYLE_SLUGS, strict=True)))
+
+
+def setting_flags(args: argparse.Namespace) -> dict[str, tuple[str, object]]:
+    """The settings given as flags: `{"submit.rate": ("--rate", "5")}`."""
+    return {
+        name.removeprefix(_DEST): value
+        for name, value in vars(args).items()
+        if name.startswith(_DEST)
+    }
+
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def build(handlers: dict[str, Handler]) -> argparse.ArgumentParser:
+    """The whole command line; `handlers` maps each command to the function that runs it."""
+    parser = _Parser(
+        prog="batchtoon",
+        description="Turn folders of photos into cartoons through the AILabTools API, resumably.",
+        epilog=_RUN_EXAMPLES + EPILOG_KEY + "\n\n" + _EXIT_CODES,
+    )
+    parser.add_argument("--version", action="version", version=f"batchtoon {__version__}")
+    commands = parser.add_subparsers(metavar="COMMAND", dest="command_name")
+
+    def command(name: str, summary: str, epilog: str = EPILOG_KEY) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=summary, description=summary, epilog=epilog)
+        sub.set_defaults(handler=handlers[name], parser=sub)
+        return sub
+
+    run = command(
+        "run",
+        "turn SOURCE folders, manifests or images into cartoons",
+        _RUN_EXAMPLES + EPILOG_KEY + "\n\n" + _EXIT_CODES,
+    )
+    _add_run_arguments(run)
+    run.add_argument("--dry-run", action="store_true", help="only print the plan (see plan)")
+    run.add_argument(
+        "--json", action="store_true", help="the summary (with --dry-run: the plan) as JSON"
+    )
+
+    plan = command(
+        "plan",
+        "what a run would cost; submits nothing (exit 3: the API would stop the run: key "
+        "refused, or not enough credits)",
+    )
+    _add_run_arguments(plan)
+    plan.add_argument("--json", action="store_true", help="one JSON object")
+
+    status = command("status", "what a journal says: counts, failures by kind, items")
+    status.add_argument("--config", type=Path, metavar="FILE", help="config file")
+    add_setting_flags(status, ("output.dir", "journal"))
+    status.add_argument("--state", choices=STATES, help="list only the items in this state")
+    status.add_argument(
+        "--list", action="store_true", help="each item: source, style, state, output or reason"
+    )
+    status.add_argument(
+        "--json", action="store_true", help="JSON (with --list or --state: one object a line)"
+    )
+
+    config = command("config", "the settings in force, and where each came from")
+    config.add_argument("--config", type=Path, metavar="FILE", help="config file")
+    config.add_argument("--json", action="store_true", help="one JSON object")
+    add_setting_flags(config)
+
+    completion = command("completion", "print the shell completion script", _COMPLETION)
+    completion.add_argument("shell", choices=("bash", "zsh", "fish"))
+
+    _add_sandbox_arguments(command("sandbox", "serve the built-in API sandbox", _SANDBOX))
+    return parser
+
+
+_SANDBOX = """\
+examples:
+  batchtoon sandbox --port 8765 --api-key KEY --processing-time 2-6
+  batchtoon sandbox --time-scale 0.01 --fault drop=0.05 --fault throttle=0.02 --redirect query=307
+  AILAB_API_KEY=KEY batchtoon run photos --api-base http://127.0.0.1:8765"""
+
+_COMPLETION = """\
+install (then open a new shell):
+  bash:  batchtoon completion bash > ~/.local/share/bash-completion/completions/batchtoon
+  zsh:   batchtoon completion zsh > ~/.zfunc/_batchtoon   (with fpath+=(~/.zfunc) before compinit)
+  fish:  batchtoon completion fish > ~/.config/fish/completions/batchtoon.fish"""
+
+
+def _add_run_arguments(run: argparse.ArgumentParser) -> None:
+    add = run.add_argument
+    add(
+        "sources",
+        nargs="+",
+        type=Path,
+        metavar="SOURCE",
+        help="a folder (walked recursively), a .jsonl/.csv manifest or an image",
+    )
+    add("--config", type=Path, metavar="FILE", help="config file (see configs/default.yaml)")
+    add(
+        "--sandbox",
+        action="store_true",
+        help="run against a built-in sandbox (no key needed; its state is kept in "
+        "<out>/.batchtoon/sandbox)",
+    )
+    add("--retry-failed", action="store_true", help="try failed items again")
+    loud = run.add_mutually_exclusive_group()
+    loud.add_argument("-v", "--verbose", action="store_true", help="the log's lines on screen too")
+    loud.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="only errors (items that fail) on screen: no bars",
+    )
+    add_setting_flags(run)
+
+
+def _add_sandbox_arguments(sandbox: argparse.ArgumentParser) -> None:
+    add = sandbox.add_argument
+    add("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    add("--port", default="8765", help="port (default: 8765; 0: any free one)")
+    add("--api-key", default="sandbox-key", help="the key it accepts (default: sandbox-key)")
+    add("--processing-time", default="2-6", metavar="S", help="seconds: N or A-B (default: 2-6)")
+    add("--time-scale", default="1", metavar="X", help="real s per virtual s (default: 1)")
+    add("--submit-rate", metavar="R", help="account limit, submissions/s (default: none)")
+    add("--query-rate", metavar="R", help="account limit, queries/s (default: none)")
+    add("--credits", metavar="N", help="credit balance (default: unlimited)")
+    add("--render", choices=("cartoon", "quick", "echo"), default="cartoon",
+        help="cartoon (default), quick (posterised), echo (the upload back)")  # fmt: skip
+    add("--seed", metavar="N", help="random seed for faults and timings")
+    add("--uplink", metavar="BYTES_PER_S", help="bandwidth shared by all uploads")
+    add("--state-dir", type=Path, metavar="DIR",
+        help="keep tasks, results, credits and clock here across restarts")  # fmt: skip
+    add("--result-encoding", choices=("identity", "gzip", "deflate"), default="identity",
+        help="compress result downloads on the wire (default: identity)")  # fmt: skip
+    add("--redirect", action="append", default=[], metavar="ENDPOINT=STATUS",
+        help="answer an endpoint (submit, query, credits, result) with a redirect to another "
+        "origin, e.g. query=307 (repeatable)")  # fmt: skip
+    add("--key-in-result-url", action="store_true", help="result URLs carry the caller's key")
+    rates = [f.name for f in dataclasses.fields(Faults) if not f.name.endswith("_seconds")]
+    add(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="NAME=RATE",
+        help=f"a fault's rate, 0..1: {', '.join(rates)}; or its seconds: slow_seconds=S, "
+        "throttle_seconds=S, late_seconds=S, stuck_seconds=S (repeatable)",
+    )
+
+
+def parse(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.Namespace:
+    """The command line, or `CommandLineError` in one line (with "did you mean")."""
+    first = next((a for a in argv if not a.startswith("-")), None)
+    if first is None and not any(a in ("-h", "--help", "--version") for a in argv):
+        raise CommandLineError(
+            f"batchtoon: give a command: {', '.join(COMMANDS)} (see batchtoon --help)"
+        )
+    if first is not None and first not in COMMANDS and argv and argv[0] == first:
+        raise CommandLineError(f"batchtoon: unknown command {first}{did_you_mean(first, COMMANDS)}")
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        raise CommandLineError(_unknown(args.parser, extras))
+    return args
+
+
+def _unknown(parser: argparse.ArgumentParser, extras: list[str]) -> str:
+    flag = next((e for e in extras if e.startswith("-")), None)
+    if flag is None:
+        return f"{parser.prog}: unexpected argument {extras[0]!r} (see {parser.prog} --help)"
+    flag = flag.partition("=")[0]
+    known = [o for action in parser._actions for o in action.option_strings]
+    suggestion = did_you_mean(flag, known) or f" (see {parser.prog} --help)"
+    return f"{parser.prog}: unknown flag {flag}{suggestion}"
+
+
+def did_you_mean(word: str, candidates: Sequence[str]) -> str:
+    """`: did you mean X?` (or `X or Y`), from what `word` begins or is closest to; or ""."""
+    close = [c for c in candidates if c.startswith(word)] if len(word) > 3 else []
+    if not 0 < len(close) <= 3:
+        close = difflib.get_close_matches(word, candidates, n=1, cutoff=0.7)
+    return f": did you mean {' or '.join(close)}?" if close else ""

@@ -1,0 +1,188 @@
+"""`status`, `config` and `completion`: the commands that only read and tell."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+import yaml
+from argcomplete.shell_integration import shellcode
+
+from ..config import CONFIG_ENV, LOCAL_CONFIG, SETTINGS, Resolved, Settings
+from ..errors import UsageError
+from ..journal import Journal
+from ..ledger import Ledger
+from ..reasons import kind_of
+from ..sources import display
+from .commands import key_problem, resolved
+
+__all__ = ["Item", "completion", "config", "items", "kinds", "status"]
+
+
+# status
+
+
+@dataclass(frozen=True)
+class Item:
+    """One target (a source file in one style) as the journal knows it."""
+
+    source: str
+    style: int
+    state: str  # done, pending, failed (by the API or the task), refused (before any upload)
+    output: str | None  # the file written, once done
+    reason: str  # why it failed or was refused
+
+
+def items(ledger: Ledger, out: Path) -> Iterator[Item]:
+    """Every target of the journal: each source file, in each style."""
+    for (source, style), reason in ledger.rejected.items():
+        yield Item(source, style, "refused", None, reason)
+    for entry in ledger.entries.values():
+        state = {"downloaded": "done", "failed": "failed"}.get(entry.state, "pending")
+        for base, source in entry.targets.items():
+            yield Item(
+                source,
+                entry.style,
+                state,
+                str(out / f"{base}.{entry.ext}") if state == "done" else None,
+                entry.reason if state == "failed" else "",
+            )
+
+
+def kinds(failures: Iterable[Item]) -> list[dict[str, Any]]:
+    """Failures grouped by the kind of their reason (`reasons.kind_of`), most first, each with
+    its count and one example."""
+    groups: dict[str, dict[str, Any]] = {}
+    for item in failures:
+        group = groups.setdefault(
+            kind_of(item.reason),
+            {"count": 0, "example": {"source": item.source, "style": item.style,
+                                     "reason": item.reason}},
+        )  # fmt: skip
+        group["count"] += 1
+    ordered = sorted(groups.items(), key=lambda kv: -kv[1]["count"])
+    return [{"kind": kind, **group} for kind, group in ordered]
+
+
+def status(args: argparse.Namespace) -> int:
+    settings = resolved(args).settings
+    path = settings.journal_path
+    if not path.exists():
+        raise UsageError(f"no journal at {display(str(path))}: pass --journal or --out")
+    ledger = Journal.replay(path).ledger
+    every = items(ledger, Path(settings.output.dir))
+    if args.list or args.state:
+        chosen = sorted(
+            (i for i in every if args.state in (None, i.state)), key=lambda i: (i.source, i.style)
+        )
+        for item in chosen:
+            print(json.dumps(asdict(item), ensure_ascii=False) if args.json else _row(item))
+        return 0
+    counts = ledger.counts()
+    grouped = kinds(i for i in every if i.state in ("failed", "refused"))
+    if args.json:
+        report = {"counts": counts, "failed": ledger.failures(), "kinds": grouped}
+        print(json.dumps(report, ensure_ascii=False))
+        return 0
+    print(", ".join(f"{state} {n}" for state, n in counts.items()))
+    if grouped:
+        print(f"failures, by kind ({len(grouped)}; status --state failed|refused lists them):")
+    for group in grouped:
+        example = group["example"]
+        print(f"  {group['count']:>5} x {display(example['reason'])}")
+        print(f"          e.g. {display(example['source'])} (style {example['style']})")
+    return 0
+
+
+def _row(item: Item) -> str:
+    head = f"{item.state:<8} {display(item.source)} (style {item.style})"
+    if item.state in ("failed", "refused"):
+        return f"{head}: {display(item.reason)}"
+    return f"{head} -> {display(item.output)}" if item.output else head
+
+
+# config
+
+
+def config(args: argparse.Namespace) -> int:
+    found = resolved(args)
+    key_env = found.settings.api.key_env
+    key = os.environ.get(key_env, "")
+    key_state = "unset" if not key else f"set, but unusable: it {problem}" if (
+        problem := key_problem(key)
+    ) else "set"  # fmt: skip
+    if args.json:
+        print(json.dumps(_as_json(found, key_env, key_state), ensure_ascii=False))
+    else:
+        sys.stdout.write(_as_yaml(found, key_env, key_state))
+    return 0
+
+
+def value_of(settings: Settings, key: str) -> Any:
+    value: Any = settings
+    for name in key.split("."):
+        value = getattr(value, name)
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _file_line(found: Resolved) -> str:
+    if found.config is not None:
+        return f"{display(str(found.config))} (from {found.found_by})"
+    user = Path(platformdirs.user_config_dir("batchtoon")) / "config.yaml"
+    return f"none (looked for --config, ${CONFIG_ENV}, ./{LOCAL_CONFIG}, {display(str(user))})"
+
+
+def _as_json(found: Resolved, key_env: str, key_state: str) -> dict[str, Any]:
+    return {
+        "config_file": None if found.config is None else str(found.config),
+        "config_found_by": found.found_by or None,
+        "api_key": {"env": key_env, "state": key_state},
+        "settings": {
+            key: {"value": value_of(found.settings, key), "from": found.origins[key]}
+            for key in SETTINGS
+        },
+    }
+
+
+def _as_yaml(found: Resolved, key_env: str, key_state: str) -> str:
+    """The settings as a config file would hold them, each line saying where it came from."""
+    rows: list[tuple[str, str]] = []
+    section = ""
+    for key in SETTINGS:
+        head, _, name = key.rpartition(".")
+        if head and head != section:
+            rows.append((f"{head}:", ""))
+        section = head
+        text = yaml.safe_dump(
+            value_of(found.settings, key),
+            default_flow_style=True,
+            allow_unicode=True,
+            width=1 << 20,
+        )
+        scalar = text.strip().removesuffix("...").strip()
+        rows.append((f"{'  ' if head else ''}{name}: {scalar}", found.origins[key]))
+    width = max(len(text) for text, _ in rows) + 2
+    lines = [
+        "# batchtoon's settings in force, each with where it came from",
+        "# (default < config file < environment < flag)",
+        f"# config file: {_file_line(found)}",
+        f"# API key (${key_env}): {key_state}",
+        "",
+        *(f"{text:<{width}}# {display(origin)}" if origin else text for text, origin in rows),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+# completion
+
+
+def completion(args: argparse.Namespace) -> int:
+    sys.stdout.write(shellcode(["batchtoon"], shell=args.shell))
+    return 0
