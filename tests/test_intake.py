@@ -347,6 +347,6 @@ def test_prepare_settings_defaults_ranges_and_one_worker_per_core(tmp_path: Path
     assert (loaded.max_short_side, loaded.quality, loaded.workers) == (None, 80, 3)
     config.write_text("prepare: {max_short_side: 1024}\n")
     with pytest.raises(
-        UsageError, match=r"'prepare\.max_short_side' is 1024, it must be from 1536"
+        UsageError, match=r"'prepare\.max_short_side': 1024 is below 1536"
     ):
         load_settings(config)
