@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from .config import Settings
 from .errors import (
     ApiError,
     ItemRejected,
@@ -68,6 +69,7 @@ KEY_HEADER = "ailabapi-api-key"
 
 SUCCESS = "PROCESS_SUCCESS"
 FAILURES = frozenset({"PROCESS_FAILED", "TIMEOUT_FAILED", "LIMIT_RETRY_FAILED"})
+STATUSES = frozenset({"", "QUEUING", "PROCESSING", SUCCESS, *FAILURES})
 MIME_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "BMP": "image/bmp", "WEBP": "image/webp"}
 
 
@@ -181,14 +183,17 @@ def parse_submit(data: dict[str, Any]) -> Submitted:
 
 
 def parse_query(data: dict[str, Any]) -> TaskState:
+    """A query's answer; `Transient` if it is not one the contract describes (a status of
+    another type or name, a result URL that is not text): asked again, within bounds."""
     nested = _mapping(data, "data")
-    try:
-        task_status = int(data.get("task_status", nested.get("task_status", 0)))
-    except (TypeError, ValueError):
-        raise Transient("the API sent a task_status that is not a number") from None
-    return TaskState(
-        task_status, str(nested.get("status") or ""), str(nested.get("result_url") or "")
-    )
+    raw_status = data.get("task_status", nested.get("task_status", 0))
+    status, url = nested.get("status") or "", nested.get("result_url") or ""
+    task_status = _number(raw_status) if not isinstance(raw_status, bool) else -1
+    if task_status not in (0, 1, 2):
+        raise Transient(f"the API sent a task_status that is not 0, 1 or 2: {raw_status!r:.40}")
+    if status not in STATUSES or not isinstance(url, str):
+        raise Transient(f"the API sent a task status it does not document: {status!r:.40}")
+    return TaskState(task_status, status, url)
 
 
 def parse_credits(data: dict[str, Any]) -> list[Balance]:
@@ -263,6 +268,15 @@ class ApiClient:
             total=timeout + answer_timeout, sock_connect=timeout, sock_read=answer_timeout
         )
         self._max_wait = max_wait
+
+    @classmethod
+    def from_settings(
+        cls, session: aiohttp.ClientSession, settings: Settings, api_key: str
+    ) -> ApiClient:
+        return cls(
+            session, settings.api.base_url, api_key, timeout=settings.api.timeout,
+            answer_timeout=settings.api.answer_timeout, max_wait=settings.retry.max_wait,
+        )  # fmt: skip
 
     def __repr__(self) -> str:
         return f"ApiClient({self._base!r})"

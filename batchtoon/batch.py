@@ -22,12 +22,14 @@ Guarantees:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import aiohttp
 import anyio
@@ -40,44 +42,82 @@ from .errors import UsageError
 from .exitcodes import ExitCode
 from .journal import Journal
 from .logs import open_log
+from .stats import TERMS
 
 __all__ = ["Batch", "Snapshot", "Summary"]
 
 
 @dataclass(frozen=True)
 class Snapshot:
-    """How far a run has got, as its progress display shows it."""
+    """How far a run has got, as its progress display shows it. Counts are of results (one per
+    photo and style); see `Summary` for the terms."""
 
-    found: int  # targets (photo x style) seen so far
-    skipped: int  # already done by an earlier run
+    expected: int | None  # results the sources hold, once a quick count has run
+    found: int  # results the run has reached so far
+    settled: int  # of those, the ones with their term (done, failed, refused...)
+    done: int  # of those, already done or done now
+    news: int  # failed or refused in this run
     submitted: int
-    finished: int  # tasks that reached a final state
-    downloaded: int
-    failed: int
     elapsed: float  # seconds since the run began
     submit_rate: float  # submissions per second allowed now ...
     max_submit_rate: float  # ... and when the API is not throttling
+    uploaded_bytes: int
+    upload_rate: float  # bytes per second while uploads were going out
+
+    @property
+    def total(self) -> int:
+        """What the display counts up to: never less than what was found."""
+        return max(self.expected or 0, self.found)
 
 
 @dataclass(frozen=True)
 class Summary:
-    """What a run did; `exit_code` is what the command would exit with."""
+    """What a run did; `exit_code` is what the command would exit with.
+
+    `results` (one per photo and style) and `photos` count every one found in its term (see
+    `batchtoon.stats.TERMS`: already done, done now, failed, failed earlier, refused, refused
+    earlier, left), so `found` is their sum."""
 
     exit_code: ExitCode
-    outcome: str  # done, stopped, fatal, budget
-    found: int
-    skipped: int
-    submitted: int
-    extra: int  # submissions of items the provider had already accepted once: extra cost
-    downloaded: int
-    failed: int
-    left: int  # paid tasks left for a later run
+    outcome: str  # done, stopped, fatal, budget, blocked
+    results: Mapping[str, int]
+    photos: Mapping[str, int]
+    duplicates: int  # results that shared another's submission (same content and style)
+    also_finished: int  # results finished for photos this run's sources do not hold
+    submitted: int  # accepted submissions: what this run paid for
+    extra: int  # of those, for items paid for before (the provider lost them)
+    unanswered: int  # uploads whose answer never came: each possibly paid for
+    left_tasks: int  # paid tasks that could not be followed now: the next run asks again
     retries: int
     slowdowns: int
+    uploaded_bytes: int
+    saved_bytes: int  # kept off the wire by preparation
+    upload_rate: float  # bytes per second while uploads were going out
+    converted_photos: int
+    converted: Mapping[str, int]  # why photos were converted: reason -> photos
+    failures: Mapping[str, int]  # failed or refused in this run: reason -> results
     wall: float  # seconds
-    failures: Mapping[str, int]  # reason -> targets
+    unreadable_lines: int = 0  # journal lines that could not be read
+    unreadable_tasks: int = 0  # of those, lines that held a task id: possibly paid again
     fatal_reason: str | None = None  # why the API stopped the run
     fatal_code: str = ""
+    problem: str | None = None  # a file that could not be written, and what to do
+
+    @property
+    def found(self) -> int:
+        return sum(self.results.values())
+
+    @property
+    def photos_found(self) -> int:
+        return sum(self.photos.values())
+
+    def as_json(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["exit_code"] = int(self.exit_code)
+        data["found"], data["photos_found"] = self.found, self.photos_found
+        for terms in ("results", "photos"):
+            data[terms] = {term.replace(" ", "_"): n for term, n in data[terms].items()}
+        return data
 
 
 class Batch:
@@ -141,10 +181,7 @@ class Batch:
         if self._session is None:
             raise UsageError("use the Batch in `async with` before calling run()")
         settings = self.settings
-        api = ApiClient(
-            self._session, settings.api.base_url, self._key, timeout=settings.api.timeout,
-            answer_timeout=settings.api.answer_timeout, max_wait=settings.retry.max_wait,
-        )  # fmt: skip
+        api = ApiClient.from_settings(self._session, settings, self._key)
         engine = Engine(
             settings, api, self._journal, [Path(s) for s in sources],
             retry_failed=self._retry_failed, log=self.log, report=self._problem,
@@ -180,35 +217,48 @@ class Batch:
 
 def snapshot(engine: Engine) -> Snapshot:
     stats, rate = engine.stats, engine.submit_rate
+    tally = stats.tally
     return Snapshot(
-        found=stats.found,
-        skipped=stats.skipped,
+        expected=stats.expected,
+        found=tally.found,
+        settled=tally.settled,
+        done=tally.results["already done"] + tally.results["done now"],
+        news=sum(stats.failures.values()),
         submitted=stats.submitted,
-        finished=stats.finished,
-        downloaded=stats.downloaded,
-        failed=stats.failed,
         elapsed=engine.clock.monotonic() - stats.started,
         submit_rate=rate.rate,
         max_submit_rate=rate.max_rate,
+        uploaded_bytes=stats.uploaded_bytes,
+        upload_rate=stats.upload_rate,
     )
 
 
 def summarize(engine: Engine) -> Summary:
-    stats, fatal = engine.stats, engine.control.fatal_error
+    stats, control, journal = engine.stats, engine.control, engine.journal
+    tally, fatal = stats.tally, control.fatal_error
     return Summary(
         exit_code=engine.exit_code,
         outcome=engine.outcome.value,
-        found=stats.found,
-        skipped=stats.skipped,
+        results={term: tally.results[term] for term in TERMS},
+        photos={term: tally.photos[term] for term in TERMS},
+        duplicates=tally.duplicates,
+        also_finished=tally.also_finished,
         submitted=stats.submitted,
         extra=stats.extra,
-        downloaded=stats.downloaded,
-        failed=stats.failed,
-        left=stats.left,
+        unanswered=stats.unanswered,
+        left_tasks=stats.left,
         retries=engine.retry.retries,
         slowdowns=engine.submit_rate.slowdowns + engine.poll_rate.slowdowns,
-        wall=engine.clock.monotonic() - stats.started,
+        uploaded_bytes=stats.uploaded_bytes,
+        saved_bytes=stats.saved_bytes,
+        upload_rate=stats.upload_rate,
+        converted_photos=stats.converted_photos,
+        converted=dict(stats.converted),
         failures=dict(stats.failures),
+        wall=engine.clock.monotonic() - stats.started,
+        unreadable_lines=journal.skipped_lines,
+        unreadable_tasks=journal.skipped_tasks,
         fatal_reason=fatal.reason if fatal else None,
         fatal_code=fatal.code if fatal else "",
+        problem=str(control.problem) if control.problem else None,
     )

@@ -69,7 +69,7 @@ class ApiSettings:
 @dataclass(frozen=True)
 class OutputSettings:
     dir: str = "batchtoon-out"
-    template: str = "{dir}/{stem}.{style}.{ext}"
+    template: str = "{dir}/{stem}.{style_name}.{ext}"
     max_result_bytes: int = field(default=50 * 1024 * 1024, metadata=_range(1024))
     portable_names: bool = False
 

@@ -42,6 +42,7 @@ from .poller import MIN_RATE, Poller, PollLimits
 from .producer import checker, preflight_sources, source_filter
 from .retry import RetryPolicy
 from .router import Queues, Router
+from .sources import count_sources
 from .stats import Stats
 from .submitter import SubmitWorker, Upload
 
@@ -145,19 +146,20 @@ class Engine:
             return ExitCode.BUDGET
         if self.stats.left:
             return ExitCode.LEFT
-        return ExitCode.FAILED if self.stats.failed else ExitCode.OK
+        return ExitCode.FAILED if self.stats.failures else ExitCode.OK
 
     async def run(self) -> ExitCode:
         settings, api = self.settings, self._api
         async with anyio.create_task_group() as group:
             await self.intake.resume()
+            group.start_soon(self._count_sources)
             group.start_soon(self._end_when_stopped)
             group.start_soon(self._produce)
             group.start_soon(self.intake.resubmit, self._lost_queue)
             for _ in range(settings.submit.concurrency):
                 worker = SubmitWorker(
                     api, self.submit_rate, self.retry, self.budget, self.router,
-                    max_unanswered=settings.submit.max_resubmissions,
+                    max_unanswered=settings.submit.max_resubmissions, clock=self.clock,
                 )  # fmt: skip
                 group.start_soon(worker.run, self._upload_queue.clone())
             group.start_soon(self.poller.run, self._poll_queue)
@@ -169,6 +171,7 @@ class Engine:
                 group.start_soon(downloader.run, self._result_queue.clone())
             await self.control.finished.wait()
             group.cancel_scope.cancel()
+        self.stats.tally.finish()
         return self.exit_code
 
     def stop(self) -> None:
@@ -187,6 +190,13 @@ class Engine:
             race.start_soon(first, self.budget.drained)
             race.start_soon(first, partial(self.clock.sleep, STOP_GRACE))
         self.control.finished.set()
+
+    async def _count_sources(self) -> None:
+        """How many results the sources hold, by a quick walk (names only), for the display."""
+        styles = len(self.settings.styles)
+        only = source_filter(self.settings)
+        photos = await anyio.to_thread.run_sync(count_sources, self.sources, only)
+        self.stats.expected = photos * styles
 
     async def _produce(self) -> None:
         with self.control.producer_scope:

@@ -77,24 +77,34 @@ class Intake:
         styles = (item.styles if isinstance(item, Source) else None) or self._styles
         if isinstance(outcome, str):
             where = item.where if isinstance(item, BadLine) else display(item.path)
+            self.stats.tally.photo(where, len(styles))
             await self._reject(where, styles, outcome)
             return
         assert isinstance(item, Source)
+        self.stats.tally.photo(str(item.path), len(styles))
+        if outcome.converted:
+            self.stats.converted_photos += 1
+            self.stats.converted.update(outcome.reasons)
         for style in styles:
             await self._admit(item, style, outcome)
 
     async def _reject(self, where: str, styles: tuple[int, ...], reason: str) -> None:
-        self._router.report(f"skipped {where}: {reason}")
+        """Refused by pre-flight: news, unless an earlier run said the same of it already."""
+        earlier = self.ledger.rejected
+        new = [style for style in styles if earlier.get((where, style)) != reason]
         for style in styles:
-            self.stats.found += 1
-            self.stats.count_failure(reason)
+            self.stats.tally.result(where, "refused" if style in new else "refused earlier")
+        if not new:
+            return
+        self._router.report(f"refused {where}: {reason}")
+        self.stats.news(reason, len(new))
+        for style in new:
             await self._router.journal.write(
                 "rejected", durable=False, source=where, style=style, reason=reason
             )
 
     async def _admit(self, source: Source, style: int, image: Prepared) -> None:
         """Take one (source file, style) on, as `admission.decide` says."""
-        self.stats.found += 1
         key = f"{image.sha256}:{style}"
         entry = self.ledger.entries.get(key)
         base = self._claim(source, style, key, entry)
@@ -113,18 +123,25 @@ class Intake:
             entry, in_hand=in_hand, retry_failed=self._retry_failed, now=self._clock.wall(),
             task_ttl=self._task_ttl, present=present,
         )  # fmt: skip
-        self.stats.skipped += base in present
+        self._count(str(source.path), verdict, key, base in present)
         await self._follow(verdict, entry, image, present)
+
+    def _count(self, source: str, verdict: Verdict, key: str, there: bool) -> None:
+        """This (photo, style)'s term, now or once its item ends (see `stats.Tally`)."""
+        tally = self.stats.tally
+        if verdict == "failed":
+            tally.result(source, "failed earlier")
+        elif verdict == "done" or (verdict == "copy" and there):
+            tally.result(source, "already done")
+        else:
+            tally.hold(key, source)
 
     async def _follow(
         self, verdict: Verdict, entry: Entry, image: Prepared, present: set[str]
     ) -> None:
         if verdict == "duplicate":
             return  # in hand in this run: this target is written with the others
-        if verdict == "failed":
-            self.stats.count_failure(entry.reason)
-            self._run.close(entry.key)
-        elif verdict == "done":
+        if verdict in ("failed", "done"):
             self._run.close(entry.key)
         elif verdict == "copy":
             await self._copy(entry, present)

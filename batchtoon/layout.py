@@ -13,6 +13,8 @@ FAT-formatted card or a Mac without a file refused or renamed on the way.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 import string
 from collections.abc import Iterable
@@ -25,6 +27,9 @@ from .styles import style_slug
 __all__ = ["EXTENSIONS", "PART_SUFFIX", "Layout", "portable_part"]
 
 PART_SUFFIX = ".batchtoon-part"  # a result being written: `.<name>.batchtoon-part`, beside it
+# A name's bytes at most, so that with what may be added (a `-<sha8>-<style>` to tell it from a
+# namesake, `.jpeg`, the part file's `.` and suffix) it fits the 255 bytes file systems allow.
+MAX_NAME_BYTES = 200
 
 FIELDS = frozenset({"dir", "stem", "name", "style", "style_name", "sha8", "ext"})
 EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "BMP": "bmp"}
@@ -66,6 +71,7 @@ class Layout:
         parts = [p for p in PurePosixPath(text).parts if p not in ("/", ".", "..")]
         if self.portable:
             parts = [portable_part(p) for p in parts]
+        parts = [_fitting(p) for p in parts]
         return str(PurePosixPath(*parts)) if parts else f"{sha256[:8]}.{style}"
 
     def path(self, base: str, fmt: str) -> Path:
@@ -83,6 +89,17 @@ class Layout:
     def existing(self, bases: Iterable[str], ext: str) -> set[str]:
         """The bases whose file with extension `ext` exists (blocking: run it in a thread)."""
         return {base for base in bases if self.file(base, ext).is_file()}
+
+
+def _fitting(part: str) -> str:
+    """`part`, or if its name would be too long for a file system once the extension and the
+    part file's affixes are added, its start and a hash of the whole (so it stays distinct)."""
+    if len(os.fsencode(part)) <= MAX_NAME_BYTES:
+        return part
+    tag = "~" + hashlib.sha256(os.fsencode(part)).hexdigest()[:8]
+    while len(os.fsencode(part)) > MAX_NAME_BYTES - len(tag):
+        part = part[:-1]
+    return part + tag
 
 
 def portable_part(part: str) -> str:

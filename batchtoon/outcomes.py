@@ -66,6 +66,9 @@ class Accepted:
     entry: Entry
     task_id: str
     unanswered: int = 0
+    sent: int = 0  # bytes uploaded
+    saved: int = 0  # bytes preparation kept off the wire (the original's size less `sent`)
+    began: float = 0.0  # when the accepted attempt began (the run's clock)
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,8 +36,10 @@ def checker(settings: Settings) -> Check:
 
 
 def source_filter(settings: Settings) -> Filter:
-    """Which files of a folder SOURCE these settings take (`sources.include`/`exclude`)."""
-    return Filter(settings.sources.include, settings.sources.exclude)
+    """Which files of a folder SOURCE these settings take (`sources.include`/`exclude`), never
+    those in the output folder."""
+    out = Path(settings.output.dir)
+    return Filter(settings.sources.include, settings.sources.exclude, avoid=(out,))
 
 
 async def preflight_sources(

@@ -1,58 +1,160 @@
-"""What a person watching sees: tqdm bars fed with the run's `Snapshot`s, and the summary.
+"""What a person watching sees: a bar on a terminal, a status line now and then elsewhere (cron,
+`nohup`, a pipe), and the summary at the end. All three read the run's `Snapshot`s or its
+`Summary`: the stages never call into the display.
 
-The bars are a `Batch` progress callback: the stages never call into the display.
+Guarantees: the bar counts results (one per photo and style) up to a total known from the start
+(a quick count of the sources), never past it; nothing but plain text is written when not on a
+terminal or when `NO_COLOR` is set (one bar, redrawn with a carriage return, and no colour).
 """
 
 from __future__ import annotations
 
-from typing import Any
+import sys
+from collections import Counter
+from collections.abc import Mapping
+from typing import IO, Any
 
 from tqdm import tqdm
 
 from .batch import Snapshot, Summary
+from .reasons import kind_of
+from .stats import TERMS
 
-__all__ = ["Bars", "summary"]
+__all__ = ["Bars", "StatusLines", "summary"]
+
+MB = 1e6
 
 
 class Bars:
-    def __init__(self) -> None:
-        options: dict[str, Any] = {"unit": "img", "dynamic_ncols": True, "leave": True}
-        self._bars = {
-            name: tqdm(desc=f"{name:>10}", position=i, **options)
-            for i, name in enumerate(("submitted", "finished", "downloaded"))
-        }
+    """A tqdm bar of results settled, with the run's state after it."""
+
+    def __init__(self, stream: IO[str] | None = None) -> None:
+        options: dict[str, Any] = {"unit": " results", "dynamic_ncols": True, "leave": True}
+        self._bar = tqdm(desc="batchtoon", file=stream or sys.stderr, total=0, **options)
 
     def __call__(self, snapshot: Snapshot) -> None:
-        total = max(0, snapshot.found - snapshot.skipped - snapshot.failed)
-        for name, bar in self._bars.items():
-            bar.total = total
-            bar.n = getattr(snapshot, name)
-            bar.refresh()
-        slowed = snapshot.submit_rate < snapshot.max_submit_rate * 0.999
-        self._bars["submitted"].set_postfix_str(
-            f"slowed by the API: {snapshot.submit_rate:.2g}/{snapshot.max_submit_rate:.2g} per s"
-            if slowed
-            else ""
-        )
+        bar = self._bar
+        bar.total = snapshot.total
+        bar.n = snapshot.settled
+        bar.set_postfix_str(_state(snapshot), refresh=False)
+        bar.refresh()
 
     def close(self) -> None:
-        for bar in self._bars.values():
-            bar.close()
+        self._bar.close()
+
+
+class StatusLines:
+    """One line every `interval` seconds (and one at the end), for a log file or a pipe."""
+
+    def __init__(self, interval: float, stream: IO[str] | None = None) -> None:
+        self._interval = interval
+        self._stream = stream or sys.stderr
+        self._last: Snapshot | None = None  # the snapshot of the last line written
+
+    def __call__(self, snapshot: Snapshot) -> None:
+        last = self._last
+        if last is not None and snapshot.elapsed - last.elapsed < self._interval:
+            return
+        self._last = snapshot
+        print(f"batchtoon: {_line(snapshot, last)}", file=self._stream, flush=True)
+
+
+def _line(now: Snapshot, before: Snapshot | None) -> str:
+    total = now.total
+    share = f" ({now.settled / total:.0%})" if total else ""
+    parts = [f"{now.settled}/{total} results{share}", f"{now.done} done"]
+    if before is not None and now.elapsed > before.elapsed:
+        rate = (now.settled - before.settled) / (now.elapsed - before.elapsed)
+        parts.append(f"{rate:.2g}/s")
+        if rate > 0 and total > now.settled:
+            parts.append(f"ETA {_duration((total - now.settled) / rate)}")
+    return ", ".join([*parts, _state(now)]).rstrip(", ")
+
+
+def _state(snapshot: Snapshot) -> str:
+    parts = [f"{snapshot.submitted} submitted"]
+    if snapshot.news:
+        parts.append(f"{snapshot.news} failed or refused")
+    if snapshot.upload_rate:
+        parts.append(f"up {snapshot.upload_rate / MB:.2g} MB/s")
+    if snapshot.submit_rate < snapshot.max_submit_rate * 0.999:
+        parts.append(
+            f"slowed by the API to {snapshot.submit_rate:.2g}/{snapshot.max_submit_rate:.2g} per s"
+        )
+    return ", ".join(parts)
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return (
+        f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+    )
 
 
 def summary(done: Summary) -> str:
-    per_minute = done.downloaded / done.wall * 60 if done.wall > 0 else 0.0
+    """The end of a run, in words: what became of every result and photo, what it cost."""
     lines = [
-        f"found {done.found}, already done {done.skipped}, submitted {done.submitted}"
-        f" (extra cost: {done.extra} resubmitted), downloaded {done.downloaded},"
-        f" failed {done.failed}",
-        f"wall time {done.wall:.1f} s, {per_minute:.1f} images/min, {done.retries} retries,"
-        f" {done.slowdowns} slowdowns",
+        f"results: {_sum(done.results)}" + _aside(done),
+        f"photos:  {_sum(done.photos)}",
+        f"cost:    {done.submitted} submissions accepted, {done.extra} of them again (the "
+        f"provider lost the first), {done.unanswered} uploads unanswered (possibly paid)",
     ]
-    if done.left:
-        lines.append(f"left for the next run: {done.left} paid tasks that could not be followed")
+    if done.submitted:
+        lines.append(f"uploads: {_uploads(done)}")
+    per_minute = done.results["done now"] / done.wall * 60 if done.wall else 0.0
+    lines.append(
+        f"time:    {done.wall:.1f} s, {per_minute:.1f} results/min, {done.retries} retries, "
+        f"{done.slowdowns} slowdowns"
+    )
+    if done.left_tasks:
+        lines.append(
+            f"left:    {done.left_tasks} paid tasks could not be followed to the end now; "
+            "the next run asks about them again"
+        )
+    if done.unreadable_lines:
+        lines.append(
+            f"journal: {done.unreadable_lines} lines could not be read, {done.unreadable_tasks} "
+            "of them about a paid task: those photos may be paid for again"
+        )
     if done.failures:
-        lines.append("failures:")
-        for reason, count in sorted(done.failures.items(), key=lambda kv: -kv[1]):
-            lines.append(f"  {count:>5} x {reason}")
+        lines.append("failed or refused in this run:")
+        lines += [f"  {n:>5} x {reason}" for reason, n in _kinds(done.failures)]
     return "\n".join(lines)
+
+
+def _sum(terms: Mapping[str, int]) -> str:
+    found = sum(terms.values())
+    shown = [f"{terms[term]} {term}" for term in TERMS if terms[term]]
+    return f"{found} found" + (f" = {' + '.join(shown)}" if shown else "")
+
+
+def _aside(done: Summary) -> str:
+    notes = []
+    if done.duplicates:
+        notes.append(f"{done.duplicates} duplicates sent once")
+    if done.also_finished:
+        notes.append(f"{done.also_finished} more finished for an earlier run")
+    return f" ({', '.join(notes)})" if notes else ""
+
+
+def _uploads(done: Summary) -> str:
+    text = f"{done.uploaded_bytes / MB:.1f} MB sent"
+    if done.upload_rate:
+        text += f" at {done.upload_rate / MB:.2g} MB/s"
+    if done.converted_photos:
+        why = ", ".join(f"{n} {reason}" for reason, n in Counter(done.converted).most_common())
+        text += (
+            f"; {done.converted_photos} photos converted ({why}), "
+            f"saving {done.saved_bytes / MB:.1f} MB"
+        )
+    return text
+
+
+def _kinds(failures: Mapping[str, int]) -> list[tuple[str, int]]:
+    """Reasons that differ only in numbers or ids as one row: its count and one example."""
+    rows: dict[str, tuple[str, int]] = {}
+    for reason, count in failures.items():
+        example, total = rows.get(kind_of(reason), (reason, 0))
+        rows[kind_of(reason)] = (example, total + count)
+    return sorted(rows.values(), key=lambda row: -row[1])

@@ -23,7 +23,7 @@ Guarantees:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection
 from typing import Any
 
 import anyio
@@ -32,7 +32,7 @@ from anyio.streams.memory import MemoryObjectSendStream
 from .api import SUCCESS
 from .budget import SubmissionBudget
 from .clock import Clock
-from .errors import ApiError, InputError, Unwritable
+from .errors import Unwritable
 from .journal import Journal
 from .layout import Layout
 from .ledger import Entry, Event
@@ -54,6 +54,7 @@ from .preflight import Prepared
 from .results import copy_result
 from .sources import display
 from .stats import Stats
+from .styles import style_slug
 from .submitter import Upload
 
 __all__ = ["Queues", "Router"]
@@ -117,7 +118,7 @@ class Router:
             await self.lose(entry, outcome.reason)
         elif isinstance(outcome, Refused):
             self.stats.unanswered += outcome.unanswered
-            await self._refused(entry, outcome.error)
+            await self.fail(entry, type(outcome.error).__name__, outcome.error.reason)
         elif isinstance(outcome, Fatal):
             self._run.halt(RunOutcome.FATAL, outcome.error)
             self._run.close(entry.key)
@@ -148,6 +149,7 @@ class Router:
         self.stats.submitted += 1
         self.stats.extra += entry.submissions > 0
         self.stats.unanswered += outcome.unanswered
+        self.stats.uploaded(outcome.sent, outcome.saved, outcome.began, self._clock.monotonic())
         extra = {"unanswered": outcome.unanswered} if outcome.unanswered else {}
         await self.record("submitted", entry, task_id=task_id, **extra)
         if self._budget.exhausted:
@@ -174,12 +176,9 @@ class Router:
             reason = f"the provider failed the task: {state.status or 'task_status 2'}"
             await self.fail(entry, "task", reason)
 
-    async def _refused(self, entry: Entry, error: ApiError | InputError) -> None:
-        await self.fail(entry, type(error).__name__, error.reason)
-
     # The actions, shared with `Intake`.
 
-    async def store(self, entry: Entry, filed: Filed, on_disk: Iterable[str] = ()) -> None:
+    async def store(self, entry: Entry, filed: Filed, on_disk: Collection[str] = ()) -> None:
         """Journal the files a result was written to, and copy it to any target that was added
         meanwhile (a copy of the photo admitted while it downloaded); then the entry is done."""
         written = set(on_disk)
@@ -193,6 +192,7 @@ class Router:
                 written.add(base)
             bases = [base for base in entry.targets if base not in written]
             if not bases:
+                self.stats.tally.end(entry.key, "done now", files=len(written) - len(on_disk))
                 break
             try:
                 filed = await anyio.to_thread.run_sync(
@@ -221,8 +221,9 @@ class Router:
     async def fail(self, entry: Entry, kind: str, reason: str) -> None:
         await self.record("failed", entry, **{"class": kind}, reason=reason)
         for source in entry.targets.values():
-            self.report(f"failed {display(source)} (style {entry.style}): {reason}")
-            self.stats.count_failure(reason)
+            self.report(f"failed {display(source)} ({style_slug(entry.style)}): {reason}")
+        self.stats.news(reason, max(1, self.stats.tally.held(entry.key)))
+        self.stats.tally.end(entry.key, "failed")
         self._run.close(entry.key)
 
     def blocked(self, entry: Entry, problem: Unwritable) -> None:

@@ -35,6 +35,7 @@ __all__ = [
     "Filter",
     "Source",
     "check_sources",
+    "count_sources",
     "display",
     "iter_sources",
     "next_batch",
@@ -46,6 +47,7 @@ IMAGE_SUFFIXES = frozenset(
     ".jpg .jpeg .jpe .jfif .png .bmp .webp .gif .tif .tiff .heic .heif .avif".split()  # noqa: SIM905
 )
 MANIFEST_SUFFIXES = frozenset({".jsonl", ".csv"})
+HEADER_WORDS = frozenset({"path", "file", "filename", "file name", "image", "photo", "source"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,10 +91,13 @@ _GLOB = glob.GLOBSTAR | glob.MATCHBASE | glob.DOTGLOB | glob.IGNORECASE | glob.F
 @dataclass(frozen=True)
 class Filter:
     """Which files of a folder SOURCE to take: those matching an `include` glob (every one, if
-    there are none) and no `exclude` glob; a folder matching an `exclude` glob is skipped."""
+    there are none) and no `exclude` glob; a folder matching an `exclude` glob is skipped, and
+    so is batchtoon's own: any `.batchtoon` folder, and the folders in `avoid` (the output
+    folder), so a run never cartoonises its own cartoons."""
 
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
+    avoid: tuple[Path, ...] = ()
     _includes: glob.WcMatcher[str] | None = field(init=False, repr=False, compare=False)
     _excludes: glob.WcMatcher[str] | None = field(init=False, repr=False, compare=False)
 
@@ -107,8 +112,20 @@ class Filter:
             return False
         return self._excludes is None or not self._excludes.match(rel)
 
-    def skips_folder(self, rel: str) -> bool:
+    def skips_folder(self, rel: str, path: Path) -> bool:
+        if path.name == OWN_FOLDER or any(_same(path, avoided) for avoided in self.avoid):
+            return True
         return self._excludes is not None and self._excludes.match(rel)
+
+
+OWN_FOLDER = ".batchtoon"
+
+
+def _same(path: Path, other: Path) -> bool:
+    try:
+        return path.samefile(other)
+    except OSError:
+        return False
 
 
 EVERYTHING = Filter()
@@ -142,6 +159,28 @@ def iter_sources(arguments: list[Path], only: Filter = EVERYTHING) -> Iterator[S
             yield BadLine(display(argument), f"cannot read the manifest: {reason}")
 
 
+def count_sources(arguments: list[Path], only: Filter = EVERYTHING) -> int:
+    """How many items `iter_sources` will yield, roughly and quickly: names only, no file read
+    but manifests (a line is an item); blocking. A manifest row's own styles are not read."""
+    total = 0
+    for argument in arguments:
+        if argument.is_dir():
+            total += sum(isinstance(item, Source) for item in _walk(argument, only))
+        elif argument.suffix.lower() in MANIFEST_SUFFIXES:
+            total += _lines(argument)
+        else:
+            total += 1
+    return total
+
+
+def _lines(manifest: Path) -> int:
+    try:
+        with open(manifest, "rb") as file:
+            return sum(1 for line in file if line.strip())
+    except OSError:
+        return 0
+
+
 def next_batch(items: Iterator[Source | BadLine], size: int = 256) -> list[Source | BadLine]:
     """Up to `size` more items (run it in a thread: walking and reading manifests block)."""
     batch = []
@@ -166,12 +205,20 @@ def _walk(root: Path, only: Filter) -> Iterator[Source | BadLine]:
             continue
         seen.add((stat.st_dev, stat.st_ino))
         rel_folder = PurePosixPath(os.fsdecode(os.path.relpath(folder, root)))
-        dirs[:] = sorted(d for d in dirs if not only.skips_folder(str(rel_folder / d)))
+        dirs[:] = sorted(
+            d for d in dirs if not only.skips_folder(str(rel_folder / d), Path(folder, d))
+        )
         for name in sorted(files):
-            if os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES:
+            if _suffix(name) in IMAGE_SUFFIXES:
                 rel = rel_folder / os.fsdecode(name)
                 if only.takes(str(rel)):
                     yield Source(Path(folder, name), rel)
+
+
+def _suffix(name: str | bytes) -> str:
+    """The extension, lower case, dot included: `..png` has one (os.path.splitext says not)."""
+    text = os.fsdecode(name)
+    return "." + text.rpartition(".")[2].lower() if "." in text else ""
 
 
 def _row_source(manifest: Path, raw_path: object, raw_style: object) -> Source:
@@ -194,7 +241,8 @@ def _below(base: Path, path: Path) -> PurePosixPath:
 
 
 def _jsonl(manifest: Path) -> Iterator[Source | BadLine]:
-    with open(manifest, encoding="utf-8", errors="surrogateescape") as lines:
+    # utf-8-sig: a spreadsheet's export starts with a byte-order mark; it is not a character
+    with open(manifest, encoding="utf-8-sig", errors="surrogateescape") as lines:
         for number, line in enumerate(lines, 1):
             if not line.strip():
                 continue
@@ -209,12 +257,12 @@ def _jsonl(manifest: Path) -> Iterator[Source | BadLine]:
 
 
 def _csv(manifest: Path) -> Iterator[Source | BadLine]:
-    with open(manifest, encoding="utf-8", errors="surrogateescape", newline="") as lines:
+    with open(manifest, encoding="utf-8-sig", errors="surrogateescape", newline="") as lines:
         for number, row in enumerate(csv.reader(lines), 1):
             if not row or not "".join(row).strip():
                 continue
-            if number == 1 and row[0].strip().lower() == "path":
-                continue  # a header
+            if number == 1 and row[0].strip().lower() in HEADER_WORDS:
+                continue  # a header, as spreadsheets write one
             where = f"{display(manifest)} line {number}"
             try:
                 if len(row) > 2:

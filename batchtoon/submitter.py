@@ -21,6 +21,7 @@ from anyio.abc import ObjectReceiveStream
 
 from .api import Api
 from .budget import SubmissionBudget
+from .clock import SYSTEM_CLOCK, Clock
 from .errors import ApiError, ItemRejected, RunFatal, Throttled, Unanswered
 from .ledger import Entry
 from .outcomes import Accepted, Fatal, Outbox, Outcome, Refused, Unsent
@@ -49,10 +50,12 @@ class SubmitWorker:
         outbox: Outbox,
         *,
         max_unanswered: int = 2,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._api, self._rate, self._retry = api, rate, retry
         self._budget, self._outbox = budget, outbox
         self._max_unanswered = max_unanswered
+        self._clock = clock
         self.submitted = 0
 
     def __repr__(self) -> str:
@@ -73,16 +76,22 @@ class SubmitWorker:
 
     async def _submit(self, upload: Upload) -> Outcome:
         try:
-            return Accepted(upload.entry, await self._send(upload), upload.unanswered)
+            task_id, began = await self._send(upload)
         except RunFatal as error:
             return Fatal(upload.entry, error)
         except ApiError as error:
             return Refused(upload.entry, error, upload.unanswered)
+        image = upload.image
+        sent = len(image.data)
+        saved = max(0, image.original_bytes - sent)
+        return Accepted(upload.entry, task_id, upload.unanswered, sent, saved, began)
 
-    async def _send(self, upload: Upload) -> str:
+    async def _send(self, upload: Upload) -> tuple[str, float]:
+        """The task id, and when the attempt that got it began."""
         async for attempt in self._retry.attempts(upload.source):
             with attempt:
                 sent_at = await self._rate.acquire()
+                began = self._clock.monotonic()
                 try:
                     answer = await self._api.submit(
                         upload.image.data, upload.entry.style, upload.image.format
@@ -98,5 +107,5 @@ class SubmitWorker:
                             "have been accepted and paid for: retry it later (--retry-failed)"
                         ) from None
                     raise
-                return answer.task_id
+                return answer.task_id, began
         raise AssertionError("unreachable: tenacity reraises the last error")

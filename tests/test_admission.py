@@ -39,7 +39,7 @@ class World:
         lines = [{"v": 1, "t": time.time(), **about, **record} for record in records]
         path.write_text("".join(json.dumps(line) + "\n" for line in lines))
 
-    def output(self, name: str = "a.0.jpg") -> None:
+    def output(self, name: str = "a.vintage-comic.jpg") -> None:
         (self.out / name).write_bytes(DATA)
 
     async def task(self, *, finish: bool) -> tuple[str, str]:
@@ -51,11 +51,11 @@ class World:
 
 
 def queued() -> dict[str, Any]:
-    return {"event": "queued", "output": "a.0"}
+    return {"event": "queued", "output": "a.vintage-comic"}
 
 
 def downloaded() -> dict[str, Any]:
-    return {"event": "downloaded", "output": "a.0.jpg", "size": 1, "sha256": ""}
+    return {"event": "downloaded", "output": "a.vintage-comic.jpg", "size": 1, "sha256": ""}
 
 
 async def nothing(world: World) -> None:
@@ -149,5 +149,5 @@ async def test_the_plan_and_the_run_agree(
         assert engine.stats.submitted == plan.billable
     if "failed" not in verdicts:  # and every photo ends with its output
         assert sorted(p.name for p in out.glob("*.jpg")) == sorted(
-            f"{p.stem}.0.jpg" for p in folder.iterdir()
+            f"{p.stem}.vintage-comic.jpg" for p in folder.iterdir()
         )

@@ -111,7 +111,7 @@ async def test_sandbox_run_then_status_json(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr.decode()
     assert len(outputs(out)) == 10
-    assert b"found 10" in done.stdout
+    assert b"results: 10 found = 10 done now" in done.stdout
     status = await batchtoon("status", "--out", str(out), "--json")
     report = json.loads(status.stdout)
     assert report["counts"]["downloaded"] == 10 and report["failed"] == []

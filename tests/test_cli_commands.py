@@ -197,20 +197,21 @@ async def test_verbose_quiet_and_json(tmp_path: Path) -> None:
     args = ["run", str(tmp_path / "in"), "--sandbox"]
     loud = await batchtoon(*args, "--out", str(tmp_path / "a"), "-v")
     assert loud.returncode == 1
-    assert loud.stderr.count(b"skipped") == 1  # the log's line, not the item's line as well
-    assert b"batchtoon: WARNING skipped" in loud.stderr
+    assert loud.stderr.count(b"refused") == 1  # the log's line, not the item's line as well
+    assert b"batchtoon: WARNING refused" in loud.stderr
     plain = await batchtoon(*args, "--out", str(tmp_path / "c"))
-    assert b"batchtoon: skipped" in plain.stderr and b"WARNING" not in plain.stderr
+    assert b"batchtoon: refused" in plain.stderr and b"WARNING" not in plain.stderr
     assert b"sandbox: http://127.0.0.1" in loud.stderr
     quiet = await batchtoon(*args, "--out", str(tmp_path / "b"), "-q", "--json")
     assert quiet.returncode == 1  # only the error: the item refused, no banner, no bars
     assert quiet.stderr.decode().splitlines() == [
-        f"batchtoon: skipped {tmp_path / 'in' / 'thumb.jpg'}: 90x90 is under the API's 256 px "
+        f"batchtoon: refused {tmp_path / 'in' / 'thumb.jpg'}: 90x90 is under the API's 256 px "
         "minimum: use a larger photo"
     ]
     summary = json.loads(quiet.stdout)
-    assert summary["exit_code"] == 1 and summary["found"] == 3 and summary["downloaded"] == 2
-    assert summary["failed"] == 1 and len(quiet.stdout.strip().splitlines()) == 1
+    assert summary["exit_code"] == 1 and summary["found"] == 3
+    assert summary["results"]["done_now"] == 2 and summary["results"]["refused"] == 1
+    assert len(quiet.stdout.strip().splitlines()) == 1
 
 
 # plan's exit code.

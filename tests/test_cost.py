@@ -53,7 +53,7 @@ async def test_fix_prepares_phone_sized_and_rotated_photos_and_results_are_uprig
         accepted = set(sandbox.counters.accepted)
     plain_sha = hashlib.sha256((folder / "plain.jpg").read_bytes()).hexdigest()
     assert (plain_sha, 0) in accepted  # a photo within the limits is sent byte for byte
-    with Image.open(out / "sideways.0.jpg") as result:
+    with Image.open(out / "sideways.vintage-comic.jpg") as result:
         assert result.height > result.width  # portrait, as the photo is meant to be seen
         top, bottom = (
             result.getpixel((result.width // 2, 10)),
@@ -61,7 +61,7 @@ async def test_fix_prepares_phone_sized_and_rotated_photos_and_results_are_uprig
         )
         assert isinstance(top, tuple) and isinstance(bottom, tuple)
         assert top[0] > top[2] and bottom[2] > bottom[0]  # red on top, blue below
-    with Image.open(out / "phone.0.jpg") as result:
+    with Image.open(out / "phone.vintage-comic.jpg") as result:
         assert result.size == (2048, 1536)  # 4:3 kept, short side 1536
     cache = sorted((out / ".batchtoon" / "prepared").iterdir())
     assert len(cache) == 2  # phone and sideways, prepared once each and cached by content
@@ -99,8 +99,8 @@ async def test_a_copied_photo_is_submitted_once_and_stored_under_both_names(
         assert sorted(sandbox.counters.accepted.values()) == [1, 1]  # once per style
     names = sorted(str(p.relative_to(out)) for p in outputs(out))
     assert names == [
-        "original.0.jpg", "original.4.jpg", "trip/copy of original.0.jpg",
-        "trip/copy of original.4.jpg",
+        "original.future-technology.jpg", "original.vintage-comic.jpg",
+        "trip/copy of original.future-technology.jpg", "trip/copy of original.vintage-comic.jpg",
     ]  # fmt: skip
     assert len({p.read_bytes() for p in outputs(out)}) == 1
 

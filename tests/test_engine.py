@@ -32,9 +32,9 @@ async def test_500_images_one_submission_each_and_traceable(tmp_path: Path) -> N
         assert sandbox.counters.downloads == 500
     files = outputs(tmp_path / "out")
     assert len(files) == 500
-    for source in sources:  # in/sub1/photo0001.jpg -> out/sub1/photo0001.0.jpg
+    for source in sources:  # in/sub1/photo0001.jpg -> out/sub1/photo0001.vintage-comic.jpg
         rel = source.relative_to(tmp_path / "in")
-        result = tmp_path / "out" / rel.parent / f"{rel.stem}.0.jpg"
+        result = tmp_path / "out" / rel.parent / f"{rel.stem}.vintage-comic.jpg"
         assert result.read_bytes() == source.read_bytes()  # echo: the bytes as served
 
 
@@ -46,7 +46,8 @@ async def test_running_again_submits_and_downloads_nothing(tmp_path: Path) -> No
         again = await run_engine(sandbox, [tmp_path / "in"], tmp_path / "out", styles=(0, 3))
         assert (sandbox.counters.submit_requests, sandbox.counters.downloads) == before
         assert sandbox.counters.query_requests > 0
-        assert again.stats.skipped == 40 and again.exit_code == ExitCode.OK
+        assert again.stats.tally.results == {"already done": 40}
+        assert again.exit_code == ExitCode.OK
 
 
 async def test_one_query_per_pending_task_per_tick(tmp_path: Path) -> None:
@@ -101,7 +102,7 @@ async def test_outputs_are_checked_images_named_by_content(tmp_path: Path) -> No
     async with Sandbox(time_scale=0.001, render="echo") as sandbox:
         await run_engine(sandbox, [folder], tmp_path / "out")
     [result] = outputs(tmp_path / "out")
-    assert result.name == "a.0.png"  # echo serves the PNG back: the extension follows the bytes
+    assert result.name == "a.vintage-comic.png"  # echo serves the PNG back: the extension follows the bytes
     done = [r for r in journal_records(tmp_path / "out") if r["event"] == "downloaded"]
     assert done[0]["sha256"] == hashlib.sha256(result.read_bytes()).hexdigest()
 
@@ -118,4 +119,4 @@ async def test_deleted_outputs_of_a_duplicated_photo_are_all_produced_again(tmp_
             path.unlink()
         engine = await run_engine(sandbox, [folder], out)
         assert engine.exit_code == ExitCode.OK and engine.stats.extra == 1
-    assert [p.name for p in outputs(out)] == ["a.0.jpg", "b.0.jpg"]
+    assert [p.name for p in outputs(out)] == ["a.vintage-comic.jpg", "b.vintage-comic.jpg"]

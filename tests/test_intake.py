@@ -346,7 +346,5 @@ def test_prepare_settings_defaults_ranges_and_one_worker_per_core(tmp_path: Path
     loaded = load_settings(config).prepare
     assert (loaded.max_short_side, loaded.quality, loaded.workers) == (None, 80, 3)
     config.write_text("prepare: {max_short_side: 1024}\n")
-    with pytest.raises(
-        UsageError, match=r"'prepare\.max_short_side': 1024 is below 1536"
-    ):
+    with pytest.raises(UsageError, match=r"'prepare\.max_short_side': 1024 is below 1536"):
         load_settings(config)

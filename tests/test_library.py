@@ -38,9 +38,13 @@ async def test_a_batch_runs_resumes_and_reports_progress(tmp_path: Path) -> None
             first = await batch.run([tmp_path / "in"])
             again = await batch.run([str(tmp_path / "in")])
         assert sandbox.counters.accepted_total == 24
-    assert first.exit_code is batchtoon.ExitCode.OK and first.downloaded == 24
-    assert (again.exit_code, again.submitted, again.skipped) == (batchtoon.ExitCode.OK, 0, 24)
-    assert seen[-1].downloaded == 0 and max(s.downloaded for s in seen) == 24
+    assert first.exit_code is batchtoon.ExitCode.OK
+    assert (first.found, first.results["done now"], first.photos["done now"]) == (24, 24, 12)
+    assert (again.exit_code, again.submitted, again.results["already done"]) == (
+        batchtoon.ExitCode.OK, 0, 24,
+    )  # fmt: skip
+    assert seen[-1].settled == seen[-1].total == 24 and seen[-1].done == 24
+    assert all(s.settled <= s.total for s in seen)  # a bar never overflows
 
 
 async def test_a_second_batch_on_the_same_journal_is_refused(tmp_path: Path) -> None:

@@ -4,8 +4,9 @@
 Exit codes (`ExitCode`, listed in the README): 0 everything downloaded; 1 some items failed;
 2 usage, config or environment error; 3 the API stopped the run (or, for `plan`, would); 4 the
 `--max-submissions` budget was reached; 5 paid tasks left for the next run; 70 an internal error
-(a bug: the journal is intact); 130 stopped by Ctrl-C / SIGTERM; 141 the reader of the output
-went away (`batchtoon status | head -1`).
+(a bug: the journal is intact); 74 a file could not be written (disk full, read-only, ...);
+130 stopped by Ctrl-C / SIGTERM; 141 the reader of the output went away
+(`batchtoon status | head -1`).
 
 Whatever the environment does (a closed pipe, a terminal that cannot show a name, a bad
 variable), the command says so in one line and never shows a traceback.
@@ -19,11 +20,13 @@ import os
 import sys
 import tempfile
 import traceback
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 
 import argcomplete
+from PIL import Image
 
-from ..errors import UsageError
+from ..errors import BatchtoonError, Unwritable, UsageError
 from ..exitcodes import ExitCode
 from ..logs import LOGGER
 from ..sources import display
@@ -49,6 +52,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         }
     )
     argcomplete.autocomplete(parser)  # answers the shell and exits, when the shell asks
+    # An image with more pixels than Pillow decodes safely is refused with a reason (pre-flight,
+    # results); Pillow's own warning about it would only be a second, unasked-for line.
+    warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
     try:
         args = parse(parser, argv)
         args.argv = argv
@@ -67,11 +73,11 @@ def _failed(error: BaseException) -> int:
         # flush of stdout fail again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return ExitCode.BROKEN_PIPE
-    if isinstance(error, UsageError):
+    if isinstance(error, UsageError | Unwritable):
         message = str(error)
         prefix = "" if message.startswith("batchtoon") else "batchtoon: "
         print(f"{prefix}{display(message)}", file=sys.stderr)
-        return ExitCode.USAGE
+        return ExitCode.USAGE if isinstance(error, UsageError) else ExitCode.UNWRITABLE
     where = _keep_traceback(error)
     print(
         f"batchtoon: internal error ({type(error).__name__}: {display(str(error))}); the "
@@ -95,7 +101,16 @@ def _keep_traceback(error: BaseException) -> str:
 
 
 def _innermost(error: BaseException) -> BaseException:
-    """The error itself, out of the task groups' exception groups that wrap it."""
-    while (inner := getattr(error, "exceptions", None)) and len(inner) == 1:
-        error = inner[0]
-    return error
+    """The error itself, out of the task groups' exception groups that wrap it: the first of
+    ours if several tasks met one (a full disk fails every writer at once), else the first."""
+    leaves = list(_leaves(error))
+    return next((e for e in leaves if isinstance(e, BatchtoonError)), leaves[0])
+
+
+def _leaves(error: BaseException) -> Iterator[BaseException]:
+    inner = getattr(error, "exceptions", None)
+    if not inner:
+        yield error
+        return
+    for each in inner:
+        yield from _leaves(each)

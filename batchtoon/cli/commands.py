@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import fcntl
 import json
 import logging
 import os
@@ -19,6 +18,7 @@ from typing import Any, get_args
 
 import aiohttp
 import anyio
+from filelock import FileLock, Timeout
 from tqdm import tqdm
 
 from ..api import ApiClient
@@ -30,7 +30,7 @@ from ..journal import Journal
 from ..ledger import Ledger
 from ..logs import LOGGER, screen_handler
 from ..planner import Plan, make_plan
-from ..progress import Bars, summary
+from ..progress import Bars, StatusLines, summary
 from ..sources import check_sources, display
 from .parser import did_you_mean, setting_flags
 
@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _run_async(args: argparse.Namespace, resolved: Resolved, key: str) -> int:
-    bars = None if args.quiet or not sys.stderr.isatty() else Bars()
+    bars = _progress(args, resolved.settings)
     try:
         async with api_target(args, resolved, key, keep_state=True) as (settings, key):
             with _log_on_screen(args.verbose, key):
@@ -104,14 +104,23 @@ async def _run_async(args: argparse.Namespace, resolved: Resolved, key: str) -> 
                     done = await batch.run(args.sources)
                     group.cancel_scope.cancel()
     finally:
-        if bars is not None:
+        if isinstance(bars, Bars):
             bars.close()
     if args.json:
-        print(json.dumps(dataclasses.asdict(done), ensure_ascii=False))
+        print(json.dumps(done.as_json(), ensure_ascii=False))
     else:
         print_lines(summary(done))
     _advise(done, settings, args.argv)
     return done.exit_code
+
+
+def _progress(args: argparse.Namespace, settings: Settings) -> Bars | StatusLines | None:
+    """A bar on a terminal; elsewhere (cron, a pipe, a file), a status line now and then."""
+    if args.quiet:
+        return None
+    if sys.stderr.isatty() and not os.environ.get("NO_COLOR"):
+        return Bars()
+    return StatusLines(settings.progress.interval)
 
 
 @asynccontextmanager
@@ -166,14 +175,13 @@ def _locked(state: Path | None) -> Iterator[None]:
         yield
         return
     state.mkdir(mode=0o700, parents=True, exist_ok=True)
-    with open(state / "lock", "a+b") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise UsageError(
-                f"the sandbox state in {display(str(state))} is in use by another batchtoon run"
-            ) from None
-        yield
+    try:
+        with FileLock(state / "lock", timeout=0):
+            yield
+    except Timeout:
+        raise UsageError(
+            f"the sandbox state in {display(str(state))} is in use by another batchtoon run"
+        ) from None
 
 
 @contextmanager
@@ -226,14 +234,16 @@ def _advise(done: Summary, settings: Settings, argv: list[str]) -> None:
             f"  {advice}, then run the same command again: {again}",
             file=sys.stderr,
         )
+    elif done.problem is not None:
+        print(f"batchtoon: stopped: {display(done.problem)}; then run: {again}", file=sys.stderr)
     elif done.exit_code == ExitCode.STOPPED:
         print(f"batchtoon: stopped; to go on, run: {again}", file=sys.stderr)
     elif done.exit_code == ExitCode.BUDGET:
         print(f"batchtoon: submission budget reached; to go on, run: {again}", file=sys.stderr)
     elif done.exit_code == ExitCode.LEFT:
         print(
-            f"batchtoon: {done.left} paid tasks could not be followed to the end now (see the "
-            f"log); they are kept: to pick them up, run: {again}",
+            f"batchtoon: {done.left_tasks} paid tasks could not be followed to the end now (see "
+            f"the log); they are kept: to pick them up, run: {again}",
             file=sys.stderr,
         )
 
@@ -267,7 +277,7 @@ async def _balance(settings: Settings, key: str) -> tuple[float | None, str]:
     """The account's credit balance (None, said on stderr, if the API cannot tell now), and
     why the API refused the key ("" if it did not)."""
     async with aiohttp.ClientSession() as session:
-        api = ApiClient(session, settings.api.base_url, key, timeout=settings.api.timeout)
+        api = ApiClient.from_settings(session, settings, key)
         try:
             balances = await api.credits()
         except RunFatal as error:
