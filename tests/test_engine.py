@@ -102,7 +102,7 @@ async def test_outputs_are_checked_images_named_by_content(tmp_path: Path) -> No
     async with Sandbox(time_scale=0.001, render="echo") as sandbox:
         await run_engine(sandbox, [folder], tmp_path / "out")
     [result] = outputs(tmp_path / "out")
-    assert result.name == "a.vintage-comic.png"  # echo serves the PNG back: the extension follows the bytes
+    assert result.name == "a.vintage-comic.png"  # echo serves the PNG: the extension follows it
     done = [r for r in journal_records(tmp_path / "out") if r["event"] == "downloaded"]
     assert done[0]["sha256"] == hashlib.sha256(result.read_bytes()).hexdigest()
 
