@@ -8,12 +8,11 @@ The public API, for running batches from Python (see `Batch`); everything else i
     BatchtoonError, UsageError, InputError, ApiError   the errors it raises on purpose
 """
 
-__version__ = "0.1.0"
-
-from .batch import Batch, Snapshot, Summary  # after __version__: cli imports it
+from .batch import Batch, Snapshot, Summary
 from .config import Settings, load_settings
 from .errors import ApiError, BatchtoonError, InputError, UsageError
 from .exitcodes import ExitCode
+from .version import __version__
 
 __all__ = [
     "ApiError",

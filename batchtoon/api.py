@@ -56,6 +56,7 @@ __all__ = [
     "Submitted",
     "TaskState",
     "error_from_answer",
+    "key_problem",
     "parse_credits",
     "parse_query",
     "parse_submit",
@@ -110,6 +111,23 @@ class Balance:
     name: str
     balance: float
     total: float
+
+
+def key_problem(key: str) -> str:
+    """Why `key` cannot be an API key, never showing it ("" if it can): it goes in a request
+    header, so a space, a control character (a pasted line break) or non-ASCII cannot be."""
+    for place, char in enumerate(key, 1):
+        if char.isascii() and char.isprintable() and char != " ":
+            continue
+        what = (
+            "a space"
+            if char == " "
+            else "a control character"
+            if not char.isprintable()
+            else "a character that is not ASCII"
+        )
+        return f"holds {what} (character {place} of {len(key)})"
+    return ""
 
 
 def _retry_after(value: str | None, most: float = 3600.0) -> float | None:

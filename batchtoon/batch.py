@@ -34,17 +34,22 @@ from typing import Any
 import aiohttp
 import anyio
 
-from .api import ApiClient
+from .api import ApiClient, key_problem
 from .clock import ticks
 from .config import Settings
 from .engine import Engine
-from .errors import UsageError
+from .errors import Unwritable, UsageError
 from .exitcodes import ExitCode
 from .journal import Journal
+from .ledger import Ledger
 from .logs import open_log
+from .report import from_ledger, write_gallery
+from .sources import display
 from .stats import TERMS
+from .styles import style_slug
+from .version import __version__
 
-__all__ = ["Batch", "Snapshot", "Summary"]
+__all__ = ["Batch", "Snapshot", "Summary", "write_report"]
 
 
 @dataclass(frozen=True)
@@ -136,11 +141,8 @@ class Batch:
             raise UsageError(
                 f"no API key: set {settings.api.key_env} (export {settings.api.key_env}=...)"
             )
-        if not key.isprintable() or key != key.strip():
-            raise UsageError(
-                f"the API key in {settings.api.key_env} holds spaces or control characters "
-                "(a line break?): set it again, as the provider gave it"
-            )
+        if problem := key_problem(key):
+            raise UsageError(f"{settings.api.key_env}: the API key {problem}: set it again")
         self.settings = settings
         self._key = key
         self._retry_failed = retry_failed
@@ -187,6 +189,7 @@ class Batch:
             retry_failed=self._retry_failed, log=self.log, report=self._problem,
         )  # fmt: skip
         self._engine = engine
+        self.log.info("start: %s", _start_line(settings, engine.sources))
         try:
             async with anyio.create_task_group() as group:
                 if self._on_progress is not None:
@@ -197,7 +200,22 @@ class Batch:
             self._engine = None
             if self._on_progress is not None:
                 self._on_progress(snapshot(engine))
-        return summarize(engine)
+        done = summarize(engine)
+        self.log.info("end: %s", _end_line(done))
+        if settings.report.enabled:
+            await self._write_report(done)
+        return done
+
+    async def _write_report(self, done: Summary) -> None:
+        """The run's gallery; a failure to write it is said, and changes nothing else."""
+        try:
+            page = await anyio.to_thread.run_sync(
+                write_report, self.settings, self._journal.ledger, done
+            )
+        except (OSError, Unwritable) as error:
+            self._problem(f"could not write the gallery: {error}")
+        else:
+            self.log.info("gallery: %s", page)
 
     def stop(self) -> None:
         """End the current run as Ctrl-C does (a no-op between runs)."""
@@ -213,6 +231,43 @@ class Batch:
         self.log.warning(line)
         if self._on_problem is not None:
             self._on_problem(line)
+
+
+def write_report(settings: Settings, ledger: Ledger, done: Summary | None = None) -> Path:
+    """Write the gallery of everything the journal knows, `<out>/index.html`, with this run's
+    counts in its header (or the journal's, without a run); blocking."""
+    out = Path(settings.output.dir)
+    counts: dict[str, int] | None = None
+    if done is not None:
+        counts = {"found": done.found, **{t: n for t, n in done.results.items() if n}}
+        counts |= {"submitted": done.submitted}
+    gallery = from_ledger(ledger, out, counts=counts)
+    try:
+        return write_gallery(out, gallery, workers=settings.prepare.threads)
+    except OSError as error:
+        raise Unwritable.from_os_error(error, out / "index.html", "write the gallery") from None
+
+
+def _start_line(settings: Settings, sources: list[Path]) -> str:
+    names = ", ".join(display(s) for s in sources)
+    paces = (
+        f"rate {settings.submit.rate:g}/s, concurrency {settings.submit.concurrency}, poll "
+        f"every {settings.poll.interval:g} s"
+    )
+    styles = ",".join(style_slug(s) for s in settings.styles)
+    return (
+        f"batchtoon {__version__}; sources {names}; styles {styles}; out "
+        f"{display(settings.output.dir)}; {paces}; API {settings.api.base_url}, key "
+        f"${settings.api.key_env} set"
+    )
+
+
+def _end_line(done: Summary) -> str:
+    terms = ", ".join(f"{n} {term}" for term, n in done.results.items() if n)
+    return (
+        f"{done.outcome}, exit {int(done.exit_code)}: {done.found} results found ({terms}); "
+        f"{done.submitted} submissions, {done.wall:.1f} s"
+    )
 
 
 def snapshot(engine: Engine) -> Snapshot:

@@ -28,60 +28,73 @@ from .sources import BadLine, Source, display
 
 __all__ = ["ROWS", "Plan", "make_plan"]
 
-# The plan's rows, by the admission verdicts they gather.
+# The plan's terms for results (one per photo and style), by the admission verdicts they gather;
+# each is what a run would then count them as (`stats.TERMS`), in the future tense.
 ROWS: dict[Verdict, str] = {
-    "submit": "billable",
-    "resubmit": "billable",
+    "submit": "to submit",
+    "resubmit": "to submit again",
     "poll": "in progress",
     "download": "in progress",
-    "done": "done",
-    "copy": "done",
+    "done": "already done",
+    "copy": "already done",
     "duplicate": "duplicate",
-    "failed": "failed before",
+    "failed": "failed earlier",
 }
+ORDER = (
+    "already done", "to submit", "to submit again", "duplicate", "in progress",
+    "failed earlier", "refused",
+)  # fmt: skip
 
 
 @dataclass
 class Plan:
     photos: int = 0  # source files found (and manifest lines)
     styles: int = 0
-    counts: Counter[str] = field(default_factory=Counter)  # row -> (photo, style)s
+    counts: Counter[str] = field(default_factory=Counter)  # term -> results
     verdicts: Counter[Verdict] = field(default_factory=Counter)
-    invalid: dict[str, str] = field(default_factory=dict)  # where -> reason
-    to_fix: int = 0  # photos --fix prepares
+    invalid: dict[str, str] = field(default_factory=dict)  # where -> why it is refused
+    converted: Counter[str] = field(default_factory=Counter)  # why -> photos converted
+    to_convert: int = 0  # photos pre-flight converts before upload
+    notes: list[str] = field(default_factory=list)  # what the user should know first
     balance: float | None = None  # credits, when asked; negative: unlimited
 
     @property
     def billable(self) -> int:
-        return self.counts["billable"]
+        return self.counts["to submit"] + self.counts["to submit again"]
+
+    @property
+    def results(self) -> int:
+        return sum(self.counts.values())
 
     def as_json(self) -> dict[str, Any]:
         return {
             "photos": self.photos,
-            "already_done": self.counts["done"],
+            "results": self.results,
+            "counts": {term.replace(" ", "_"): self.counts[term] for term in ORDER},
+            "already_done": self.counts["already done"],
             "duplicates": self.counts["duplicate"],
             "in_progress": self.counts["in progress"],
-            "failed_before": self.counts["failed before"],
-            "to_fix": self.to_fix,
+            "failed_before": self.counts["failed earlier"],
+            "to_convert": self.to_convert,
+            "converted": dict(self.converted),
             "invalid": [{"source": k, "reason": v} for k, v in self.invalid.items()],
             "billable_submissions": self.billable,
+            "notes": self.notes,
             "balance": self.balance,
         }
 
     def __str__(self) -> str:
-        rows = [
-            ("photos found", self.photos),
-            ("already done", self.counts["done"]),
-            ("duplicates (same content, sent once)", self.counts["duplicate"]),
-            ("in progress (no new cost)", self.counts["in progress"]),
-            ("failed before (--retry-failed)", self.counts["failed before"]),
-            ("to be fixed (--fix)", self.to_fix),
-            ("invalid", len(self.invalid)),
-        ]
+        shown = " + ".join(f"{self.counts[t]} {t}" for t in ORDER if self.counts[t])
         lines = [f"plan: {self.photos} photos x {self.styles} style(s)"]
-        lines += [f"  {name:<38}{count:>8}" for name, count in rows]
-        lines += [f"    {where}: {reason}" for where, reason in self.invalid.items()]
-        lines.append(f"  {'billable submissions':<38}{self.billable:>8}")
+        lines += [f"  note: {note}" for note in self.notes]
+        lines.append(f"  results: {self.results} found" + (f" = {shown}" if shown else ""))
+        if self.to_convert:
+            why = ", ".join(f"{n} {reason}" for reason, n in self.converted.most_common())
+            lines.append(f"  converted before upload: {self.to_convert} photos ({why})")
+        if self.invalid:
+            lines.append(f"  refused: {len(self.invalid)} photos")
+            lines += [f"    {where}: {reason}" for where, reason in self.invalid.items()]
+        lines.append(f"  billable submissions: {self.billable}")
         if self.balance is not None:
             enough = "unlimited" if self.balance < 0 else f"{self.balance:g}"
             verdict = (
@@ -118,13 +131,17 @@ async def make_plan(
 
     async def take(item: Source | BadLine, outcome: Prepared | str) -> None:
         plan.photos += 1
+        styles = (item.styles if isinstance(item, Source) else None) or settings.styles
         if isinstance(outcome, str):
             where = item.where if isinstance(item, BadLine) else display(item.path)
             plan.invalid[where] = outcome
+            plan.counts["refused"] += len(styles)
             return
         assert isinstance(item, Source)
-        plan.to_fix += outcome.converted
-        for style in item.styles or settings.styles:
+        if outcome.converted:
+            plan.to_convert += 1
+            plan.converted.update(outcome.reasons)
+        for style in styles:
             key = f"{outcome.sha256}:{style}"
             verdict = await judge(ledger.entries.get(key), key)
             if verdict in OPENS:
@@ -132,7 +149,19 @@ async def make_plan(
             plan.verdicts[verdict] += 1
             plan.counts[ROWS[verdict]] += 1
 
+    plan.notes += _notes(settings, sources)
     await preflight_sources(
         sources, checker(settings), settings.prepare.threads, take, only=source_filter(settings)
     )
     return plan
+
+
+def _notes(settings: Settings, sources: list[Path]) -> list[str]:
+    """What the user should know before a run: an output folder inside a source is skipped."""
+    out = Path(settings.output.dir).resolve()
+    return [
+        f"the output folder {display(str(settings.output.dir))} is inside SOURCE "
+        f"{display(str(source))}: it is never walked (batchtoon skips its own output)"
+        for source in sources
+        if source.is_dir() and out.is_relative_to(source.resolve())
+    ]

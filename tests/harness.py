@@ -118,5 +118,8 @@ def journal_records(out: Path) -> list[dict[str, Any]]:
 
 
 def outputs(out: Path) -> list[Path]:
-    """Every file in the output folder but the run's own bookkeeping."""
-    return sorted(p for p in out.rglob("*") if p.is_file() and ".batchtoon" not in p.parts)
+    """Every file in the output folder but the run's own: its bookkeeping and its gallery."""
+    own = {out / "index.html"}
+    return sorted(
+        p for p in out.rglob("*") if p.is_file() and ".batchtoon" not in p.parts and p not in own
+    )

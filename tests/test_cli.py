@@ -114,7 +114,8 @@ async def test_sandbox_run_then_status_json(tmp_path: Path) -> None:
     assert b"results: 10 found = 10 done now" in done.stdout
     status = await batchtoon("status", "--out", str(out), "--json")
     report = json.loads(status.stdout)
-    assert report["counts"]["downloaded"] == 10 and report["failed"] == []
+    assert report["results"] == {"done": 10, "pending": 0, "failed": 0, "refused": 0}
+    assert report["photos"]["done"] == 5 and report["failed"] == []
 
 
 async def test_ctrl_c_stops_within_seconds_prints_the_resume_command_and_resumes(

@@ -197,8 +197,10 @@ async def test_verbose_quiet_and_json(tmp_path: Path) -> None:
     args = ["run", str(tmp_path / "in"), "--sandbox"]
     loud = await batchtoon(*args, "--out", str(tmp_path / "a"), "-v")
     assert loud.returncode == 1
-    assert loud.stderr.count(b"refused") == 1  # the log's line, not the item's line as well
-    assert b"batchtoon: WARNING refused" in loud.stderr
+    # the log's line, not the item's line as well; and the log's start and end lines
+    assert loud.stderr.count(b"batchtoon: WARNING refused") == 1
+    assert b"batchtoon: refused" not in loud.stderr
+    assert b"INFO start: batchtoon " in loud.stderr and b"INFO end: done, exit 1" in loud.stderr
     plain = await batchtoon(*args, "--out", str(tmp_path / "c"))
     assert b"batchtoon: refused" in plain.stderr and b"WARNING" not in plain.stderr
     assert b"sandbox: http://127.0.0.1" in loud.stderr
@@ -238,7 +240,7 @@ async def test_plan_says_no_with_exit_3_when_the_api_would_stop_the_run(
         )  # fmt: skip
     assert done.returncode == code, done.stderr
     assert said in done.stderr
-    assert b"billable submissions                         5" in done.stdout
+    assert b"billable submissions: 5" in done.stdout
 
 
 # status.
@@ -254,7 +256,10 @@ async def test_status_groups_failures_by_kind_filters_by_state_and_lists_outputs
     run = await batchtoon("run", str(tmp_path / "in"), "--sandbox", "--out", out, "-q")
     assert run.returncode == 1
     text = (await batchtoon("status", "--out", out)).stdout.decode()
-    assert text.splitlines()[0] == "queued 0, submitted 0, succeeded 0, downloaded 2, failed 2"
+    assert text.splitlines()[:2] == [
+        "results: 4 = 2 done + 2 refused",
+        "photos:  4 = 2 done + 2 refused",
+    ]
     assert "failures, by kind (1;" in text and "    2 x " in text
     assert "is under the API's 256 px minimum" in text and "e.g. " in text
     refused = (await batchtoon("status", "--out", out, "--state", "refused")).stdout.decode()

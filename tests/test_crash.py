@@ -61,7 +61,7 @@ async def crash_and_resume(tmp_path: Path, photos: int, moments: list[tuple[str,
     status = await anyio.run_process(
         [sys.executable, "-m", "batchtoon", "status", "--out", str(out), "--json"]
     )
-    assert json.loads(status.stdout)["counts"]["downloaded"] == photos
+    assert json.loads(status.stdout)["results"]["done"] == photos
 
 
 def _reached(sandbox: Sandbox, kind: str, count: int) -> bool:

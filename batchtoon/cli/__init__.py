@@ -1,5 +1,6 @@
 # PYTHON_ARGCOMPLETE_OK
-"""The `batchtoon` command: `run`, `plan`, `status`, `config`, `sandbox` and `completion`.
+"""The `batchtoon` command: `run`, `plan`, `status`, `report`, `config`, `sandbox` and
+`completion`.
 
 Exit codes (`ExitCode`, listed in the README): 0 everything downloaded; 1 some items failed;
 2 usage, config or environment error; 3 the API stopped the run (or, for `plan`, would); 4 the
@@ -46,6 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "run": commands.run,
             "plan": commands.plan,
             "status": show.status,
+            "report": show.report,
             "config": show.config,
             "sandbox": commands.sandbox,
             "completion": show.completion,

@@ -21,7 +21,7 @@ import anyio
 from filelock import FileLock, Timeout
 from tqdm import tqdm
 
-from ..api import ApiClient
+from ..api import ApiClient, key_problem
 from ..batch import Batch, Summary
 from ..config import Resolved, Settings, check_number, check_whole, resolve, shown
 from ..errors import ApiError, RunFatal, UsageError
@@ -34,7 +34,7 @@ from ..progress import Bars, StatusLines, summary
 from ..sources import check_sources, display
 from .parser import did_you_mean, setting_flags
 
-__all__ = ["SANDBOX_SPEEDUP", "api_key", "key_problem", "plan", "resolved", "run", "sandbox"]
+__all__ = ["SANDBOX_SPEEDUP", "api_key", "plan", "resolved", "run", "sandbox"]
 
 SANDBOX_SPEEDUP = 10.0  # --sandbox runs the provider's timings ten times faster
 
@@ -60,22 +60,6 @@ def api_key(settings: Settings, *, required: bool) -> str:
     if problem := key_problem(key):
         raise UsageError(f"{name}: the API key {problem}: set it again without it")
     return key
-
-
-def key_problem(key: str) -> str:
-    """Why `key` cannot be an API key (never showing it), or "" if it can."""
-    for place, char in enumerate(key, 1):
-        if char.isascii() and char.isprintable() and char != " ":
-            continue
-        what = (
-            "a space"
-            if char == " "
-            else "a control character"
-            if not char.isprintable()
-            else "a character that is not ASCII"
-        )
-        return f"holds {what} (character {place} of {len(key)})"
-    return ""
 
 
 # run

@@ -23,11 +23,11 @@ from typing import Any, NoReturn
 
 from argcomplete.completers import ChoicesCompleter
 
-from .. import __version__
 from ..config import SETTINGS, shown
 from ..errors import UsageError
 from ..sandbox.config import Faults
 from ..styles import STYLE_SLUGS
+from ..version import __version__
 
 __all__ = [
     "COMMANDS",
@@ -40,7 +40,7 @@ __all__ = [
     "setting_flags",
 ]
 
-COMMANDS = ("run", "plan", "status", "config", "sandbox", "completion")
+COMMANDS = ("run", "plan", "status", "report", "config", "sandbox", "completion")
 STATES = ("failed", "refused", "pending", "done")
 
 
@@ -280,6 +280,10 @@ def build(handlers: dict[str, Handler]) -> argparse.ArgumentParser:
     status.add_argument(
         "--json", action="store_true", help="JSON (with --list or --state: one object a line)"
     )
+
+    report = command("report", "write the before/after gallery of a journal: <out>/index.html")
+    report.add_argument("--config", type=Path, metavar="FILE", help="config file")
+    add_setting_flags(report, ("output.dir", "journal"))
 
     config = command("config", "the settings in force, and where each came from")
     config.add_argument("--config", type=Path, metavar="FILE", help="config file")

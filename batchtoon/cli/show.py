@@ -15,15 +15,17 @@ import platformdirs
 import yaml
 from argcomplete.shell_integration import shellcode
 
+from ..api import key_problem
+from ..batch import write_report
 from ..config import CONFIG_ENV, LOCAL_CONFIG, SETTINGS, Resolved, Settings
 from ..errors import UsageError
 from ..journal import Journal
 from ..ledger import Ledger
 from ..reasons import kind_of
 from ..sources import display
-from .commands import key_problem, resolved
+from .commands import resolved
 
-__all__ = ["Item", "completion", "config", "items", "kinds", "status"]
+__all__ = ["Item", "completion", "config", "items", "kinds", "report", "status", "tally"]
 
 
 # status
@@ -77,7 +79,7 @@ def status(args: argparse.Namespace) -> int:
     if not path.exists():
         raise UsageError(f"no journal at {display(str(path))}: pass --journal or --out")
     ledger = Journal.replay(path).ledger
-    every = items(ledger, Path(settings.output.dir))
+    every = list(items(ledger, Path(settings.output.dir)))
     if args.list or args.state:
         chosen = sorted(
             (i for i in every if args.state in (None, i.state)), key=lambda i: (i.source, i.style)
@@ -85,19 +87,55 @@ def status(args: argparse.Namespace) -> int:
         for item in chosen:
             print(json.dumps(asdict(item), ensure_ascii=False) if args.json else _row(item))
         return 0
-    counts = ledger.counts()
+    results, photos = tally(every)
     grouped = kinds(i for i in every if i.state in ("failed", "refused"))
     if args.json:
-        report = {"counts": counts, "failed": ledger.failures(), "kinds": grouped}
+        report = {
+            "results": results, "photos": photos, "failed": ledger.failures(), "kinds": grouped,
+        }  # fmt: skip
         print(json.dumps(report, ensure_ascii=False))
         return 0
-    print(", ".join(f"{state} {n}" for state, n in counts.items()))
+    print(f"results: {_sum(results)}")
+    print(f"photos:  {_sum(photos)}")
     if grouped:
         print(f"failures, by kind ({len(grouped)}; status --state failed|refused lists them):")
     for group in grouped:
         example = group["example"]
         print(f"  {group['count']:>5} x {display(example['reason'])}")
         print(f"          e.g. {display(example['source'])} (style {example['style']})")
+    return 0
+
+
+STATUS_TERMS = ("done", "pending", "failed", "refused")  # the last is the worst, for a photo
+
+
+def tally(every: Iterable[Item]) -> tuple[dict[str, int], dict[str, int]]:
+    """Results (a photo in a style) by state, and photos by the worst state of their styles."""
+    results = dict.fromkeys(STATUS_TERMS, 0)
+    worst: dict[str, int] = {}
+    for item in every:
+        results[item.state] += 1
+        rank = STATUS_TERMS.index(item.state)
+        worst[item.source] = max(worst.get(item.source, 0), rank)
+    photos = dict.fromkeys(STATUS_TERMS, 0)
+    for rank in worst.values():
+        photos[STATUS_TERMS[rank]] += 1
+    return results, photos
+
+
+def _sum(terms: dict[str, int]) -> str:
+    shown = " + ".join(f"{n} {term}" for term, n in terms.items() if n)
+    return f"{sum(terms.values())}" + (f" = {shown}" if shown else "")
+
+
+def report(args: argparse.Namespace) -> int:
+    """Write the gallery of what the journal knows (`<out>/index.html`) and say where."""
+    settings = resolved(args).settings
+    path = settings.journal_path
+    if not path.exists():
+        raise UsageError(f"no journal at {display(str(path))}: pass --journal or --out")
+    page = write_report(settings, Journal.replay(path).ledger)
+    print(display(str(page)))
     return 0
 
 
