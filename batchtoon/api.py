@@ -203,6 +203,8 @@ def parse_submit(data: dict[str, Any]) -> Submitted:
 def parse_query(data: dict[str, Any]) -> TaskState:
     """A query's answer; `Transient` if it is not one the contract describes (a status of
     another type or name, a result URL that is not text): asked again, within bounds."""
+    if "data" in data and not isinstance(data["data"], dict | None):
+        raise Transient(f"the API sent a task's data that is not an object: {data['data']!r:.40}")
     nested = _mapping(data, "data")
     raw_status = data.get("task_status", nested.get("task_status", 0))
     status, url = nested.get("status") or "", nested.get("result_url") or ""

@@ -158,9 +158,13 @@ class Batch:
 
     async def __aenter__(self) -> Batch:
         self._journal.open()
+        log = self.settings.journal_path.with_name("batchtoon.log")
         try:
-            self.log = open_log(self.settings.journal_path.with_name("batchtoon.log"), self._key)
+            self.log = open_log(log, self._key)
             self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+        except OSError as error:
+            self._journal.close()
+            raise Unwritable.from_os_error(error, log, "open the log") from None
         except BaseException:
             self._journal.close()
             raise

@@ -54,26 +54,27 @@ class Downloader:
                 await self._outbox.deliver(await self._fetch(entry))
 
     async def _fetch(self, entry: Entry) -> Outcome:
+        url = entry.result_url  # the one fetched, whatever happens to the entry meanwhile
         if self._clock.wall() > entry.expires_at:
-            return Gone(entry, "the result URL expired before it was downloaded")
+            return Gone(entry, "the result URL expired before it was downloaded", url)
         bases = list(entry.targets)  # all of them: a resume may come after a partial write
         try:
-            filed = await self._fetch_and_file(entry, bases)
+            filed = await self._fetch_and_file(entry, url, bases)
         except TaskGone as error:
-            return Gone(entry, error.reason)
+            return Gone(entry, error.reason, url)
         except ApiError as error:
-            return Refused(entry, error)
+            return Refused(entry, error, about=url)
         except Unwritable as problem:
-            return Blocked(entry, problem)
+            return Blocked(entry, problem, url)
         self.downloaded += 1
-        return Stored(entry, filed)
+        return Stored(entry, filed, url)
 
-    async def _fetch_and_file(self, entry: Entry, bases: list[str]) -> Filed:
+    async def _fetch_and_file(self, entry: Entry, url: str, bases: list[str]) -> Filed:
         async for attempt in self._retry.attempts(entry.name):
             with attempt:
                 spool = Spool(self._layout.part(bases[0]))
                 try:
-                    await self._api.download(entry.result_url, spool, max_bytes=self._max_bytes)
+                    await self._api.download(url, spool, max_bytes=self._max_bytes)
                     return await anyio.to_thread.run_sync(file_spool, spool, bases, self._layout)
                 finally:
                     spool.close()

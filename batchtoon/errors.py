@@ -26,6 +26,7 @@ from __future__ import annotations
 import errno
 
 __all__ = [
+    "DISK_TROUBLE",
     "ApiError",
     "BatchtoonError",
     "InputError",
@@ -57,13 +58,13 @@ class Unwritable(BatchtoonError):
 
     @classmethod
     def from_os_error(cls, error: OSError, path: object, doing: str) -> Unwritable:
-        what, advice = _DISK_TROUBLE.get(
+        what, advice = DISK_TROUBLE.get(
             error.errno or 0, (error.strerror or str(error), "check the path and try again")
         )
         return cls(f"cannot {doing} {path}: {what}: {advice}")
 
 
-_DISK_TROUBLE: dict[int, tuple[str, str]] = {
+DISK_TROUBLE: dict[int, tuple[str, str]] = {
     errno.ENOSPC: ("the disk is full", "free some space, then run the same command again"),
     errno.EDQUOT: ("the disk quota is used up", "free some space, then run it again"),
     errno.EROFS: ("the file system is read-only", "choose a writable folder (--out, --journal)"),

@@ -4,7 +4,10 @@ Guarantees, for every line of the log and of the screen handler alike:
 - the API key is scrubbed (`***`), wherever it occurs;
 - control characters (escape sequences, carriage returns, newlines) in a message are shown as
   escapes (`sources.display`): a file name or a provider's message cannot forge a log line or
-  drive the terminal. A traceback (`log.exception`) keeps its lines.
+  drive the terminal. A traceback (`log.exception`) keeps its lines;
+- a log file that cannot be written (a full disk) stops being written, once, quietly: logging's
+  own handler would print a traceback to the screen for every line; the run says what the disk
+  did through its own errors.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ def open_log(path: Path, secret: str) -> logging.Logger:
             logger.removeHandler(handler)
             handler.close()
     path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(path, encoding="utf-8")
+    handler = _File(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     handler.addFilter(_Scrub(secret))
     setattr(handler, _OURS, True)
@@ -51,6 +54,11 @@ def open_log(path: Path, secret: str) -> logging.Logger:
     logger.setLevel(logging.INFO)
     logger.propagate = False
     return logger
+
+
+class _File(logging.FileHandler):
+    def handleError(self, record: logging.LogRecord) -> None:
+        self.setLevel(logging.CRITICAL + 1)  # the disk said no: write no more lines
 
 
 class _Screen(logging.Handler):

@@ -22,7 +22,9 @@ run; they compute it and `await outbox.deliver(outcome)` in their own task. The 
 
 `Accepted` and `Refused` from the submit worker also say how many uploads of the item went
 unanswered on the way (`unanswered`): each may have been accepted, so each is possible extra
-cost.
+cost. An outcome of the poller or the downloader says what it is `about`: the task id asked
+about, or the result URL fetched. If the item has moved on since (the task was lost, the item
+submitted again), the outcome is stale, and the router drops it.
 """
 
 from __future__ import annotations
@@ -76,6 +78,7 @@ class Refused:
     entry: Entry
     error: ApiError | InputError
     unanswered: int = 0
+    about: str = ""  # the result URL, when a download was refused
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +95,7 @@ class Unsent:
 @dataclass(frozen=True, slots=True)
 class Finished:
     entry: Entry
-    task_id: str  # the task asked about: the entry may have moved on since
+    about: str  # the task asked about
     state: TaskState
 
 
@@ -100,13 +103,14 @@ class Finished:
 class Gone:
     entry: Entry
     reason: str
-    task_id: str = ""  # the task that is gone, if it is a task (not a result URL)
+    about: str  # the task, or the result URL, that is gone
 
 
 @dataclass(frozen=True, slots=True)
 class Stored:
     entry: Entry
     filed: Filed
+    about: str = ""  # the result URL the files came from ("" for copies made on arrival)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +123,7 @@ class Left:
 class Blocked:
     entry: Entry
     problem: Unwritable
+    about: str = ""
 
 
 Outcome = Accepted | Refused | Fatal | Unsent | Finished | Gone | Stored | Left | Blocked

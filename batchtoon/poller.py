@@ -134,8 +134,8 @@ class Poller:
         """Is the entry still pending, on the task this answer is about? (It may have been
         abandoned, or lost and submitted again meanwhile: then the answer is stale.)"""
         entry = outcome.entry
-        task_id = getattr(outcome, "task_id", entry.task_id)
-        return self.pending.get(entry.key) is entry and entry.task_id == task_id
+        about = getattr(outcome, "about", entry.task_id)
+        return self.pending.get(entry.key) is entry and entry.task_id == about
 
     async def _ask(self, entry: Entry) -> Outcome | None:
         """The task's outcome if this query settles it, else None (ask again next tick)."""

@@ -10,8 +10,9 @@ Guarantees:
   record that matters is on disk;
 - an item is closed (`RunControl.close`) exactly when it ends here: downloaded, failed, or left
   with the provider for a later run;
-- an outcome about a task the item no longer has (it was lost and submitted again meanwhile)
-  is stale, and dropped: it can never write a result or a failure onto the new task;
+- an outcome about a task or result URL the item no longer has (it was lost and submitted
+  again meanwhile) is stale, and dropped: it never records a result or a failure for the
+  item's new task (files it wrote are overwritten when the new task's result comes);
 - money is bounded: the provider losing an item makes it submitted again at most
   `max_resubmissions` times, then it fails with the reason; a task id the API gives to two
   photos is trusted for neither (both are submitted again, within the same bound);
@@ -97,7 +98,9 @@ class Router:
         self.stats = stats
         self._log = log or logging.getLogger("batchtoon")
         self.report = report or self._log.warning
-        self._tasks: dict[str, str] = {}  # task id -> item key, for the tasks being followed
+        # Every task id this run met -> its item's key: a reused id is caught even once the
+        # first task is done (about 100 bytes an id).
+        self._tasks: dict[str, str] = {}
 
     def __repr__(self) -> str:
         return f"<Router {self._run!r} {self.stats} tasks={len(self._tasks)}>"
@@ -106,7 +109,8 @@ class Router:
 
     async def deliver(self, outcome: Outcome) -> None:
         entry = outcome.entry
-        if isinstance(outcome, Finished | Gone) and self._stale(outcome):
+        if self._stale(outcome):
+            self._log.info("ignored a late answer about %s's old task", display(entry.name))
             return
         if isinstance(outcome, Accepted):
             await self._accepted(outcome)
@@ -132,17 +136,15 @@ class Router:
             assert isinstance(outcome, Unsent)
             self._run.close(entry.key)
 
-    def _stale(self, outcome: Finished | Gone) -> bool:
-        """Is this about a task the item no longer has? (Only the poller's say which.)"""
-        entry, task_id = outcome.entry, outcome.task_id
-        if not task_id:
+    @staticmethod
+    def _stale(outcome: Outcome) -> bool:
+        """Is this about a task or result URL the item no longer has?"""
+        about, entry = getattr(outcome, "about", ""), outcome.entry
+        if not about:
             return False
-        if self._tasks.get(task_id) == entry.key:
-            del self._tasks[task_id]
-        if entry.state == "submitted" and entry.task_id == task_id:
-            return False
-        self._log.info("ignored a late answer about %s's old task", display(entry.name))
-        return True
+        state = entry.state
+        current = entry.task_id if state == "submitted" else entry.result_url
+        return state not in ("submitted", "succeeded") or about != current
 
     async def _accepted(self, outcome: Accepted) -> None:
         entry, task_id = outcome.entry, outcome.task_id
@@ -158,9 +160,12 @@ class Router:
         if other == entry.key:
             self._queues.to_poll.send_nowait(entry)
             return
-        del self._tasks[task_id]  # one id for two photos: it answers for at most one of them
+        # One id for two photos: it answers for at most one of them, and maybe already did.
         reason = "the API gave the same task id to two photos: neither result can be trusted"
-        await self.lose(self.journal.ledger.entries[other], reason)
+        earlier = self.journal.ledger.entries[other]
+        if not self._run.is_open(other):
+            self._run.open(other)  # done already, perhaps with the other's cartoon: redo it
+        await self.lose(earlier, reason)
         await self.lose(entry, reason)
 
     async def _finished(self, outcome: Finished) -> None:

@@ -27,6 +27,7 @@ FAST = {
     "submit__concurrency": 8,
     "retry__backoff": 0.001,
     "retry__max_backoff": 0.01,
+    "api__timeout": 10.0,
 }
 
 
@@ -71,7 +72,7 @@ async def engine_for(
     journal.open()
     try:
         async with aiohttp.ClientSession() as session:
-            api = ApiClient(session, sandbox.base_url, sandbox.api_key, timeout=10)
+            api = ApiClient.from_settings(session, settings, sandbox.api_key)
             yield Engine(settings, api, journal, sources, retry_failed=retry_failed)
     finally:
         journal.close()

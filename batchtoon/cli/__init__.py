@@ -27,7 +27,7 @@ from collections.abc import Iterator, Sequence
 import argcomplete
 from PIL import Image
 
-from ..errors import BatchtoonError, Unwritable, UsageError
+from ..errors import DISK_TROUBLE, BatchtoonError, Unwritable, UsageError
 from ..exitcodes import ExitCode
 from ..logs import LOGGER
 from ..sources import display
@@ -75,6 +75,10 @@ def _failed(error: BaseException) -> int:
         # flush of stdout fail again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return ExitCode.BROKEN_PIPE
+    if isinstance(error, OSError) and error.filename and error.errno in DISK_TROUBLE:
+        # A file of the user's environment said no (the sandbox's state, a config file...):
+        # the environment, not a bug, whichever call met it first.
+        error = Unwritable.from_os_error(error, error.filename, "use")
     if isinstance(error, UsageError | Unwritable):
         message = str(error)
         prefix = "" if message.startswith("batchtoon") else "batchtoon: "
