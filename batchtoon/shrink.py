@@ -1,14 +1,14 @@
 """The image transform behind pre-flight: an opened (not yet decoded) image in, the bytes of an
 upload the API takes out. Pure: no files, no settings, no cache (`preflight` does those).
 
-The shrink target. The provider's result has a short side of 1536 px, so more than that is
-sent only where it costs nothing. With `max_short` = M (None: no shrinking) a photo whose short
-side is over M is brought down to a short side in [1536, M]:
+The shrink target. The provider's result has a short side of 1536 px, so sending much more
+buys nothing. With `max_short` = M (None: no shrinking) a photo whose short side is over M is
+brought down to a short side in [1536, M]:
   - a JPEG is decoded with DCT scaling (`Image.draft`) at the largest reduction (1/2, 1/4,
     1/8) that keeps 1536 on the short side; if that lands at M or under, it is used as it is
     (6000x4000 decodes straight to 3000x2000: no resampling at all);
-  - otherwise (other formats, or a reduction that lands over M) it is resampled to exactly
-    1536 on the short side: the provider's own output size, which it then need not resample.
+  - otherwise (other formats, or a reduction that lands over M) it is resampled to M on the
+    short side (4032x3024 -> 2731x2048).
 Whatever M is, the API's limits come first: the long side at most 5760, the short at most
 3240; that alone can take a panorama (over 3.75:1) under 1536.
 
@@ -69,17 +69,20 @@ class Encoded:
 
 def fit_scale(size: tuple[int, int], max_short: int | None) -> float:
     """The scale (at most 1) that brings `size` within the API's limits and, when its short
-    side is over `max_short`, to the provider's 1536 (see the module docstring)."""
+    side is over `max_short`, to `max_short` (see the module docstring)."""
     short, long = sorted(size)
     scale = min(1.0, MAX_LONG / long, MAX_SHORT / short)
     if max_short is not None and short > max_short:
-        scale = min(scale, PROVIDER_SHORT / short)
+        scale = min(scale, max_short / short)
     return scale
 
 
 def target_size(size: tuple[int, int], max_short: int | None) -> tuple[int, int]:
     """`size` at `fit_scale`: what a resampled upload measures (stored orientation)."""
-    scale = fit_scale(size, max_short)
+    return _scaled(size, fit_scale(size, max_short))
+
+
+def _scaled(size: tuple[int, int], scale: float) -> tuple[int, int]:
     return (max(1, round(size[0] * scale)), max(1, round(size[1] * scale)))
 
 
@@ -90,8 +93,11 @@ def prepare(
     original = image.size
     target = target_size(original, max_short)
     if isinstance(image, JpegImageFile) and target != original:
-        # DCT scaling: Pillow picks the largest reduction whose size is at least `target`.
-        image.draft(None, target)
+        # DCT scaling: Pillow picks the largest reduction whose size is at least the one asked
+        # for; asked for the provider's 1536 (when shrinking), it may land in [1536, M] and
+        # need no resampling at all.
+        shrinking = max_short is not None and min(original) > max_short
+        image.draft(None, target_size(original, PROVIDER_SHORT) if shrinking else target)
     picture = _eight_bit_or_rgb(image)
     if not _fits(picture.size, original, max_short):
         picture = picture.resize(target, FILTER, reducing_gap=REDUCING_GAP)

@@ -11,6 +11,7 @@ from typing import Any
 
 import aiohttp
 import anyio
+import numpy as np
 from PIL import Image
 
 from batchtoon.api import ApiClient
@@ -39,6 +40,17 @@ def photo(size: tuple[int, int] = (320, 256), seed: int = 0, fmt: str = "JPEG") 
     out = io.BytesIO()
     image.save(out, fmt, **({"quality": 90} if fmt == "JPEG" else {}))
     return out.getvalue()
+
+
+def textured(width: int, height: int, seed: int = 0) -> Image.Image:
+    """A gradient with grain: it compresses like a photo, and is quick to make at 24 MP."""
+    grain = np.random.default_rng(seed).integers(0, 24, (256, 256, 1), dtype=np.uint8)
+    pixels = np.empty((height, width, 3), np.uint8)
+    pixels[..., 0] = np.linspace(0, 200, width).astype(np.uint8)[None, :]
+    pixels[..., 1] = np.linspace(0, 200, height).astype(np.uint8)[:, None]
+    pixels[..., 2] = 90
+    pixels += np.tile(grain, (height // 256 + 1, width // 256 + 1, 3))[:height, :width]
+    return Image.fromarray(pixels, "RGB")
 
 
 def make_photos(folder: Path, count: int, *, start: int = 0) -> list[Path]:

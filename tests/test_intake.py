@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from harness import photo
+from harness import photo, textured
 from PIL import Image
 
 from batchtoon import preflight, shrink
@@ -26,17 +26,6 @@ DEFAULT = PrepareSettings()
 STRICT = PrepareSettings(fix=False)
 ORIENTATION = 0x0112
 RED, BLUE = (255, 0, 0), (0, 0, 255)
-
-
-def textured(width: int, height: int) -> Image.Image:
-    """A gradient with grain: it compresses like a photo, and is quick to make."""
-    grain = np.random.default_rng(0).integers(0, 24, (256, 256, 1), dtype=np.uint8)
-    pixels = np.empty((height, width, 3), np.uint8)
-    pixels[..., 0] = np.linspace(0, 200, width).astype(np.uint8)[None, :]
-    pixels[..., 1] = np.linspace(0, 200, height).astype(np.uint8)[:, None]
-    pixels[..., 2] = 90
-    pixels += np.tile(grain, (height // 256 + 1, width // 256 + 1, 3))[:height, :width]
-    return Image.fromarray(pixels, "RGB")
 
 
 def saved(path: Path, image: Image.Image, fmt: str, **params: object) -> Path:
@@ -122,11 +111,11 @@ def test_without_shrinking_a_24_mp_jpeg_is_only_fitted_into_the_api_limits(
     assert prepared.reasons == ("over-limit",)
 
 
-def test_a_12_mp_heic_becomes_a_jpeg_with_the_results_1536_px(phone_heic: Path) -> None:
+def test_a_12_mp_heic_becomes_a_jpeg_of_2048_px_on_its_short_side(phone_heic: Path) -> None:
     prepared = check(phone_heic, DEFAULT, None)
     image = uploaded(prepared)
     assert prepared.reasons == ("heic", "shrunk")
-    assert (prepared.format, image.size) == ("JPEG", (2048, 1536))
+    assert (prepared.format, image.size) == ("JPEG", (2731, 2048))
     assert_identity(prepared, phone_heic)
 
 
@@ -184,7 +173,7 @@ def test_a_large_palette_png_with_transparency_is_shrunk_and_keeps_its_alpha(
     prepared = check(path, DEFAULT, None)
     upload = uploaded(prepared)
     assert prepared.reasons == ("shrunk",) and prepared.format == "PNG"
-    assert upload.mode == "RGBA" and upload.size == (2194, 1536)
+    assert upload.mode == "RGBA" and upload.size == (2926, 2048)
     assert upload.getpixel((100, 100))[3] == 0  # type: ignore[index]
     assert upload.getpixel((2100, 100)) == (*BLUE, 255)
 
