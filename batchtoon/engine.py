@@ -46,9 +46,19 @@ from .sources import count_sources
 from .stats import Stats
 from .submitter import SubmitWorker, Upload
 
-__all__ = ["STOP_GRACE", "Engine"]
+__all__ = ["STOP_GRACE", "Engine", "uploads_ahead"]
 
 STOP_GRACE = 5.0  # seconds a stopped run waits for uploads already on the wire
+AHEAD_SECONDS = 2.0  # prepared uploads kept waiting: this many seconds of the submit rate ...
+MOST_AHEAD = 256  # ... but never more (each holds its image's bytes)
+
+
+def uploads_ahead(settings: Settings) -> int:
+    """How many prepared uploads may wait for a submit worker. Enough that the workers never
+    wait while pre-flight checks its next batch (a thread hop for several photos at once):
+    two seconds' worth of the rate, and at least one each."""
+    rate_worth = math.ceil(settings.submit.rate * AHEAD_SECONDS)
+    return max(settings.submit.concurrency, min(MOST_AHEAD, rate_worth))
 
 
 class Engine:
@@ -79,7 +89,7 @@ class Engine:
             portable=settings.output.portable_names,
         )
         self._uploads, self._upload_queue = anyio.create_memory_object_stream[Upload](
-            settings.submit.concurrency
+            uploads_ahead(settings)
         )
         self._to_poll, self._poll_queue = anyio.create_memory_object_stream[Entry](math.inf)
         self._results, self._result_queue = anyio.create_memory_object_stream[Entry](math.inf)

@@ -20,6 +20,7 @@ from . import (
     bench_camera,
     bench_client_cost,
     bench_gallery,
+    bench_pipeline,
     bench_preflight,
     bench_replay,
     bench_side_by_side,
@@ -47,6 +48,7 @@ BENCHMARKS: dict[str, Callable[[Options], list[Row]]] = {
     bench_preflight.NAME: bench_preflight.run,
     bench_gallery.NAME: bench_gallery.run,
     bench_camera.NAME: bench_camera.run,
+    bench_pipeline.NAME: bench_pipeline.run,
 }
 
 

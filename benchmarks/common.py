@@ -72,7 +72,7 @@ API_KEY = "bench-key"
 BENCH_DIR = Path(__file__).resolve().parent
 STARTUP_TIMEOUT = 30.0  # seconds for the sandbox to print its address
 STOP_TIMEOUT = 15.0  # seconds for a process to end after SIGTERM before it is killed
-ENGINE_WALL = re.compile(r"wall time ([0-9.]+) s")
+ENGINE_WALL = re.compile(r"^time: +([0-9.]+) s", re.MULTILINE)
 
 
 class BenchError(RuntimeError):
@@ -308,14 +308,17 @@ def run_batchtoon(
     out: Path,
     rate: float,
     poll_interval: float,
-    poll_rate: float,
+    poll_rate: float | None,
     concurrency: int,
     timeout: float,
     config: Path | None = None,
     profile: Path | None = None,
     watch: Callable[[], bool] | None = None,
+    extra: Sequence[str] = (),
 ) -> ChildRun:
-    """`batchtoon run SOURCE... --quiet` against `base_url`; it must exit 0 (all downloaded)."""
+    """`batchtoon run SOURCE... --quiet --no-report` against `base_url` (the gallery is
+    measured on its own); it must exit 0 (all downloaded). `poll_rate` None: the default,
+    sized from the work."""
     argv = batchtoon_command(
         "run",
         *(str(s) for s in sources),
@@ -324,15 +327,17 @@ def run_batchtoon(
         "--out",
         str(out),
         "--quiet",
+        "--no-report",
         "--rate",
         f"{rate:g}",
         "--poll-interval",
         f"{poll_interval:g}",
-        "--poll-rate",
-        f"{poll_rate:g}",
         "--concurrency",
         str(concurrency),
+        *extra,
     )
+    if poll_rate is not None:
+        argv += ["--poll-rate", f"{poll_rate:g}"]
     if config is not None:
         argv += ["--config", str(config)]
     if profile is not None:
@@ -355,6 +360,7 @@ class SandboxProcess:
         scale: float,
         submit_rate: float | None = None,
         seed: int = 1,
+        uplink: float | None = None,
     ) -> None:
         self.argv = batchtoon_command(
             "sandbox",
@@ -373,6 +379,8 @@ class SandboxProcess:
         )
         if submit_rate is not None:
             self.argv += ["--submit-rate", f"{submit_rate:g}"]
+        if uplink is not None:
+            self.argv += ["--uplink", f"{uplink:g}"]
         self.log = workdir / f"sandbox-{os.getpid()}-{id(self)}.log"
         self.base_url = ""
         self._proc: subprocess.Popen[bytes] | None = None
@@ -558,14 +566,17 @@ def batchtoon_against(
     *,
     n: int,
     concurrency: int,
-    poll_rate: float,
+    poll_rate: float | None,
     timeout: float,
     account_limit: bool = True,
     config: Path | None = None,
     profile: Path | None = None,
+    uplink: float | None = None,
+    extra: Sequence[str] = (),
 ) -> Measured:
-    """Start a sandbox with `timing` (its submit limit at R unless `account_limit` is False),
-    run batchtoon at rate R and tick P over `sources` (n photos), and read what it did."""
+    """Start a sandbox with `timing` (its submit limit at R unless `account_limit` is False;
+    its uplink, bytes/s, if given), run batchtoon at rate R and tick P over `sources` (n
+    photos, with `extra` flags), and read what it did."""
     out = workdir / "batchtoon-out"
     remove_tree(out)
     try:
@@ -574,6 +585,7 @@ def batchtoon_against(
             processing=timing.processing,
             scale=timing.scale,
             submit_rate=timing.real_rate if account_limit else None,
+            uplink=uplink,
         ) as sandbox:
             run = run_batchtoon(
                 sources,
@@ -587,6 +599,7 @@ def batchtoon_against(
                 config=config,
                 profile=profile,
                 watch=sandbox.alive,
+                extra=extra,
             )
             counters = sandbox.counters()
         if counters["accepted"] != n or counters["downloads"] != n:
