@@ -26,13 +26,19 @@ MB = 1e6
 
 
 class Bars:
-    """A tqdm bar of results settled, with the run's state after it."""
+    """A tqdm bar of results settled, with the run's state after it. It is first drawn once
+    the quick count of the sources is in, so its total is right from its first frame."""
 
     def __init__(self, stream: IO[str] | None = None) -> None:
-        options: dict[str, Any] = {"unit": " results", "dynamic_ncols": True, "leave": True}
-        self._bar = tqdm(desc="batchtoon", file=stream or sys.stderr, total=0, **options)
+        self._stream = stream or sys.stderr
+        self._bar: Any = None
 
     def __call__(self, snapshot: Snapshot) -> None:
+        if self._bar is None:
+            if snapshot.expected is None:
+                return
+            options: dict[str, Any] = {"unit": " results", "dynamic_ncols": True}
+            self._bar = tqdm(desc="batchtoon", file=self._stream, total=snapshot.total, **options)
         bar = self._bar
         bar.total = snapshot.total
         bar.n = snapshot.settled
@@ -40,23 +46,26 @@ class Bars:
         bar.refresh()
 
     def close(self) -> None:
-        self._bar.close()
+        if self._bar is not None:
+            self._bar.close()
 
 
 class StatusLines:
-    """One line every `interval` seconds (and one at the end), for a log file or a pipe."""
+    """One line every `interval` seconds, for a log file or a pipe (a run shorter than that
+    prints none: its summary says it all)."""
 
     def __init__(self, interval: float, stream: IO[str] | None = None) -> None:
         self._interval = interval
         self._stream = stream or sys.stderr
         self._last: Snapshot | None = None  # the snapshot of the last line written
+        self._due = interval
 
     def __call__(self, snapshot: Snapshot) -> None:
-        last = self._last
-        if last is not None and snapshot.elapsed - last.elapsed < self._interval:
+        if snapshot.elapsed < self._due:
             return
+        self._due = snapshot.elapsed + self._interval
+        print(f"batchtoon: {_line(snapshot, self._last)}", file=self._stream, flush=True)
         self._last = snapshot
-        print(f"batchtoon: {_line(snapshot, last)}", file=self._stream, flush=True)
 
 
 def _line(now: Snapshot, before: Snapshot | None) -> str:
@@ -97,16 +106,11 @@ def summary(done: Summary) -> str:
     lines = [
         f"results: {_sum(done.results)}" + _aside(done),
         f"photos:  {_sum(done.photos)}",
-        f"cost:    {done.submitted} submissions accepted, {done.extra} of them again (the "
-        f"provider lost the first), {done.unanswered} uploads unanswered (possibly paid)",
+        f"cost:    {_cost(done)}",
     ]
     if done.submitted:
         lines.append(f"uploads: {_uploads(done)}")
-    per_minute = done.results["done now"] / done.wall * 60 if done.wall else 0.0
-    lines.append(
-        f"time:    {done.wall:.1f} s, {per_minute:.1f} results/min, {done.retries} retries, "
-        f"{done.slowdowns} slowdowns"
-    )
+    lines.append(f"time:    {_time(done)}")
     if done.left_tasks:
         lines.append(
             f"left:    {done.left_tasks} paid tasks could not be followed to the end now; "
@@ -121,6 +125,22 @@ def summary(done: Summary) -> str:
         lines.append("failed or refused in this run:")
         lines += [f"  {n:>5} x {reason}" for reason, n in _kinds(done.failures)]
     return "\n".join(lines)
+
+
+def _cost(done: Summary) -> str:
+    text = f"{done.submitted} submissions accepted"
+    if done.extra:
+        text += f", {done.extra} of them again (the provider lost the first: extra cost)"
+    if done.unanswered:
+        text += f"; {done.unanswered} uploads went unanswered (each possibly paid for)"
+    return text
+
+
+def _time(done: Summary) -> str:
+    text = f"{done.wall:.1f} s"
+    if done.results["done now"] and done.wall:
+        text += f", {done.results['done now'] / done.wall * 60:.1f} results/min"
+    return text + f", {done.retries} retries, {done.slowdowns} slowdowns"
 
 
 def _sum(terms: Mapping[str, int]) -> str:
