@@ -142,6 +142,10 @@ class Intake:
         if verdict == "duplicate":
             return  # in hand in this run: this target is written with the others
         if verdict in ("failed", "done"):
+            # A duplicate admitted while this was judged waits on it: it ends the same way.
+            self.stats.tally.end(
+                entry.key, "failed earlier" if verdict == "failed" else "already done"
+            )
             self._run.close(entry.key)
         elif verdict == "copy":
             await self._copy(entry, present)

@@ -37,11 +37,11 @@ ROWS: dict[Verdict, str] = {
     "download": "in progress",
     "done": "already done",
     "copy": "already done",
-    "duplicate": "duplicate",
+    "duplicate": "duplicates",
     "failed": "failed earlier",
 }
 ORDER = (
-    "already done", "to submit", "to submit again", "duplicate", "in progress",
+    "already done", "to submit", "to submit again", "duplicates", "in progress",
     "failed earlier", "refused",
 )  # fmt: skip
 
@@ -72,7 +72,7 @@ class Plan:
             "results": self.results,
             "counts": {term.replace(" ", "_"): self.counts[term] for term in ORDER},
             "already_done": self.counts["already done"],
-            "duplicates": self.counts["duplicate"],
+            "duplicates": self.counts["duplicates"],
             "in_progress": self.counts["in progress"],
             "failed_before": self.counts["failed earlier"],
             "to_convert": self.to_convert,
@@ -90,9 +90,9 @@ class Plan:
         lines.append(f"  results: {self.results} found" + (f" = {shown}" if shown else ""))
         if self.to_convert:
             why = ", ".join(f"{n} {reason}" for reason, n in self.converted.most_common())
-            lines.append(f"  converted before upload: {self.to_convert} photos ({why})")
+            lines.append(f"  converted before upload: {_photos(self.to_convert)} ({why})")
         if self.invalid:
-            lines.append(f"  refused: {len(self.invalid)} photos")
+            lines.append(f"  refused: {_photos(len(self.invalid))}")
             lines += [f"    {where}: {reason}" for where, reason in self.invalid.items()]
         lines.append(f"  billable submissions: {self.billable}")
         if self.balance is not None:
@@ -154,6 +154,10 @@ async def make_plan(
         sources, checker(settings), settings.prepare.threads, take, only=source_filter(settings)
     )
     return plan
+
+
+def _photos(n: int) -> str:
+    return f"{n} photo" if n == 1 else f"{n} photos"
 
 
 def _notes(settings: Settings, sources: list[Path]) -> list[str]:

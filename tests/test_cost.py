@@ -175,3 +175,17 @@ def test_phone_photo_helper_makes_what_it_says(tmp_path: Path) -> None:
     rotated_photo(tmp_path / "r.jpg")
     with Image.open(io.BytesIO((tmp_path / "r.jpg").read_bytes())) as image:
         assert image.getexif()[ORIENTATION] == 6 and image.size == (600, 400)
+
+
+async def test_copies_of_one_photo_run_again_are_all_already_done(tmp_path: Path) -> None:
+    data = photo(seed=6)
+    for n in range(40):  # spread over batches, so that two workers judge copies at once
+        (tmp_path / "in" / f"f{n % 4}").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "in" / f"f{n % 4}" / f"copy{n}.jpg").write_bytes(data)
+    async with Sandbox(time_scale=0.001, render="echo") as sandbox:
+        first = await run_engine(sandbox, [tmp_path / "in"], tmp_path / "out")
+        again = await run_engine(sandbox, [tmp_path / "in"], tmp_path / "out")
+        assert sandbox.counters.accepted_total == 1
+    assert first.stats.tally.results == {"done now": 40}
+    assert first.stats.tally.duplicates == 39
+    assert again.stats.tally.results == {"already done": 40}

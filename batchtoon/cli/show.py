@@ -23,6 +23,7 @@ from ..journal import Journal
 from ..ledger import Ledger
 from ..reasons import kind_of
 from ..sources import display
+from ..styles import style_slug
 from .commands import resolved
 
 __all__ = ["Item", "completion", "config", "items", "kinds", "report", "status", "tally"]
@@ -102,7 +103,7 @@ def status(args: argparse.Namespace) -> int:
     for group in grouped:
         example = group["example"]
         print(f"  {group['count']:>5} x {display(example['reason'])}")
-        print(f"          e.g. {display(example['source'])} (style {example['style']})")
+        print(f"          e.g. {display(example['source'])} ({style_slug(example['style'])})")
     return 0
 
 
@@ -140,7 +141,7 @@ def report(args: argparse.Namespace) -> int:
 
 
 def _row(item: Item) -> str:
-    head = f"{item.state:<8} {display(item.source)} (style {item.style})"
+    head = f"{item.state:<8} {display(item.source)} ({style_slug(item.style)})"
     if item.state in ("failed", "refused"):
         return f"{head}: {display(item.reason)}"
     return f"{head} -> {display(item.output)}" if item.output else head
