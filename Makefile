@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test test-all lint demo bench styles clean
+.PHONY: install test test-all test-browser lint demo bench styles clean
 
 install: $(STAMP)
 
@@ -20,6 +20,10 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+# The gallery in a real headless Chromium (installed from Debian's packages when root may).
+test-browser: $(STAMP)
+	$(BIN)/python -m pytest -q -m slow tests/test_gallery.py
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -29,7 +33,8 @@ demo: $(STAMP)
 	rm -rf demo-out
 	$(BIN)/batchtoon run samples --sandbox --style vintage-comic,2d,colorful-cartoon --out demo-out
 	@echo
-	@echo "The cartoons are in $(CURDIR)/demo-out (one file per photo and style)."
+	@echo "The cartoons are in $(CURDIR)/demo-out (one file per photo and style);"
+	@echo "open $(CURDIR)/demo-out/index.html to see them beside the photos."
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
