@@ -20,6 +20,7 @@ from . import (
     bench_camera,
     bench_client_cost,
     bench_gallery,
+    bench_memory,
     bench_pipeline,
     bench_preflight,
     bench_replay,
@@ -38,7 +39,7 @@ from .common import (
 )
 
 # Benchmarks that run batchtoon's code in this process (the others start a fresh process).
-IN_PROCESS = {bench_preflight.NAME, bench_gallery.NAME, bench_camera.NAME}
+IN_PROCESS = {bench_preflight.NAME, bench_gallery.NAME, bench_camera.NAME}  # measured here
 
 BENCHMARKS: dict[str, Callable[[Options], list[Row]]] = {
     bench_throughput.NAME: bench_throughput.run,
@@ -49,6 +50,7 @@ BENCHMARKS: dict[str, Callable[[Options], list[Row]]] = {
     bench_gallery.NAME: bench_gallery.run,
     bench_camera.NAME: bench_camera.run,
     bench_pipeline.NAME: bench_pipeline.run,
+    bench_memory.NAME: bench_memory.run,
 }
 
 
