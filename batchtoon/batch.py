@@ -43,7 +43,6 @@ from .exitcodes import ExitCode
 from .journal import Journal
 from .ledger import Ledger
 from .logs import open_log
-from .report import from_ledger, write_gallery
 from .sources import display
 from .stats import TERMS
 from .styles import style_slug
@@ -240,6 +239,8 @@ class Batch:
 def write_report(settings: Settings, ledger: Ledger, done: Summary | None = None) -> Path:
     """Write the gallery of everything the journal knows, `<out>/index.html`, with this run's
     counts in its header (or the journal's, without a run); blocking."""
+    from .report import from_ledger, write_gallery  # only a run's end, or `report`, needs it
+
     out = Path(settings.output.dir)
     counts: dict[str, int] | None = None
     if done is not None:

@@ -24,7 +24,6 @@ import io
 import math
 from dataclasses import dataclass
 
-import numpy as np
 from PIL import Image
 from PIL.JpegImagePlugin import JpegImageFile
 
@@ -141,6 +140,8 @@ def _eight_bit_or_rgb(image: Image.Image) -> Image.Image:
 def _grey_from_deep(image: Image.Image) -> Image.Image:
     """16-bit grey scaled to 8 (65535 -> 255); a float image taken as 0..1 when it fits in
     that, else, like a 32-bit one, as 16-bit when its values need it, else as 8-bit."""
+    import numpy as np  # only such images need it: not loaded at every start
+
     pixels = np.asarray(image, dtype=np.float32)
     peak = float(pixels.max(initial=0.0))
     if image.mode.startswith("I;16") or peak > 255.0:

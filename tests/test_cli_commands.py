@@ -264,7 +264,7 @@ async def test_status_groups_failures_by_kind_filters_by_state_and_lists_outputs
     assert "is under the API's 256 px minimum" in text and "e.g. " in text
     refused = (await batchtoon("status", "--out", out, "--state", "refused")).stdout.decode()
     assert [line.split()[0] for line in refused.splitlines()] == ["refused", "refused"]
-    assert "thumb1.jpg (style 0): 120x90 is under" in refused
+    assert "thumb1.jpg (vintage-comic): 120x90 is under" in refused
     listed = (await batchtoon("status", "--out", out, "--list", "--json")).stdout.decode()
     rows = [json.loads(line) for line in listed.splitlines()]
     assert sorted(row["state"] for row in rows) == ["done", "done", "refused", "refused"]

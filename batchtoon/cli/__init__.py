@@ -24,7 +24,6 @@ import traceback
 import warnings
 from collections.abc import Iterator, Sequence
 
-import argcomplete
 from PIL import Image
 
 from ..errors import DISK_TROUBLE, BatchtoonError, Unwritable, UsageError
@@ -53,7 +52,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             "completion": show.completion,
         }
     )
-    argcomplete.autocomplete(parser)  # answers the shell and exits, when the shell asks
+    if "_ARGCOMPLETE" in os.environ:  # the shell asks for completions: answer, and exit
+        import argcomplete  # only then: it is not free to load
+
+        argcomplete.autocomplete(parser)
     # An image with more pixels than Pillow decodes safely is refused with a reason (pre-flight,
     # results); Pillow's own warning about it would only be a second, unasked-for line.
     warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)

@@ -21,11 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
-from argcomplete.completers import ChoicesCompleter
-
 from ..config import SETTINGS, shown
 from ..errors import UsageError
-from ..sandbox.config import Faults
 from ..styles import STYLE_SLUGS
 from ..version import __version__
 
@@ -221,7 +218,12 @@ def add_setting_flags(parser: argparse.ArgumentParser, keys: Sequence[str] | Non
                 options["const"] = "append"
         action = group.add_argument(*names, **options)
         if flag.key == "styles":
-            action.completer = ChoicesCompleter(dict(zip(STYLE_SLUGS, STYLE_SLUGS, strict=True)))
+            action.completer = _style_names  # argcomplete's hook
+
+
+def _style_names(**_: object) -> tuple[str, ...]:
+    """What the shell completes `--style` with (argcomplete calls it, any callable will do)."""
+    return STYLE_SLUGS
 
 
 def setting_flags(args: argparse.Namespace) -> dict[str, tuple[str, object]]:
@@ -360,6 +362,8 @@ def _add_sandbox_arguments(sandbox: argparse.ArgumentParser) -> None:
         help="answer an endpoint (submit, query, credits, result) with a redirect to another "
         "origin, e.g. query=307 (repeatable)")  # fmt: skip
     add("--key-in-result-url", action="store_true", help="result URLs carry the caller's key")
+    from ..sandbox.config import Faults  # the sandbox (its server) loads only when asked for
+
     rates = [f.name for f in dataclasses.fields(Faults) if not f.name.endswith("_seconds")]
     add(
         "--fault",

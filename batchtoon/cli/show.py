@@ -13,7 +13,6 @@ from typing import Any
 
 import platformdirs
 import yaml
-from argcomplete.shell_integration import shellcode
 
 from ..api import key_problem
 from ..batch import write_report
@@ -223,5 +222,7 @@ def _as_yaml(found: Resolved, key_env: str, key_state: str) -> str:
 
 
 def completion(args: argparse.Namespace) -> int:
+    from argcomplete.shell_integration import shellcode  # only this command needs it
+
     sys.stdout.write(shellcode(["batchtoon"], shell=args.shell))
     return 0
