@@ -179,16 +179,26 @@ def _same_file(before: os.stat_result, after: os.stat_result) -> bool:
 
 @contextlib.contextmanager
 def _opened(data: bytes) -> Iterator[Image.Image]:
-    with Image.open(io.BytesIO(data), formats=_formats()) as image:
+    with Image.open(io.BytesIO(data), formats=_formats(data)) as image:
         yield image
 
 
 _REGISTERING = threading.Lock()
 
 
-def _formats() -> tuple[str, ...]:
+def _formats(data: bytes = b"") -> tuple[str, ...]:
+    """The formats `data` may be opened as. pillow-heif (and numpy with it, some 20 MB) is
+    loaded only for an ISO media file (`ftyp` at byte 4: HEIC, HEIF, AVIF), or with no `data`."""
+    if data and data[4:8] != b"ftyp":
+        return _standard_formats()
     with _REGISTERING:  # worker threads arrive at once; the openers are registered once
         return _register_openers()
+
+
+@functools.cache
+def _standard_formats() -> tuple[str, ...]:
+    Image.init()
+    return tuple(name for name in OPENED if name in Image.OPEN)
 
 
 @functools.cache
