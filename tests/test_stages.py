@@ -279,8 +279,9 @@ async def test_a_result_is_checked_written_under_every_target_and_stored(tmp_pat
     outbox = await download_one(api, item, tmp_path)
     [stored] = outbox.delivered
     assert isinstance(stored, Stored)
-    assert [p.name for p in stored.filed.paths] == ["photo1.0.png", "copy.0.png"]
-    assert all(p.read_bytes() == data for p in stored.filed.paths)
+    paths = [Path(p) for p in stored.filed.paths]  # local files: Paths
+    assert [p.name for p in paths] == ["photo1.0.png", "copy.0.png"]
+    assert all(p.read_bytes() == data for p in paths)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["copy.0.png", "photo1.0.png"]
 
 
