@@ -159,7 +159,7 @@ class Batch:
 
     async def __aenter__(self) -> Batch:
         self._journal.open()
-        log = self.settings.journal_path.with_name("batchtoon.log")
+        log = self.settings.log_path
         try:
             self.log = open_log(log, self._key)
             self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))

@@ -175,6 +175,15 @@ class Settings:
     def journal_path(self) -> Path:
         return Path(self.journal) if self.journal else self.work_dir / "journal.jsonl"
 
+    @property
+    def log_path(self) -> Path:
+        """The log, beside the journal: `batchtoon.log`, or for a journal named otherwise its
+        own name (`journal-3.jsonl`: `journal-3.log`), so journals that share a folder (one
+        per shard) never share a log."""
+        journal = self.journal_path
+        own = journal.name == "journal.jsonl"
+        return journal.with_name("batchtoon.log" if own else f"{journal.stem}.log")
+
     def override(self, **dotted: Any) -> Settings:
         """A copy with `section__key=value` (or `key=value`) changed; None values are ignored."""
         result = self

@@ -170,7 +170,7 @@ def _filesystem(url: str) -> tuple[Any, str]:
 def _by_scheme(scheme: str) -> Any:
     # fsspec caches a filesystem per thread: made here once, it is shared by every thread
     # (its blocking calls run on fsspec's own event loop, which is safe from any thread).
-    import fsspec.core
+    import fsspec.core  # only a run with a URL pays for importing it
 
     try:
         fs, _ = fsspec.core.url_to_fs(f"{scheme}://")
@@ -182,6 +182,8 @@ def _by_scheme(scheme: str) -> Any:
             f"{scheme}:// is no storage fsspec knows: give a folder, or a URL such as "
             "s3://bucket/photos"
         ) from None
+    except Exception as error:  # a backend that cannot start without options of its own
+        raise UsageError(f"{scheme}:// cannot be opened: {_failure(scheme, error)}") from None
     return fs
 
 
