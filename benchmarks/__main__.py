@@ -23,6 +23,7 @@ from . import (
     bench_preflight,
     bench_replay,
     bench_side_by_side,
+    bench_storage,
     bench_throughput,
 )
 from .common import (
@@ -47,6 +48,7 @@ BENCHMARKS: dict[str, Callable[[Options], list[Row]]] = {
     bench_preflight.NAME: bench_preflight.run,
     bench_gallery.NAME: bench_gallery.run,
     bench_camera.NAME: bench_camera.run,
+    bench_storage.NAME: bench_storage.run,
 }
 
 

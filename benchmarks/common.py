@@ -302,10 +302,10 @@ def run_child(
 
 
 def run_batchtoon(
-    sources: Sequence[Path],
+    sources: Sequence[Path | str],
     *,
     base_url: str,
-    out: Path,
+    out: Path | str,
     rate: float,
     poll_interval: float,
     poll_rate: float,
@@ -314,8 +314,11 @@ def run_batchtoon(
     config: Path | None = None,
     profile: Path | None = None,
     watch: Callable[[], bool] | None = None,
+    journal: Path | None = None,
+    env: dict[str, str] | None = None,
 ) -> ChildRun:
-    """`batchtoon run SOURCE... --quiet` against `base_url`; it must exit 0 (all downloaded)."""
+    """`batchtoon run SOURCE... --quiet` against `base_url`; it must exit 0 (all downloaded).
+    `env`: more environment (an object store's endpoint and credentials)."""
     argv = batchtoon_command(
         "run",
         *(str(s) for s in sources),
@@ -335,10 +338,13 @@ def run_batchtoon(
     )
     if config is not None:
         argv += ["--config", str(config)]
+    if journal is not None:
+        argv += ["--journal", str(journal)]
     if profile is not None:
         argv = profiled(argv, "batchtoon", profile)
-    env = {**os.environ, "AILAB_API_KEY": API_KEY}
-    return run_child(argv, timeout=timeout, env=env, watch=watch).check("batchtoon run")
+    env = {**os.environ, **(env or {}), "AILAB_API_KEY": API_KEY}
+    cwd = journal.parent if journal is not None else None
+    return run_child(argv, timeout=timeout, env=env, cwd=cwd, watch=watch).check("batchtoon run")
 
 
 class SandboxProcess:
@@ -553,7 +559,7 @@ class Measured:
 
 def batchtoon_against(
     timing: Timing,
-    sources: Sequence[Path],
+    sources: Sequence[Path | str],
     workdir: Path,
     *,
     n: int,
@@ -563,11 +569,19 @@ def batchtoon_against(
     account_limit: bool = True,
     config: Path | None = None,
     profile: Path | None = None,
+    out: Path | str | None = None,
+    env: dict[str, str] | None = None,
 ) -> Measured:
     """Start a sandbox with `timing` (its submit limit at R unless `account_limit` is False),
-    run batchtoon at rate R and tick P over `sources` (n photos), and read what it did."""
-    out = workdir / "batchtoon-out"
-    remove_tree(out)
+    run batchtoon at rate R and tick P over `sources` (n photos), and read what it did. `out`
+    (default: a folder in `workdir`) may be a URL; the journal is then `workdir`'s."""
+    out = workdir / "batchtoon-out" if out is None else out
+    if isinstance(out, Path):
+        journal = out / ".batchtoon" / "journal.jsonl"
+        remove_tree(out)
+    else:  # a URL: the journal, and batchtoon's own folder (in the working one), stay local
+        journal = workdir / "journal.jsonl"
+        journal.unlink(missing_ok=True)
     try:
         with SandboxProcess(
             workdir,
@@ -587,13 +601,16 @@ def batchtoon_against(
                 config=config,
                 profile=profile,
                 watch=sandbox.alive,
+                journal=None if isinstance(out, Path) else journal,
+                env=env,
             )
             counters = sandbox.counters()
         if counters["accepted"] != n or counters["downloads"] != n:
             raise BenchError(f"batchtoon ran, but the sandbox counted {counters} for {n} photos")
-        timeline = Timeline.from_journal(out / ".batchtoon" / "journal.jsonl")
+        timeline = Timeline.from_journal(journal)
     finally:
-        remove_tree(out)
+        if isinstance(out, Path):
+            remove_tree(out)
     return Measured(run, counters, timeline)
 
 

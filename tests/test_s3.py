@@ -18,11 +18,17 @@ from typing import Any
 import anyio
 import boto3
 import pytest
+from fakes import FakeApi, ManualClock
 from harness import photo
 from moto.server import ThreadedMotoServer
 from test_crash import kill_and_resume, start
+from test_stages import download_one, entry
 
 from batchtoon import storage
+from batchtoon.errors import Retryable, StoreBusy, Unwritable
+from batchtoon.layout import Layout
+from batchtoon.outcomes import Blocked, Stored
+from batchtoon.results import Spool, file_spool
 from batchtoon.sandbox import Sandbox
 from batchtoon.styles import style_slug
 
@@ -263,3 +269,49 @@ def test_a_write_is_checked_against_what_the_store_holds(s3: S3) -> None:
     assert storage.listing(f"s3://{bucket}/nothing-here") == set()
     with pytest.raises(storage.StoreFailure, match="no such bucket"):
         storage.listing(f"s3://no-such-{bucket}/out")
+
+
+def test_a_large_result_spills_to_a_local_file_then_goes_up_whole(tmp_path: Path, s3: S3) -> None:
+    bucket = s3.bucket()
+    layout = Layout(f"s3://{bucket}/out", "{dir}/{stem}.{ext}", spill=tmp_path / "spill")
+    data = photo(size=(640, 480), seed=3)
+    spool = Spool(layout.part("a/b"), in_memory=1024)  # past 1 KiB: into the local part file
+    for at in range(0, len(data), 1000):
+        spool.write(data[at : at + 1000])
+    assert spool.on_disk and spool.part.parent == tmp_path / "spill"
+    filed = file_spool(spool, ["a/b", "c"], layout)  # the second: copied by the store itself
+    assert filed.paths == (f"s3://{bucket}/out/a/b.jpg", f"s3://{bucket}/out/c.jpg")
+    assert all(s3.body(bucket, key) == data for key in ("out/a/b.jpg", "out/c.jpg"))
+    assert not list((tmp_path / "spill").iterdir())  # the part file is gone once uploaded
+    assert layout.existing(["a/b", "c", "d"], "jpg") == {"a/b", "c"}
+
+
+async def test_a_result_for_a_bucket_gone_stops_the_run_and_keeps_the_item(
+    tmp_path: Path, s3: S3
+) -> None:
+    clock = ManualClock()
+    api = FakeApi(clock)
+    api.script("http://cdn/u1", photo(seed=1))
+    item = entry(1, clock, state="succeeded")
+    out = f"s3://no-such-{s3.bucket()}/out"
+    outbox = await download_one(api, item, out, spill=tmp_path)
+    [blocked] = outbox.delivered
+    assert isinstance(blocked, Blocked)  # the run stops as for a full disk: nothing fails
+    assert str(blocked.problem).startswith(f"cannot write {out}/photo1.0.jpg: no such bucket")
+    api.script("http://cdn/u1", photo(seed=1))
+    [stored] = (
+        await download_one(api, item, out.replace("no-such-", ""), spill=tmp_path)
+    ).delivered
+    assert isinstance(stored, Stored)
+
+
+def test_store_errors_are_sorted_into_what_passes_and_what_does_not() -> None:
+    url = "s3://bucket/x.jpg"
+    assert storage._failure(url, ConnectionRefusedError(111, "refused")).transient
+    assert storage._failure(url, TimeoutError()).transient
+    assert storage._failure(url, FileNotFoundError("NoSuchKey")).missing
+    assert not storage._failure(url, PermissionError("AccessDenied")).transient
+    assert str(storage._failure(url, FileNotFoundError("The specified bucket does not exist"))) == (
+        "no such bucket"
+    )
+    assert issubclass(StoreBusy, Retryable) and not issubclass(Unwritable, Retryable)

@@ -255,13 +255,13 @@ def png() -> bytes:
     return out.getvalue()
 
 
-async def download_one(api: FakeApi, item: Entry, out: Path, attempts: int = 3) -> RecordingOutbox:
+async def download_one(
+    api: FakeApi, item: Entry, out: Path | str, attempts: int = 3, spill: Path | None = None
+) -> RecordingOutbox:
     outbox = RecordingOutbox()
     retry = RetryPolicy(RetrySettings(attempts=attempts, backoff=0.0, max_backoff=0.0))
-    downloader = Downloader(
-        api, retry, outbox, Layout(out, "{dir}/{stem}.{style}.{ext}"), max_bytes=1 << 20,
-        clock=api.clock,
-    )  # fmt: skip
+    layout = Layout(out, "{dir}/{stem}.{style}.{ext}", spill=spill)
+    downloader = Downloader(api, retry, outbox, layout, max_bytes=1 << 20, clock=api.clock)
     send, receive = anyio.create_memory_object_stream[Entry](1)
     send.send_nowait(item)
     send.close()
