@@ -40,7 +40,7 @@ from .ledger import Entry
 from .lifecycle import RunControl, RunOutcome
 from .pacing import SharedRate
 from .poller import MIN_RATE, Poller, PollLimits
-from .producer import checker, preflight_sources, shard_of, source_filter
+from .producer import checker, preflight_sources, preflight_workers, shard_of, source_filter
 from .retry import RetryPolicy
 from .router import Queues, Router
 from .sources import count_sources
@@ -209,7 +209,7 @@ class Engine:
             await preflight_sources(
                 self.sources,
                 self._check,
-                self.settings.prepare.threads,
+                preflight_workers(self.settings, self.sources),
                 self.intake.take,
                 only=source_filter(self.settings),
             )

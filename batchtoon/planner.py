@@ -22,7 +22,7 @@ from .config import Settings
 from .layout import Layout
 from .ledger import Entry, Ledger
 from .preflight import Prepared
-from .producer import checker, preflight_sources, source_filter
+from .producer import checker, preflight_sources, preflight_workers, source_filter
 from .sources import BadLine, Source, display
 from .storage import Location, location
 
@@ -150,9 +150,8 @@ async def make_plan(
             plan.counts[ROWS[verdict]] += 1
 
     plan.notes += _notes(settings, sources)
-    await preflight_sources(
-        sources, checker(settings), settings.prepare.threads, take, only=source_filter(settings)
-    )
+    workers = preflight_workers(settings, sources)
+    await preflight_sources(sources, checker(settings), workers, take, only=source_filter(settings))
     return plan
 
 

@@ -9,7 +9,7 @@ be sent — awaited in the checking task, so a slow `take` holds the walk back (
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 
 import anyio
@@ -22,9 +22,18 @@ from .preflight import Prepared, check
 from .sources import EVERYTHING, BadLine, Filter, Shard, Source, iter_sources, next_batch
 from .storage import Location, location
 
-__all__ = ["Check", "Take", "checker", "preflight_sources", "shard_of", "source_filter"]
+__all__ = [
+    "Check",
+    "Take",
+    "checker",
+    "preflight_sources",
+    "preflight_workers",
+    "shard_of",
+    "source_filter",
+]
 
 PREPARE_BATCH = 16  # items pre-flighted in one thread hop, at most
+STORE_WORKERS_PER_CORE = 4  # photos in a store: each read waits on the network, not a core
 
 Check = Callable[[Location], Prepared]
 Take = Callable[[Source | BadLine, Prepared | str], Awaitable[None]]
@@ -41,6 +50,14 @@ def source_filter(settings: Settings) -> Filter:
     found = settings.sources
     out = location(settings.output.dir)
     return Filter(found.include, found.exclude, avoid=(out,), shard=shard_of(settings))
+
+
+def preflight_workers(settings: Settings, sources: Sequence[Location]) -> int:
+    """Photos pre-flighted at once: `prepare.workers`; by default one per core, and when a
+    SOURCE is in a store `STORE_WORKERS_PER_CORE` per core."""
+    in_store = any(isinstance(source, str) for source in sources)
+    per_core = STORE_WORKERS_PER_CORE if in_store and not settings.prepare.workers else 1
+    return settings.prepare.threads * per_core
 
 
 def shard_of(settings: Settings) -> Shard | None:
