@@ -9,7 +9,9 @@
 
 A `Batch` holds what outlives one run: the journal (locked while the batch is open, so two
 processes can never share it), the log beside it, and one HTTP session. Each `run(sources)` is
-one engine run over those sources; running again resumes, exactly as the command does.
+one engine run over those sources; running again resumes, exactly as the command does. Sources
+and `output.dir` may be URLs (`s3://bucket/photos`, see `batchtoon.storage`); the journal is
+then still a local file, and no gallery is written for a URL output.
 
 Guarantees:
 - the API key comes from `api_key` or the environment variable `settings.api.key_env`, and is
