@@ -9,7 +9,9 @@
 
 A `Batch` holds what outlives one run: the journal (locked while the batch is open, so two
 processes can never share it), the log beside it, and one HTTP session. Each `run(sources)` is
-one engine run over those sources; running again resumes, exactly as the command does.
+one engine run over those sources; running again resumes, exactly as the command does. Sources
+and `output.dir` may be URLs (`s3://bucket/photos`, see `batchtoon.storage`); the journal is
+then still a local file, and no gallery is written for a URL output.
 
 Guarantees:
 - the API key comes from `api_key` or the environment variable `settings.api.key_env`, and is
@@ -45,6 +47,7 @@ from .ledger import Ledger
 from .logs import open_log
 from .sources import display
 from .stats import TERMS
+from .storage import Location, is_url, location
 from .styles import style_slug
 from .version import __version__
 
@@ -157,7 +160,7 @@ class Batch:
 
     async def __aenter__(self) -> Batch:
         self._journal.open()
-        log = self.settings.journal_path.with_name("batchtoon.log")
+        log = self.settings.log_path
         try:
             self.log = open_log(log, self._key)
             self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
@@ -188,7 +191,7 @@ class Batch:
         settings = self.settings
         api = ApiClient.from_settings(self._session, settings, self._key)
         engine = Engine(
-            settings, api, self._journal, [Path(s) for s in sources],
+            settings, api, self._journal, [location(s) for s in sources],
             retry_failed=self._retry_failed, log=self.log, report=self._problem,
         )  # fmt: skip
         self._engine = engine
@@ -205,8 +208,8 @@ class Batch:
                 self._on_progress(snapshot(engine))
         done = summarize(engine)
         self.log.info("end: %s", _end_line(done))
-        if settings.report.enabled:
-            await self._write_report(done)
+        if settings.report.enabled and not is_url(settings.output.dir):
+            await self._write_report(done)  # the gallery links local files: not for a store
         return done
 
     async def _write_report(self, done: Summary) -> None:
@@ -238,7 +241,12 @@ class Batch:
 
 def write_report(settings: Settings, ledger: Ledger, done: Summary | None = None) -> Path:
     """Write the gallery of everything the journal knows, `<out>/index.html`, with this run's
-    counts in its header (or the journal's, without a run); blocking."""
+    counts in its header (or the journal's, without a run); blocking. For a local output
+    folder only (`UsageError` for a URL: the page links its files by relative paths)."""
+    if is_url(settings.output.dir):
+        raise UsageError(
+            f"the gallery is written for a local output folder only, not {settings.output.dir}"
+        )
     from .report import from_ledger, write_gallery  # only a run's end, or `report`, needs it
 
     out = Path(settings.output.dir)
@@ -253,13 +261,15 @@ def write_report(settings: Settings, ledger: Ledger, done: Summary | None = None
         raise Unwritable.from_os_error(error, out / "index.html", "write the gallery") from None
 
 
-def _start_line(settings: Settings, sources: list[Path]) -> str:
+def _start_line(settings: Settings, sources: list[Location]) -> str:
     names = ", ".join(display(s) for s in sources)
     paces = (
         f"rate {settings.submit.rate:g}/s, concurrency {settings.submit.concurrency}, poll "
         f"every {settings.poll.interval:g} s"
     )
     styles = ",".join(style_slug(s) for s in settings.styles)
+    if settings.sources.shard:
+        names += f" (shard {settings.sources.shard}: its rates are the account's / N)"
     return (
         f"batchtoon {__version__}; sources {names}; styles {styles}; out "
         f"{display(settings.output.dir)}; {paces}; API {settings.api.base_url}, key "

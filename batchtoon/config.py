@@ -35,7 +35,9 @@ from typing import Any, Literal, Union
 import platformdirs
 import yaml
 
+from . import storage
 from .errors import UsageError
+from .sources import OWN_FOLDER, Shard
 from .styles import parse_styles
 
 __all__ = [
@@ -128,6 +130,7 @@ class PrepareSettings:
 class SourcesSettings:
     include: tuple[str, ...] = ()  # globs on the path below a SOURCE folder; none: every image
     exclude: tuple[str, ...] = ()
+    shard: str | None = None  # "K/N": this process's share of the items (`sources.Shard`)
 
 
 @dataclass(frozen=True)
@@ -159,13 +162,27 @@ class Settings:
 
     @property
     def work_dir(self) -> Path:
-        """batchtoon's own folder in the output: the journal (by default), caches, thumbnails.
-        Everything in it is batchtoon's; nothing outside it is written but results."""
-        return Path(self.output.dir) / ".batchtoon"
+        """batchtoon's own folder: the journal (by default), caches, thumbnails, the sandbox's
+        state. Everything in it is batchtoon's; nothing outside it is written but results.
+        `<out>/.batchtoon` for an output folder; for an output in a store (a URL), a local
+        folder in the current one, `.batchtoon/<the URL as a name>`: a journal needs appends,
+        fsyncs and a lock, which no object store gives."""
+        if storage.is_url(self.output.dir):
+            return Path(OWN_FOLDER) / storage.slug(self.output.dir)
+        return Path(self.output.dir) / OWN_FOLDER
 
     @property
     def journal_path(self) -> Path:
         return Path(self.journal) if self.journal else self.work_dir / "journal.jsonl"
+
+    @property
+    def log_path(self) -> Path:
+        """The log, beside the journal: `batchtoon.log`, or for a journal named otherwise its
+        own name (`journal-3.jsonl`: `journal-3.log`), so journals that share a folder (one
+        per shard) never share a log."""
+        journal = self.journal_path
+        own = journal.name == "journal.jsonl"
+        return journal.with_name("batchtoon.log" if own else f"{journal.stem}.log")
 
     def override(self, **dotted: Any) -> Settings:
         """A copy with `section__key=value` (or `key=value`) changed; None values are ignored."""
@@ -372,7 +389,19 @@ def _template(value: str) -> None:
         raise _Refused(str(error)) from None
 
 
-_EXTRA = {"api.base_url": _url, "api.key_env": _env_name, "output.template": _template}
+def _shard(value: str) -> None:
+    try:
+        Shard.parse(value)
+    except ValueError as error:
+        raise _Refused(str(error)) from None
+
+
+_EXTRA = {
+    "api.base_url": _url,
+    "api.key_env": _env_name,
+    "output.template": _template,
+    "sources.shard": _shard,
+}
 
 
 def shown(value: object) -> str:

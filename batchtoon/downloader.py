@@ -7,8 +7,9 @@ Guarantees:
   (see `batchtoon.results` for how a file is written);
 - an expired URL, or one that is already past its expiry when its turn comes, is `Gone`: the
   item goes back to be submitted again; a result that can never be kept is `Refused`;
-- a result that cannot be written (the disk, not the result) is `Blocked`: it stays
-  `succeeded` in the journal for the same command to finish later;
+- a result that cannot be written (the disk or the store, not the result) is `Blocked`: it
+  stays `succeeded` in the journal for the same command to finish later; a store's passing
+  failure (`StoreBusy`) is retried first, within the retry policy;
 - memory is bounded whatever a server sends (see `batchtoon.results.Spool`).
 """
 
@@ -19,7 +20,7 @@ from anyio.abc import ObjectReceiveStream
 
 from .api import Api
 from .clock import SYSTEM_CLOCK, Clock
-from .errors import ApiError, TaskGone, Unwritable
+from .errors import ApiError, StoreBusy, TaskGone, Unwritable
 from .layout import Layout
 from .ledger import Entry
 from .outcomes import Blocked, Filed, Gone, Outbox, Outcome, Refused, Stored
@@ -62,6 +63,8 @@ class Downloader:
             filed = await self._fetch_and_file(entry, url, bases)
         except TaskGone as error:
             return Gone(entry, error.reason, url)
+        except StoreBusy as error:  # retried to the policy's end: the store stays unwritable
+            return Blocked(entry, Unwritable(f"{error}: check the store, then run again"), url)
         except ApiError as error:
             return Refused(entry, error, about=url)
         except Unwritable as problem:

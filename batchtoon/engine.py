@@ -13,16 +13,17 @@ when the run is over. Guarantees:
 - the stages get their dependencies explicitly and never see the engine or the router;
 - `stop()` takes no new work and ends the run once the uploads already on the wire have their
   answer journaled (or after `STOP_GRACE` seconds); everything else is in the journal;
-- the exit code follows the run's outcome (`ExitCode`).
+- the exit code follows the run's outcome (`ExitCode`);
+- with `--shard K/N` the submit and poll rates are the account's divided by N: N processes
+  together keep to the account's rate.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
-from pathlib import Path
 
 import anyio
 
@@ -39,11 +40,12 @@ from .ledger import Entry
 from .lifecycle import RunControl, RunOutcome
 from .pacing import SharedRate
 from .poller import MIN_RATE, Poller, PollLimits
-from .producer import checker, preflight_sources, source_filter
+from .producer import checker, preflight_sources, preflight_workers, shard_of, source_filter
 from .retry import RetryPolicy
 from .router import Queues, Router
 from .sources import count_sources
 from .stats import Stats
+from .storage import Location, location
 from .submitter import SubmitWorker, Upload
 
 __all__ = ["STOP_GRACE", "Engine", "uploads_ahead"]
@@ -67,26 +69,30 @@ class Engine:
         settings: Settings,
         api: Api,
         journal: Journal,
-        sources: list[Path],
+        sources: Sequence[Location],
         *,
         retry_failed: bool = False,
         clock: Clock = SYSTEM_CLOCK,
         log: logging.Logger | None = None,
         report: Callable[[str], None] | None = None,
     ) -> None:
-        self.settings, self.journal, self.sources = settings, journal, sources
+        self.settings, self.journal, self.sources = settings, journal, list(sources)
         self._api, self.clock = api, clock
         self._log = log or logging.getLogger("batchtoon")
-        self.submit_rate = SharedRate(settings.submit.rate, clock=clock)
-        self.poll_rate = SharedRate(settings.poll.rate or MIN_RATE, clock=clock)
+        shard = shard_of(settings)
+        share = 1 / shard.count if shard is not None else 1.0  # of the account's rates
+        poll_ceiling = settings.poll.rate * share if settings.poll.rate else None
+        self.submit_rate = SharedRate(settings.submit.rate * share, clock=clock)
+        self.poll_rate = SharedRate(poll_ceiling or MIN_RATE, clock=clock)
         self.retry = RetryPolicy(settings.retry, self._log)
         self.budget = SubmissionBudget(settings.max_submissions)
         self.control = RunControl(self.budget, self._log)
         self.stats = Stats(started=clock.monotonic())
         self.layout = Layout(
-            Path(settings.output.dir),
+            location(settings.output.dir),
             settings.output.template,
             portable=settings.output.portable_names,
+            spill=settings.work_dir / "spill",
         )
         self._uploads, self._upload_queue = anyio.create_memory_object_stream[Upload](
             uploads_ahead(settings)
@@ -126,7 +132,7 @@ class Engine:
             PollLimits(
                 interval=settings.poll.interval,
                 concurrency=settings.poll.concurrency,
-                rate=settings.poll.rate,
+                rate=poll_ceiling,
                 task_ttl=settings.result_ttl,
                 give_up_after=settings.retry.total,
                 min_failures=settings.retry.attempts,
@@ -213,7 +219,7 @@ class Engine:
             await preflight_sources(
                 self.sources,
                 self._check,
-                self.settings.prepare.threads,
+                preflight_workers(self.settings, self.sources),
                 self.intake.take,
                 only=source_filter(self.settings),
             )

@@ -11,9 +11,12 @@
         └── Retryable       worth trying again later
             ├── Throttled   429 EXCEEDING_LIMITS, 503: slow everyone down, honour Retry-After
             └── Transient   5xx, timeouts, resets, bodies that are not JSON: back off and retry
-                └── Unanswered  an upload sent whole whose answer never came: it may have been
-                                accepted (and paid), so it is tried again only a bounded
-                                number of times, each counted as possible extra cost
+                ├── Unanswered  an upload sent whole whose answer never came: it may have been
+                │               accepted (and paid), so it is tried again only a bounded
+                │               number of times, each counted as possible extra cost
+                └── StoreBusy   an object store (a URL --out) failed a result's write in a way
+                                that may pass: retried; still failing, the run stops as for a
+                                full disk (`Unwritable`)
 
 `classify` turns an HTTP answer into one of the `ApiError` classes following the contract's
 table (`shared/api/ailabtools-cartoon-api.md`, section 4). A 429 is classified by its code,
@@ -33,6 +36,7 @@ __all__ = [
     "ItemRejected",
     "Retryable",
     "RunFatal",
+    "StoreBusy",
     "TaskGone",
     "Throttled",
     "Transient",
@@ -135,6 +139,11 @@ class Transient(Retryable):
 class Unanswered(Transient):
     """An upload went out whole, but its answer never came: the provider may have accepted it
     (and charged for it). Sending it again is a bet: bounded, and counted as possible extra."""
+
+
+class StoreBusy(Transient):
+    """An object store failed to take a result in a way that may pass (the network, a 5xx,
+    throttling, a write that reads back wrong): retried; if it lasts, the run stops."""
 
 
 _CODES: dict[str, type[ApiError]] = {

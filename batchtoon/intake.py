@@ -13,8 +13,6 @@ Guarantees:
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import anyio
 from anyio.abc import ObjectReceiveStream
 
@@ -30,6 +28,7 @@ from .results import copy_result
 from .router import Router
 from .sources import BadLine, Source, display
 from .stats import Stats
+from .storage import location
 
 __all__ = ["Intake"]
 
@@ -199,7 +198,7 @@ class Intake:
     async def _reread(self, entry: Entry) -> Prepared | None:
         for source in entry.targets.values():
             try:
-                image = await anyio.to_thread.run_sync(self._check, Path(source))
+                image = await anyio.to_thread.run_sync(self._check, location(source))
             except InputError:
                 continue
             if image.sha256 == entry.sha256:

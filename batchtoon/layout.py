@@ -9,6 +9,10 @@ sha256) and `{ext}` (from the result's bytes, known only once downloaded: it mus
 With `portable=True` (`output.portable_names`) every component of a name is made valid on every
 common file system (see `portable_part`): what a Linux run writes can be copied to Windows, a
 FAT-formatted card or a Mac without a file refused or renamed on the way.
+
+The output may be a URL (`s3://bucket/cartoons`, see `storage`): names are the same below it;
+a result's part file is then a local one in `spill` (the run's work folder), and which results
+exist is known from one listing of the output, kept current with what this run writes.
 """
 
 from __future__ import annotations
@@ -17,11 +21,15 @@ import hashlib
 import os
 import re
 import string
+import tempfile
+import threading
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
-from .errors import UsageError
+from . import storage
+from .errors import Unwritable, UsageError
 from .sources import Source
+from .storage import Location
 from .styles import style_slug
 
 __all__ = ["EXTENSIONS", "PART_SUFFIX", "Layout", "portable_part"]
@@ -43,9 +51,14 @@ MAX_PART_BYTES = 240  # of 255 (ext4, NTFS, APFS): room for ".<sha8>" and ".<ext
 
 
 class Layout:
-    def __init__(self, out: Path, template: str, *, portable: bool = False) -> None:
+    def __init__(
+        self, out: Location, template: str, *, portable: bool = False, spill: Path | None = None
+    ) -> None:
         self.out = out
         self.portable = portable
+        self._spill = spill
+        self._objects: set[str] | None = None  # a URL output's names below it, once listed
+        self._listing = threading.Lock()
         used = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
         if unknown := used - FIELDS:
             raise UsageError(
@@ -74,21 +87,49 @@ class Layout:
         parts = [_fitting(p) for p in parts]
         return str(PurePosixPath(*parts)) if parts else f"{sha256[:8]}.{style}"
 
-    def path(self, base: str, fmt: str) -> Path:
+    def path(self, base: str, fmt: str) -> Location:
         """The file for a result of Pillow format `fmt` (JPEG -> .jpg)."""
         return self.file(base, EXTENSIONS.get(fmt, fmt.lower()))
 
-    def file(self, base: str, ext: str) -> Path:
-        return self.out / f"{base}.{ext}"
+    def file(self, base: str, ext: str) -> Location:
+        return storage.join(self.out, f"{base}.{ext}")
 
     def part(self, base: str) -> Path:
-        """The part file a result for `base` is written through, in the result's own folder."""
-        path = self.out / base
-        return path.with_name(f".{path.name}{PART_SUFFIX}")
+        """The part file a result for `base` is written through: in the result's own folder;
+        for a URL output, a local file in `spill` (its name fixed by `base`, as the other)."""
+        if isinstance(self.out, Path):
+            path = self.out / base
+            return path.with_name(f".{path.name}{PART_SUFFIX}")
+        tag = hashlib.sha256(base.encode("utf-8", "surrogateescape")).hexdigest()[:32]
+        return (self._spill or Path(tempfile.gettempdir())) / f".{tag}{PART_SUFFIX}"
 
     def existing(self, bases: Iterable[str], ext: str) -> set[str]:
-        """The bases whose file with extension `ext` exists (blocking: run it in a thread)."""
-        return {base for base in bases if self.file(base, ext).is_file()}
+        """The bases whose file with extension `ext` exists (blocking: run it in a thread).
+        For a URL output, by one listing of it (`storage.StoreFailure` if it cannot be
+        listed), kept current by `wrote`."""
+        if isinstance(self.out, Path):
+            return {base for base in bases if (self.out / f"{base}.{ext}").is_file()}
+        with self._listing:
+            if self._objects is None:
+                self._objects = _listing(self.out)
+            objects = self._objects
+        return {base for base in bases if f"{base}.{ext}" in objects}
+
+    def wrote(self, dest: Location) -> None:
+        """Note a result written (to a store: the listing made once stays true)."""
+        if isinstance(dest, str) and isinstance(self.out, str):
+            with self._listing:
+                if self._objects is not None:
+                    self._objects.add(dest[len(self.out.rstrip("/")) + 1 :])
+
+
+def _listing(out: str) -> set[str]:
+    try:
+        return storage.listing(out)
+    except storage.StoreFailure as failure:
+        raise Unwritable(
+            f"cannot list {out}: {failure}: check the store and your rights to it"
+        ) from None
 
 
 def _fitting(part: str) -> str:

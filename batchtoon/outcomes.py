@@ -58,7 +58,7 @@ class Filed:
     """One result written under several output bases: where each went, and what was written."""
 
     bases: tuple[str, ...]
-    paths: tuple[Path, ...]  # one per base, in order
+    paths: tuple[Path | str, ...]  # one per base, in order (a URL as text)
     size: int
     sha256: str
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -23,8 +22,9 @@ from .config import Settings
 from .layout import Layout
 from .ledger import Entry, Ledger
 from .preflight import Prepared
-from .producer import checker, preflight_sources, source_filter
+from .producer import checker, preflight_sources, preflight_workers, source_filter
 from .sources import BadLine, Source, display
+from .storage import Location, location
 
 __all__ = ["ROWS", "Plan", "make_plan"]
 
@@ -106,7 +106,7 @@ class Plan:
 
 async def make_plan(
     settings: Settings,
-    sources: list[Path],
+    sources: list[Location],
     ledger: Ledger,
     *,
     retry_failed: bool = False,
@@ -114,7 +114,7 @@ async def make_plan(
 ) -> Plan:
     plan = Plan(styles=len(settings.styles))
     layout = Layout(
-        Path(settings.output.dir),
+        location(settings.output.dir),
         settings.output.template,
         portable=settings.output.portable_names,
     )
@@ -150,9 +150,8 @@ async def make_plan(
             plan.counts[ROWS[verdict]] += 1
 
     plan.notes += _notes(settings, sources)
-    await preflight_sources(
-        sources, checker(settings), settings.prepare.threads, take, only=source_filter(settings)
-    )
+    workers = preflight_workers(settings, sources)
+    await preflight_sources(sources, checker(settings), workers, take, only=source_filter(settings))
     return plan
 
 
@@ -160,12 +159,19 @@ def _photos(n: int) -> str:
     return f"{n} photo" if n == 1 else f"{n} photos"
 
 
-def _notes(settings: Settings, sources: list[Path]) -> list[str]:
+def _notes(settings: Settings, sources: list[Location]) -> list[str]:
     """What the user should know before a run: an output folder inside a source is skipped."""
-    out = Path(settings.output.dir).resolve()
+    out = location(settings.output.dir)
     return [
         f"the output folder {display(str(settings.output.dir))} is inside SOURCE "
         f"{display(str(source))}: it is never walked (batchtoon skips its own output)"
         for source in sources
-        if source.is_dir() and out.is_relative_to(source.resolve())
+        if _inside(out, source)
     ]
+
+
+def _inside(out: Location, source: Location) -> bool:
+    if isinstance(out, str) or isinstance(source, str):
+        urls = isinstance(out, str) and isinstance(source, str)
+        return urls and f"{str(out).rstrip('/')}/".startswith(f"{str(source).rstrip('/')}/")
+    return source.is_dir() and out.resolve().is_relative_to(source.resolve())

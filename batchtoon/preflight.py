@@ -8,7 +8,8 @@ Guarantees:
 - `Prepared.sha256` is the sha256 of the original file as read, whatever is uploaded: the
   item's identity (deduplication and the journal are keyed by it).
 - What is hashed and sent is one consistent read: the file's inode, size, mtime and ctime are
-  the same before and after it; a file rewritten meanwhile is read again (up to
+  the same before and after it (an object's in a store: its size and ETag, or what else its
+  backend gives to tell versions apart); a file rewritten meanwhile is read again (up to
   `READ_ATTEMPTS` times in all), then refused rather than sent torn.
 - `fix` off: the file is sent byte for byte, or refused with the reason the API would give.
 - `fix` on (the default): a file the API takes, upright, whose short side is at most
@@ -40,11 +41,12 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError, features
 
-from . import shrink
+from . import shrink, storage
 from .config import PrepareSettings
 from .errors import InputError
 from .intact import verify_intact
 from .shrink import MAX_UPLOAD_BYTES
+from .storage import Location, StoreFailure
 
 __all__ = ["MAX_UPLOAD_BYTES", "REASONS", "Prepared", "check"]
 
@@ -90,7 +92,7 @@ class Prepared:
 
 
 def check(
-    path: Path, settings: PrepareSettings | None = None, cache: Path | None = None
+    path: Location, settings: PrepareSettings | None = None, cache: Path | None = None
 ) -> Prepared:
     """The upload for `path`, or `InputError`; see the module docstring for guarantees."""
     settings = settings or DEFAULTS
@@ -125,21 +127,28 @@ def check(
 # Reading: one consistent copy of the file.
 
 
-def _read_stable(path: Path, limit: int) -> bytes:
+Look = tuple[int, tuple[object, ...]]  # a file's size, and what tells its versions apart
+
+
+def _read_stable(path: Location, limit: int) -> bytes:
     """The file's bytes, read while it did not change (see the module docstring)."""
     for attempt in range(READ_ATTEMPTS):
         if attempt:
             time.sleep(0.05 * attempt)  # a writer mid-way: give it a moment to finish
-        before = _stat(path, limit)
-        data = _read_bytes(path)
-        if len(data) == before.st_size and _same_file(before, _stat(path, limit)):
+        before = _look_at(path, limit)
+        data = _read_bytes(path) if isinstance(path, Path) else _read_url(path, before[0])
+        if len(data) == before[0] and _look_at(path, limit) == before:
             return data
     raise InputError(
         f"it changed while being read, {READ_ATTEMPTS} times: run again once it is written"
     )
 
 
-def _stat(path: Path, limit: int) -> os.stat_result:
+def _look_at(path: Location, limit: int) -> Look:
+    return _look(path, limit) if isinstance(path, Path) else _look_url(path, limit)
+
+
+def _look(path: Path, limit: int) -> Look:
     try:
         info = path.stat()
     except FileNotFoundError:
@@ -150,14 +159,28 @@ def _stat(path: Path, limit: int) -> os.stat_result:
         raise InputError(f"cannot read it: {exc.strerror}") from None
     if not stat.S_ISREG(info.st_mode):
         raise InputError("not a regular file")
-    if info.st_size == 0:
+    _fits(info.st_size, limit)
+    # ctime too: a writer can set mtime back (cp -p, rsync), never ctime.
+    return info.st_size, (info.st_dev, info.st_ino, info.st_mtime_ns, info.st_ctime_ns)
+
+
+def _look_url(url: str, limit: int) -> Look:
+    try:
+        found = storage.stat(url)
+    except StoreFailure as failure:
+        if failure.missing:
+            raise InputError("object not found: it was moved or deleted") from None
+        raise InputError(f"cannot read it: {failure}") from None
+    _fits(found.size, limit)
+    return found.size, found.version
+
+
+def _fits(size: int, limit: int) -> None:
+    if size == 0:
         raise InputError("empty file (0 bytes): re-export or remove it")
-    if info.st_size > limit:
+    if size > limit:
         advice = "drop --no-fix to re-encode it" if limit < MAX_FIX_BYTES else "shrink it first"
-        raise InputError(
-            f"{info.st_size / 1e6:.1f} MB is over the {limit // 2**20} MB limit: {advice}"
-        )
-    return info
+        raise InputError(f"{size / 1e6:.1f} MB is over the {limit // 2**20} MB limit: {advice}")
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -168,10 +191,11 @@ def _read_bytes(path: Path) -> bytes:
         raise InputError(f"cannot read it: {exc.strerror or exc}") from None
 
 
-def _same_file(before: os.stat_result, after: os.stat_result) -> bool:
-    # ctime too: a writer can set mtime back (cp -p, rsync), never ctime.
-    fields = ("st_dev", "st_ino", "st_size", "st_mtime_ns", "st_ctime_ns")
-    return all(getattr(before, name) == getattr(after, name) for name in fields)
+def _read_url(url: str, size: int) -> bytes:
+    try:
+        return storage.read(url, size)
+    except StoreFailure as failure:
+        raise InputError(f"cannot read it: {failure}") from None
 
 
 # Opening: the formats intake reads, every failure one line.

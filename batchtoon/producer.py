@@ -9,9 +9,8 @@ be sent — awaited in the checking task, so a slow `take` holds the walk back (
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
-from pathlib import Path
 
 import anyio
 from anyio.abc import ObjectSendStream
@@ -20,13 +19,23 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 from .config import Settings
 from .errors import InputError
 from .preflight import Prepared, check
-from .sources import EVERYTHING, BadLine, Filter, Source, iter_sources, next_batch
+from .sources import EVERYTHING, BadLine, Filter, Shard, Source, iter_sources, next_batch
+from .storage import Location, location
 
-__all__ = ["Check", "Take", "checker", "preflight_sources", "source_filter"]
+__all__ = [
+    "Check",
+    "Take",
+    "checker",
+    "preflight_sources",
+    "preflight_workers",
+    "shard_of",
+    "source_filter",
+]
 
 PREPARE_BATCH = 16  # items pre-flighted in one thread hop, at most
+STORE_WORKERS_PER_CORE = 4  # photos in a store: each read waits on the network, not a core
 
-Check = Callable[[Path], Prepared]
+Check = Callable[[Location], Prepared]
 Take = Callable[[Source | BadLine, Prepared | str], Awaitable[None]]
 
 
@@ -37,13 +46,27 @@ def checker(settings: Settings) -> Check:
 
 def source_filter(settings: Settings) -> Filter:
     """Which files of a folder SOURCE these settings take (`sources.include`/`exclude`), never
-    those in the output folder."""
-    out = Path(settings.output.dir)
-    return Filter(settings.sources.include, settings.sources.exclude, avoid=(out,))
+    those in the output folder; with `sources.shard`, only that shard's items."""
+    found = settings.sources
+    out = location(settings.output.dir)
+    return Filter(found.include, found.exclude, avoid=(out,), shard=shard_of(settings))
+
+
+def preflight_workers(settings: Settings, sources: Sequence[Location]) -> int:
+    """Photos pre-flighted at once: `prepare.workers`; by default one per core, and when a
+    SOURCE is in a store `STORE_WORKERS_PER_CORE` per core."""
+    in_store = any(isinstance(source, str) for source in sources)
+    per_core = STORE_WORKERS_PER_CORE if in_store and not settings.prepare.workers else 1
+    return settings.prepare.threads * per_core
+
+
+def shard_of(settings: Settings) -> Shard | None:
+    """This process's shard (`sources.shard`, checked when the settings were read)."""
+    return Shard.parse(settings.sources.shard) if settings.sources.shard else None
 
 
 async def preflight_sources(
-    sources: list[Path], check: Check, workers: int, take: Take, *, only: Filter = EVERYTHING
+    sources: list[Location], check: Check, workers: int, take: Take, *, only: Filter = EVERYTHING
 ) -> None:
     send, receive = anyio.create_memory_object_stream[Source | BadLine](64)
     async with anyio.create_task_group() as group:
@@ -54,7 +77,7 @@ async def preflight_sources(
 
 
 async def _walk(
-    sources: list[Path], only: Filter, send: ObjectSendStream[Source | BadLine]
+    sources: list[Location], only: Filter, send: ObjectSendStream[Source | BadLine]
 ) -> None:
     items = iter_sources(sources, only)
     async with send:

@@ -14,6 +14,14 @@ Guarantees:
 - a file that cannot be written is `Unwritable`, naming the path (disk full, read-only...);
 - the bytes are kept as served; the extension follows the content, not the URL.
 
+For an output in a store (a URL, see `storage`) the result is one whole PUT, from memory or
+from the part file (a local one in the run's work folder, gone after the upload), checked
+after (size, and MD5 where the store's ETag is one): a store never holds part of a result.
+Copies for duplicates are made by the store itself. A write the store failed in a way that
+may pass is `StoreBusy` (the downloader retries it within the retry policy; still failing,
+the run stops as for a full disk); a store that refuses (no bucket, no right) and a failed
+copy are `Unwritable`.
+
 Blocking, except `Spool.write`: call the rest in a worker thread.
 """
 
@@ -28,10 +36,12 @@ from typing import IO
 
 from PIL import Image
 
-from .errors import ItemRejected, Transient, Unwritable
+from . import storage
+from .errors import ItemRejected, StoreBusy, Transient, Unwritable
 from .intact import TooManyPixels, intact_format
 from .layout import PART_SUFFIX, Layout
 from .outcomes import Filed
+from .storage import Location, StoreFailure
 
 __all__ = ["IN_MEMORY", "Spool", "copy_result", "file_spool"]
 
@@ -86,8 +96,12 @@ class Spool:
         except (OSError, SyntaxError, ValueError):
             raise Transient("the result does not decode as an image") from None
 
-    def commit(self, dest: Path) -> None:
-        """Make the result `dest`: written (if still in memory), fsync'd, renamed into place."""
+    def commit(self, dest: Location) -> None:
+        """Make the result `dest`: written (if still in memory), fsync'd, renamed into place;
+        for a URL, uploaded whole."""
+        if isinstance(dest, str):
+            self._upload(dest)
+            return
         if self._file is None:
             _write(bytes(self._buffer), dest)
             return
@@ -99,6 +113,20 @@ class Spool:
             os.replace(self.part, dest)
         except OSError as error:
             raise Unwritable.from_os_error(error, dest, "write") from None
+
+    def _upload(self, dest: str) -> None:
+        if self._file is None:
+            _put(dest, bytes(self._buffer))
+            return
+        try:
+            self._file.close()
+        except OSError as error:
+            raise Unwritable.from_os_error(error, self.part, "write") from None
+        self._file = None
+        try:
+            _put(dest, self.part)
+        finally:
+            self.part.unlink(missing_ok=True)
 
     def close(self) -> None:
         """Let go of what was not committed: the memory, and the part file, by its name."""
@@ -116,17 +144,22 @@ def file_spool(spool: Spool, bases: Sequence[str], layout: Layout) -> Filed:
         raise Transient("the result is an image of no known format")
     dests = tuple(layout.path(base, fmt) for base in bases)
     spool.commit(dests[0])
+    layout.wrote(dests[0])
     for dest in dests[1:]:
-        _copy(dests[0], dest)
+        _copy(dests[0], dest, layout)
     return Filed(tuple(bases), dests, spool.size, spool.sha256)
 
 
-def copy_result(first: Path, bases: Sequence[str], layout: Layout) -> Filed:
-    """The result already written at `first`, written again under `bases`."""
-    dests = tuple(layout.file(base, first.suffix[1:]) for base in bases)
+def copy_result(
+    first: Location, bases: Sequence[str], layout: Layout, known: tuple[int, str] | None = None
+) -> Filed:
+    """The result already written at `first`, written again under `bases`; `known`: its size
+    and sha256, when the caller has them (else it is read back)."""
+    ext = first.suffix[1:] if isinstance(first, Path) else first.rpartition(".")[2]
+    dests = tuple(layout.file(base, ext) for base in bases)
     for dest in dests:
-        _copy(first, dest)
-    digest, size = _digest(first)
+        _copy(first, dest, layout)
+    size, digest = known or _digest(first)
     return Filed(tuple(bases), dests, size, digest)
 
 
@@ -134,7 +167,32 @@ def _write(data: bytes, dest: Path) -> None:
     _through_part(dest, lambda file: file.write(data))
 
 
-def _copy(source: Path, dest: Path) -> None:
+def _put(dest: str, data: bytes | Path) -> None:
+    try:
+        storage.put(dest, data)
+    except StoreFailure as failure:
+        if failure.transient:
+            raise StoreBusy(f"cannot write {dest}: {failure}") from None
+        raise _refused(dest, failure) from None
+
+
+def _refused(dest: str, failure: StoreFailure) -> Unwritable:
+    return Unwritable(
+        f"cannot write {dest}: {failure}: check the store and your rights to it, then run "
+        "the same command again"
+    )
+
+
+def _copy(source: Location, dest: Location, layout: Layout) -> None:
+    if isinstance(source, str) and isinstance(dest, str):
+        try:
+            storage.copy(source, dest)
+        except StoreFailure as failure:  # the store's client retried it already
+            raise _refused(dest, failure) from None
+        layout.wrote(dest)
+        return
+    assert isinstance(source, Path) and isinstance(dest, Path)
+
     def copy(file: IO[bytes]) -> None:
         with open(source, "rb") as original:
             shutil.copyfileobj(original, file, CHUNK)
@@ -156,10 +214,16 @@ def _through_part(dest: Path, fill: Callable[[IO[bytes]], object]) -> None:
         raise Unwritable.from_os_error(error, dest, "write") from None
 
 
-def _digest(path: Path) -> tuple[str, int]:
+def _digest(path: Location) -> tuple[int, str]:
+    if isinstance(path, str):
+        try:
+            data = storage.read(path, storage.stat(path).size)
+        except StoreFailure as failure:
+            raise Unwritable(f"cannot read {path} back to copy it: {failure}") from None
+        return len(data), hashlib.sha256(data).hexdigest()
     digest, size = hashlib.sha256(), 0
     with open(path, "rb") as file:
         while chunk := file.read(CHUNK):
             digest.update(chunk)
             size += len(chunk)
-    return digest.hexdigest(), size
+    return size, digest.hexdigest()

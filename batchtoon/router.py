@@ -201,7 +201,7 @@ class Router:
                 break
             try:
                 filed = await anyio.to_thread.run_sync(
-                    copy_result, filed.paths[0], bases, self._layout
+                    copy_result, filed.paths[0], bases, self._layout, (filed.size, filed.sha256)
                 )
             except Unwritable as problem:
                 self.blocked(entry, problem)

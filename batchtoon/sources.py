@@ -12,27 +12,43 @@ A `Filter` (`--include`/`--exclude`, config `sources`) keeps a folder's files by
 path below the folder, posix-style: `*` within a name, `**` across folders, a pattern without
 `/` on the name alone (`*.gif`), case ignored as the suffixes are; an excluded folder is not
 walked. Manifests and single images are taken as given.
+
+A SOURCE may be a URL (`s3://bucket/photos`, see `storage`): a folder is then one listing of
+its prefix, under the same rules, and a manifest's relative paths are taken from its own
+folder in the store; a `Source.path` is then the object's URL (text; local ones are `Path`s).
+
+A `Shard` (`--shard K/N`) keeps the items whose identity hashes to K of N: the same on every
+machine, so N processes with the same SOURCEs take each item exactly once between them. The
+identity is the path below the SOURCE folder (a manifest line's own path; a single image's
+name) without its extension: files that the default layout would name alike (`a.jpg` and
+`a.png`) fall in one shard, where the journal tells their outputs apart.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import os
+import posixpath
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import IO
 
 from wcmatch import glob
 
+from . import storage
 from .errors import UsageError
+from .storage import Location, StoreFailure
 from .styles import parse_styles
 
 __all__ = [
     "IMAGE_SUFFIXES",
     "BadLine",
     "Filter",
+    "Shard",
     "Source",
     "check_sources",
     "count_sources",
@@ -52,7 +68,7 @@ HEADER_WORDS = frozenset({"path", "file", "filename", "file name", "image", "pho
 
 @dataclass(frozen=True, slots=True)
 class Source:
-    path: Path  # the file to read
+    path: Location  # the file to read: a `Path`, or an object's URL
     rel: PurePosixPath  # where it sits below its SOURCE, for the output layout
     styles: tuple[int, ...] | None = None  # a manifest row's own styles
 
@@ -68,7 +84,7 @@ class BadLine:
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
-def display(path: Path | str | bytes) -> str:
+def display(path: Location | bytes) -> str:
     """A path, or any text from outside (a file name, a provider's message), fit to print on a
     terminal or in the log: control characters as `\\xNN` escapes (`\\x1b`, `\\n`), and
     the bytes of a name that is not UTF-8 as `\\xNN` escapes too. It never changes text
@@ -85,7 +101,38 @@ def _escape(match: re.Match[str]) -> str:
     return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
 
 
+OWN_FOLDER = ".batchtoon"  # batchtoon's own folder: never walked
 _GLOB = glob.GLOBSTAR | glob.MATCHBASE | glob.DOTGLOB | glob.IGNORECASE | glob.FORCEUNIX
+
+
+@dataclass(frozen=True, slots=True)
+class Shard:
+    """The K-th of N shares of every SOURCE's items (0 <= K < N), by a stable hash."""
+
+    index: int
+    count: int
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        """`"K/N"`, or `ValueError` saying what is wrong with it."""
+        found = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
+        if found is None:
+            raise ValueError(f"{text} is not K/N (this process's share: 0/4 ... 3/4)")
+        index, count = int(found[1]), int(found[2])
+        if count < 1:
+            raise ValueError(f"{text}: N must be 1 or more")
+        if index >= count:
+            raise ValueError(f"{text}: K must be below N (shards count from 0 to N-1)")
+        return cls(index, count)
+
+    def takes(self, identity: str) -> bool:
+        digest = hashlib.blake2b(identity.encode("utf-8", "surrogateescape"), digest_size=8)
+        return int.from_bytes(digest.digest(), "big") % self.count == self.index
+
+
+def _identity(rel: PurePosixPath) -> str:
+    """What a shard is chosen by: the path without its extension (see the module docstring)."""
+    return str(rel.parent / rel.stem)
 
 
 @dataclass(frozen=True)
@@ -93,11 +140,13 @@ class Filter:
     """Which files of a folder SOURCE to take: those matching an `include` glob (every one, if
     there are none) and no `exclude` glob; a folder matching an `exclude` glob is skipped, and
     so is batchtoon's own: any `.batchtoon` folder, and the folders in `avoid` (the output
-    folder), so a run never cartoonises its own cartoons."""
+    folder), so a run never cartoonises its own cartoons. With a `shard`, of every SOURCE's
+    items (manifest lines and single images too) only that shard's."""
 
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
-    avoid: tuple[Path, ...] = ()
+    avoid: tuple[Location, ...] = ()
+    shard: Shard | None = None
     _includes: glob.WcMatcher[str] | None = field(init=False, repr=False, compare=False)
     _excludes: glob.WcMatcher[str] | None = field(init=False, repr=False, compare=False)
 
@@ -112,65 +161,135 @@ class Filter:
             return False
         return self._excludes is None or not self._excludes.match(rel)
 
-    def skips_folder(self, rel: str, path: Path) -> bool:
-        if path.name == OWN_FOLDER or any(_same(path, avoided) for avoided in self.avoid):
+    def skips_folder(self, rel: str, path: Location) -> bool:
+        own = (path.name if isinstance(path, Path) else storage.name(path)) == OWN_FOLDER
+        if own or any(_same(path, avoided) for avoided in self.avoid):
             return True
         return self._excludes is not None and self._excludes.match(rel)
 
+    def in_shard(self, item: Source | BadLine, identity: str | None = None) -> bool:
+        """Whether `item` is this process's (always, without a shard)."""
+        if self.shard is None:
+            return True
+        if identity is None:
+            identity = item.where if isinstance(item, BadLine) else _identity(item.rel)
+        return self.shard.takes(identity)
 
-OWN_FOLDER = ".batchtoon"
 
-
-def _same(path: Path, other: Path) -> bool:
+def _same(path: Location, other: Location) -> bool:
+    if isinstance(path, str) or isinstance(other, str):
+        return isinstance(path, str) and isinstance(other, str) and _same_url(path, other)
     try:
         return path.samefile(other)
     except OSError:
         return False
 
 
+def _same_url(url: str, other: str) -> bool:
+    return url.rstrip("/") == other.rstrip("/")
+
+
 EVERYTHING = Filter()
 
 
-def check_sources(arguments: list[Path]) -> None:
-    """Refuse, before anything runs, a SOURCE that is not there or not something we read."""
+def check_sources(arguments: Sequence[Location]) -> None:
+    """Refuse, before anything runs, a SOURCE that is not there or not something we read (for
+    a URL: a store that cannot be reached, a missing bucket or object, one line naming it)."""
     for argument in arguments:
-        if not argument.exists():
+        if isinstance(argument, str):
+            _check_url(argument)
+        elif not argument.exists():
             raise UsageError(
                 f"SOURCE {display(argument)} does not exist: give a folder or a manifest"
             )
-        if argument.is_file() and argument.suffix.lower() not in MANIFEST_SUFFIXES | IMAGE_SUFFIXES:
+        elif argument.is_file() and _ext(argument) not in MANIFEST_SUFFIXES | IMAGE_SUFFIXES:
             raise UsageError(
                 f"SOURCE {display(argument)} is not a folder, a .jsonl/.csv manifest or an image"
             )
 
 
-def iter_sources(arguments: list[Path], only: Filter = EVERYTHING) -> Iterator[Source | BadLine]:
+def _check_url(url: str) -> None:
+    try:
+        storage.check_container(url)
+        folder = storage.is_dir(url)
+    except StoreFailure as failure:
+        if failure.missing:
+            raise UsageError(
+                f"SOURCE {display(url)} does not exist: give a folder or a manifest"
+            ) from None
+        raise UsageError(f"SOURCE {display(url)}: {display(str(failure))}") from None
+    if not folder and _ext(url) not in MANIFEST_SUFFIXES | IMAGE_SUFFIXES:
+        raise UsageError(
+            f"SOURCE {display(url)} is not a folder, a .jsonl/.csv manifest or an image"
+        )
+
+
+def iter_sources(
+    arguments: Sequence[Location], only: Filter = EVERYTHING
+) -> Iterator[Source | BadLine]:
     for argument in arguments:
-        if argument.is_dir():
-            yield from _walk(argument, only)
-            continue
-        if argument.suffix.lower() not in MANIFEST_SUFFIXES:
-            yield Source(argument, PurePosixPath(os.fsdecode(argument.name)))
-            continue
-        try:
-            yield from (_jsonl if argument.suffix.lower() == ".jsonl" else _csv)(argument)
-        except (OSError, UnicodeError, csv.Error) as exc:
-            reason = getattr(exc, "strerror", None) or str(exc)
-            yield BadLine(display(argument), f"cannot read the manifest: {reason}")
+        kind = _kind(argument)
+        if isinstance(kind, BadLine):
+            yield kind
+        elif kind == "folder":
+            walk = (
+                _walk(argument, only) if isinstance(argument, Path) else _walk_url(argument, only)
+            )
+            yield from walk
+        elif kind == "image":
+            item = Source(argument, PurePosixPath(_name(argument)))
+            if only.in_shard(item):
+                yield item
+        else:
+            yield from _manifest(argument, only)
 
 
-def count_sources(arguments: list[Path], only: Filter = EVERYTHING) -> int:
+def count_sources(arguments: Sequence[Location], only: Filter = EVERYTHING) -> int:
     """How many items `iter_sources` will yield, roughly and quickly: names only, no file read
-    but manifests (a line is an item); blocking. A manifest row's own styles are not read."""
+    but manifests (a line is an item; with a shard, the lines of this shard); blocking. A
+    manifest row's own styles are not read."""
     total = 0
     for argument in arguments:
-        if argument.is_dir():
-            total += sum(isinstance(item, Source) for item in _walk(argument, only))
-        elif argument.suffix.lower() in MANIFEST_SUFFIXES:
+        kind = _kind(argument)
+        if kind == "manifest" and only.shard is None and isinstance(argument, Path):
             total += _lines(argument)
-        else:
-            total += 1
+        elif kind == "image":
+            total += only.in_shard(Source(argument, PurePosixPath(_name(argument))))
+        elif not isinstance(kind, BadLine):
+            total += sum(isinstance(item, Source) for item in iter_sources([argument], only))
     return total
+
+
+def _kind(argument: Location) -> str | BadLine:
+    """ "folder", "manifest" or "image"; or why a SOURCE URL cannot be read now."""
+    if isinstance(argument, Path):
+        folder = argument.is_dir()
+    else:
+        try:
+            folder = storage.is_dir(argument)
+        except StoreFailure as failure:
+            return BadLine(display(argument), f"cannot read this folder: {failure}")
+    if folder:
+        return "folder"
+    return "manifest" if _ext(argument) in MANIFEST_SUFFIXES else "image"
+
+
+def _name(where: Location) -> str:
+    return os.fsdecode(where.name) if isinstance(where, Path) else storage.name(where)
+
+
+def _ext(where: Location) -> str:
+    """A SOURCE's extension, lower case (a local one as `Path.suffix` has it)."""
+    return where.suffix.lower() if isinstance(where, Path) else _suffix(storage.name(where))
+
+
+def _manifest(manifest: Location, only: Filter) -> Iterator[Source | BadLine]:
+    try:
+        read = _jsonl if _ext(manifest) == ".jsonl" else _csv
+        yield from (item for item, identity in read(manifest) if only.in_shard(item, identity))
+    except (OSError, UnicodeError, csv.Error, StoreFailure) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        yield BadLine(display(manifest), f"cannot read the manifest: {reason}")
 
 
 def _lines(manifest: Path) -> int:
@@ -212,7 +331,35 @@ def _walk(root: Path, only: Filter) -> Iterator[Source | BadLine]:
             if _suffix(name) in IMAGE_SUFFIXES:
                 rel = rel_folder / os.fsdecode(name)
                 if only.takes(str(rel)):
-                    yield Source(Path(folder, name), rel)
+                    item = Source(Path(folder, name), rel)
+                    if only.in_shard(item):
+                        yield item
+
+
+def _walk_url(root: str, only: Filter) -> Iterator[Source | BadLine]:
+    """A folder in a store: one listing of its prefix, under `_walk`'s rules."""
+    try:
+        found = storage.find(root)
+    except StoreFailure as failure:
+        yield BadLine(display(root), f"cannot read this folder: {failure}")
+        return
+    skipped: dict[str, bool] = {}  # folder below root -> skipped, asked once a folder
+
+    def skips(folder: PurePosixPath) -> bool:
+        key = str(folder)
+        if key == ".":
+            return False
+        if key not in skipped:
+            own = only.skips_folder(key, storage.join_url(root, key))
+            skipped[key] = skips(folder.parent) or own
+        return skipped[key]
+
+    for url, text in found:
+        rel = PurePosixPath(text)
+        if _suffix(rel.name) in IMAGE_SUFFIXES and not skips(rel.parent) and only.takes(text):
+            item = Source(url, rel)
+            if only.in_shard(item):
+                yield item
 
 
 def _suffix(name: str | bytes) -> str:
@@ -221,12 +368,38 @@ def _suffix(name: str | bytes) -> str:
     return "." + text.rpartition(".")[2].lower() if "." in text else ""
 
 
-def _row_source(manifest: Path, raw_path: object, raw_style: object) -> Source:
+Row = tuple[Source | BadLine, str | None]  # an item, and the identity its shard is chosen by
+
+
+def _row_source(manifest: Location, raw_path: object, raw_style: object) -> Row:
     if not isinstance(raw_path, str) or not raw_path.strip():
         raise ValueError("no path")
-    path = manifest.parent / raw_path.strip()
+    raw = raw_path.strip()
     styles = None if raw_style in (None, "") else parse_styles(raw_style)  # type: ignore[arg-type]
-    return Source(path, _below(manifest.parent, path), styles)
+    if storage.is_url(raw) or isinstance(manifest, str):
+        url, rel = _url_below(manifest, raw)
+        source = Source(url, rel, styles)
+    else:
+        path = manifest.parent / raw
+        source = Source(path, _below(manifest.parent, path), styles)
+    return source, _identity(PurePosixPath(raw.replace("\\", "/")))
+
+
+def _url_below(manifest: Location, raw: str) -> tuple[str, PurePosixPath]:
+    """A manifest line's object (a URL, or a path from the manifest's folder in its store) and
+    where it sits below the output folder, as `_below` says for files."""
+    if storage.is_url(raw):
+        where, path = storage.split(raw)
+        folder = "/"
+    else:
+        assert isinstance(manifest, str)
+        where, folder = storage.split(storage.parent(manifest))
+        path = posixpath.join(folder or "/", raw)
+    path = posixpath.normpath("/" + path.lstrip("/"))
+    inside = (folder.rstrip("/") + "/") if folder.strip("/") else "/"
+    rel = path[len(inside) :] if path.startswith(inside) else path
+    parts = [p for p in PurePosixPath(rel).parts if p not in ("/", "..", ".")]
+    return where + path, PurePosixPath(*parts)
 
 
 def _below(base: Path, path: Path) -> PurePosixPath:
@@ -240,9 +413,15 @@ def _below(base: Path, path: Path) -> PurePosixPath:
     return PurePosixPath(*(os.fsdecode(p) for p in rel.parts if p not in ("..", ".")))
 
 
-def _jsonl(manifest: Path) -> Iterator[Source | BadLine]:
+def _open_text(manifest: Location, newline: str | None = None) -> IO[str]:
+    if isinstance(manifest, str):
+        return storage.open_text(manifest, newline)
     # utf-8-sig: a spreadsheet's export starts with a byte-order mark; it is not a character
-    with open(manifest, encoding="utf-8-sig", errors="surrogateescape") as lines:
+    return open(manifest, encoding="utf-8-sig", errors="surrogateescape", newline=newline)
+
+
+def _jsonl(manifest: Location) -> Iterator[Row]:
+    with _open_text(manifest) as lines:
         for number, line in enumerate(lines, 1):
             if not line.strip():
                 continue
@@ -253,11 +432,11 @@ def _jsonl(manifest: Path) -> Iterator[Source | BadLine]:
                     raise ValueError("not an object")
                 yield _row_source(manifest, row.get("path"), row.get("style"))
             except ValueError as exc:
-                yield BadLine(where, f'{exc}: expected {{"path": "...", "style": 0}}')
+                yield BadLine(where, f'{exc}: expected {{"path": "...", "style": 0}}'), None
 
 
-def _csv(manifest: Path) -> Iterator[Source | BadLine]:
-    with open(manifest, encoding="utf-8-sig", errors="surrogateescape", newline="") as lines:
+def _csv(manifest: Location) -> Iterator[Row]:
+    with _open_text(manifest, newline="") as lines:
         for number, row in enumerate(csv.reader(lines), 1):
             if not row or not "".join(row).strip():
                 continue
@@ -269,4 +448,4 @@ def _csv(manifest: Path) -> Iterator[Source | BadLine]:
                     raise ValueError(f"{len(row)} columns")
                 yield _row_source(manifest, row[0], row[1] if len(row) > 1 else None)
             except ValueError as exc:
-                yield BadLine(where, f"{exc}: expected path[,style]")
+                yield BadLine(where, f"{exc}: expected path[,style]"), None

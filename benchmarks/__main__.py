@@ -25,6 +25,7 @@ from . import (
     bench_preflight,
     bench_replay,
     bench_side_by_side,
+    bench_storage,
     bench_throughput,
 )
 from .common import (
@@ -51,6 +52,7 @@ BENCHMARKS: dict[str, Callable[[Options], list[Row]]] = {
     bench_camera.NAME: bench_camera.run,
     bench_pipeline.NAME: bench_pipeline.run,
     bench_memory.NAME: bench_memory.run,
+    bench_storage.NAME: bench_storage.run,
 }
 
 

@@ -302,10 +302,10 @@ def run_child(
 
 
 def run_batchtoon(
-    sources: Sequence[Path],
+    sources: Sequence[Path | str],
     *,
     base_url: str,
-    out: Path,
+    out: Path | str,
     rate: float,
     poll_interval: float,
     poll_rate: float | None,
@@ -315,10 +315,13 @@ def run_batchtoon(
     profile: Path | None = None,
     watch: Callable[[], bool] | None = None,
     extra: Sequence[str] = (),
+    journal: Path | None = None,
+    env: dict[str, str] | None = None,
 ) -> ChildRun:
     """`batchtoon run SOURCE... --quiet --no-report` against `base_url` (the gallery is
     measured on its own); it must exit 0 (all downloaded). `poll_rate` None: the default,
-    sized from the work."""
+    sized from the work; `env`: more environment (an object store's endpoint and
+    credentials)."""
     argv = batchtoon_command(
         "run",
         *(str(s) for s in sources),
@@ -340,10 +343,13 @@ def run_batchtoon(
         argv += ["--poll-rate", f"{poll_rate:g}"]
     if config is not None:
         argv += ["--config", str(config)]
+    if journal is not None:
+        argv += ["--journal", str(journal)]
     if profile is not None:
         argv = profiled(argv, "batchtoon", profile)
-    env = {**os.environ, "AILAB_API_KEY": API_KEY}
-    return run_child(argv, timeout=timeout, env=env, watch=watch).check("batchtoon run")
+    env = {**os.environ, **(env or {}), "AILAB_API_KEY": API_KEY}
+    cwd = journal.parent if journal is not None else None
+    return run_child(argv, timeout=timeout, env=env, cwd=cwd, watch=watch).check("batchtoon run")
 
 
 class SandboxProcess:
@@ -561,7 +567,7 @@ class Measured:
 
 def batchtoon_against(
     timing: Timing,
-    sources: Sequence[Path],
+    sources: Sequence[Path | str],
     workdir: Path,
     *,
     n: int,
@@ -573,12 +579,20 @@ def batchtoon_against(
     profile: Path | None = None,
     uplink: float | None = None,
     extra: Sequence[str] = (),
+    out: Path | str | None = None,
+    env: dict[str, str] | None = None,
 ) -> Measured:
     """Start a sandbox with `timing` (its submit limit at R unless `account_limit` is False;
     its uplink, bytes/s, if given), run batchtoon at rate R and tick P over `sources` (n
-    photos, with `extra` flags), and read what it did."""
-    out = workdir / "batchtoon-out"
-    remove_tree(out)
+    photos, with `extra` flags), and read what it did. `out` (default: a folder in `workdir`)
+    may be a URL; the journal is then `workdir`'s."""
+    out = workdir / "batchtoon-out" if out is None else out
+    if isinstance(out, Path):
+        journal = out / ".batchtoon" / "journal.jsonl"
+        remove_tree(out)
+    else:  # a URL: the journal, and batchtoon's own folder (in the working one), stay local
+        journal = workdir / "journal.jsonl"
+        journal.unlink(missing_ok=True)
     try:
         with SandboxProcess(
             workdir,
@@ -600,13 +614,16 @@ def batchtoon_against(
                 profile=profile,
                 watch=sandbox.alive,
                 extra=extra,
+                journal=None if isinstance(out, Path) else journal,
+                env=env,
             )
             counters = sandbox.counters()
         if counters["accepted"] != n or counters["downloads"] != n:
             raise BenchError(f"batchtoon ran, but the sandbox counted {counters} for {n} photos")
-        timeline = Timeline.from_journal(out / ".batchtoon" / "journal.jsonl")
+        timeline = Timeline.from_journal(journal)
     finally:
-        remove_tree(out)
+        if isinstance(out, Path):
+            remove_tree(out)
     return Measured(run, counters, timeline)
 
 

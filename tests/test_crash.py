@@ -10,6 +10,7 @@ import subprocess
 import sys
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -21,41 +22,62 @@ from batchtoon.sandbox import Sandbox
 CONCURRENCY = 4
 
 
-def command(sandbox: Sandbox, source: Path, out: Path) -> list[str]:
+def command(sandbox: Sandbox, source: Path | str, out: Path | str, *extra: str) -> list[str]:
     return [
         sys.executable, "-m", "batchtoon", "run", str(source), "--out", str(out),
         "--api-base", sandbox.base_url, "--quiet", "--poll-interval", "0.02",
-        "--rate", "300", "--concurrency", str(CONCURRENCY),
+        "--rate", "300", "--concurrency", str(CONCURRENCY), *extra,
     ]  # fmt: skip
 
 
-async def start(sandbox: Sandbox, source: Path, out: Path) -> Process:
-    env = {**os.environ, "AILAB_API_KEY": sandbox.api_key}
+async def start(
+    sandbox: Sandbox,
+    source: Path | str,
+    out: Path | str,
+    *extra: str,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Process:
+    env = {**os.environ, **(env or {}), "AILAB_API_KEY": sandbox.api_key}
     return await anyio.open_process(
-        command(sandbox, source, out), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
+        command(sandbox, source, out, *extra),
+        env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+
+
+async def kill_and_resume(
+    sandbox: Sandbox,
+    source: Path | str,
+    out: Path | str,
+    photos: int,
+    moments: list[tuple[str, int]],
+    **where: Any,
+) -> None:
+    """`batchtoon run` SIGKILLed at each moment (`(accepted|downloads, count)`), then run to its
+    end: exit 0, and no more extra submissions than the uploads in flight at each kill."""
+    counters = sandbox.counters
+    for kind, count in moments:
+        process = await start(sandbox, source, out, **where)
+        try:
+            with anyio.fail_after(60):
+                await sandbox.until(partial(_reached, sandbox, kind, count))
+        finally:
+            process.send_signal(signal.SIGKILL)
+            await process.wait()
+    final = await start(sandbox, source, out, **where)
+    with anyio.fail_after(120):
+        await final.wait()
+    assert final.returncode == 0, await _text(final)
+    extra = counters.accepted_total - photos
+    # each kill may lose the task ids of the uploads in flight at that moment, no more
+    assert 0 <= extra <= CONCURRENCY * len(moments), counters.accepted
 
 
 async def crash_and_resume(tmp_path: Path, photos: int, moments: list[tuple[str, int]]) -> None:
     source, out = tmp_path / "in", tmp_path / "out"
     make_photos(source, photos)
     async with Sandbox(time_scale=0.001, processing_time=(20, 80), render="echo") as sandbox:
-        counters = sandbox.counters
-        for kind, count in moments:
-            process = await start(sandbox, source, out)
-            try:
-                with anyio.fail_after(60):
-                    await sandbox.until(partial(_reached, sandbox, kind, count))
-            finally:
-                process.send_signal(signal.SIGKILL)
-                await process.wait()
-        final = await start(sandbox, source, out)
-        with anyio.fail_after(120):
-            await final.wait()
-        assert final.returncode == 0, await _text(final)
-        extra = counters.accepted_total - photos
-        # each kill may lose the task ids of the uploads in flight at that moment, no more
-        assert 0 <= extra <= CONCURRENCY * len(moments), counters.accepted
+        await kill_and_resume(sandbox, source, out, photos, moments)
     assert len(outputs(out)) == photos  # every photo, once, and no partial file left in <out>
     assert not (out / ".batchtoon" / "tmp").exists()  # nor in the work folder
     status = await anyio.run_process(

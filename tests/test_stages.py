@@ -255,13 +255,13 @@ def png() -> bytes:
     return out.getvalue()
 
 
-async def download_one(api: FakeApi, item: Entry, out: Path, attempts: int = 3) -> RecordingOutbox:
+async def download_one(
+    api: FakeApi, item: Entry, out: Path | str, attempts: int = 3, spill: Path | None = None
+) -> RecordingOutbox:
     outbox = RecordingOutbox()
     retry = RetryPolicy(RetrySettings(attempts=attempts, backoff=0.0, max_backoff=0.0))
-    downloader = Downloader(
-        api, retry, outbox, Layout(out, "{dir}/{stem}.{style}.{ext}"), max_bytes=1 << 20,
-        clock=api.clock,
-    )  # fmt: skip
+    layout = Layout(out, "{dir}/{stem}.{style}.{ext}", spill=spill)
+    downloader = Downloader(api, retry, outbox, layout, max_bytes=1 << 20, clock=api.clock)
     send, receive = anyio.create_memory_object_stream[Entry](1)
     send.send_nowait(item)
     send.close()
@@ -279,8 +279,9 @@ async def test_a_result_is_checked_written_under_every_target_and_stored(tmp_pat
     outbox = await download_one(api, item, tmp_path)
     [stored] = outbox.delivered
     assert isinstance(stored, Stored)
-    assert [p.name for p in stored.filed.paths] == ["photo1.0.png", "copy.0.png"]
-    assert all(p.read_bytes() == data for p in stored.filed.paths)
+    paths = [Path(p) for p in stored.filed.paths]  # local files: Paths
+    assert [p.name for p in paths] == ["photo1.0.png", "copy.0.png"]
+    assert all(p.read_bytes() == data for p in paths)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["copy.0.png", "photo1.0.png"]
 
 

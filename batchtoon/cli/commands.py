@@ -21,6 +21,7 @@ import anyio
 from filelock import FileLock, Timeout
 from tqdm import tqdm
 
+from .. import storage
 from ..api import ApiClient, key_problem
 from ..batch import Batch, Summary
 from ..config import Resolved, Settings, check_number, check_whole, resolve, shown
@@ -32,9 +33,10 @@ from ..logs import LOGGER, screen_handler
 from ..planner import Plan, make_plan
 from ..progress import Bars, StatusLines, summary
 from ..sources import check_sources, display
+from ..storage import Location, is_url, location
 from .parser import did_you_mean, setting_flags
 
-__all__ = ["SANDBOX_SPEEDUP", "api_key", "plan", "resolved", "run", "sandbox"]
+__all__ = ["SANDBOX_SPEEDUP", "api_key", "check_places", "plan", "resolved", "run", "sandbox"]
 
 SANDBOX_SPEEDUP = 10.0  # --sandbox runs the provider's timings ten times faster
 
@@ -69,9 +71,35 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         return plan(args)
     settings = resolved(args)
-    check_sources(args.sources)
+    check_places(args.sources, settings.settings)
     key = "" if args.sandbox else api_key(settings.settings, required=True)
+    if not args.quiet:
+        _say_where(settings.settings)
     return anyio.run(_run_async, args, settings, key)
+
+
+def check_places(sources: list[Location], settings: Settings) -> None:
+    """Refuse, before anything runs, a SOURCE that cannot be read, or an output in a store that
+    cannot be used (no backend, no bucket, no right, no network): one line naming it."""
+    check_sources(sources)
+    out = location(settings.output.dir)
+    if isinstance(out, str):
+        try:
+            storage.check_container(out)
+        except storage.StoreFailure as failure:
+            raise UsageError(f"--out {display(out)}: {display(str(failure))}") from None
+
+
+def _say_where(settings: Settings) -> None:
+    """For an output in a store: where its journal and work folder are kept (locally), once."""
+    if not is_url(settings.output.dir):
+        return
+    journal = "" if settings.journal else f"journal {display(str(settings.journal_path))}; "
+    print(
+        f"batchtoon: output {display(settings.output.dir)}: {journal}work folder "
+        f"{display(str(settings.work_dir))}; no gallery (it is for local folders)",
+        file=sys.stderr,
+    )
 
 
 async def _run_async(args: argparse.Namespace, resolved: Resolved, key: str) -> int:
@@ -239,7 +267,7 @@ def plan(args: argparse.Namespace) -> int:
     """Exit 0 if a run could go ahead; 3 if the API would stop it (the key refused, or fewer
     credits than billable submissions)."""
     settings = resolved(args)
-    check_sources(args.sources)
+    check_places(args.sources, settings.settings)
     key = "" if args.sandbox else api_key(settings.settings, required=False)
     return anyio.run(_plan_async, args, settings, key)
 

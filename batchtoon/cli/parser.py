@@ -23,6 +23,7 @@ from typing import Any, NoReturn
 
 from ..config import SETTINGS, shown
 from ..errors import UsageError
+from ..storage import location
 from ..styles import STYLE_SLUGS
 from ..version import __version__
 
@@ -70,9 +71,12 @@ FLAGS: tuple[Flag, ...] = (
          "match (repeatable; '*.jpg', 'trips/**')", _WHAT),
     Flag("sources.exclude", "--exclude", "GLOB", "skip files and folders that match "
          "(repeatable; 'raw', '**/tmp/**')", _WHAT),
-    Flag("output.dir", "--out", "DIR", "output folder", _WHERE),
-    Flag("journal", "--journal", "FILE", "journal (default: <out>/.batchtoon/journal.jsonl)",
-         _WHERE),
+    Flag("sources.shard", "--shard", "K/N", "take only share K of N (0 <= K < N) of the "
+         "photos, the same share on every machine; --rate is then the account's, divided by N",
+         _WHAT),
+    Flag("output.dir", "--out", "DIR", "output folder or URL (s3://bucket/x)", _WHERE),
+    Flag("journal", "--journal", "FILE", "journal (default: <out>/.batchtoon/journal.jsonl; "
+         "for a URL --out, ./.batchtoon/<the URL>/journal.jsonl)", _WHERE),
     Flag("output.template", "--template", "TEXT", "output names: fields dir stem name style "
          "style_name sha8 ext", _WHERE),
     Flag("output.portable_names", "--portable-names", "", "output names valid on every common "
@@ -274,7 +278,15 @@ def build(handlers: dict[str, Handler]) -> argparse.ArgumentParser:
 
     status = command("status", "what a journal says: counts, failures by kind, items")
     status.add_argument("--config", type=Path, metavar="FILE", help="config file")
-    add_setting_flags(status, ("output.dir", "journal"))
+    add_setting_flags(status, ("output.dir",))
+    status.add_argument(
+        "--journal",
+        action="append",
+        metavar="FILE",
+        dest="journals",
+        help="journal (repeatable, or a glob such as 'journal-*.jsonl': their sum; default: "
+        "<out>/.batchtoon/journal.jsonl)",
+    )
     status.add_argument("--state", choices=STATES, help="list only the items in this state")
     status.add_argument(
         "--list", action="store_true", help="each item: source, style, state, output or reason"
@@ -317,9 +329,10 @@ def _add_run_arguments(run: argparse.ArgumentParser) -> None:
     add(
         "sources",
         nargs="+",
-        type=Path,
+        type=location,  # a URL stays text: Path("s3://b") would be "s3:/b"
         metavar="SOURCE",
-        help="a folder (walked recursively), a .jsonl/.csv manifest or an image",
+        help="a folder (walked recursively), a .jsonl/.csv manifest or an image; or a URL of "
+        "one (s3://bucket/photos)",
     )
     add("--config", type=Path, metavar="FILE", help="config file (see configs/default.yaml)")
     add(

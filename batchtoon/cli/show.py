@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import os
 import sys
@@ -22,10 +23,13 @@ from ..journal import Journal
 from ..ledger import Ledger
 from ..reasons import kind_of
 from ..sources import display
+from ..storage import Location, join, location
 from ..styles import style_slug
 from .commands import resolved
 
-__all__ = ["Item", "completion", "config", "items", "kinds", "report", "status", "tally"]
+__all__ = [
+    "Item", "completion", "config", "items", "journals", "kinds", "report", "status", "tally",
+]  # fmt: skip
 
 
 # status
@@ -42,7 +46,7 @@ class Item:
     reason: str  # why it failed or was refused
 
 
-def items(ledger: Ledger, out: Path) -> Iterator[Item]:
+def items(ledger: Ledger, out: Location) -> Iterator[Item]:
     """Every target of the journal: each source file, in each style."""
     for (source, style), reason in ledger.rejected.items():
         yield Item(source, style, "refused", None, reason)
@@ -53,7 +57,7 @@ def items(ledger: Ledger, out: Path) -> Iterator[Item]:
                 source,
                 entry.style,
                 state,
-                str(out / f"{base}.{entry.ext}") if state == "done" else None,
+                str(join(out, f"{base}.{entry.ext}")) if state == "done" else None,
                 entry.reason if state == "failed" else "",
             )
 
@@ -75,11 +79,9 @@ def kinds(failures: Iterable[Item]) -> list[dict[str, Any]]:
 
 def status(args: argparse.Namespace) -> int:
     settings = resolved(args).settings
-    path = settings.journal_path
-    if not path.exists():
-        raise UsageError(f"no journal at {display(str(path))}: pass --journal or --out")
-    ledger = Journal.replay(path).ledger
-    every = list(items(ledger, Path(settings.output.dir)))
+    ledgers = [Journal.replay(path).ledger for path in journals(args.journals, settings)]
+    out = location(settings.output.dir)
+    every = [item for ledger in ledgers for item in items(ledger, out)]
     if args.list or args.state:
         chosen = sorted(
             (i for i in every if args.state in (None, i.state)), key=lambda i: (i.source, i.style)
@@ -90,9 +92,8 @@ def status(args: argparse.Namespace) -> int:
     results, photos = tally(every)
     grouped = kinds(i for i in every if i.state in ("failed", "refused"))
     if args.json:
-        report = {
-            "results": results, "photos": photos, "failed": ledger.failures(), "kinds": grouped,
-        }  # fmt: skip
+        failed = [row for ledger in ledgers for row in ledger.failures()]
+        report = {"results": results, "photos": photos, "failed": failed, "kinds": grouped}
         print(json.dumps(report, ensure_ascii=False))
         return 0
     print(f"results: {_sum(results)}")
@@ -104,6 +105,23 @@ def status(args: argparse.Namespace) -> int:
         print(f"  {group['count']:>5} x {display(example['reason'])}")
         print(f"          e.g. {display(example['source'])} ({style_slug(example['style'])})")
     return 0
+
+
+def journals(given: list[str] | None, settings: Settings) -> list[Path]:
+    """The journals to read: each `--journal` (a glob is expanded, for shells that did not), or
+    the one the settings name; `UsageError` for one that is not there."""
+    if not given:
+        found = [settings.journal_path]
+    else:
+        found = [Path(p) for text in given for p in (_glob(text) or [text])]
+    for path in found:
+        if not path.exists():
+            raise UsageError(f"no journal at {display(str(path))}: pass --journal or --out")
+    return list(dict.fromkeys(found))  # named twice (a glob and a name): read once
+
+
+def _glob(text: str) -> list[str]:
+    return sorted(glob.glob(text)) if any(c in text for c in "*?[") else []
 
 
 STATUS_TERMS = ("done", "pending", "failed", "refused")  # the last is the worst, for a photo

@@ -19,6 +19,7 @@ from typing import Literal
 from ..config import OutputSettings
 from ..layout import Layout
 from ..ledger import Entry, Ledger
+from ..storage import is_url
 
 __all__ = ["STATES", "Card", "Cell", "Gallery", "State", "from_ledger"]
 
@@ -117,11 +118,13 @@ def _entry_cell(entry: Entry, layout: Layout, output: str) -> Cell:
         return Cell("failed", reason=entry.reason)
     if entry.state == "downloaded" and entry.ext:
         path = layout.file(output, entry.ext)
-        if path.is_file():
+        if isinstance(path, Path) and path.is_file():
             return Cell("done", output=path)
     return Cell("pending", reason=WAITING.get(entry.state, entry.state))
 
 
 def _existing(base: Path, source: str) -> Path | None:
+    if is_url(source):
+        return None  # a photo in a store: the page links local files only
     path = base / source
     return path if path.is_file() else None
