@@ -78,6 +78,8 @@ class Downloader:
                 spool = Spool(self._layout.part(bases[0]))
                 try:
                     await self._api.download(url, spool, max_bytes=self._max_bytes)
+                    if not entry.holds(url):  # lost meanwhile: these bytes are not its result
+                        raise TaskGone("the item was submitted again while this downloaded")
                     return await anyio.to_thread.run_sync(file_spool, spool, bases, self._layout)
                 finally:
                     spool.close()

@@ -188,6 +188,7 @@ class Engine:
             await self.control.finished.wait()
             group.cancel_scope.cancel()
         self.stats.tally.finish()
+        self.stats.expected = self.stats.tally.found  # the quick count was a guess: now it is known
         return self.exit_code
 
     def stop(self) -> None:

@@ -52,6 +52,7 @@ class Intake:
         self._task_ttl, self._styles = task_ttl, styles
         self.stats = stats
         self._retry_failed = retry_failed
+        self._taken: set[int] = set()  # the source files taken in this run (their hashes)
 
     def __repr__(self) -> str:
         return f"<Intake {self._run!r}>"
@@ -72,10 +73,13 @@ class Intake:
                 self._router.route(entry)
 
     async def take(self, item: Source | BadLine, outcome: Prepared | str) -> None:
-        """One pre-flighted source: refused (a reason) or admitted in each of its styles."""
+        """One pre-flighted source: refused (a reason) or admitted in each of its styles. A
+        file reached twice (a folder and an image in it, both given) is taken once."""
         styles = (item.styles if isinstance(item, Source) else None) or self._styles
+        where = item.where if isinstance(item, BadLine) else display(item.path)
+        if isinstance(item, Source) and not self._first_time(item):
+            return
         if isinstance(outcome, str):
-            where = item.where if isinstance(item, BadLine) else display(item.path)
             self.stats.tally.photo(where, len(styles))
             await self._reject(where, styles, outcome)
             return
@@ -86,6 +90,13 @@ class Intake:
             self.stats.converted.update(outcome.reasons)
         for style in styles:
             await self._admit(item, style, outcome)
+
+    def _first_time(self, item: Source) -> bool:
+        mark = hash(str(item.path))  # 8 bytes a photo, where the path would be tens
+        if mark in self._taken:
+            return False
+        self._taken.add(mark)
+        return True
 
     async def _reject(self, where: str, styles: tuple[int, ...], reason: str) -> None:
         """Refused by pre-flight: news, unless an earlier run said the same of it already."""

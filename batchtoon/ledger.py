@@ -45,6 +45,13 @@ class Entry:
     reason: str = ""
     submissions: int = 0  # accepted submissions over all runs: more than 1 is extra cost
 
+    def holds(self, about: str) -> bool:
+        """Does the item still wait on this task id (submitted) or result URL (succeeded)? An
+        answer about anything else is stale: the item was lost and submitted again since."""
+        if self.state == "submitted":
+            return about == self.task_id
+        return self.state == "succeeded" and about == self.result_url
+
     @property
     def name(self) -> str:
         """What to call the item in a message: its first source path (else its key)."""

@@ -23,6 +23,7 @@ Guarantees:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Collection
 from typing import Any
@@ -55,6 +56,7 @@ from .preflight import Prepared
 from .results import copy_result
 from .sources import display
 from .stats import Stats
+from .storage import Location, StoreFailure, remove
 from .styles import style_slug
 from .submitter import Upload
 
@@ -139,12 +141,8 @@ class Router:
     @staticmethod
     def _stale(outcome: Outcome) -> bool:
         """Is this about a task or result URL the item no longer has?"""
-        about, entry = getattr(outcome, "about", ""), outcome.entry
-        if not about:
-            return False
-        state = entry.state
-        current = entry.task_id if state == "submitted" else entry.result_url
-        return state not in ("submitted", "succeeded") or about != current
+        about = getattr(outcome, "about", "")
+        return bool(about) and not outcome.entry.holds(about)
 
     async def _accepted(self, outcome: Accepted) -> None:
         entry, task_id = outcome.entry, outcome.task_id
@@ -165,6 +163,9 @@ class Router:
         earlier = self.journal.ledger.entries[other]
         if not self._run.is_open(other):
             self._run.open(other)  # done already, perhaps with the other's cartoon: redo it
+        if earlier.state == "downloaded":  # its files cannot be trusted: ours, removed by name
+            files = [self._layout.file(base, earlier.ext) for base in earlier.targets]
+            await anyio.to_thread.run_sync(_remove, files)  # (a store that says no: kept)
         await self.lose(earlier, reason)
         await self.lose(entry, reason)
 
@@ -260,3 +261,9 @@ class Router:
         except anyio.get_cancelled_exc_class():
             self._run.close(entry.key)  # cancelled while queueing: it stays queued
             raise
+
+
+def _remove(files: list[Location]) -> None:
+    for file in files:
+        with contextlib.suppress(OSError, StoreFailure):
+            remove(file)

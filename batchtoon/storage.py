@@ -60,6 +60,7 @@ __all__ = [
     "parent",
     "put",
     "read",
+    "remove",
     "slug",
     "split",
     "stat",
@@ -340,6 +341,19 @@ def copy(source: str, dest: str) -> Stat:
     _call(dest, fs.cp_file, path, target)
     _verify(dest, original.size, None)
     return original
+
+
+def remove(where: Location) -> None:
+    """Remove one file or object that batchtoon wrote, by its name; gone already is fine."""
+    if isinstance(where, Path):
+        where.unlink(missing_ok=True)
+        return
+    fs, path = _filesystem(where)
+    try:
+        _call(where, fs.rm_file, path)
+    except StoreFailure as failure:
+        if not failure.missing:
+            raise
 
 
 def _verify(url: str, size: int, md5: str | None) -> None:

@@ -449,3 +449,12 @@ async def test_an_unreadable_journal_line_about_a_task_is_said(tmp_path: Path) -
         )  # fmt: skip
     assert done.returncode == ExitCode.OK
     assert b"journal: 1 lines could not be read, 1 of them about a paid task" in done.stdout
+
+
+async def test_a_photo_given_twice_is_taken_once(tmp_path: Path) -> None:
+    [source, *_] = make_photos(tmp_path / "in", 3)
+    async with Sandbox(time_scale=0.001, render="echo") as sandbox:
+        engine = await run_engine(sandbox, [tmp_path / "in", source], tmp_path / "out")
+        assert sandbox.counters.accepted_total == 3
+    assert engine.exit_code == ExitCode.OK
+    assert engine.stats.tally.results == {"done now": 3} and len(outputs(tmp_path / "out")) == 3
