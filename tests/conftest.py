@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -31,6 +32,17 @@ async def sandbox() -> AsyncIterator[Sandbox]:
 async def client(sandbox: Sandbox) -> AsyncIterator[ApiClient]:
     async with aiohttp.ClientSession() as session:
         yield ApiClient(session, sandbox.base_url, sandbox.api_key, timeout=10)
+
+
+@pytest.fixture
+def no_outside_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No BATCHTOON_ variable, API key or user config folder of the machine's, and the
+    current folder a fresh one (no ./batchtoon.yaml): what a command reads is the test's."""
+    for name in [n for n in os.environ if n.startswith("BATCHTOON_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.delenv("AILAB_API_KEY", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    monkeypatch.chdir(tmp_path)
 
 
 @pytest.fixture

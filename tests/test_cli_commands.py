@@ -18,13 +18,7 @@ from test_cli import ROOT, batchtoon, clean_env, one_line_no_traceback
 from batchtoon.cli import main
 from batchtoon.sandbox import Sandbox
 
-
-@pytest.fixture(autouse=True)
-def no_outside_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in [n for n in os.environ if n.startswith("BATCHTOON_")]:
-        monkeypatch.delenv(name)
-    monkeypatch.delenv("AILAB_API_KEY", raising=False)
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+pytestmark = pytest.mark.usefixtures("no_outside_settings")
 
 
 def tiny(path: Path, size: tuple[int, int]) -> None:

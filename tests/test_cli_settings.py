@@ -45,16 +45,7 @@ def as_yaml(key: str, value: str) -> str:
     return f"{section}:\n  {name}: {value}\n" if section else f"{name}: {value}\n"
 
 
-@pytest.fixture(autouse=True)
-def no_outside_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No BATCHTOON_ variable, config file or user config folder of the machine's."""
-    import os
-
-    for name in [n for n in os.environ if n.startswith("BATCHTOON_")]:
-        monkeypatch.delenv(name)
-    monkeypatch.delenv("AILAB_API_KEY", raising=False)
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
-    monkeypatch.chdir(tmp_path)
+pytestmark = pytest.mark.usefixtures("no_outside_settings")
 
 
 @pytest.mark.parametrize("source", ["flag", "env", "file"])
