@@ -4,6 +4,8 @@
     ├── UsageError          bad command line, config or journal lock: exit 2
     ├── Unwritable          the disk said no (full, read-only, not a folder...): exit 74
     ├── InputError          one source item cannot be sent (pre-flight): that item fails
+    ├── StoreFailure        an object store said no (`missing`, `transient`): raised only by
+    │                       `storage`, and turned by its caller into that caller's action
     └── ApiError            the API, or the way to it, said no (status, code, message)
         ├── ItemRejected    400/413/415/422: this image can never succeed as sent
         ├── TaskGone        404/410 on a query, or an expired result URL: submit again
@@ -37,6 +39,7 @@ __all__ = [
     "Retryable",
     "RunFatal",
     "StoreBusy",
+    "StoreFailure",
     "TaskGone",
     "Throttled",
     "Transient",
@@ -81,6 +84,16 @@ DISK_TROUBLE: dict[int, tuple[str, str]] = {
     errno.EXDEV: ("it is on another file system", "keep these files on one file system"),
     errno.EIO: ("the disk reported an I/O error", "check the disk"),
 }
+
+
+class StoreFailure(BatchtoonError):
+    """An object store said no. `str()` is one line; `missing`: the object or bucket is not
+    there; `transient`: it may pass (network, 5xx, throttling). Raised by `storage` only; each
+    caller turns it into its action (a refused photo, a retried write, a one-line exit)."""
+
+    def __init__(self, reason: str, *, missing: bool = False, transient: bool = False) -> None:
+        super().__init__(reason)
+        self.missing, self.transient = missing, transient
 
 
 class InputError(BatchtoonError):

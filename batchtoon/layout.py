@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
 from . import storage
-from .errors import Unwritable, UsageError
+from .errors import StoreFailure, Unwritable, UsageError
 from .sources import Source
 from .storage import Location
 from .styles import style_slug
@@ -105,7 +105,7 @@ class Layout:
 
     def existing(self, bases: Iterable[str], ext: str) -> set[str]:
         """The bases whose file with extension `ext` exists (blocking: run it in a thread).
-        For a URL output, by one listing of it (`storage.StoreFailure` if it cannot be
+        For a URL output, by one listing of it (`StoreFailure` if it cannot be
         listed), kept current by `wrote`."""
         if isinstance(self.out, Path):
             return {base for base in bases if (self.out / f"{base}.{ext}").is_file()}
@@ -126,7 +126,7 @@ class Layout:
 def _listing(out: str) -> set[str]:
     try:
         return storage.listing(out)
-    except storage.StoreFailure as failure:
+    except StoreFailure as failure:
         raise Unwritable(
             f"cannot list {out}: {failure}: check the store and your rights to it"
         ) from None

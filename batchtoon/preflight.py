@@ -43,10 +43,10 @@ from PIL import Image, UnidentifiedImageError, features
 
 from . import shrink, storage
 from .config import PrepareSettings
-from .errors import InputError
+from .errors import InputError, StoreFailure
 from .intact import verify_intact
 from .shrink import MAX_UPLOAD_BYTES
-from .storage import Location, StoreFailure
+from .storage import Location
 
 __all__ = ["MAX_UPLOAD_BYTES", "REASONS", "Prepared", "check"]
 

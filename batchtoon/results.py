@@ -37,11 +37,11 @@ from typing import IO
 from PIL import Image
 
 from . import storage
-from .errors import ItemRejected, StoreBusy, Transient, Unwritable
+from .errors import ItemRejected, StoreBusy, StoreFailure, Transient, Unwritable
 from .intact import TooManyPixels, intact_format
 from .layout import PART_SUFFIX, Layout
 from .outcomes import Filed
-from .storage import Location, StoreFailure
+from .storage import Location
 
 __all__ = ["IN_MEMORY", "Spool", "copy_result", "file_spool"]
 

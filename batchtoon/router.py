@@ -34,7 +34,7 @@ from anyio.streams.memory import MemoryObjectSendStream
 from .api import SUCCESS
 from .budget import SubmissionBudget
 from .clock import Clock
-from .errors import Unwritable
+from .errors import StoreFailure, Unwritable
 from .journal import Journal
 from .layout import Layout
 from .ledger import Entry, Event
@@ -56,7 +56,7 @@ from .preflight import Prepared
 from .results import copy_result
 from .sources import display
 from .stats import Stats
-from .storage import Location, StoreFailure, remove
+from .storage import Location, remove
 from .styles import style_slug
 from .submitter import Upload
 

@@ -40,8 +40,8 @@ from typing import IO
 from wcmatch import glob
 
 from . import storage
-from .errors import UsageError
-from .storage import Location, StoreFailure
+from .errors import StoreFailure, UsageError
+from .storage import Location
 from .styles import parse_styles
 
 __all__ = [

@@ -40,12 +40,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
-from .errors import UsageError
+from .errors import StoreFailure, UsageError
 
 __all__ = [
     "Location",
     "Stat",
-    "StoreFailure",
     "check_container",
     "copy",
     "find",
@@ -79,16 +78,6 @@ _FINAL_ERRNOS = frozenset({errno.EINVAL, errno.EMSGSIZE, errno.ENOENT, errno.EAC
 _VERSION_KEYS = ("ETag", "etag", "md5", "md5Hash", "crc32c", "generation", "VersionId")
 _TIME_KEYS = ("mtime", "LastModified", "last_modified", "updated", "created")
 _MD5 = re.compile(r"[0-9a-f]{32}")
-
-
-class StoreFailure(Exception):
-    """A store said no. `str()` is one line; `missing`: the object or bucket is not there;
-    `transient`: it may pass (network, 5xx, throttling). Never leaves batchtoon's modules:
-    each caller turns it into its action."""
-
-    def __init__(self, reason: str, *, missing: bool = False, transient: bool = False) -> None:
-        super().__init__(reason)
-        self.missing, self.transient = missing, transient
 
 
 @dataclass(frozen=True, slots=True)

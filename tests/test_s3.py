@@ -26,7 +26,7 @@ from test_crash import kill_and_resume, start
 from test_stages import download_one, entry
 
 from batchtoon import storage
-from batchtoon.errors import Retryable, StoreBusy, Unwritable
+from batchtoon.errors import Retryable, StoreBusy, StoreFailure, Unwritable
 from batchtoon.layout import Layout
 from batchtoon.outcomes import Blocked, Stored
 from batchtoon.results import Spool, file_spool
@@ -269,7 +269,7 @@ def test_a_write_is_checked_against_what_the_store_holds(s3: S3) -> None:
     copied = storage.copy(url, f"s3://{bucket}/out/b/c.jpg")
     assert copied.size == 9 and storage.listing(f"s3://{bucket}/out") == {"a.jpg", "b/c.jpg"}
     assert storage.listing(f"s3://{bucket}/nothing-here") == set()
-    with pytest.raises(storage.StoreFailure, match="no such bucket"):
+    with pytest.raises(StoreFailure, match="no such bucket"):
         storage.listing(f"s3://no-such-{bucket}/out")
 
 

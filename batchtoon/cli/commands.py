@@ -25,7 +25,7 @@ from .. import storage
 from ..api import ApiClient, key_problem
 from ..batch import Batch, Summary
 from ..config import Resolved, Settings, check_number, check_whole, resolve, shown
-from ..errors import ApiError, RunFatal, UsageError
+from ..errors import ApiError, RunFatal, StoreFailure, UsageError
 from ..exitcodes import ExitCode
 from ..journal import Journal
 from ..ledger import Ledger
@@ -86,7 +86,7 @@ def check_places(sources: list[Location], settings: Settings) -> None:
     if isinstance(out, str):
         try:
             storage.check_container(out)
-        except storage.StoreFailure as failure:
+        except StoreFailure as failure:
             raise UsageError(f"--out {display(out)}: {display(str(failure))}") from None
 
 
