@@ -9,7 +9,9 @@ Records (one JSON object a line; `v` format version, `t` unix time, `event`, `ke
 source path(s): `source` where the record is about one file, else `sources`, all of the item's):
 
     queued      source, output [, retry]   a target (source file -> output path, no extension)
-    submitted   sources, task_id           the API accepted the image
+    submitted   sources, task_id [, sent, saved, unanswered]
+                                           the API accepted the image (bytes sent; bytes
+                                           preparation saved; uploads before it unanswered)
     succeeded   sources, result_url, expires_at
     downloaded  source, output, size, sha256   one per target file written
     lost        sources, reason            the task or its result URL is gone: submit again
@@ -22,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
-__all__ = ["FORMAT_VERSION", "STATES", "Entry", "Event", "Ledger", "State"]
+__all__ = ["FORMAT_VERSION", "STATES", "Entry", "Event", "Ledger", "State", "Uploads"]
 
 FORMAT_VERSION = 1
 State = Literal["queued", "submitted", "succeeded", "downloaded", "failed"]
@@ -66,11 +68,42 @@ class Entry:
         return int(self.key.rpartition(":")[2])
 
 
+@dataclass(slots=True)
+class Uploads:
+    """What the accepted uploads of every run sent, over the time they went out."""
+
+    sent: int = 0  # bytes
+    saved: int = 0  # bytes preparation kept off the wire
+    first: float = float("inf")  # unix time of the first accepted upload ...
+    last: float = float("-inf")  # ... and of the last
+
+    def add(self, record: dict[str, Any]) -> None:
+        self.sent += record.get("sent", 0)
+        self.saved += record.get("saved", 0)
+        self.first, self.last = min(self.first, record["t"]), max(self.last, record["t"])
+
+    @classmethod
+    def joint(cls, each: list[Uploads]) -> Uploads:
+        """The uploads of several journals (shards) together: sums, over their joint span."""
+        return cls(
+            sum(u.sent for u in each), sum(u.saved for u in each),
+            min((u.first for u in each), default=float("inf")),
+            max((u.last for u in each), default=float("-inf")),
+        )  # fmt: skip
+
+    def as_json(self) -> dict[str, float]:
+        span = self.last - self.first
+        rate = self.sent / span / 1e6 if span > 0 else 0.0
+        mb = {"uploaded_mb": self.sent / 1e6, "saved_mb": self.saved / 1e6, "mb_per_s": rate}
+        return {name: round(value, 2) for name, value in mb.items()}
+
+
 class Ledger:
     def __init__(self) -> None:
         self.entries: dict[str, Entry] = {}
         self.rejected: dict[tuple[str, int], str] = {}  # (source, style) -> reason
         self.outputs: dict[str, tuple[str, int]] = {}  # output base -> (source, style) claiming it
+        self.uploads = Uploads()
 
     def __repr__(self) -> str:
         return f"<Ledger entries={len(self.entries)} rejected={len(self.rejected)}>"
@@ -100,6 +133,7 @@ class Ledger:
                 float(record["t"]),  # a record of another shape fails here, not later
             )
             entry.submissions += 1
+            self.uploads.add(record)
         elif event == "succeeded":
             entry.state, entry.result_url, entry.expires_at = (
                 "succeeded",

@@ -151,7 +151,9 @@ class Router:
         self.stats.unanswered += outcome.unanswered
         self.stats.uploaded(outcome.sent, outcome.saved, outcome.began, self._clock.monotonic())
         extra = {"unanswered": outcome.unanswered} if outcome.unanswered else {}
-        await self.record("submitted", entry, task_id=task_id, **extra)
+        await self.record(
+            "submitted", entry, task_id=task_id, sent=outcome.sent, saved=outcome.saved, **extra
+        )
         if self._budget.exhausted:
             self._run.halt(RunOutcome.BUDGET)
         other = self._tasks.setdefault(task_id, entry.key)

@@ -116,6 +116,8 @@ async def test_sandbox_run_then_status_json(tmp_path: Path) -> None:
     report = json.loads(status.stdout)
     assert report["results"] == {"done": 10, "pending": 0, "failed": 0, "refused": 0}
     assert report["photos"]["done"] == 5 and report["failed"] == []
+    uploads = report["uploads"]  # what the summary said, as the journal has it
+    assert uploads["uploaded_mb"] > 1 and uploads["mb_per_s"] > 0 and uploads["saved_mb"] >= 0
 
 
 async def test_ctrl_c_stops_within_seconds_prints_the_resume_command_and_resumes(

@@ -20,7 +20,7 @@ from ..batch import write_report
 from ..config import CONFIG_ENV, LOCAL_CONFIG, SETTINGS, Resolved, Settings
 from ..errors import UsageError
 from ..journal import Journal
-from ..ledger import Ledger
+from ..ledger import Ledger, Uploads
 from ..reasons import kind_of
 from ..sources import display
 from ..storage import Location, join, location
@@ -93,11 +93,21 @@ def status(args: argparse.Namespace) -> int:
     grouped = kinds(i for i in every if i.state in ("failed", "refused"))
     if args.json:
         failed = [row for ledger in ledgers for row in ledger.failures()]
-        report = {"results": results, "photos": photos, "failed": failed, "kinds": grouped}
+        uploads = [ledger.uploads for ledger in ledgers]
+        report = {
+            "results": results, "photos": photos, "uploads": Uploads.joint(uploads).as_json(),
+            "failed": failed, "kinds": grouped,
+        }  # fmt: skip
         print(json.dumps(report, ensure_ascii=False))
         return 0
     print(f"results: {_sum(results)}")
     print(f"photos:  {_sum(photos)}")
+    sent = Uploads.joint([ledger.uploads for ledger in ledgers]).as_json()
+    if sent["uploaded_mb"]:
+        print(
+            f"uploads: {sent['uploaded_mb']:.1f} MB sent at {sent['mb_per_s']:.2g} MB/s; "
+            f"preparation saved {sent['saved_mb']:.1f} MB"
+        )
     if grouped:
         print(f"failures, by kind ({len(grouped)}; status --state failed|refused lists them):")
     for group in grouped:
