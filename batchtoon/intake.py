@@ -175,11 +175,11 @@ class Intake:
                 if owner == source_text:
                     return base
         base, sha8 = self._layout.base(source, style, key[:64]), key[:8]
-        owners, mine = self.ledger.outputs, (source_text, style)
+        mine = (source_text, style)
         for candidate in (base, f"{base}-{sha8}", f"{base}-{sha8}-{style}"):
-            if owners.get(candidate, mine) == mine:  # free, or this file's in this style before
+            if self.ledger.owner(candidate) in (None, mine):  # free, or this file's before
                 return candidate
-        return f"{base}-{sha8}-{style}-{len(owners)}"  # never claimed: it counts up
+        return f"{base}-{sha8}-{style}-{len(self.ledger.outputs)}"  # never claimed: counts up
 
     async def _present(self, entry: Entry) -> set[str]:
         """The entry's output bases whose files exist (asked of the disk for a done entry)."""

@@ -102,7 +102,8 @@ class Ledger:
     def __init__(self) -> None:
         self.entries: dict[str, Entry] = {}
         self.rejected: dict[tuple[str, int], str] = {}  # (source, style) -> reason
-        self.outputs: dict[str, tuple[str, int]] = {}  # output base -> (source, style) claiming it
+        # output base -> the key of the item claiming it (the entry's own string: no copy)
+        self.outputs: dict[str, str] = {}
         self.uploads = Uploads()
 
     def __repr__(self) -> str:
@@ -120,7 +121,7 @@ class Ledger:
             entry = self.entries[key] = Entry(key)
         if event == "queued":
             output, source = record["output"], record["source"]
-            self.outputs[output] = (source, entry.style)
+            self.outputs[output] = entry.key
             entry.targets[output] = source
             if self.rejected:
                 self.rejected.pop((source, entry.style), None)
@@ -158,6 +159,14 @@ class Ledger:
             )
         else:
             raise KeyError(f"unknown event {event!r}")
+
+    def owner(self, base: str) -> tuple[str, int] | None:
+        """The (source, style) whose output `base` is, if any claims it."""
+        key = self.outputs.get(base)
+        if key is None:
+            return None
+        entry = self.entries[key]
+        return entry.targets[base], entry.style
 
     def counts(self) -> dict[State, int]:
         """Targets (source file x style) by state; a rejected source counts as failed."""

@@ -100,9 +100,9 @@ class Router:
         self.stats = stats
         self._log = log or logging.getLogger("batchtoon")
         self.report = report or self._log.warning
-        # Every task id this run met -> its item's key: a reused id is caught even once the
-        # first task is done (about 100 bytes an id).
-        self._tasks: dict[str, str] = {}
+        # Every task id this run met (its hash) -> its item's key (the entry's own string): a
+        # reused id is caught even once the first task is done, for some 60 bytes a task.
+        self._tasks: dict[int, str] = {}
 
     def __repr__(self) -> str:
         return f"<Router {self._run!r} {self.stats} tasks={len(self._tasks)}>"
@@ -156,7 +156,7 @@ class Router:
         )
         if self._budget.exhausted:
             self._run.halt(RunOutcome.BUDGET)
-        other = self._tasks.setdefault(task_id, entry.key)
+        other = self._tasks.setdefault(hash(task_id), entry.key)
         if other == entry.key:
             self._queues.to_poll.send_nowait(entry)
             return
@@ -248,7 +248,7 @@ class Router:
     def route(self, entry: Entry) -> None:
         """An open entry that the provider has: to the poller or the downloaders."""
         if entry.state == "submitted":
-            self._tasks.setdefault(entry.task_id, entry.key)
+            self._tasks.setdefault(hash(entry.task_id), entry.key)
             self._queues.to_poll.send_nowait(entry)
         else:
             self._queues.to_download.send_nowait(entry)

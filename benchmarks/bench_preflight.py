@@ -19,7 +19,7 @@ from batchtoon.preflight import check
 from .common import BenchError, Options, Row, base_jpeg, bench_tempdir, write_images
 
 NAME = "preflight"
-WORKERS = PrepareSettings().workers  # the engine's default: one per core
+WORKERS = PrepareSettings().threads  # the engine's default: one per core
 DISTINCT_PHONE = 20  # phone-size files; the 10,000 paths are hard links to them
 DEFAULT_RATE = 2.0  # the default submit rate: pre-flight must stay ahead of it
 

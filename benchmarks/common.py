@@ -216,6 +216,18 @@ def profiled(argv: list[str], module: str, report: Path) -> list[str]:
     return [*profiler, "--no-color", "-o", str(report), "-m", module, *rest]
 
 
+def _high_water(pid: int) -> int:
+    """A live process's peak resident memory in KiB (Linux's VmHWM), or 0 if unreadable."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
 @dataclass(frozen=True)
 class ChildRun:
     """A finished child process: how long it took and what it cost."""
@@ -263,10 +275,12 @@ def run_child(
         timer = threading.Timer(timeout, proc.kill)
         timer.start()
         done, gone = threading.Event(), threading.Event()
+        peak = [0]  # KiB: the child's own high-water mark, as last read
 
         def watchdog() -> None:
-            while watch is not None and not done.wait(0.5):
-                if not watch():
+            while not done.wait(0.1):
+                peak[0] = max(peak[0], _high_water(proc.pid))
+                if watch is not None and not watch():
                     gone.set()
                     proc.kill()
                     return
@@ -295,7 +309,10 @@ def run_child(
             wall=wall,
             user=usage.ru_utime,
             system=usage.ru_stime,
-            max_rss_kib=usage.ru_maxrss,  # kilobytes on Linux
+            # ru_maxrss keeps the parent's peak from before exec: this process's size counts
+            # against a child it spawns. The child's own VmHWM (its address space's high-water
+            # mark, new at exec), read every 0.1 s, does not; it may miss the last 0.1 s.
+            max_rss_kib=peak[0] or usage.ru_maxrss,
             stdout=out.read().decode(errors="replace"),
             stderr=err.read().decode(errors="replace"),
         )
