@@ -21,6 +21,7 @@ source path(s): `source` where the record is about one file, else `sources`, all
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
@@ -143,7 +144,7 @@ class Ledger:
             )
         elif event == "downloaded":
             output = record["output"]
-            entry.ext = output[output.rfind(".") + 1 :]
+            entry.ext = sys.intern(output[output.rfind(".") + 1 :])  # "jpg", once: not per item
             entry.written += 1
             if entry.written >= len(entry.targets):
                 # Done: what only a pending task needs is let go (a ledger may hold millions).
