@@ -29,6 +29,7 @@ import logging
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -251,10 +252,13 @@ def write_report(settings: Settings, ledger: Ledger, done: Summary | None = None
 
     out = Path(settings.output.dir)
     counts: dict[str, int] | None = None
+    started = finished = None
     if done is not None:
         counts = {"found": done.found, **{t: n for t, n in done.results.items() if n}}
         counts |= {"submitted": done.submitted}
-    gallery = from_ledger(ledger, out, counts=counts)
+        finished = datetime.now().astimezone()
+        started = finished - timedelta(seconds=done.wall)
+    gallery = from_ledger(ledger, out, counts=counts, started=started, finished=finished)
     try:
         return write_gallery(out, gallery, workers=settings.prepare.threads)
     except OSError as error:
