@@ -29,10 +29,8 @@ import dataclasses
 import functools
 import hashlib
 import io
-import os
 import stat
 import struct
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -44,6 +42,7 @@ from PIL import Image, UnidentifiedImageError, features
 from . import shrink, storage
 from .config import PrepareSettings
 from .errors import InputError, StoreFailure
+from .files import write_whole
 from .intact import verify_intact
 from .shrink import MAX_UPLOAD_BYTES
 from .storage import Location
@@ -352,15 +351,6 @@ def _from_cache(file: Path) -> Prepared | None:
 
 def _store(cache: Path, name: str, data: bytes) -> None:
     """Atomically: readers see the whole file or none. Not being able to cache is no error."""
-    try:
+    with contextlib.suppress(OSError):
         cache.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=cache, prefix=f".{name}.", suffix=".tmp")
-    except OSError:
-        return
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-        os.replace(tmp, cache / name)
-    except OSError:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        write_whole(cache / name, data, durable=False)  # damaged after a power cut: made again

@@ -30,7 +30,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
@@ -38,6 +38,7 @@ from PIL import Image
 
 from . import storage
 from .errors import ItemRejected, StoreBusy, StoreFailure, Transient, Unwritable
+from .files import Fill, write_whole
 from .intact import TooManyPixels, intact_format
 from .layout import PART_SUFFIX, Layout
 from .outcomes import Filed
@@ -103,7 +104,7 @@ class Spool:
             self._upload(dest)
             return
         if self._file is None:
-            _write(bytes(self._buffer), dest)
+            _through_part(dest, bytes(self._buffer))
             return
         try:
             self._file.flush()
@@ -163,10 +164,6 @@ def copy_result(
     return Filed(tuple(bases), dests, size, digest)
 
 
-def _write(data: bytes, dest: Path) -> None:
-    _through_part(dest, lambda file: file.write(data))
-
-
 def _put(dest: str, data: bytes | Path) -> None:
     try:
         storage.put(dest, data)
@@ -200,17 +197,12 @@ def _copy(source: Location, dest: Location, layout: Layout) -> None:
     _through_part(dest, copy)
 
 
-def _through_part(dest: Path, fill: Callable[[IO[bytes]], object]) -> None:
-    part = dest.with_name(f".{dest.stem}{PART_SUFFIX}")  # as `Layout.part` names it
+def _through_part(dest: Path, data: bytes | Fill) -> None:
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        with open(part, "wb") as file:
-            fill(file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(part, dest)  # same folder, so the same file system: atomic
+        # The part's name is fixed (as `Layout.part` names it): a killed run's is overwritten.
+        write_whole(dest, data, part=dest.with_name(f".{dest.stem}{PART_SUFFIX}"))
     except OSError as error:
-        part.unlink(missing_ok=True)
         raise Unwritable.from_os_error(error, dest, "write") from None
 
 

@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 
-from .files import write_whole
+from ..files import write_whole
 from .model import Gallery
 from .pack import pack, shown
 from .thumbs import make_thumbnails, thumbs_dir

@@ -29,7 +29,7 @@ from pathlib import Path, PurePosixPath
 
 from PIL import Image, ImageOps
 
-from .files import write_whole
+from ..files import write_whole
 
 __all__ = ["FOLDER", "NAME_CHARS", "SIZE", "make_thumbnails", "thumbs_dir"]
 
@@ -60,7 +60,8 @@ def make_thumbnails(paths: Iterable[Path], folder: Path, *, workers: int) -> dic
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         made = dict(zip(todo, pool.map(maker.make, todo), strict=True))
     if maker.seen != maker.memo:
-        write_whole(folder / HASHES, json.dumps(maker.seen, separators=(",", ":")).encode())
+        seen = json.dumps(maker.seen, separators=(",", ":")).encode()
+        write_whole(folder / HASHES, seen, durable=False)
     return {path: (made[path] if name is None else name) or None for path, name in known.items()}
 
 
@@ -117,7 +118,7 @@ class _Maker:
             encoded = thumbnail(data)
         except Exception:  # any decoder failure (there are many kinds) means a placeholder
             return False
-        write_whole(dest, encoded)
+        write_whole(dest, encoded, durable=False)  # a thumbnail lost is made again
         return True
 
 
