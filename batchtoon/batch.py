@@ -69,6 +69,7 @@ class Snapshot:
     elapsed: float  # seconds since the run began
     submit_rate: float  # submissions per second allowed now ...
     max_submit_rate: float  # ... and when the API is not throttling
+    slowed: bool  # the API throttled, and the rate has not climbed back yet
     uploaded_bytes: int
     upload_rate: float  # bytes per second while uploads were going out
 
@@ -302,6 +303,7 @@ def snapshot(engine: Engine) -> Snapshot:
         elapsed=engine.clock.monotonic() - stats.started,
         submit_rate=rate.rate,
         max_submit_rate=rate.max_rate,
+        slowed=rate.slowed,
         uploaded_bytes=stats.uploaded_bytes,
         upload_rate=stats.upload_rate,
     )

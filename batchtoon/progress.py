@@ -86,7 +86,7 @@ def _state(snapshot: Snapshot) -> str:
         parts.append(f"{snapshot.news} failed or refused")
     if snapshot.upload_rate:
         parts.append(f"up {snapshot.upload_rate / MB:.2g} MB/s")
-    if snapshot.submit_rate < snapshot.max_submit_rate * 0.999:
+    if snapshot.slowed:
         parts.append(
             f"slowed by the API to {snapshot.submit_rate:.2g}/{snapshot.max_submit_rate:.2g} per s"
         )

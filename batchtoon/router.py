@@ -173,7 +173,6 @@ class Router:
 
     async def _finished(self, outcome: Finished) -> None:
         entry, state = outcome.entry, outcome.state
-        self.stats.finished += 1
         if state.succeeded:
             expires = self._clock.wall() + self._result_ttl
             await self.record("succeeded", entry, result_url=state.result_url, expires_at=expires)
@@ -196,7 +195,6 @@ class Router:
                     "downloaded", entry, source=entry.targets[base], output=str(path),
                     size=filed.size, sha256=filed.sha256,
                 )  # fmt: skip
-                self.stats.downloaded += 1
                 written.add(base)
             bases = [base for base in entry.targets if base not in written]
             if not bases:

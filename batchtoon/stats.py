@@ -122,8 +122,6 @@ class Stats:
     submitted: int = 0  # accepted submissions in this run
     extra: int = 0  # of those, items the provider had already accepted once: extra cost
     unanswered: int = 0  # uploads sent whole whose answer never came: possible extra cost
-    finished: int = 0  # tasks that reached a final state
-    downloaded: int = 0  # files written
     left: int = 0  # paid tasks left for a later run
     expected: int | None = None  # results the sources hold, once a quick count has run
     uploaded_bytes: int = 0  # bytes of accepted uploads

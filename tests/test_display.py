@@ -18,6 +18,9 @@ import anyio
 from harness import make_photos
 from test_cli import clean_env
 
+from batchtoon.batch import Snapshot
+from batchtoon.progress import StatusLines
+
 FRAME = re.compile(r"(\d+)/(\d+) \[")  # tqdm's "n/total [elapsed<remaining...]"
 
 
@@ -77,3 +80,22 @@ async def test_not_on_a_terminal_status_lines_come_while_it_runs(tmp_path: Path)
     assert status[0][0] < ended - 0.2  # it came while the run was going on, not at its end
     assert "\x1b" not in "".join(line for _, line in lines)  # no terminal codes in a file
     assert re.search(r"\d+ done, .*submitted", status[0][1])
+
+
+def test_a_status_line_says_when_the_api_slowed_the_run(tmp_path: Path) -> None:
+    out = tmp_path / "status.txt"
+    with open(out, "w") as stream:
+        lines = StatusLines(interval=10, stream=stream)
+        for elapsed, slowed in ((5, False), (10, False), (20, True)):
+            lines(snapshot(elapsed, slowed))
+    first, second = out.read_text().splitlines()  # one a 10 s interval, none before it
+    assert "slowed" not in first
+    assert second.endswith("slowed by the API to 0.5/2 per s")
+
+
+def snapshot(elapsed: float, slowed: bool) -> Snapshot:
+    return Snapshot(
+        expected=100, found=100, settled=int(elapsed), done=int(elapsed), news=0, submitted=30,
+        elapsed=elapsed, submit_rate=0.5 if slowed else 2.0, max_submit_rate=2.0,
+        slowed=slowed, uploaded_bytes=0, upload_rate=0.0,
+    )  # fmt: skip
