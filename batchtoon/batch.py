@@ -39,7 +39,7 @@ import anyio
 
 from .api import ApiClient, key_problem
 from .clock import ticks
-from .config import Settings
+from .config import Settings, validate
 from .engine import Engine
 from .errors import Unwritable, UsageError
 from .exitcodes import ExitCode
@@ -147,7 +147,7 @@ class Batch:
             )
         if problem := key_problem(key):
             raise UsageError(f"{settings.api.key_env}: the API key {problem}: set it again")
-        self.settings = settings
+        self.settings = validate(settings)  # as a file's, a variable's or a flag's would be
         self._key = key
         self._retry_failed = retry_failed
         self._on_progress, self._interval = on_progress, progress_interval

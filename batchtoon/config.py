@@ -53,6 +53,8 @@ __all__ = [
     "load_settings",
     "resolve",
     "shown",
+    "validate",
+    "value_at",
 ]
 
 
@@ -276,6 +278,22 @@ def check(setting: Setting, raw: object, where: str) -> Any:
     except _Refused as refused:
         raise UsageError(f"{where}: {refused}") from None
     return value
+
+
+def value_at(settings: Settings, key: str) -> Any:
+    """The value of a dotted key (`"submit.rate"`) in `settings`."""
+    value: Any = settings
+    for name in key.split("."):
+        value = getattr(value, name)
+    return value
+
+
+def validate(settings: Settings) -> Settings:
+    """`settings`, each value put through `check`: for settings made in code (`Batch`,
+    `Settings.override`), the same check as for a file, a variable or a flag."""
+    for key, setting in SETTINGS.items():
+        check(setting, value_at(settings, key), f"setting '{key}'")
+    return settings
 
 
 def check_number(

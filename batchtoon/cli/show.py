@@ -17,7 +17,7 @@ import yaml
 
 from ..api import key_problem
 from ..batch import write_report
-from ..config import CONFIG_ENV, LOCAL_CONFIG, SETTINGS, Resolved, Settings
+from ..config import CONFIG_ENV, LOCAL_CONFIG, SETTINGS, Resolved, Settings, value_at
 from ..errors import UsageError
 from ..journal import Journal
 from ..ledger import Ledger, Uploads
@@ -192,9 +192,7 @@ def config(args: argparse.Namespace) -> int:
 
 
 def value_of(settings: Settings, key: str) -> Any:
-    value: Any = settings
-    for name in key.split("."):
-        value = getattr(value, name)
+    value = value_at(settings, key)
     return list(value) if isinstance(value, tuple) else value
 
 
