@@ -76,7 +76,7 @@ def test_the_readme_example_runs(tmp_path: Path) -> None:
 
 def test_settings_made_in_code_get_the_same_check_as_a_file() -> None:
     bad = batchtoon.Settings().override(submit__rate=-1.0)
-    with pytest.raises(batchtoon.UsageError, match=r"setting 'submit.rate': -1 is below 0.001"):
+    with pytest.raises(batchtoon.UsageError, match=r"setting 'submit\.rate': -1 is below 0\.001"):
         batchtoon.Batch(bad, api_key="k")
-    with pytest.raises(batchtoon.UsageError, match="'poll.interval': nan is not a finite number"):
+    with pytest.raises(batchtoon.UsageError, match=r"'poll\.interval': nan is not a finite number"):
         batchtoon.Batch(batchtoon.Settings().override(poll__interval=float("nan")), api_key="k")
