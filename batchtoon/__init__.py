@@ -8,11 +8,11 @@ The public API, for running batches from Python (see `Batch`); everything else i
     BatchtoonError, UsageError, InputError, ApiError   the errors it raises on purpose
 """
 
-from .batch import Batch, Snapshot, Summary
-from .config import Settings, load_settings
-from .errors import ApiError, BatchtoonError, InputError, UsageError
-from .exitcodes import ExitCode
-from .version import __version__
+from batchtoon.batch import Batch, Snapshot, Summary
+from batchtoon.errors import ApiError, BatchtoonError, InputError, UsageError
+from batchtoon.exitcodes import ExitCode
+from batchtoon.settings.config import Settings, load_settings
+from batchtoon.version import __version__
 
 __all__ = [
     "ApiError",

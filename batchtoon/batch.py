@@ -10,8 +10,8 @@
 A `Batch` holds what outlives one run: the journal (locked while the batch is open, so two
 processes can never share it), the log beside it, and one HTTP session. Each `run(sources)` is
 one engine run over those sources; running again resumes, exactly as the command does. Sources
-and `output.dir` may be URLs (`s3://bucket/photos`, see `batchtoon.storage`); the journal is
-then still a local file, and no gallery is written for a URL output.
+and `output.dir` may be URLs (`s3://bucket/photos`, see `batchtoon.locations.storage`); the
+journal is then still a local file, and no gallery is written for a URL output.
 
 Guarantees:
 - the API key comes from `api_key` or the environment variable `settings.api.key_env`, and is
@@ -37,20 +37,20 @@ from typing import Any
 import aiohttp
 import anyio
 
-from .api import ApiClient, key_problem
-from .clock import ticks
-from .config import Settings, validate
-from .engine import Engine
-from .errors import Unwritable, UsageError
-from .exitcodes import ExitCode
-from .journal import Journal
-from .ledger import Ledger
-from .logs import open_log
-from .sources import display
-from .stats import TERMS
-from .storage import Location, is_url, location
-from .styles import style_slug
-from .version import __version__
+from batchtoon.errors import Unwritable, UsageError
+from batchtoon.exitcodes import ExitCode
+from batchtoon.locations.sources import display
+from batchtoon.locations.storage import Location, is_url, location
+from batchtoon.pipeline.clock import ticks
+from batchtoon.pipeline.engine import Engine
+from batchtoon.pipeline.stats import TERMS
+from batchtoon.provider.api import ApiClient, key_problem
+from batchtoon.records.journal import Journal
+from batchtoon.records.ledger import Ledger
+from batchtoon.records.logs import open_log
+from batchtoon.settings.config import Settings, validate
+from batchtoon.settings.styles import style_slug
+from batchtoon.version import __version__
 
 __all__ = ["Batch", "Snapshot", "Summary", "write_report"]
 
@@ -84,8 +84,8 @@ class Summary:
     """What a run did; `exit_code` is what the command would exit with.
 
     `results` (one per photo and style) and `photos` count every one found in its term (see
-    `batchtoon.stats.TERMS`: already done, done now, failed, failed earlier, refused, refused
-    earlier, left), so `found` is their sum."""
+    `batchtoon.pipeline.stats.TERMS`: already done, done now, failed, failed earlier, refused,
+    refused earlier, left), so `found` is their sum."""
 
     exit_code: ExitCode
     outcome: str  # done, stopped, fatal, budget, blocked
@@ -249,7 +249,10 @@ def write_report(settings: Settings, ledger: Ledger, done: Summary | None = None
         raise UsageError(
             f"the gallery is written for a local output folder only, not {settings.output.dir}"
         )
-    from .report import from_ledger, write_gallery  # only a run's end, or `report`, needs it
+    from batchtoon.report import (  # only a run's end, or `report`, needs it
+        from_ledger,
+        write_gallery,
+    )
 
     out = Path(settings.output.dir)
     counts: dict[str, int] | None = None

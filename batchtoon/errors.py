@@ -23,7 +23,7 @@
 `classify` turns an HTTP answer into one of the `ApiError` classes following the contract's
 table (`shared/api/ailabtools-cartoon-api.md`, section 4). A 429 is classified by its code,
 never by the status alone: out of credits and too many requests call for opposite actions.
-Transport errors are mapped to `Transient` at one boundary, `batchtoon.api.ApiClient`.
+Transport errors are mapped to `Transient` at one boundary, `batchtoon.provider.api.ApiClient`.
 """
 
 from __future__ import annotations

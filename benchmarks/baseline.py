@@ -26,9 +26,9 @@ from pathlib import Path
 
 import aiohttp
 
-from batchtoon.api import ApiClient, TaskState
 from batchtoon.errors import ApiError
-from batchtoon.pacing import SharedRate
+from batchtoon.provider.api import ApiClient, TaskState
+from batchtoon.provider.pacing import SharedRate
 
 __all__ = ["Tally", "TaskFailed", "main", "run_baseline"]
 
@@ -107,7 +107,7 @@ async def _process(
 
 
 class Result(bytearray):
-    """A result's bytes as they arrive (a `batchtoon.api.Sink`)."""
+    """A result's bytes as they arrive (a `batchtoon.provider.api.Sink`)."""
 
     def write(self, chunk: bytes) -> None:
         self += chunk

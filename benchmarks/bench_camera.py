@@ -27,9 +27,9 @@ import numpy as np
 import pillow_heif
 from PIL import Image, ImageOps
 
-from batchtoon import shrink
-from batchtoon.config import PrepareSettings
-from batchtoon.preflight import check
+from batchtoon.images import shrink
+from batchtoon.images.preflight import check
+from batchtoon.settings.config import PrepareSettings
 
 from .common import Options, Row, base_jpeg, bench_tempdir, write_images
 

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from batchtoon.ledger import Ledger
+from batchtoon.records.ledger import Ledger
 from batchtoon.report import from_ledger, write_gallery
 from batchtoon.report.thumbs import make_thumbnails
 

@@ -1,4 +1,4 @@
-"""Pre-flight rate: photos per second through `batchtoon.preflight.check` with one worker
+"""Pre-flight rate: photos per second through `batchtoon.images.preflight.check` with one worker
 thread per core (the engine's `prepare.workers` default: it runs `check` in that many threads
 at once), for small photos and phone-size photos sent as they are (`fix` off: read, hash, read
 the header), and with the default settings for photos too large for the API (bench_camera.py
@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from batchtoon.config import PrepareSettings
-from batchtoon.preflight import check
+from batchtoon.images.preflight import check
+from batchtoon.settings.config import PrepareSettings
 
 from .common import BenchError, Options, Row, base_jpeg, bench_tempdir, write_images
 

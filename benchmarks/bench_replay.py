@@ -25,7 +25,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from batchtoon.journal import Journal
+from batchtoon.records.journal import Journal
 
 from .common import Options, Row, bench_tempdir, run_child
 

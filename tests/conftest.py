@@ -9,7 +9,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from batchtoon.api import ApiClient
+from batchtoon.provider.api import ApiClient
 from batchtoon.sandbox import Sandbox
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 
 import anyio
 
-from batchtoon.api import Sink, Submitted, TaskState
 from batchtoon.errors import ApiError
-from batchtoon.outcomes import Outcome
+from batchtoon.pipeline.outcomes import Outcome
+from batchtoon.provider.api import Sink, Submitted, TaskState
 
 
 class ManualClock:

@@ -14,11 +14,11 @@ import anyio
 import numpy as np
 from PIL import Image
 
-from batchtoon.api import ApiClient
-from batchtoon.config import Settings
-from batchtoon.engine import Engine
-from batchtoon.journal import Journal
+from batchtoon.pipeline.engine import Engine
+from batchtoon.provider.api import ApiClient
+from batchtoon.records.journal import Journal
 from batchtoon.sandbox import Sandbox
+from batchtoon.settings.config import Settings
 
 FAST = {
     "poll__interval": 0.01,

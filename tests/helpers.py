@@ -16,8 +16,8 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
-from batchtoon.api import KEY_HEADER, SUBMIT_PATH, ApiClient, TaskState
 from batchtoon.errors import ApiError, ItemRejected, RunFatal, Throttled, Transient
+from batchtoon.provider.api import KEY_HEADER, SUBMIT_PATH, ApiClient, TaskState
 from batchtoon.sandbox import Sandbox
 
 FloatImage = NDArray[np.float32]

@@ -16,8 +16,8 @@ import pytest
 from harness import photo, run_engine, settings_for
 from helpers import client_for, wait_done
 
-from batchtoon.journal import Journal
-from batchtoon.planner import make_plan
+from batchtoon.pipeline.planner import make_plan
+from batchtoon.records.journal import Journal
 from batchtoon.sandbox import Sandbox
 
 DATA = photo(seed=11)

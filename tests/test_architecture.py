@@ -51,10 +51,10 @@ def reachable(start: str) -> set[str]:
 
 def test_the_import_graph_finds_what_it_should() -> None:
     # the checker itself: relative imports, of modules and of names, at every depth
-    assert {"batchtoon.api", "batchtoon.ledger", "batchtoon.errors"} <= imports_of(
-        "batchtoon.outcomes"
+    assert {"batchtoon.provider.api", "batchtoon.records.ledger", "batchtoon.errors"} <= imports_of(
+        "batchtoon.pipeline.outcomes"
     )
-    assert "batchtoon.api" in imports_of("batchtoon.sandbox.server")
+    assert "batchtoon.provider.api" in imports_of("batchtoon.sandbox.server")
 
 
 @pytest.mark.parametrize("module", sorted(MODULES))
@@ -63,19 +63,26 @@ def test_no_module_imports_itself_back(module: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "stage", ["batchtoon.submitter", "batchtoon.poller", "batchtoon.downloader"]
+    "stage",
+    ["batchtoon.pipeline.submitter", "batchtoon.pipeline.poller", "batchtoon.pipeline.downloader"],
 )
 def test_a_stage_imports_neither_the_engine_nor_the_router(stage: str) -> None:
-    assert not {"batchtoon.engine", "batchtoon.router", "batchtoon.batch"} & reachable(stage)
+    assert not {
+        "batchtoon.pipeline.engine",
+        "batchtoon.pipeline.router",
+        "batchtoon.batch",
+    } & reachable(stage)
 
 
 def test_outcomes_import_only_the_ledger_the_api_and_the_errors() -> None:
-    assert imports_of("batchtoon.outcomes") == {
-        "batchtoon.api",
+    assert imports_of("batchtoon.pipeline.outcomes") == {
+        "batchtoon.provider.api",
         "batchtoon.errors",
-        "batchtoon.ledger",
+        "batchtoon.records.ledger",
     }
 
 
 def test_the_engine_never_imports_the_sandbox() -> None:
-    assert not any(m.startswith("batchtoon.sandbox") for m in reachable("batchtoon.engine"))
+    assert not any(
+        m.startswith("batchtoon.sandbox") for m in reachable("batchtoon.pipeline.engine")
+    )

@@ -11,8 +11,8 @@ from harness import outputs, textured
 from PIL import Image
 from test_cli import batchtoon
 
-from batchtoon import preflight
 from batchtoon.exitcodes import ExitCode
+from batchtoon.images import preflight
 from batchtoon.sandbox import Sandbox
 
 ORIENTATION = 0x0112

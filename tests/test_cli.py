@@ -15,8 +15,8 @@ import anyio
 import pytest
 from harness import make_photos, outputs
 
-from batchtoon.config import Settings, load_settings
 from batchtoon.sandbox import Sandbox
+from batchtoon.settings.config import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY_ENV = "AILAB_API_KEY"

@@ -12,15 +12,15 @@ import aiohttp
 import pytest
 from harness import photo
 
-from batchtoon.api import ApiClient
 from batchtoon.cli.commands import _sandbox_config, api_target
 from batchtoon.cli.parser import COMMANDS, build, parse
-from batchtoon.config import Settings, resolve
+from batchtoon.cli.reasons import kind_of
 from batchtoon.errors import UsageError
-from batchtoon.layout import Layout, portable_part
-from batchtoon.logs import open_log, screen_handler
-from batchtoon.reasons import kind_of
-from batchtoon.sources import Filter, Source, display, iter_sources
+from batchtoon.locations.layout import Layout, portable_part
+from batchtoon.locations.sources import Filter, Source, display, iter_sources
+from batchtoon.provider.api import ApiClient
+from batchtoon.records.logs import open_log, screen_handler
+from batchtoon.settings.config import Settings, resolve
 
 # --include / --exclude
 

@@ -14,7 +14,7 @@ from test_cli import ROOT, batchtoon, one_line_no_traceback
 
 from batchtoon.cli import main
 from batchtoon.cli.parser import FLAGS
-from batchtoon.config import SETTINGS, Settings, load_settings, resolve
+from batchtoon.settings.config import SETTINGS, Settings, load_settings, resolve
 
 # (setting, its flag, its variable, the bad value as typed, as YAML, the message's core)
 BAD = [

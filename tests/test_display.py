@@ -19,7 +19,7 @@ from harness import make_photos
 from test_cli import clean_env
 
 from batchtoon.batch import Snapshot
-from batchtoon.progress import StatusLines
+from batchtoon.cli.progress import StatusLines
 
 FRAME = re.compile(r"(\d+)/(\d+) \[")  # tqdm's "n/total [elapsed<remaining...]"
 

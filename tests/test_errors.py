@@ -9,15 +9,6 @@ from typing import Any
 import pytest
 from helpers import CONTRACT_TABLE, GONE_CODES
 
-from batchtoon.api import (
-    ApiClient,
-    TaskState,
-    _retry_after,
-    error_from_answer,
-    parse_credits,
-    parse_query,
-    parse_submit,
-)
 from batchtoon.errors import (
     ApiError,
     ItemRejected,
@@ -27,6 +18,15 @@ from batchtoon.errors import (
     Throttled,
     Transient,
     classify,
+)
+from batchtoon.provider.api import (
+    ApiClient,
+    TaskState,
+    _retry_after,
+    error_from_answer,
+    parse_credits,
+    parse_query,
+    parse_submit,
 )
 from batchtoon.sandbox import Sandbox
 from batchtoon.sandbox.envelopes import error_body

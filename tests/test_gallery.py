@@ -20,7 +20,7 @@ import pytest
 from harness import photo
 from PIL import Image
 
-from batchtoon.ledger import Ledger
+from batchtoon.records.ledger import Ledger
 from batchtoon.report import Card, Cell, Gallery, from_ledger, write_gallery
 from batchtoon.report.pack import shown
 from batchtoon.report.thumbs import make_thumbnails, thumbs_dir

@@ -19,9 +19,9 @@ from test_cli import batchtoon
 
 from batchtoon.errors import UsageError
 from batchtoon.exitcodes import ExitCode
-from batchtoon.journal import Journal
-from batchtoon.planner import make_plan
-from batchtoon.results import IN_MEMORY, Spool
+from batchtoon.locations.results import IN_MEMORY, Spool
+from batchtoon.pipeline.planner import make_plan
+from batchtoon.records.journal import Journal
 from batchtoon.sandbox import Faults, Sandbox
 from batchtoon.sandbox.envelopes import http_date
 from batchtoon.sandbox.hostile import GARBAGE

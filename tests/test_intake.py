@@ -17,10 +17,10 @@ import pytest
 from harness import photo, textured
 from PIL import Image
 
-from batchtoon import preflight, shrink
-from batchtoon.config import PrepareSettings, load_settings
 from batchtoon.errors import InputError, UsageError
-from batchtoon.preflight import Prepared, check
+from batchtoon.images import preflight, shrink
+from batchtoon.images.preflight import Prepared, check
+from batchtoon.settings.config import PrepareSettings, load_settings
 
 DEFAULT = PrepareSettings()
 STRICT = PrepareSettings(fix=False)

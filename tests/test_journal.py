@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from batchtoon.errors import UsageError
-from batchtoon.journal import Journal
+from batchtoon.records.journal import Journal
 
 SHA = "ab" * 32
 

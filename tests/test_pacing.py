@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from batchtoon.pacing import SharedRate
+from batchtoon.provider.pacing import SharedRate
 
 
 class FakeTime:

@@ -25,13 +25,13 @@ from moto.server import ThreadedMotoServer
 from test_crash import kill_and_resume, start
 from test_stages import download_one, entry
 
-from batchtoon import storage
 from batchtoon.errors import Retryable, StoreBusy, StoreFailure, Unwritable
-from batchtoon.layout import Layout
-from batchtoon.outcomes import Blocked, Stored
-from batchtoon.results import Spool, file_spool
+from batchtoon.locations import storage
+from batchtoon.locations.layout import Layout
+from batchtoon.locations.results import Spool, file_spool
+from batchtoon.pipeline.outcomes import Blocked, Stored
 from batchtoon.sandbox import Sandbox
-from batchtoon.styles import style_slug
+from batchtoon.settings.styles import style_slug
 
 SECRET = "batchtoon-test-secret-4f9c1e"  # the fake AWS secret: it must never be shown
 

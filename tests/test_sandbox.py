@@ -23,8 +23,15 @@ from helpers import (
 )
 from PIL import Image
 
-from batchtoon.api import CREDITS_PATH, KEY_HEADER, QUERY_PATH, SUBMIT_PATH, ApiClient, Balance
 from batchtoon.errors import ApiError, ItemRejected, RunFatal, TaskGone, Throttled, Transient
+from batchtoon.provider.api import (
+    CREDITS_PATH,
+    KEY_HEADER,
+    QUERY_PATH,
+    SUBMIT_PATH,
+    ApiClient,
+    Balance,
+)
 from batchtoon.sandbox import Faults, Sandbox
 from batchtoon.sandbox.imaging import MAX_UPLOAD_BYTES
 

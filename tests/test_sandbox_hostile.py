@@ -32,8 +32,15 @@ import pytest
 from helpers import client_for, fetch, image_bytes, wait_done
 from PIL import Image
 
-from batchtoon.api import CREDITS_PATH, KEY_HEADER, QUERY_PATH, SUBMIT_PATH, ApiClient, Balance
 from batchtoon.errors import ItemRejected, TaskGone, Unanswered
+from batchtoon.provider.api import (
+    CREDITS_PATH,
+    KEY_HEADER,
+    QUERY_PATH,
+    SUBMIT_PATH,
+    ApiClient,
+    Balance,
+)
 from batchtoon.sandbox import Faults, Sandbox, SandboxConfig, Upload, run_key
 from batchtoon.sandbox.config import Endpoint
 from batchtoon.sandbox.envelopes import http_date

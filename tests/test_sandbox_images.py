@@ -18,7 +18,7 @@ from helpers import (
 )
 from PIL import Image, ImageOps
 
-from batchtoon.api import TaskState
+from batchtoon.provider.api import TaskState
 from batchtoon.sandbox import Sandbox
 from batchtoon.sandbox.imaging import output_size
 

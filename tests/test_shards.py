@@ -12,10 +12,10 @@ import pytest
 import yaml
 from harness import engine_for, make_photos
 
-from batchtoon.config import Settings, resolve
 from batchtoon.errors import UsageError
+from batchtoon.locations.sources import Filter, Shard, Source, count_sources, iter_sources
 from batchtoon.sandbox import Sandbox
-from batchtoon.sources import Filter, Shard, Source, count_sources, iter_sources
+from batchtoon.settings.config import Settings, resolve
 
 ROOT = Path(__file__).resolve().parent.parent
 

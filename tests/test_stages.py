@@ -16,19 +16,19 @@ from anyio.streams.memory import MemoryObjectSendStream
 from fakes import PENDING, FakeApi, ManualClock, RecordingOutbox, success
 from PIL import Image
 
-from batchtoon.api import Submitted
-from batchtoon.budget import SubmissionBudget
-from batchtoon.config import RetrySettings
-from batchtoon.downloader import Downloader
 from batchtoon.errors import ItemRejected, RunFatal, TaskGone, Throttled, Transient
-from batchtoon.layout import Layout
-from batchtoon.ledger import Entry, State
-from batchtoon.outcomes import Accepted, Finished, Gone, Left, Refused, Stored
-from batchtoon.pacing import SharedRate
-from batchtoon.poller import Poller, PollLimits
-from batchtoon.preflight import Prepared
-from batchtoon.retry import RetryPolicy
-from batchtoon.submitter import SubmitWorker, Upload
+from batchtoon.images.preflight import Prepared
+from batchtoon.locations.layout import Layout
+from batchtoon.pipeline.budget import SubmissionBudget
+from batchtoon.pipeline.downloader import Downloader
+from batchtoon.pipeline.outcomes import Accepted, Finished, Gone, Left, Refused, Stored
+from batchtoon.pipeline.poller import Poller, PollLimits
+from batchtoon.pipeline.submitter import SubmitWorker, Upload
+from batchtoon.provider.api import Submitted
+from batchtoon.provider.pacing import SharedRate
+from batchtoon.provider.retry import RetryPolicy
+from batchtoon.records.ledger import Entry, State
+from batchtoon.settings.config import RetrySettings
 
 INTERVAL = 5.0
 LIMITS = PollLimits(

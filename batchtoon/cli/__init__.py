@@ -26,12 +26,12 @@ from collections.abc import Iterator, Sequence
 
 from PIL import Image
 
-from ..errors import DISK_TROUBLE, BatchtoonError, Unwritable, UsageError
-from ..exitcodes import ExitCode
-from ..logs import LOGGER
-from ..sources import display
-from . import commands, show
-from .parser import build, parse
+from batchtoon.cli import commands, show
+from batchtoon.cli.parser import build, parse
+from batchtoon.errors import DISK_TROUBLE, BatchtoonError, Unwritable, UsageError
+from batchtoon.exitcodes import ExitCode
+from batchtoon.locations.sources import display
+from batchtoon.records.logs import LOGGER
 
 __all__ = ["main"]
 

@@ -21,20 +21,20 @@ import anyio
 from filelock import FileLock, Timeout
 from tqdm import tqdm
 
-from .. import storage
-from ..api import ApiClient, key_problem
-from ..batch import Batch, Summary
-from ..config import Resolved, Settings, check_number, check_whole, resolve, shown
-from ..errors import ApiError, RunFatal, StoreFailure, UsageError
-from ..exitcodes import ExitCode
-from ..journal import Journal
-from ..ledger import Ledger
-from ..logs import LOGGER, screen_handler
-from ..planner import Plan, make_plan
-from ..progress import Bars, StatusLines, summary
-from ..sources import check_sources, display
-from ..storage import Location, is_url, location
-from .parser import did_you_mean, setting_flags
+from batchtoon.batch import Batch, Summary
+from batchtoon.cli.parser import did_you_mean, setting_flags
+from batchtoon.cli.progress import Bars, StatusLines, summary
+from batchtoon.errors import ApiError, RunFatal, StoreFailure, UsageError
+from batchtoon.exitcodes import ExitCode
+from batchtoon.locations import storage
+from batchtoon.locations.sources import check_sources, display
+from batchtoon.locations.storage import Location, is_url, location
+from batchtoon.pipeline.planner import Plan, make_plan
+from batchtoon.provider.api import ApiClient, key_problem
+from batchtoon.records.journal import Journal
+from batchtoon.records.ledger import Ledger
+from batchtoon.records.logs import LOGGER, screen_handler
+from batchtoon.settings.config import Resolved, Settings, check_number, check_whole, resolve, shown
 
 __all__ = ["SANDBOX_SPEEDUP", "api_key", "check_places", "plan", "resolved", "run", "sandbox"]
 
@@ -147,7 +147,7 @@ async def api_target(
     if not args.sandbox:
         yield settings, key
         return
-    from ..sandbox import Sandbox, run_key  # only --sandbox needs the server
+    from batchtoon.sandbox import Sandbox, run_key  # only --sandbox needs the server
 
     scale = 1 / SANDBOX_SPEEDUP
     state = settings.work_dir / "sandbox" if keep_state else None
@@ -325,7 +325,7 @@ def _verdict(made: Plan, refused: str, settings: Settings) -> int:
 
 
 def sandbox(args: argparse.Namespace) -> int:
-    from ..sandbox import Sandbox
+    from batchtoon.sandbox import Sandbox
 
     config = _sandbox_config(args)
 
@@ -350,8 +350,8 @@ def sandbox(args: argparse.Namespace) -> int:
 
 
 def _sandbox_config(args: argparse.Namespace) -> Any:
-    from ..sandbox import Faults, SandboxConfig
-    from ..sandbox.config import Endpoint
+    from batchtoon.sandbox import Faults, SandboxConfig
+    from batchtoon.sandbox.config import Endpoint
 
     def optional(raw: str | None, where: str, low: float) -> float | None:
         return None if raw is None else check_number(raw, where, low=low)

@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
-from ..config import SETTINGS, shown
-from ..errors import UsageError
-from ..storage import location
-from ..styles import STYLE_SLUGS
-from ..version import __version__
+from batchtoon.errors import UsageError
+from batchtoon.locations.storage import location
+from batchtoon.settings.config import SETTINGS, shown
+from batchtoon.settings.styles import STYLE_SLUGS
+from batchtoon.version import __version__
 
 __all__ = [
     "COMMANDS",
@@ -375,7 +375,9 @@ def _add_sandbox_arguments(sandbox: argparse.ArgumentParser) -> None:
         help="answer an endpoint (submit, query, credits, result) with a redirect to another "
         "origin, e.g. query=307 (repeatable)")  # fmt: skip
     add("--key-in-result-url", action="store_true", help="result URLs carry the caller's key")
-    from ..sandbox.config import Faults  # the sandbox (its server) loads only when asked for
+    from batchtoon.sandbox.config import (
+        Faults,  # the sandbox (its server) loads only when asked for
+    )
 
     rates = [f.name for f in dataclasses.fields(Faults) if not f.name.endswith("_seconds")]
     add(

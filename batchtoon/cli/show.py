@@ -15,17 +15,24 @@ from typing import Any
 import platformdirs
 import yaml
 
-from ..api import key_problem
-from ..batch import write_report
-from ..config import CONFIG_ENV, LOCAL_CONFIG, SETTINGS, Resolved, Settings, value_at
-from ..errors import UsageError
-from ..journal import Journal
-from ..ledger import Ledger, Uploads
-from ..reasons import kind_of
-from ..sources import display
-from ..storage import Location, join, location
-from ..styles import style_slug
-from .commands import resolved
+from batchtoon.batch import write_report
+from batchtoon.cli.commands import resolved
+from batchtoon.cli.reasons import kind_of
+from batchtoon.errors import UsageError
+from batchtoon.locations.sources import display
+from batchtoon.locations.storage import Location, join, location
+from batchtoon.provider.api import key_problem
+from batchtoon.records.journal import Journal
+from batchtoon.records.ledger import Ledger, Uploads
+from batchtoon.settings.config import (
+    CONFIG_ENV,
+    LOCAL_CONFIG,
+    SETTINGS,
+    Resolved,
+    Settings,
+    value_at,
+)
+from batchtoon.settings.styles import style_slug
 
 __all__ = [
     "Item", "completion", "config", "items", "journals", "kinds", "report", "status", "tally",

@@ -10,7 +10,7 @@ What the page guarantees is in `page.py`; the thumbnails', in `thumbs.py`.
 
 from __future__ import annotations
 
-from .model import STATES, Card, Cell, Gallery, State, from_ledger
-from .page import write_gallery
+from batchtoon.report.model import STATES, Card, Cell, Gallery, State, from_ledger
+from batchtoon.report.page import write_gallery
 
 __all__ = ["STATES", "Card", "Cell", "Gallery", "State", "from_ledger", "write_gallery"]

@@ -16,10 +16,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
-from ..config import OutputSettings
-from ..layout import Layout
-from ..ledger import Entry, Ledger
-from ..storage import is_url
+from batchtoon.locations.layout import Layout
+from batchtoon.locations.storage import is_url
+from batchtoon.records.ledger import Entry, Ledger
+from batchtoon.settings.config import OutputSettings
 
 __all__ = ["STATES", "Card", "Cell", "Gallery", "State", "from_ledger"]
 

@@ -36,9 +36,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from ..styles import STYLE_NAMES
-from .model import Card, Cell, Gallery
-from .thumbs import FOLDER
+from batchtoon.report.model import Card, Cell, Gallery
+from batchtoon.report.thumbs import FOLDER
+from batchtoon.settings.styles import STYLE_NAMES
 
 __all__ = ["Kind", "Links", "pack", "problem_kinds", "shown"]
 

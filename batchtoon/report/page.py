@@ -25,10 +25,10 @@ from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 
-from ..files import write_whole
-from .model import Gallery
-from .pack import pack, shown
-from .thumbs import make_thumbnails, thumbs_dir
+from batchtoon.locations.files import write_whole
+from batchtoon.report.model import Gallery
+from batchtoon.report.pack import pack, shown
+from batchtoon.report.thumbs import make_thumbnails, thumbs_dir
 
 __all__ = ["render", "write_gallery"]
 

@@ -29,7 +29,7 @@ from pathlib import Path, PurePosixPath
 
 from PIL import Image, ImageOps
 
-from ..files import write_whole
+from batchtoon.locations.files import write_whole
 
 __all__ = ["FOLDER", "NAME_CHARS", "SIZE", "make_thumbnails", "thumbs_dir"]
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from .config import Faults, RenderMode, SandboxConfig
+from batchtoon.sandbox.config import Faults, RenderMode, SandboxConfig
 
 if TYPE_CHECKING:
-    from .counters import Upload, Visit
-    from .server import Counters, Sandbox
-    from .state import run_key
+    from batchtoon.sandbox.counters import Upload, Visit
+    from batchtoon.sandbox.server import Counters, Sandbox
+    from batchtoon.sandbox.state import run_key
 
 __all__ = [
     "Counters",

@@ -7,7 +7,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from .tasks import Task
+from batchtoon.sandbox.tasks import Task
 
 __all__ = ["Counters", "Upload", "Visit"]
 

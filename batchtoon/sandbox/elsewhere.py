@@ -14,8 +14,8 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from ..api import KEY_HEADER
-from .counters import Visit
+from batchtoon.provider.api import KEY_HEADER
+from batchtoon.sandbox.counters import Visit
 
 __all__ = ["Elsewhere"]
 

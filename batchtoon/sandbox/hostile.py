@@ -26,9 +26,9 @@ from typing import Any, Literal
 
 from aiohttp import web
 
-from ..api import KEY_HEADER
-from . import envelopes
-from .config import Encoding
+from batchtoon.provider.api import KEY_HEADER
+from batchtoon.sandbox import envelopes
+from batchtoon.sandbox.config import Encoding
 
 __all__ = ["GARBAGE", "KEY", "Body", "Injection", "answer", "encoded", "pixel_bomb", "redirect"]
 

@@ -11,8 +11,8 @@ from typing import NamedTuple
 
 from PIL import Image, ImageOps
 
-from .config import RenderMode
-from .styles import render as render_style
+from batchtoon.sandbox.config import RenderMode
+from batchtoon.sandbox.styles import render as render_style
 
 __all__ = [
     "MAX_UPLOAD_BYTES",

@@ -38,16 +38,22 @@ from urllib.parse import urlencode
 from aiohttp import BodyPartReader, web
 from aiolimiter import AsyncLimiter
 
-from ..api import CREDITS_PATH, KEY_HEADER, QUERY_PATH, SUBMIT_PATH
-from . import envelopes, hostile
-from .config import Endpoint, RenderMode, SandboxConfig
-from .counters import Counters, Upload, Visit
-from .elsewhere import Elsewhere
-from .hostile import Body, Injection
-from .imaging import MAX_UPLOAD_BYTES, ImageInfo, Rejection, check_upload, render_result
-from .state import Saved, StateDir
-from .tasks import SUCCESS, Clock, Task, TaskStore
-from .uplink import Uplink
+from batchtoon.provider.api import CREDITS_PATH, KEY_HEADER, QUERY_PATH, SUBMIT_PATH
+from batchtoon.sandbox import envelopes, hostile
+from batchtoon.sandbox.config import Endpoint, RenderMode, SandboxConfig
+from batchtoon.sandbox.counters import Counters, Upload, Visit
+from batchtoon.sandbox.elsewhere import Elsewhere
+from batchtoon.sandbox.hostile import Body, Injection
+from batchtoon.sandbox.imaging import (
+    MAX_UPLOAD_BYTES,
+    ImageInfo,
+    Rejection,
+    check_upload,
+    render_result,
+)
+from batchtoon.sandbox.state import Saved, StateDir
+from batchtoon.sandbox.tasks import SUCCESS, Clock, Task, TaskStore
+from batchtoon.sandbox.uplink import Uplink
 
 __all__ = ["Counters", "Sandbox"]
 

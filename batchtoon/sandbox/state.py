@@ -30,7 +30,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from .tasks import Clock, Result, Task
+from batchtoon.sandbox.tasks import Clock, Result, Task
 
 __all__ = ["Saved", "StateDir", "run_key"]
 

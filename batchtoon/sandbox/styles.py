@@ -31,7 +31,7 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, ImageChops, ImageDraw, ImageFilter
 
-from ..styles import STYLE_NAMES  # the catalogue's names; re-exported for the grid
+from batchtoon.settings.styles import STYLE_NAMES  # the catalogue's names; re-exported for the grid
 
 __all__ = ["STYLE_NAMES", "render"]
 

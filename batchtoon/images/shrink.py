@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from PIL import Image
 from PIL.JpegImagePlugin import JpegImageFile
 
-from .errors import InputError
+from batchtoon.errors import InputError
 
 __all__ = [
     "MAX_UPLOAD_BYTES",

@@ -27,26 +27,32 @@ from functools import partial
 
 import anyio
 
-from .api import Api
-from .budget import SubmissionBudget
-from .clock import SYSTEM_CLOCK, Clock
-from .config import Settings
-from .downloader import Downloader
-from .exitcodes import ExitCode
-from .intake import Intake
-from .journal import Journal
-from .layout import Layout
-from .ledger import Entry
-from .lifecycle import RunControl, RunOutcome
-from .pacing import SharedRate
-from .poller import MIN_RATE, Poller, PollLimits
-from .producer import checker, preflight_sources, preflight_workers, shard_of, source_filter
-from .retry import RetryPolicy
-from .router import Queues, Router
-from .sources import count_sources
-from .stats import Stats
-from .storage import Location, location
-from .submitter import SubmitWorker, Upload
+from batchtoon.exitcodes import ExitCode
+from batchtoon.locations.layout import Layout
+from batchtoon.locations.sources import count_sources
+from batchtoon.locations.storage import Location, location
+from batchtoon.pipeline.budget import SubmissionBudget
+from batchtoon.pipeline.clock import SYSTEM_CLOCK, Clock
+from batchtoon.pipeline.downloader import Downloader
+from batchtoon.pipeline.intake import Intake
+from batchtoon.pipeline.lifecycle import RunControl, RunOutcome
+from batchtoon.pipeline.poller import MIN_RATE, Poller, PollLimits
+from batchtoon.pipeline.producer import (
+    checker,
+    preflight_sources,
+    preflight_workers,
+    shard_of,
+    source_filter,
+)
+from batchtoon.pipeline.router import Queues, Router
+from batchtoon.pipeline.stats import Stats
+from batchtoon.pipeline.submitter import SubmitWorker, Upload
+from batchtoon.provider.api import Api
+from batchtoon.provider.pacing import SharedRate
+from batchtoon.provider.retry import RetryPolicy
+from batchtoon.records.journal import Journal
+from batchtoon.records.ledger import Entry
+from batchtoon.settings.config import Settings
 
 __all__ = ["STOP_GRACE", "Engine", "uploads_ahead"]
 

@@ -16,11 +16,19 @@ import anyio
 from anyio.abc import ObjectSendStream
 from anyio.streams.memory import MemoryObjectReceiveStream
 
-from .config import Settings
-from .errors import InputError
-from .preflight import Prepared, check
-from .sources import EVERYTHING, BadLine, Filter, Shard, Source, iter_sources, next_batch
-from .storage import Location, location
+from batchtoon.errors import InputError
+from batchtoon.images.preflight import Prepared, check
+from batchtoon.locations.sources import (
+    EVERYTHING,
+    BadLine,
+    Filter,
+    Shard,
+    Source,
+    iter_sources,
+    next_batch,
+)
+from batchtoon.locations.storage import Location, location
+from batchtoon.settings.config import Settings
 
 __all__ = [
     "Check",

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Literal
 
-from .ledger import Entry
+from batchtoon.records.ledger import Entry
 
 __all__ = ["BILLABLE", "OPENS", "Verdict", "decide"]
 

@@ -35,10 +35,10 @@ from typing import Any, Literal, Union
 import platformdirs
 import yaml
 
-from . import storage
-from .errors import UsageError
-from .sources import OWN_FOLDER, Shard
-from .styles import parse_styles
+from batchtoon.errors import UsageError
+from batchtoon.locations import storage
+from batchtoon.locations.sources import OWN_FOLDER, Shard
+from batchtoon.settings.styles import parse_styles
 
 __all__ = [
     "CONFIG_ENV",
@@ -399,7 +399,7 @@ def _env_name(value: str) -> None:
 
 
 def _template(value: str) -> None:
-    from .layout import Layout  # the template's rules live with the layout
+    from batchtoon.locations.layout import Layout  # the template's rules live with the layout
 
     try:
         Layout(Path("."), value)

@@ -32,8 +32,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from .config import Settings
-from .errors import (
+from batchtoon.errors import (
     ApiError,
     ItemRejected,
     RunFatal,
@@ -43,6 +42,7 @@ from .errors import (
     Unanswered,
     classify,
 )
+from batchtoon.settings.config import Settings
 
 __all__ = [
     "CREDITS_PATH",
@@ -251,7 +251,7 @@ def submit_form(image: bytes, style: int, image_format: str) -> tuple[bytes, str
 
 
 class Sink(Protocol):
-    """Where a result's bytes go as they arrive (`batchtoon.results.Spool`)."""
+    """Where a result's bytes go as they arrive (`batchtoon.locations.results.Spool`)."""
 
     def write(self, chunk: bytes) -> None: ...
 

@@ -16,19 +16,19 @@ from __future__ import annotations
 import anyio
 from anyio.abc import ObjectReceiveStream
 
-from .admission import Verdict, decide
-from .clock import Clock
-from .errors import InputError, Unwritable
-from .layout import Layout
-from .ledger import Entry
-from .lifecycle import RunControl
-from .preflight import Prepared
-from .producer import Check
-from .results import copy_result
-from .router import Router
-from .sources import BadLine, Source, display
-from .stats import Stats
-from .storage import location
+from batchtoon.errors import InputError, Unwritable
+from batchtoon.images.preflight import Prepared
+from batchtoon.locations.layout import Layout
+from batchtoon.locations.results import copy_result
+from batchtoon.locations.sources import BadLine, Source, display
+from batchtoon.locations.storage import location
+from batchtoon.pipeline.admission import Verdict, decide
+from batchtoon.pipeline.clock import Clock
+from batchtoon.pipeline.lifecycle import RunControl
+from batchtoon.pipeline.producer import Check
+from batchtoon.pipeline.router import Router
+from batchtoon.pipeline.stats import Stats
+from batchtoon.records.ledger import Entry
 
 __all__ = ["Intake"]
 

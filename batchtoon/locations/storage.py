@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
-from .errors import StoreFailure, UsageError
+from batchtoon.errors import StoreFailure, UsageError
 
 __all__ = [
     "Location",

@@ -16,15 +16,15 @@ from typing import Any
 
 import anyio
 
-from .admission import OPENS, Verdict, decide
-from .clock import SYSTEM_CLOCK, Clock
-from .config import Settings
-from .layout import Layout
-from .ledger import Entry, Ledger
-from .preflight import Prepared
-from .producer import checker, preflight_sources, preflight_workers, source_filter
-from .sources import BadLine, Source, display
-from .storage import Location, location
+from batchtoon.images.preflight import Prepared
+from batchtoon.locations.layout import Layout
+from batchtoon.locations.sources import BadLine, Source, display
+from batchtoon.locations.storage import Location, location
+from batchtoon.pipeline.admission import OPENS, Verdict, decide
+from batchtoon.pipeline.clock import SYSTEM_CLOCK, Clock
+from batchtoon.pipeline.producer import checker, preflight_sources, preflight_workers, source_filter
+from batchtoon.records.ledger import Entry, Ledger
+from batchtoon.settings.config import Settings
 
 __all__ = ["ROWS", "Plan", "make_plan"]
 

@@ -19,15 +19,15 @@ from dataclasses import dataclass
 
 from anyio.abc import ObjectReceiveStream
 
-from .api import Api
-from .budget import SubmissionBudget
-from .clock import SYSTEM_CLOCK, Clock
-from .errors import ApiError, ItemRejected, RunFatal, Throttled, Unanswered
-from .ledger import Entry
-from .outcomes import Accepted, Fatal, Outbox, Outcome, Refused, Unsent
-from .pacing import SharedRate
-from .preflight import Prepared
-from .retry import RetryPolicy
+from batchtoon.errors import ApiError, ItemRejected, RunFatal, Throttled, Unanswered
+from batchtoon.images.preflight import Prepared
+from batchtoon.pipeline.budget import SubmissionBudget
+from batchtoon.pipeline.clock import SYSTEM_CLOCK, Clock
+from batchtoon.pipeline.outcomes import Accepted, Fatal, Outbox, Outcome, Refused, Unsent
+from batchtoon.provider.api import Api
+from batchtoon.provider.pacing import SharedRate
+from batchtoon.provider.retry import RetryPolicy
+from batchtoon.records.ledger import Entry
 
 __all__ = ["SubmitWorker", "Upload"]
 

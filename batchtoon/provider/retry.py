@@ -21,8 +21,8 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from .config import RetrySettings
-from .errors import Retryable, Throttled
+from batchtoon.errors import Retryable, Throttled
+from batchtoon.settings.config import RetrySettings
 
 __all__ = ["RetryPolicy"]
 

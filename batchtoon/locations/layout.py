@@ -26,11 +26,11 @@ import threading
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
-from . import storage
-from .errors import StoreFailure, Unwritable, UsageError
-from .sources import Source
-from .storage import Location
-from .styles import style_slug
+from batchtoon.errors import StoreFailure, Unwritable, UsageError
+from batchtoon.locations import storage
+from batchtoon.locations.sources import Source
+from batchtoon.locations.storage import Location
+from batchtoon.settings.styles import style_slug
 
 __all__ = ["EXTENSIONS", "PART_SUFFIX", "Layout", "portable_part"]
 

@@ -39,13 +39,14 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError, features
 
-from . import shrink, storage
-from .config import PrepareSettings
-from .errors import InputError, StoreFailure
-from .files import write_whole
-from .intact import verify_intact
-from .shrink import MAX_UPLOAD_BYTES
-from .storage import Location
+from batchtoon.errors import InputError, StoreFailure
+from batchtoon.images import shrink
+from batchtoon.images.intact import verify_intact
+from batchtoon.images.shrink import MAX_UPLOAD_BYTES
+from batchtoon.locations import storage
+from batchtoon.locations.files import write_whole
+from batchtoon.locations.storage import Location
+from batchtoon.settings.config import PrepareSettings
 
 __all__ = ["MAX_UPLOAD_BYTES", "REASONS", "Prepared", "check"]
 

@@ -8,7 +8,8 @@ Guarantees:
   gap of the current rate when the answer did not say), and the rate halves, at most once for
   the requests that were already in flight (multiplicative decrease), never below `floor`;
 - each acquisition after that adds `max_rate / 50` back (additive increase), up to `max_rate`;
-- time comes from `clock` (a `batchtoon.clock.Clock`), so tests can drive it without waiting.
+- time comes from `clock` (a `batchtoon.pipeline.clock.Clock`), so tests can drive it without
+  waiting.
 
 Why not aiolimiter here: its rate is fixed when it is built, and a leaky bucket with capacity
 lets a burst through after an idle spell; this needs a rate that changes while tasks wait on it.
@@ -17,7 +18,7 @@ The sandbox, which rejects rather than waits, does use aiolimiter.
 
 from __future__ import annotations
 
-from .clock import SYSTEM_CLOCK, Clock
+from batchtoon.pipeline.clock import SYSTEM_CLOCK, Clock
 
 __all__ = ["SharedRate"]
 

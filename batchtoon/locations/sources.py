@@ -39,10 +39,10 @@ from typing import IO
 
 from wcmatch import glob
 
-from . import storage
-from .errors import StoreFailure, UsageError
-from .storage import Location
-from .styles import parse_styles
+from batchtoon.errors import StoreFailure, UsageError
+from batchtoon.locations import storage
+from batchtoon.locations.storage import Location
+from batchtoon.settings.styles import parse_styles
 
 __all__ = [
     "IMAGE_SUFFIXES",

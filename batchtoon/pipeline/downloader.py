@@ -4,13 +4,13 @@ Guarantees:
 - a result is checked whole (its `Content-Length` met, its structure intact) before anything
   is written; a cut-short or broken body is fetched again within the retry policy;
 - every target of the item (each source file with that content and style) gets its own file
-  (see `batchtoon.results` for how a file is written);
+  (see `batchtoon.locations.results` for how a file is written);
 - an expired URL, or one that is already past its expiry when its turn comes, is `Gone`: the
   item goes back to be submitted again; a result that can never be kept is `Refused`;
 - a result that cannot be written (the disk or the store, not the result) is `Blocked`: it
   stays `succeeded` in the journal for the same command to finish later; a store's passing
   failure (`StoreBusy`) is retried first, within the retry policy;
-- memory is bounded whatever a server sends (see `batchtoon.results.Spool`).
+- memory is bounded whatever a server sends (see `batchtoon.locations.results.Spool`).
 """
 
 from __future__ import annotations
@@ -18,14 +18,14 @@ from __future__ import annotations
 import anyio
 from anyio.abc import ObjectReceiveStream
 
-from .api import Api
-from .clock import SYSTEM_CLOCK, Clock
-from .errors import ApiError, StoreBusy, TaskGone, Unwritable
-from .layout import Layout
-from .ledger import Entry
-from .outcomes import Blocked, Filed, Gone, Outbox, Outcome, Refused, Stored
-from .results import Spool, file_spool
-from .retry import RetryPolicy
+from batchtoon.errors import ApiError, StoreBusy, TaskGone, Unwritable
+from batchtoon.locations.layout import Layout
+from batchtoon.locations.results import Spool, file_spool
+from batchtoon.pipeline.clock import SYSTEM_CLOCK, Clock
+from batchtoon.pipeline.outcomes import Blocked, Filed, Gone, Outbox, Outcome, Refused, Stored
+from batchtoon.provider.api import Api
+from batchtoon.provider.retry import RetryPolicy
+from batchtoon.records.ledger import Entry
 
 __all__ = ["Downloader"]
 

@@ -33,9 +33,9 @@ import anyio
 import orjson
 from filelock import FileLock, Timeout
 
-from .clock import SYSTEM_CLOCK, Clock
-from .errors import Unwritable, UsageError
-from .ledger import FORMAT_VERSION, Event, Ledger
+from batchtoon.errors import Unwritable, UsageError
+from batchtoon.pipeline.clock import SYSTEM_CLOCK, Clock
+from batchtoon.records.ledger import FORMAT_VERSION, Event, Ledger
 
 __all__ = ["Journal"]
 

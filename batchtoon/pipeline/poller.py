@@ -26,12 +26,12 @@ from dataclasses import dataclass
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream
 
-from .api import Api
-from .clock import SYSTEM_CLOCK, Clock, ticks
-from .errors import ApiError, RunFatal, TaskGone, Throttled
-from .ledger import Entry
-from .outcomes import Fatal, Finished, Gone, Left, Outbox, Outcome
-from .pacing import SharedRate
+from batchtoon.errors import ApiError, RunFatal, TaskGone, Throttled
+from batchtoon.pipeline.clock import SYSTEM_CLOCK, Clock, ticks
+from batchtoon.pipeline.outcomes import Fatal, Finished, Gone, Left, Outbox, Outcome
+from batchtoon.provider.api import Api
+from batchtoon.provider.pacing import SharedRate
+from batchtoon.records.ledger import Entry
 
 __all__ = ["MIN_RATE", "PollLimits", "Poller"]
 

@@ -21,8 +21,8 @@ from enum import Enum
 
 import anyio
 
-from .budget import SubmissionBudget
-from .errors import RunFatal, Unwritable
+from batchtoon.errors import RunFatal, Unwritable
+from batchtoon.pipeline.budget import SubmissionBudget
 
 __all__ = ["RunControl", "RunOutcome"]
 

@@ -33,9 +33,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from .api import TaskState
-from .errors import ApiError, InputError, RunFatal, Unwritable
-from .ledger import Entry
+from batchtoon.errors import ApiError, InputError, RunFatal, Unwritable
+from batchtoon.provider.api import TaskState
+from batchtoon.records.ledger import Entry
 
 __all__ = [
     "Accepted",

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from .sources import display
+from batchtoon.locations.sources import display
 
 __all__ = ["LOGGER", "open_log", "screen_handler"]
 

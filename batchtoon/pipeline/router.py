@@ -31,15 +31,16 @@ from typing import Any
 import anyio
 from anyio.streams.memory import MemoryObjectSendStream
 
-from .api import SUCCESS
-from .budget import SubmissionBudget
-from .clock import Clock
-from .errors import StoreFailure, Unwritable
-from .journal import Journal
-from .layout import Layout
-from .ledger import Entry, Event
-from .lifecycle import RunControl, RunOutcome
-from .outcomes import (
+from batchtoon.errors import StoreFailure, Unwritable
+from batchtoon.images.preflight import Prepared
+from batchtoon.locations.layout import Layout
+from batchtoon.locations.results import copy_result
+from batchtoon.locations.sources import display
+from batchtoon.locations.storage import Location, remove
+from batchtoon.pipeline.budget import SubmissionBudget
+from batchtoon.pipeline.clock import Clock
+from batchtoon.pipeline.lifecycle import RunControl, RunOutcome
+from batchtoon.pipeline.outcomes import (
     Accepted,
     Blocked,
     Fatal,
@@ -52,13 +53,12 @@ from .outcomes import (
     Stored,
     Unsent,
 )
-from .preflight import Prepared
-from .results import copy_result
-from .sources import display
-from .stats import Stats
-from .storage import Location, remove
-from .styles import style_slug
-from .submitter import Upload
+from batchtoon.pipeline.stats import Stats
+from batchtoon.pipeline.submitter import Upload
+from batchtoon.provider.api import SUCCESS
+from batchtoon.records.journal import Journal
+from batchtoon.records.ledger import Entry, Event
+from batchtoon.settings.styles import style_slug
 
 __all__ = ["Queues", "Router"]
 

@@ -16,9 +16,9 @@ from typing import IO, Any
 
 from tqdm import tqdm
 
-from .batch import Snapshot, Summary
-from .reasons import kind_of
-from .stats import TERMS
+from batchtoon.batch import Snapshot, Summary
+from batchtoon.cli.reasons import kind_of
+from batchtoon.pipeline.stats import TERMS
 
 __all__ = ["Bars", "StatusLines", "summary"]
 

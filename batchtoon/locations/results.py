@@ -36,13 +36,13 @@ from typing import IO
 
 from PIL import Image
 
-from . import storage
-from .errors import ItemRejected, StoreBusy, StoreFailure, Transient, Unwritable
-from .files import Fill, write_whole
-from .intact import TooManyPixels, intact_format
-from .layout import PART_SUFFIX, Layout
-from .outcomes import Filed
-from .storage import Location
+from batchtoon.errors import ItemRejected, StoreBusy, StoreFailure, Transient, Unwritable
+from batchtoon.images.intact import TooManyPixels, intact_format
+from batchtoon.locations import storage
+from batchtoon.locations.files import Fill, write_whole
+from batchtoon.locations.layout import PART_SUFFIX, Layout
+from batchtoon.locations.storage import Location
+from batchtoon.pipeline.outcomes import Filed
 
 __all__ = ["IN_MEMORY", "Spool", "copy_result", "file_spool"]
 
