@@ -197,7 +197,7 @@ class Batch:
             retry_failed=self._retry_failed, log=self.log, report=self._problem,
         )  # fmt: skip
         self._engine = engine
-        self.log.info("start: %s", _start_line(settings, engine.sources))
+        self.log.info("start: %s", _start_line(settings, engine.sources, self._key))
         try:
             async with anyio.create_task_group() as group:
                 if self._on_progress is not None:
@@ -269,7 +269,7 @@ def write_report(settings: Settings, ledger: Ledger, done: Summary | None = None
         raise Unwritable.from_os_error(error, out / "index.html", "write the gallery") from None
 
 
-def _start_line(settings: Settings, sources: list[Location]) -> str:
+def _start_line(settings: Settings, sources: list[Location], key: str) -> str:
     names = ", ".join(display(s) for s in sources)
     paces = (
         f"rate {settings.submit.rate:g}/s, concurrency {settings.submit.concurrency}, poll "
@@ -280,9 +280,17 @@ def _start_line(settings: Settings, sources: list[Location]) -> str:
         names += f" (shard {settings.sources.shard}: its rates are the account's / N)"
     return (
         f"batchtoon {__version__}; sources {names}; styles {styles}; out "
-        f"{display(settings.output.dir)}; {paces}; API {settings.api.base_url}, key "
-        f"${settings.api.key_env} set"
+        f"{display(settings.output.dir)}; {paces}; API {settings.api.base_url}, "
+        f"{_key_origin(settings.api.key_env, key)}"
     )
+
+
+def _key_origin(env: str, key: str) -> str:
+    """Where the run's key came from, never the key: the variable only if it holds this key
+    (`--sandbox`, or a caller of `Batch`, gives one of its own)."""
+    if os.environ.get(env) == key:
+        return f"key from ${env}"
+    return f"key given by the caller (${env} {'set' if os.environ.get(env) else 'unset'})"
 
 
 def _end_line(done: Summary) -> str:

@@ -22,7 +22,7 @@ from filelock import FileLock, Timeout
 from tqdm import tqdm
 
 from batchtoon.batch import Batch, Summary
-from batchtoon.cli.parser import did_you_mean, setting_flags
+from batchtoon.cli.parser import did_you_mean, flag_variables, setting_flags
 from batchtoon.cli.progress import Bars, StatusLines, summary
 from batchtoon.errors import ApiError, RunFatal, StoreFailure, UsageError
 from batchtoon.exitcodes import ExitCode
@@ -46,7 +46,7 @@ def resolved(args: argparse.Namespace) -> Resolved:
     flags = setting_flags(args)
     if getattr(args, "sandbox", False) and "api.base_url" in flags:
         raise UsageError("--sandbox and --api-base cannot go together: pick one API")
-    return resolve(args.config, flags=flags)
+    return resolve(args.config, flags=flags, env_aliases=flag_variables())
 
 
 def api_key(settings: Settings, *, required: bool) -> str:
@@ -130,7 +130,7 @@ def _progress(args: argparse.Namespace, settings: Settings) -> Bars | StatusLine
     """A bar on a terminal; elsewhere (cron, a pipe, a file), a status line now and then."""
     if args.quiet:
         return None
-    if sys.stderr.isatty() and not os.environ.get("NO_COLOR"):
+    if args.progress or (sys.stderr.isatty() and not os.environ.get("NO_COLOR")):
         return Bars()
     return StatusLines(settings.progress.interval)
 

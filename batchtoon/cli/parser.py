@@ -16,6 +16,7 @@ import argparse
 import dataclasses
 import difflib
 import re
+import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,7 @@ from typing import Any, NoReturn
 
 from batchtoon.errors import UsageError
 from batchtoon.locations.storage import location
-from batchtoon.settings.config import SETTINGS, shown
+from batchtoon.settings.config import ENV_PREFIX, SETTINGS, shown
 from batchtoon.settings.styles import STYLE_SLUGS
 from batchtoon.version import __version__
 
@@ -34,6 +35,7 @@ __all__ = [
     "Flag",
     "build",
     "did_you_mean",
+    "flag_variables",
     "parse",
     "setting_flags",
 ]
@@ -66,17 +68,20 @@ _WHAT, _WHERE, _API, _PACE, _RETRY, _IMAGES, _SHOW = (
 )
 
 FLAGS: tuple[Flag, ...] = (
-    Flag("styles", "--style", "LIST", "styles: 0-8 or names, comma-separated (0,2d,5-6)", _WHAT),
+    Flag("styles", "--style", "LIST", "styles, comma-separated, by number, range (5-6) or "
+         "name: " + ", ".join(f"{i}={slug}" for i, slug in enumerate(STYLE_SLUGS)), _WHAT),
     Flag("sources.include", "--include", "GLOB", "take only files below a SOURCE folder that "
          "match (repeatable; '*.jpg', 'trips/**')", _WHAT),
     Flag("sources.exclude", "--exclude", "GLOB", "skip files and folders that match "
          "(repeatable; 'raw', '**/tmp/**')", _WHAT),
     Flag("sources.shard", "--shard", "K/N", "take only share K of N (0 <= K < N) of the "
-         "photos, the same share on every machine; --rate is then the account's, divided by N",
+         "photos, the same share on every machine; it then takes 1/N of the account's rates",
          _WHAT),
     Flag("output.dir", "--out", "DIR", "output folder or URL (s3://bucket/x)", _WHERE),
     Flag("journal", "--journal", "FILE", "journal (default: <out>/.batchtoon/journal.jsonl; "
          "for a URL --out, ./.batchtoon/<the URL>/journal.jsonl)", _WHERE),
+    Flag("log_file", "--log-file", "FILE", "the run's log (default: beside the journal, "
+         "batchtoon.log)", _WHERE),
     Flag("output.template", "--template", "TEXT", "output names: fields dir stem name style "
          "style_name sha8 ext", _WHERE),
     Flag("output.portable_names", "--portable-names", "", "output names valid on every common "
@@ -120,14 +125,24 @@ FLAGS: tuple[Flag, ...] = (
          "on a terminal", _SHOW),
 )  # fmt: skip
 
+# What only a run uses: `plan` (which submits, polls and downloads nothing) has no such flag.
+RUN_ONLY = frozenset({
+    "output.max_result_bytes", "log_file", "report.enabled", "api.answer_timeout",
+    "submit.concurrency", "submit.rate", "submit.max_resubmissions", "poll.interval",
+    "poll.rate", "poll.concurrency", "download.workers", "max_submissions", "retry.attempts",
+    "retry.backoff", "retry.max_backoff", "retry.total", "retry.max_wait", "progress.interval",
+})  # fmt: skip
+
 _DEST = "setting:"  # a setting flag's dest: "setting:submit.rate"
+CONFIG_HELP = "config file (`batchtoon config` prints the settings in force, as a file holds them)"
 
 EPILOG_KEY = """\
 The API key is read from $AILAB_API_KEY (or the variable --key-env names); it is never written
 to the journal, the log, a report or any output. Every setting also comes from a config file
 (--config FILE, else $BATCHTOON_CONFIG, else ./batchtoon.yaml, else the user config folder) or
-an environment variable BATCHTOON_<SECTION>_<KEY> (BATCHTOON_SUBMIT_RATE=5); flags win, then
-the environment, then the file. `batchtoon config` shows what is in force and where from."""
+an environment variable named after its flag (--out: BATCHTOON_OUT=cartoons) or its key
+(output.dir: BATCHTOON_OUTPUT_DIR=cartoons); flags win, then the environment, then the file.
+`batchtoon config` shows what is in force and where from."""
 
 _RUN_EXAMPLES = """\
 examples:
@@ -164,6 +179,10 @@ class _Parser(argparse.ArgumentParser):
 class _Formatter(argparse.RawDescriptionHelpFormatter):
     def __init__(self, prog: str) -> None:
         super().__init__(prog, max_help_position=30, width=100)
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        """Wrapped at spaces only: a style's name (`vintage-comic`) or a flag stays whole."""
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
 
 
 class _SettingAction(argparse.Action):
@@ -230,6 +249,15 @@ def _style_names(**_: object) -> tuple[str, ...]:
     return STYLE_SLUGS
 
 
+def flag_variables() -> dict[str, str]:
+    """A variable named after each setting's flag: `{"BATCHTOON_RATE": "submit.rate"}` (the
+    setting's own, `BATCHTOON_SUBMIT_RATE`, works too)."""
+    return {
+        ENV_PREFIX + flag.name.removeprefix("--").replace("-", "_").upper(): flag.key
+        for flag in FLAGS
+    }
+
+
 def setting_flags(args: argparse.Namespace) -> dict[str, tuple[str, object]]:
     """The settings given as flags: `{"submit.rate": ("--rate", "5")}`."""
     return {
@@ -262,7 +290,7 @@ def build(handlers: dict[str, Handler]) -> argparse.ArgumentParser:
         "turn SOURCE folders, manifests or images into cartoons",
         _RUN_EXAMPLES + EPILOG_KEY + "\n\n" + _EXIT_CODES,
     )
-    _add_run_arguments(run)
+    _add_run_arguments(run, only_run=True)
     run.add_argument("--dry-run", action="store_true", help="only print the plan (see plan)")
     run.add_argument(
         "--json", action="store_true", help="the summary (with --dry-run: the plan) as JSON"
@@ -273,11 +301,11 @@ def build(handlers: dict[str, Handler]) -> argparse.ArgumentParser:
         "what a run would cost; submits nothing (exit 3: the API would stop the run: key "
         "refused, or not enough credits)",
     )
-    _add_run_arguments(plan)
+    _add_run_arguments(plan, only_run=False)
     plan.add_argument("--json", action="store_true", help="one JSON object")
 
     status = command("status", "what a journal says: counts, failures by kind, items")
-    status.add_argument("--config", type=Path, metavar="FILE", help="config file")
+    status.add_argument("--config", type=Path, metavar="FILE", help=CONFIG_HELP)
     add_setting_flags(status, ("output.dir",))
     status.add_argument(
         "--journal",
@@ -296,11 +324,11 @@ def build(handlers: dict[str, Handler]) -> argparse.ArgumentParser:
     )
 
     report = command("report", "write the before/after gallery of a journal: <out>/index.html")
-    report.add_argument("--config", type=Path, metavar="FILE", help="config file")
+    report.add_argument("--config", type=Path, metavar="FILE", help=CONFIG_HELP)
     add_setting_flags(report, ("output.dir", "journal"))
 
     config = command("config", "the settings in force, and where each came from")
-    config.add_argument("--config", type=Path, metavar="FILE", help="config file")
+    config.add_argument("--config", type=Path, metavar="FILE", help=CONFIG_HELP)
     config.add_argument("--json", action="store_true", help="one JSON object")
     add_setting_flags(config)
 
@@ -324,7 +352,8 @@ install (then open a new shell):
   fish:  batchtoon completion fish > ~/.config/fish/completions/batchtoon.fish"""
 
 
-def _add_run_arguments(run: argparse.ArgumentParser) -> None:
+def _add_run_arguments(run: argparse.ArgumentParser, *, only_run: bool) -> None:
+    """The arguments of `run`; `only_run` False: those `plan` takes too (no `RUN_ONLY`)."""
     add = run.add_argument
     add(
         "sources",
@@ -334,7 +363,7 @@ def _add_run_arguments(run: argparse.ArgumentParser) -> None:
         help="a folder (walked recursively), a .jsonl/.csv manifest or an image; or a URL of "
         "one (s3://bucket/photos)",
     )
-    add("--config", type=Path, metavar="FILE", help="config file (see configs/default.yaml)")
+    add("--config", type=Path, metavar="FILE", help=CONFIG_HELP)
     add(
         "--sandbox",
         action="store_true",
@@ -342,6 +371,9 @@ def _add_run_arguments(run: argparse.ArgumentParser) -> None:
         "<out>/.batchtoon/sandbox)",
     )
     add("--retry-failed", action="store_true", help="try failed items again")
+    if not only_run:
+        add_setting_flags(run, [flag.key for flag in FLAGS if flag.key not in RUN_ONLY])
+        return
     loud = run.add_mutually_exclusive_group()
     loud.add_argument("-v", "--verbose", action="store_true", help="the log's lines on screen too")
     loud.add_argument(
@@ -349,6 +381,13 @@ def _add_run_arguments(run: argparse.ArgumentParser) -> None:
         "--quiet",
         action="store_true",
         help="only errors (items that fail) on screen: no bars",
+    )
+    loud.add_argument(
+        "-P",
+        "--progress",
+        action="store_true",
+        help="the progress bar even when stderr is not a terminal (default: the bar on a "
+        "terminal, a status line every --stats-interval elsewhere)",
     )
     add_setting_flags(run)
 
@@ -410,9 +449,17 @@ def _unknown(parser: argparse.ArgumentParser, extras: list[str]) -> str:
     if flag is None:
         return f"{parser.prog}: unexpected argument {extras[0]!r} (see {parser.prog} --help)"
     flag = flag.partition("=")[0]
+    if parser.prog.endswith(" plan") and flag in _RUN_ONLY_NAMES:
+        return f"{parser.prog}: {flag} is for run only: a plan submits and downloads nothing"
     known = [o for action in parser._actions for o in action.option_strings]
     suggestion = did_you_mean(flag, known) or f" (see {parser.prog} --help)"
     return f"{parser.prog}: unknown flag {flag}{suggestion}"
+
+
+_RUN_ONLY_NAMES = frozenset(
+    {"-v", "--verbose", "-q", "--quiet", "-P", "--progress"}
+    | {flag.name for flag in FLAGS if flag.key in RUN_ONLY}
+)
 
 
 def did_you_mean(word: str, candidates: Sequence[str]) -> str:

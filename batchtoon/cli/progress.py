@@ -19,6 +19,7 @@ from tqdm import tqdm
 from batchtoon.batch import Snapshot, Summary
 from batchtoon.cli.reasons import kind_of
 from batchtoon.pipeline.stats import TERMS
+from batchtoon.words import counted
 
 __all__ = ["Bars", "StatusLines", "summary"]
 
@@ -113,13 +114,14 @@ def summary(done: Summary) -> str:
     lines.append(f"time:    {_time(done)}")
     if done.left_tasks:
         lines.append(
-            f"left:    {done.left_tasks} paid tasks could not be followed to the end now; "
-            "the next run asks about them again"
+            f"left:    {counted(done.left_tasks, 'paid task')} could not be followed to the "
+            "end now; the next run asks about them again"
         )
     if done.unreadable_lines:
         lines.append(
-            f"journal: {done.unreadable_lines} lines could not be read, {done.unreadable_tasks} "
-            "of them about a paid task: those photos may be paid for again"
+            f"journal: {counted(done.unreadable_lines, 'line')} could not be read, "
+            f"{done.unreadable_tasks} of them about a paid task: those photos may be paid for "
+            "again"
         )
     if done.failures:
         lines.append("failed or refused in this run:")
@@ -128,11 +130,11 @@ def summary(done: Summary) -> str:
 
 
 def _cost(done: Summary) -> str:
-    text = f"{done.submitted} submissions accepted"
+    text = f"{counted(done.submitted, 'submission')} accepted"
     if done.extra:
         text += f", {done.extra} of them again (the provider lost the first: extra cost)"
     if done.unanswered:
-        text += f"; {done.unanswered} uploads went unanswered (each possibly paid for)"
+        text += f"; {counted(done.unanswered, 'upload')} went unanswered (each possibly paid for)"
     return text
 
 
@@ -140,7 +142,7 @@ def _time(done: Summary) -> str:
     text = f"{done.wall:.1f} s"
     if done.results["done now"] and done.wall:
         text += f", {done.results['done now'] / done.wall * 60:.1f} results/min"
-    return text + f", {done.retries} retries, {done.slowdowns} slowdowns"
+    return text + f", {counted(done.retries, 'retry')}, {counted(done.slowdowns, 'slowdown')}"
 
 
 def _sum(terms: Mapping[str, int]) -> str:
@@ -152,7 +154,7 @@ def _sum(terms: Mapping[str, int]) -> str:
 def _aside(done: Summary) -> str:
     notes = []
     if done.duplicates:
-        notes.append(f"{done.duplicates} duplicates sent once")
+        notes.append(f"{counted(done.duplicates, 'duplicate')} sent once")
     if done.also_finished:
         notes.append(f"{done.also_finished} more finished for an earlier run")
     return f" ({', '.join(notes)})" if notes else ""
@@ -165,7 +167,7 @@ def _uploads(done: Summary) -> str:
     if done.converted_photos:
         why = ", ".join(f"{n} {reason}" for reason, n in Counter(done.converted).most_common())
         text += (
-            f"; {done.converted_photos} photos converted ({why}), "
+            f"; {counted(done.converted_photos, 'photo')} converted ({why}), "
             f"saving {done.saved_bytes / MB:.1f} MB"
         )
     return text

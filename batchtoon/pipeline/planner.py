@@ -25,6 +25,7 @@ from batchtoon.pipeline.clock import SYSTEM_CLOCK, Clock
 from batchtoon.pipeline.producer import checker, preflight_sources, preflight_workers, source_filter
 from batchtoon.records.ledger import Entry, Ledger
 from batchtoon.settings.config import Settings
+from batchtoon.words import counted
 
 __all__ = ["ROWS", "Plan", "make_plan"]
 
@@ -85,14 +86,14 @@ class Plan:
 
     def __str__(self) -> str:
         shown = " + ".join(f"{self.counts[t]} {t}" for t in ORDER if self.counts[t])
-        lines = [f"plan: {self.photos} photos x {self.styles} style(s)"]
+        lines = [f"plan: {counted(self.photos, 'photo')} x {counted(self.styles, 'style')}"]
         lines += [f"  note: {note}" for note in self.notes]
         lines.append(f"  results: {self.results} found" + (f" = {shown}" if shown else ""))
         if self.to_convert:
             why = ", ".join(f"{n} {reason}" for reason, n in self.converted.most_common())
-            lines.append(f"  converted before upload: {_photos(self.to_convert)} ({why})")
+            lines.append(f"  converted before upload: {counted(self.to_convert, 'photo')} ({why})")
         if self.invalid:
-            lines.append(f"  refused: {_photos(len(self.invalid))}")
+            lines.append(f"  refused: {counted(len(self.invalid), 'photo')}")
             lines += [f"    {where}: {reason}" for where, reason in self.invalid.items()]
         lines.append(f"  billable submissions: {self.billable}")
         if self.balance is not None:
@@ -153,10 +154,6 @@ async def make_plan(
     workers = preflight_workers(settings, sources)
     await preflight_sources(sources, checker(settings), workers, take, only=source_filter(settings))
     return plan
-
-
-def _photos(n: int) -> str:
-    return f"{n} photo" if n == 1 else f"{n} photos"
 
 
 def _notes(settings: Settings, sources: list[Location]) -> list[str]:

@@ -152,6 +152,7 @@ class Settings:
     sources: SourcesSettings = SourcesSettings()
     output: OutputSettings = OutputSettings()
     journal: str | None = None
+    log_file: str | None = None  # None: beside the journal (`log_path`)
     submit: SubmitSettings = SubmitSettings()
     poll: PollSettings = PollSettings()
     download: DownloadSettings = DownloadSettings()
@@ -179,9 +180,11 @@ class Settings:
 
     @property
     def log_path(self) -> Path:
-        """The log, beside the journal: `batchtoon.log`, or for a journal named otherwise its
-        own name (`journal-3.jsonl`: `journal-3.log`), so journals that share a folder (one
-        per shard) never share a log."""
+        """The log: `log_file`, else beside the journal: `batchtoon.log`, or for a journal
+        named otherwise its own name (`journal-3.jsonl`: `journal-3.log`), so journals that
+        share a folder (one per shard) never share a log."""
+        if self.log_file:
+            return Path(self.log_file)
         journal = self.journal_path
         own = journal.name == "journal.jsonl"
         return journal.with_name("batchtoon.log" if own else f"{journal.stem}.log")
@@ -463,16 +466,19 @@ def resolve(
     *,
     flags: Mapping[str, tuple[str, object]] | None = None,
     environ: Mapping[str, str] | None = None,
+    env_aliases: Mapping[str, str] | None = None,
 ) -> Resolved:
     """Defaults < the config file (see `find_config`) < `BATCHTOON_*` variables < `flags`
-    (`{"submit.rate": ("--rate", "5")}`), each value through `check`."""
+    (`{"submit.rate": ("--rate", "5")}`), each value through `check`. `env_aliases` are more
+    names for variables (`{"BATCHTOON_RATE": "submit.rate"}`: the command line's, named after
+    its flags)."""
     environ = os.environ if environ is None else environ
     path, found_by = find_config(config, environ)
     origins = dict.fromkeys(SETTINGS, "default")
     values: dict[str, Any] = {}
     layers = (
         _file_layer(path, found_by) if path else iter(()),
-        _env_layer(environ),
+        _env_layer(environ, env_aliases or {}),
         ((key, raw, name, f"flag {name}") for key, (name, raw) in (flags or {}).items()),
     )
     for layer in layers:
@@ -542,15 +548,23 @@ def _flatten(data: object, source: str, prefix: str) -> Iterator[tuple[str, obje
             )
 
 
-def _env_layer(environ: Mapping[str, str]) -> Iterator[Assignment]:
+def _env_layer(environ: Mapping[str, str], aliases: Mapping[str, str]) -> Iterator[Assignment]:
+    """Every `BATCHTOON_` variable: a key's own (`BATCHTOON_SUBMIT_RATE`) or an alias named
+    after its flag (`BATCHTOON_RATE`); two names of one key that disagree are refused."""
+    by_name = {**{name: s.key for name, s in _BY_ENV.items()}, **aliases}
+    seen: dict[str, str] = {}  # key -> the variable that set it
     for name in sorted(environ):
         if not name.startswith(ENV_PREFIX) or name == CONFIG_ENV:
             continue
-        setting = _BY_ENV.get(name)
-        if setting is None:
-            names = [*_BY_ENV, CONFIG_ENV]
-            raise UsageError(f"{name}: no such setting{_did_you_mean(name, names)}")
-        yield setting.key, environ[name], name, f"env {name}"
+        key = by_name.get(name)
+        if key is None:
+            raise UsageError(
+                f"{name}: no such setting{_did_you_mean(name, [*by_name, CONFIG_ENV])}"
+            )
+        if (other := seen.get(key)) is not None and environ[other] != environ[name]:
+            raise UsageError(f"{other} and {name} both set {key}, to different values: unset one")
+        seen[key] = name
+        yield key, environ[name], name, f"env {name}"
 
 
 def _did_you_mean(word: str, candidates: list[str], *, quote: bool = False) -> str:
