@@ -91,7 +91,9 @@ def test_run_help_lists_every_style_name_whole(capsys: pytest.CaptureFixture[str
         assert f"{index}={slug}" in out  # not broken at its hyphen across two lines
 
 
-def test_plan_help_lists_no_run_only_flag(capsys: pytest.CaptureFixture[str]) -> None:
+def test_plan_help_lists_no_run_only_flag_yet_takes_a_runs_command_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     with pytest.raises(SystemExit):
         main(["plan", "--help"])
     out = capsys.readouterr().out
@@ -100,8 +102,8 @@ def test_plan_help_lists_no_run_only_flag(capsys: pytest.CaptureFixture[str]) ->
     for name in [*run_only, "--quiet", "--progress", "--verbose"]:
         assert name not in out, name
     assert "--style" in out and "--fix" in out  # what a plan does use
-    assert main(["plan", "photos", "--rate", "3"]) == 2
-    assert "--rate is for run only" in capsys.readouterr().err
+    (tmp_path / "photos").mkdir()
+    assert main(["plan", str(tmp_path / "photos"), "--rate", "3", "-q"]) == 0
 
 
 def test_help_names_no_file_an_installed_package_lacks(

@@ -17,7 +17,7 @@ import dataclasses
 import difflib
 import re
 import textwrap
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -125,7 +125,8 @@ FLAGS: tuple[Flag, ...] = (
          "on a terminal", _SHOW),
 )  # fmt: skip
 
-# What only a run uses: `plan` (which submits, polls and downloads nothing) has no such flag.
+# What only a run uses: `plan` (which submits, polls and downloads nothing) takes these flags,
+# so that `run` and `plan` take one command line, but its help does not list them.
 RUN_ONLY = frozenset({
     "output.max_result_bytes", "log_file", "report.enabled", "api.answer_timeout",
     "submit.concurrency", "submit.rate", "submit.max_resubmissions", "poll.interval",
@@ -216,8 +217,14 @@ def _default_text(key: str) -> str:
     return f" (default: {shown(default)})"
 
 
-def add_setting_flags(parser: argparse.ArgumentParser, keys: Sequence[str] | None = None) -> None:
-    """The flags of `FLAGS` (or of `keys` only), in their groups, with defaults in their help."""
+def add_setting_flags(
+    parser: argparse.ArgumentParser,
+    keys: Sequence[str] | None = None,
+    *,
+    unlisted: Collection[str] = (),
+) -> None:
+    """The flags of `FLAGS` (or of `keys` only), in their groups, with defaults in their help;
+    those of `unlisted` are taken but not shown in the help."""
     groups: dict[str, Any] = {}
     for flag in FLAGS:
         if keys is not None and flag.key not in keys:
@@ -231,6 +238,8 @@ def add_setting_flags(parser: argparse.ArgumentParser, keys: Sequence[str] | Non
             "default": argparse.SUPPRESS,
             "help": flag.help + _default_text(flag.key),
         }
+        if flag.key in unlisted:
+            options["help"] = argparse.SUPPRESS
         names = [flag.name]
         if not flag.metavar:  # a switch: --fix / --no-fix
             names.append("--no-" + flag.name.removeprefix("--"))
@@ -353,8 +362,13 @@ install (then open a new shell):
 
 
 def _add_run_arguments(run: argparse.ArgumentParser, *, only_run: bool) -> None:
-    """The arguments of `run`; `only_run` False: those `plan` takes too (no `RUN_ONLY`)."""
+    """The arguments of `run`; `only_run` False: for `plan`, which takes them all but lists
+    only those it uses (not `RUN_ONLY`'s, nor the screen's)."""
     add = run.add_argument
+
+    def listed(text: str) -> str:
+        return text if only_run else argparse.SUPPRESS
+
     add(
         "sources",
         nargs="+",
@@ -371,25 +385,27 @@ def _add_run_arguments(run: argparse.ArgumentParser, *, only_run: bool) -> None:
         "<out>/.batchtoon/sandbox)",
     )
     add("--retry-failed", action="store_true", help="try failed items again")
-    if not only_run:
-        add_setting_flags(run, [flag.key for flag in FLAGS if flag.key not in RUN_ONLY])
-        return
-    loud = run.add_mutually_exclusive_group()
-    loud.add_argument("-v", "--verbose", action="store_true", help="the log's lines on screen too")
+    # (argparse cannot draw the usage of a group whose every member is unlisted)
+    loud: Any = run.add_mutually_exclusive_group() if only_run else run
+    loud.add_argument(
+        "-v", "--verbose", action="store_true", help=listed("the log's lines on screen too")
+    )
     loud.add_argument(
         "-q",
         "--quiet",
         action="store_true",
-        help="only errors (items that fail) on screen: no bars",
+        help=listed("only errors (items that fail) on screen: no bars"),
     )
     loud.add_argument(
         "-P",
         "--progress",
         action="store_true",
-        help="the progress bar even when stderr is not a terminal (default: the bar on a "
-        "terminal, a status line every --stats-interval elsewhere)",
+        help=listed(
+            "the progress bar even when stderr is not a terminal (default: the bar on "
+            "a terminal, a status line every --stats-interval elsewhere)"
+        ),
     )
-    add_setting_flags(run)
+    add_setting_flags(run, unlisted=() if only_run else RUN_ONLY)
 
 
 def _add_sandbox_arguments(sandbox: argparse.ArgumentParser) -> None:
@@ -449,17 +465,9 @@ def _unknown(parser: argparse.ArgumentParser, extras: list[str]) -> str:
     if flag is None:
         return f"{parser.prog}: unexpected argument {extras[0]!r} (see {parser.prog} --help)"
     flag = flag.partition("=")[0]
-    if parser.prog.endswith(" plan") and flag in _RUN_ONLY_NAMES:
-        return f"{parser.prog}: {flag} is for run only: a plan submits and downloads nothing"
     known = [o for action in parser._actions for o in action.option_strings]
     suggestion = did_you_mean(flag, known) or f" (see {parser.prog} --help)"
     return f"{parser.prog}: unknown flag {flag}{suggestion}"
-
-
-_RUN_ONLY_NAMES = frozenset(
-    {"-v", "--verbose", "-q", "--quiet", "-P", "--progress"}
-    | {flag.name for flag in FLAGS if flag.key in RUN_ONLY}
-)
 
 
 def did_you_mean(word: str, candidates: Sequence[str]) -> str:

@@ -18,6 +18,9 @@ Guarantees:
 - A conversion is cached in `cache` by the original's sha256 and the settings that shape its
   bytes, written atomically (a unique temporary file, then `os.replace`); a resume reads it
   back, headers only, instead of preparing again. A damaged cache file is prepared anew.
+  `forget(cache, sha256)` removes a photo's conversions once its results are stored (a style
+  sent later is prepared again); it removes only files of the cache's own names, and nothing
+  through a cache folder that is a symbolic link.
 - Hostile input never crashes it: decompression bombs, absurd sizes, truncation, files that
   are not images (or are not photo formats: EPS would run Ghostscript) end as `InputError`.
 """
@@ -29,6 +32,7 @@ import dataclasses
 import functools
 import hashlib
 import io
+import re
 import stat
 import struct
 import threading
@@ -48,7 +52,7 @@ from batchtoon.locations.files import write_whole
 from batchtoon.locations.storage import Location
 from batchtoon.settings.config import PrepareSettings
 
-__all__ = ["MAX_UPLOAD_BYTES", "REASONS", "Prepared", "check"]
+__all__ = ["MAX_UPLOAD_BYTES", "REASONS", "Prepared", "check", "forget"]
 
 REASONS = {
     "heic": "HEIC/HEIF, which the API does not take (so for any other such format: its name)",
@@ -331,6 +335,16 @@ def _orientation(image: Image.Image) -> int:
 def _cache_name(sha: str, settings: PrepareSettings) -> str:
     """Keyed by the original and every setting that changes the converted bytes."""
     return f"{sha}.r{RECIPE}-s{settings.max_short_side or 0}-q{settings.quality}"
+
+
+def forget(cache: Path, sha: str) -> None:
+    """Remove the photo `sha`'s conversions from `cache` (whatever settings made them): its
+    results are stored, and a converted copy of every photo would otherwise stay on disk."""
+    if not re.fullmatch(r"[0-9a-f]{64}", sha) or cache.is_symlink() or not cache.is_dir():
+        return
+    for made in cache.glob(f"{sha}.r*"):
+        with contextlib.suppress(OSError):  # gone already, or not ours to remove: no matter
+            made.unlink()
 
 
 def _from_cache(file: Path) -> Prepared | None:

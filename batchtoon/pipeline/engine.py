@@ -41,6 +41,7 @@ from batchtoon.pipeline.producer import (
     checker,
     preflight_sources,
     preflight_workers,
+    prepared_cache,
     shard_of,
     source_filter,
 )
@@ -189,6 +190,7 @@ class Engine:
                 downloader = Downloader(
                     api, self.retry, self.router, self.layout,
                     max_bytes=settings.output.max_result_bytes, clock=self.clock,
+                    prepared=prepared_cache(settings),
                 )  # fmt: skip
                 group.start_soon(downloader.run, self._result_queue.clone())
             await self.control.finished.wait()
@@ -215,11 +217,14 @@ class Engine:
         self.control.finished.set()
 
     async def _count_sources(self) -> None:
-        """How many results the sources hold, by a quick walk (names only), for the display."""
+        """How many results the sources hold, by a quick walk (names only), for the display;
+        and, once walked, each filter that matched nothing, said."""
         styles = len(self.settings.styles)
         only = source_filter(self.settings)
         photos = await anyio.to_thread.run_sync(count_sources, self.sources, only)
         self.stats.expected = photos * styles
+        for pattern in only.unmatched():
+            self.router.report(f"{pattern} matched no file nor folder: check its spelling")
 
     async def _produce(self) -> None:
         with self.control.producer_scope:

@@ -2,8 +2,8 @@
 submitting anything.
 
 It runs the run's own pre-flight fan-out (`producer.preflight_sources`, the same checks in the
-same number of threads, filling the same prepared-image cache) over a read-only replay of the
-journal, and judges every (photo, style) by the run's own admission rule
+same number of threads; it writes nothing: no prepared-image cache) over a read-only replay of
+the journal, and judges every (photo, style) by the run's own admission rule
 (`admission.decide`): the plan's "billable" count is the run's number of submissions, not a
 second implementation's guess. With a key it also asks the account's balance.
 """
@@ -152,7 +152,10 @@ async def make_plan(
 
     plan.notes += _notes(settings, sources)
     workers = preflight_workers(settings, sources)
-    await preflight_sources(sources, checker(settings), workers, take, only=source_filter(settings))
+    check = checker(settings, cache=False)  # a plan writes nothing
+    only = source_filter(settings)
+    await preflight_sources(sources, check, workers, take, only=only)
+    plan.notes += [f"{pattern} matched no file nor folder" for pattern in only.unmatched()]
     return plan
 
 
