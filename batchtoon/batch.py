@@ -111,6 +111,7 @@ class Summary:
     fatal_reason: str | None = None  # why the API stopped the run
     fatal_code: str = ""
     problem: str | None = None  # a file that could not be written, and what to do
+    cropped: int = 0  # photos wider or taller than 3:2: the provider keeps their centre 3:2
 
     @property
     def found(self) -> int:
@@ -348,4 +349,5 @@ def summarize(engine: Engine) -> Summary:
         fatal_reason=fatal.reason if fatal else None,
         fatal_code=fatal.code if fatal else "",
         problem=str(control.problem) if control.problem else None,
+        cropped=stats.cropped,
     )

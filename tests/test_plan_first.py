@@ -4,14 +4,16 @@ expects, and one that matches nothing is said."""
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
 import pytest
 from harness import make_photos, textured
+from PIL import Image
 from test_cli import batchtoon
 
-from batchtoon.images.preflight import check, forget
+from batchtoon.images.preflight import Crop, check, forget
 from batchtoon.settings.config import PrepareSettings
 
 pytestmark = pytest.mark.usefixtures("no_outside_settings")
@@ -97,3 +99,76 @@ async def test_a_filter_that_matches_nothing_is_said(tmp_path: Path) -> None:
     err = done.stderr.decode()
     assert "--include 'Sumer trip' matched no file nor folder" in err
     assert "--exclude 'raw' matched no file nor folder" in err
+
+
+def jpeg(path: Path, width: int, height: int, seed: int = 0) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    textured(width, height, seed).save(path, "JPEG", quality=90)
+    return path
+
+
+def test_preflight_says_what_the_provider_keeps_of_a_photo_beyond_3_2(tmp_path: Path) -> None:
+    wide = check(jpeg(tmp_path / "wide.jpg", 900, 300), PrepareSettings())
+    tall = check(jpeg(tmp_path / "tall.jpg", 300, 800), PrepareSettings(fix=False))
+    just = check(jpeg(tmp_path / "just.jpg", 600, 400), PrepareSettings())
+    assert wide.crop == Crop((900, 300), (450, 300)) and not wide.converted
+    assert str(wide.crop) == "900x300: the provider keeps its centre 450x300 (3:2)"
+    assert tall.crop == Crop((300, 800), (300, 450))
+    assert just.crop is None
+
+
+def test_fit_pad_pads_to_3_2_with_the_whole_picture_in_the_middle(tmp_path: Path) -> None:
+    padded = check(jpeg(tmp_path / "wide.jpg", 900, 300), PrepareSettings(fit="pad"))
+    assert padded.crop is None and padded.reasons == ("padded",)
+    with Image.open(io.BytesIO(padded.data)) as upload:
+        assert upload.size == (900, 600)
+        rgb = upload.convert("RGB")
+        assert rgb.getpixel((450, 20)) == rgb.getpixel((450, 580)) == (255, 255, 255)
+        assert rgb.getpixel((450, 300)) != (255, 255, 255)  # the photo, whole, in the middle
+
+
+def test_fit_pad_keeps_the_padded_picture_within_the_apis_limits(tmp_path: Path) -> None:
+    panorama = jpeg(tmp_path / "pano.jpg", 5000, 600)
+    padded = check(panorama, PrepareSettings(fit="pad", max_short_side=None))
+    assert padded.reasons == ("padded",)
+    width, height = padded.size
+    assert height == 3240 and width <= 5760  # the short side at the API's most
+    assert 1.49 < width / height <= 1.5  # 3:2, to a pixel: the provider crops none of it
+    shrunk = check(panorama, PrepareSettings(fit="pad", max_short_side=2048))
+    assert shrunk.size[1] == 2048 and 1.49 < shrunk.size[0] / 2048 <= 1.5
+
+
+async def test_the_plan_names_the_photos_the_provider_will_crop_and_pad_avoids_it(
+    tmp_path: Path,
+) -> None:
+    photos = tmp_path / "in"
+    jpeg(photos / "panorama.jpg", 900, 300)
+    jpeg(photos / "screenshot.jpg", 300, 800, seed=1)
+    jpeg(photos / "plain.jpg", 600, 400, seed=2)
+    out = ["--out", str(tmp_path / "out")]
+    planned = await batchtoon("plan", str(photos), *out, cwd=tmp_path)
+    text = planned.stdout.decode()
+    assert "cropped by the provider to 3:2: 2 photos (--fit pad keeps the whole picture)" in text
+    assert f"{photos / 'panorama.jpg'}: 900x300: the provider keeps its centre 450x300" in text
+    assert f"{photos / 'screenshot.jpg'}: 300x800: the provider keeps its centre 300x450" in text
+    assert "plain.jpg" not in text
+    as_json = json.loads((await batchtoon("plan", str(photos), *out, "--json")).stdout)
+    assert sorted(row["kept"] for row in as_json["cropped"]) == [[300, 450], [450, 300]]
+    padded = await batchtoon("plan", str(photos), *out, "--fit", "pad", cwd=tmp_path)
+    assert b"cropped by the provider" not in padded.stdout
+    assert b"converted before upload: 2 photos (2 padded)" in padded.stdout
+
+
+async def test_a_run_says_how_many_photos_the_provider_crops(tmp_path: Path) -> None:
+    photos = tmp_path / "in"
+    jpeg(photos / "panorama.jpg", 900, 300)
+    jpeg(photos / "plain.jpg", 600, 400, seed=2)
+    done = await batchtoon(
+        "run", str(photos), "--sandbox", "-q", "--out", str(tmp_path / "out"), cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    assert b"cropped: 1 photo wider or taller than 3:2: the provider keeps the centre 3:2" in (
+        done.stdout
+    )
+    log = (tmp_path / "out" / ".batchtoon" / "batchtoon.log").read_text()
+    assert "the provider will crop" in log and "panorama.jpg: 900x300" in log

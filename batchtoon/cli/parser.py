@@ -119,6 +119,8 @@ FLAGS: tuple[Flag, ...] = (
     Flag("prepare.max_short_side", "--max-short-side", "PX", "with --fix, shrink a photo whose "
          "short side is above this ('null': never)", _IMAGES),
     Flag("prepare.quality", "--quality", "Q", "JPEG quality of a prepared upload", _IMAGES),
+    Flag("prepare.fit", "--fit", "crop|pad", "a photo wider or taller than 3:2: let the provider "
+         "crop its centre (plan says which), or pad it to 3:2 first to keep it all", _IMAGES),
     Flag("prepare.workers", "--prepare-workers", "N", "pre-flight threads (0: one per core)",
          _IMAGES),
     Flag("progress.interval", "--stats-interval", "S", "seconds between status lines when not "

@@ -28,8 +28,9 @@ from functools import partial
 import anyio
 
 from batchtoon.exitcodes import ExitCode
+from batchtoon.images.preflight import Prepared
 from batchtoon.locations.layout import Layout
-from batchtoon.locations.sources import count_sources
+from batchtoon.locations.sources import BadLine, Source, count_sources, display
 from batchtoon.locations.storage import Location, location
 from batchtoon.pipeline.budget import SubmissionBudget
 from batchtoon.pipeline.clock import SYSTEM_CLOCK, Clock
@@ -226,13 +227,22 @@ class Engine:
         for pattern in only.unmatched():
             self.router.report(f"{pattern} matched no file nor folder: check its spelling")
 
+    async def _take(self, item: Source | BadLine, outcome: Prepared | str) -> None:
+        """Hand a pre-flighted item to the intake; first, note a photo the provider will crop
+        (wider or taller than 3:2, `prepare.fit: crop`): counted, and named in the log."""
+        if isinstance(outcome, Prepared) and outcome.crop is not None:
+            self.stats.cropped += 1
+            where = display(item.path) if isinstance(item, Source) else item.where
+            self._log.info("the provider will crop %s: %s", where, outcome.crop)
+        await self.intake.take(item, outcome)
+
     async def _produce(self) -> None:
         with self.control.producer_scope:
             await preflight_sources(
                 self.sources,
                 self._check,
                 preflight_workers(self.settings, self.sources),
-                self.intake.take,
+                self._take,
                 only=source_filter(self.settings),
             )
         self.control.producer_done()

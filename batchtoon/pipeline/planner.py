@@ -16,7 +16,7 @@ from typing import Any
 
 import anyio
 
-from batchtoon.images.preflight import Prepared
+from batchtoon.images.preflight import Crop, Prepared
 from batchtoon.locations.layout import Layout
 from batchtoon.locations.sources import BadLine, Source, display
 from batchtoon.locations.storage import Location, location
@@ -56,6 +56,7 @@ class Plan:
     invalid: dict[str, str] = field(default_factory=dict)  # where -> why it is refused
     converted: Counter[str] = field(default_factory=Counter)  # why -> photos converted
     to_convert: int = 0  # photos pre-flight converts before upload
+    cropped: dict[str, Crop] = field(default_factory=dict)  # where -> what the provider keeps
     notes: list[str] = field(default_factory=list)  # what the user should know first
     balance: float | None = None  # credits, when asked; negative: unlimited
 
@@ -78,6 +79,10 @@ class Plan:
             "failed_before": self.counts["failed earlier"],
             "to_convert": self.to_convert,
             "converted": dict(self.converted),
+            "cropped": [
+                {"source": where, "size": list(crop.size), "kept": list(crop.kept)}
+                for where, crop in self.cropped.items()
+            ],
             "invalid": [{"source": k, "reason": v} for k, v in self.invalid.items()],
             "billable_submissions": self.billable,
             "notes": self.notes,
@@ -92,6 +97,12 @@ class Plan:
         if self.to_convert:
             why = ", ".join(f"{n} {reason}" for reason, n in self.converted.most_common())
             lines.append(f"  converted before upload: {counted(self.to_convert, 'photo')} ({why})")
+        if self.cropped:
+            lines.append(
+                f"  cropped by the provider to 3:2: {counted(len(self.cropped), 'photo')} "
+                "(--fit pad keeps the whole picture)"
+            )
+            lines += [f"    {where}: {crop}" for where, crop in self.cropped.items()]
         if self.invalid:
             lines.append(f"  refused: {counted(len(self.invalid), 'photo')}")
             lines += [f"    {where}: {reason}" for where, reason in self.invalid.items()]
@@ -142,6 +153,8 @@ async def make_plan(
         if outcome.converted:
             plan.to_convert += 1
             plan.converted.update(outcome.reasons)
+        if outcome.crop is not None:
+            plan.cropped[display(item.path)] = outcome.crop
         for style in styles:
             key = f"{outcome.sha256}:{style}"
             verdict = await judge(ledger.entries.get(key), key)

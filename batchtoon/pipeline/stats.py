@@ -129,6 +129,7 @@ class Stats:
     upload_span: tuple[float, float] | None = None  # first upload began, last one answered
     converted_photos: int = 0
     converted: Counter[str] = field(default_factory=Counter)  # why: reason -> photos
+    cropped: int = 0  # photos found wider or taller than 3:2: the provider keeps their centre
     failures: Counter[str] = field(default_factory=Counter)  # this run's news: reason -> results
 
     def news(self, reason: str, results: int = 1) -> None:

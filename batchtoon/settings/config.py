@@ -115,13 +115,16 @@ class PrepareSettings:
     for byte or refused. `max_short_side`: with `fix`, a photo whose short side is over this is
     sent with fewer pixels (never under the result's 1536); None sends every size the API takes
     as it is. `quality`: JPEG quality of converted photos. `workers`: photos prepared at once;
-    0 means one per core (`threads`).
+    0 means one per core (`threads`). `fit`: a photo wider or taller than 3:2 is centre-cropped
+    to 3:2 by the provider; `crop` lets it (and says so), `pad` (with `fix`) pads the photo to
+    3:2 first, so the whole picture is kept.
     """
 
     workers: int = field(default=0, metadata=_range(0, 64))
     fix: bool = True
     max_short_side: int | None = field(default=2048, metadata=_range(1536, 3240))
     quality: int = field(default=90, metadata=_range(50, 100))
+    fit: str = "crop"
 
     @property
     def threads(self) -> int:
@@ -410,6 +413,11 @@ def _template(value: str) -> None:
         raise _Refused(str(error)) from None
 
 
+def _fit(value: str) -> None:
+    if value not in ("crop", "pad"):
+        raise _Refused(f"{shown(value)} is not crop or pad")
+
+
 def _shard(value: str) -> None:
     try:
         Shard.parse(value)
@@ -422,6 +430,7 @@ _EXTRA = {
     "api.key_env": _env_name,
     "output.template": _template,
     "sources.shard": _shard,
+    "prepare.fit": _fit,
 }
 
 
