@@ -55,7 +55,7 @@ from batchtoon.locations.files import write_whole
 from batchtoon.locations.storage import Location
 from batchtoon.settings.config import PrepareSettings
 
-__all__ = ["MAX_UPLOAD_BYTES", "REASONS", "Crop", "Prepared", "check", "forget"]
+__all__ = ["MAX_UPLOAD_BYTES", "REASONS", "Crop", "Prepared", "check", "forget", "opened"]
 
 REASONS = {
     "heic": "HEIC/HEIF, which the API does not take (so for any other such format: its name)",
@@ -119,7 +119,7 @@ def check(
     settings = settings or DEFAULTS
     data = _read_stable(path, MAX_FIX_BYTES if settings.fix else MAX_UPLOAD_BYTES)
     sha = hashlib.sha256(data).hexdigest()
-    with _one_line_errors(), _opened(data) as image:
+    with _one_line_errors(), opened(data) as image:
         _refuse_unsafe(image)
         orientation = _orientation(image) if settings.fix else 1
         crop = _crop(image.size, orientation)
@@ -236,7 +236,8 @@ def _read_url(url: str, size: int) -> bytes:
 
 
 @contextlib.contextmanager
-def _opened(data: bytes) -> Iterator[Image.Image]:
+def opened(data: bytes) -> Iterator[Image.Image]:
+    """`data` opened (not decoded) as one of the formats pre-flight reads, HEIC included."""
     with Image.open(io.BytesIO(data), formats=_formats(data)) as image:
         yield image
 
