@@ -113,8 +113,8 @@ def summary(done: Summary) -> str:
         lines.append(f"uploads: {_uploads(done)}")
     if done.cropped:
         lines.append(
-            f"cropped: {counted(done.cropped, 'photo')} wider or taller than 3:2: the provider "
-            "keeps the centre 3:2 (the log names them; --fit pad keeps the whole picture)"
+            f"cropped: {counted(done.cropped, 'photo')} beyond 3:2: the provider keeps the "
+            "centre 3:2 (the log names them; --fit pad keeps all)"
         )
     lines.append(f"time:    {_time(done)}")
     if done.left_tasks:

@@ -22,8 +22,9 @@ Guarantees:
   sent later is prepared again); it removes only files of the cache's own names, and nothing
   through a cache folder that is a symbolic link.
 - `Prepared.crop` says, for a photo wider or taller than 3:2 that is sent so, what the
-  provider will keep of it (its centre 3:2, `shrink.provider_crop`); with `fit: pad` (and
-  `fix`) such a photo is padded to 3:2 instead (reason `padded`) and nothing is cropped.
+  provider will keep of it (its centre 3:2, `shrink.provider_crop`; a crop of less than
+  `UNSEEN_CROP` of the long side is not worth a word); with `fit: pad` (and `fix`) such a
+  photo is padded to 3:2 instead (reason `padded`) and nothing is cropped.
 - Hostile input never crashes it: decompression bombs, absurd sizes, truncation, files that
   are not images (or are not photo formats: EPS would run Ghostscript) end as `InputError`.
 """
@@ -77,6 +78,7 @@ READ_ATTEMPTS = 3
 RECIPE = 1  # bump when shrink's bytes change for the same input and settings: new cache names
 ORIENTATION = 0x0112
 TOO_MANY_PIXELS = "too many pixels to open safely: downscale it first"
+UNSEEN_CROP = 0.02  # a crop of less than this share of the long side is not said, nor padded
 DEFAULTS = PrepareSettings()
 
 
@@ -152,10 +154,13 @@ def check(
 
 
 def _crop(size: tuple[int, int], orientation: int) -> Crop | None:
-    """What the provider will keep of a photo of `size` (stored), seen upright."""
+    """What the provider will keep of a photo of `size` (stored), seen upright; None if it
+    keeps all of it, or all but under `UNSEEN_CROP` of its long side (451x300: a pixel)."""
     upright = size[::-1] if orientation in shrink.SIDEWAYS else size
     kept = shrink.provider_crop(upright)
-    return None if kept is None else Crop(upright, kept)
+    if kept is None or max(kept) >= (1 - UNSEEN_CROP) * max(upright):
+        return None
+    return Crop(upright, kept)
 
 
 # Reading: one consistent copy of the file.
