@@ -72,11 +72,34 @@ class Snapshot:
     slowed: bool  # the API throttled, and the rate has not climbed back yet
     uploaded_bytes: int
     upload_rate: float  # bytes per second while uploads were going out
+    done_now: int = 0  # of `done`, those this run wrote: what its rate counts
+    to_submit: int = 0  # results neither settled nor waiting on a task: submissions to come
+    tick: float = 0.0  # seconds between two queries of a task
 
     @property
     def total(self) -> int:
         """What the display counts up to: never less than what was found."""
         return max(self.expected or 0, self.found)
+
+    @property
+    def pending(self) -> int:
+        """Results without their term yet: to submit, or waiting on the provider."""
+        return self.total - self.settled
+
+    @property
+    def per_minute(self) -> float:
+        """Results this run wrote, a minute, over its time so far (the summary's rate)."""
+        return self.done_now / self.elapsed * 60 if self.elapsed > 0 else 0.0
+
+    @property
+    def eta(self) -> float | None:
+        """Seconds to the end, from the work left: the submissions to come at the rate allowed
+        now, then a tick for their results; None while nothing can be said (no rate)."""
+        if not self.pending:
+            return 0.0
+        if self.submit_rate <= 0:
+            return None
+        return self.to_submit / self.submit_rate + self.tick
 
 
 @dataclass(frozen=True)
@@ -305,6 +328,9 @@ def _end_line(done: Summary) -> str:
 def snapshot(engine: Engine) -> Snapshot:
     stats, rate = engine.stats, engine.submit_rate
     tally = stats.tally
+    done_now = tally.results["done now"]
+    with_task = max(0, stats.submitted - done_now - tally.results["failed"])  # in the provider's
+    total = max(stats.expected or 0, tally.found)
     return Snapshot(
         expected=stats.expected,
         found=tally.found,
@@ -318,6 +344,9 @@ def snapshot(engine: Engine) -> Snapshot:
         slowed=rate.slowed,
         uploaded_bytes=stats.uploaded_bytes,
         upload_rate=stats.upload_rate,
+        done_now=done_now,
+        to_submit=max(0, total - tally.settled - with_task),
+        tick=engine.settings.poll.interval,
     )
 
 

@@ -22,6 +22,7 @@ from filelock import FileLock, Timeout
 from tqdm import tqdm
 
 from batchtoon.batch import Batch, Summary
+from batchtoon.cli.live import LiveFile, live_path
 from batchtoon.cli.parser import did_you_mean, flag_variables, setting_flags
 from batchtoon.cli.progress import Bars, StatusLines, summary
 from batchtoon.errors import ApiError, RunFatal, StoreFailure, UsageError
@@ -108,7 +109,8 @@ async def _run_async(args: argparse.Namespace, resolved: Resolved, key: str) -> 
         async with api_target(args, resolved, key, keep_state=True) as (settings, key):
             with _log_on_screen(args.verbose, key):
                 batch = Batch(
-                    settings, api_key=key, retry_failed=args.retry_failed, on_progress=bars,
+                    settings, api_key=key, retry_failed=args.retry_failed,
+                    on_progress=LiveFile(live_path(settings.journal_path), bars),
                     on_problem=None if args.verbose else _show_problem,
                 )  # fmt: skip
                 async with batch, anyio.create_task_group() as group:

@@ -21,14 +21,18 @@ from batchtoon.cli.reasons import kind_of
 from batchtoon.pipeline.stats import TERMS
 from batchtoon.words import counted
 
-__all__ = ["Bars", "StatusLines", "summary"]
+__all__ = ["Bars", "StatusLines", "line", "summary"]
 
 MB = 1e6
 
 
 class Bars:
     """A tqdm bar of results settled, with the run's state after it. It is first drawn once
-    the quick count of the sources is in, so its total is right from its first frame."""
+    the quick count of the sources is in, so its total is right from its first frame. Its
+    rate and ETA are the run's own (`line`'s), not tqdm's guess from the bar's speed, which a
+    resume (results already done settle at once) sends wild."""
+
+    FORMAT = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]"
 
     def __init__(self, stream: IO[str] | None = None) -> None:
         self._stream = stream or sys.stderr
@@ -38,12 +42,14 @@ class Bars:
         if self._bar is None:
             if snapshot.expected is None:
                 return
-            options: dict[str, Any] = {"unit": " results", "dynamic_ncols": True}
-            self._bar = tqdm(desc="batchtoon", file=self._stream, total=snapshot.total, **options)
+            self._bar = tqdm(
+                desc="batchtoon", file=self._stream, total=snapshot.total,
+                bar_format=self.FORMAT, dynamic_ncols=True,
+            )  # fmt: skip
         bar = self._bar
         bar.total = snapshot.total
         bar.n = snapshot.settled
-        bar.set_postfix_str(_state(snapshot), refresh=False)
+        bar.set_postfix_str(", ".join([*_pace(snapshot), _state(snapshot)]), refresh=False)
         bar.refresh()
 
     def close(self) -> None:
@@ -58,27 +64,36 @@ class StatusLines:
     def __init__(self, interval: float, stream: IO[str] | None = None) -> None:
         self._interval = interval
         self._stream = stream or sys.stderr
-        self._last: Snapshot | None = None  # the snapshot of the last line written
         self._due = interval
 
     def __call__(self, snapshot: Snapshot) -> None:
         if snapshot.elapsed < self._due:
             return
         self._due = snapshot.elapsed + self._interval
-        print(f"batchtoon: {_line(snapshot, self._last)}", file=self._stream, flush=True)
-        self._last = snapshot
+        print(f"batchtoon: {line(snapshot)}", file=self._stream, flush=True)
 
 
-def _line(now: Snapshot, before: Snapshot | None) -> str:
+def line(now: Snapshot) -> str:
+    """A run's state in one line, in the summary's words: the status lines' and `status`'s
+    while it runs (`12/40 results (30%), 10 done, 28 pending, 24 results/min, ETA 35s, ...`)."""
     total = now.total
     share = f" ({now.settled / total:.0%})" if total else ""
     parts = [f"{now.settled}/{total} results{share}", f"{now.done} done"]
-    if before is not None and now.elapsed > before.elapsed:
-        rate = (now.settled - before.settled) / (now.elapsed - before.elapsed)
-        parts.append(f"{rate:.2g}/s")
-        if rate > 0 and total > now.settled:
-            parts.append(f"ETA {_duration((total - now.settled) / rate)}")
-    return ", ".join([*parts, _state(now)]).rstrip(", ")
+    parts.append(f"{now.pending} pending")
+    return ", ".join([*parts, *_pace(now), _state(now)]).rstrip(", ")
+
+
+def _pace(now: Snapshot) -> list[str]:
+    """The run's rate (the summary's: results written a minute) and its ETA, once known."""
+    parts = [_per_minute(now.per_minute)] if now.done_now else []
+    eta = now.eta
+    if eta is not None and now.pending:
+        parts.append(f"ETA {_duration(eta)}")
+    return parts
+
+
+def _per_minute(rate: float) -> str:
+    return f"{rate:.1f} results/min"
 
 
 def _state(snapshot: Snapshot) -> str:
@@ -146,7 +161,7 @@ def _cost(done: Summary) -> str:
 def _time(done: Summary) -> str:
     text = f"{done.wall:.1f} s"
     if done.results["done now"] and done.wall:
-        text += f", {done.results['done now'] / done.wall * 60:.1f} results/min"
+        text += f", {_per_minute(done.results['done now'] / done.wall * 60)}"
     return text + f", {counted(done.retries, 'retry')}, {counted(done.slowdowns, 'slowdown')}"
 
 
