@@ -138,3 +138,19 @@ async def test_status_during_a_run_shows_the_runs_own_total_pending_and_rate(
     assert process.returncode == 0
     after = json.loads((await batchtoon("status", "--out", str(out), "--json")).stdout)
     assert after["running"] == []  # the run is over: its numbers are not shown as a run's
+
+
+def test_a_result_this_run_wrote_before_reaching_its_photo_is_done_now_not_already_done() -> None:
+    from batchtoon.pipeline.stats import Tally
+
+    tally = Tally()
+    # a resume: an earlier run's task finishes, and its file is written, before the producer
+    # reaches the photo
+    tally.end("sha:0", "done now", files=1)
+    assert tally.also_finished == 1
+    tally.photo("a.jpg", 2)
+    tally.found_done("sha:0", "a.jpg")  # reached now: its output is there, written by this run
+    tally.found_done("sha:2", "a.jpg")  # its other style was done by an earlier run
+    assert dict(tally.results) == {"done now": 1, "already done": 1}
+    assert tally.also_finished == 0  # not counted twice
+    assert dict(tally.photos) == {"done now": 1}  # the worst of its styles' terms
