@@ -6,6 +6,7 @@ against the sandbox) where the words of a run are."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -15,7 +16,17 @@ from harness import make_photos
 from test_cli import ROOT, batchtoon
 
 from batchtoon.cli import main
-from batchtoon.cli.parser import FLAGS, RUN_ONLY, Flag, flag_variables
+from batchtoon.cli.parser import (
+    COMMANDS,
+    FLAGS,
+    RUN_ONLY,
+    SWITCHES,
+    Flag,
+    build,
+    flag_variables,
+    parse,
+    variable,
+)
 from batchtoon.settings.config import SETTINGS
 from batchtoon.settings.styles import STYLE_SLUGS
 from batchtoon.version import __version__
@@ -38,6 +49,7 @@ GOOD_FOR = {
     "api.key_env": "MY_KEY",
     "output.template": "{stem}.{ext}",
     "sources.shard": "1/3",
+    "prepare.fit": "pad",
 }
 
 
@@ -181,3 +193,49 @@ def test_version_loads_neither_the_engine_nor_its_http_client_nor_pillow() -> No
         [sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, check=True
     )
     assert done.stdout.splitlines() == [f"batchtoon {__version__}", "[]"]
+
+
+def run_parser() -> argparse.ArgumentParser:
+    return build(dict.fromkeys(COMMANDS, lambda args: 0))
+
+
+def test_every_switch_of_run_has_a_variable_named_after_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    run = next(
+        action for action in run_parser()._actions if isinstance(action, argparse._SubParsersAction)
+    ).choices["run"]
+    switches = {
+        max(action.option_strings, key=len)
+        for action in run._actions
+        if action.option_strings and action.nargs == 0 and action.const is True
+    }
+    assert switches == set(SWITCHES)  # none forgotten
+    for flag in SWITCHES:
+        monkeypatch.setenv(variable(flag), "yes")
+        args = parse(run_parser(), ["run", "photos", "-q"] if flag == "--quiet" else ["run", "x"])
+        assert getattr(args, flag.removeprefix("--").replace("-", "_")) is True, flag
+        monkeypatch.delenv(variable(flag))
+
+
+def test_a_switchs_variable_is_checked_and_cannot_contradict_the_command_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("BATCHTOON_SANDBOX", "maybe")
+    assert main(["run", "photos"]) == 2
+    assert "BATCHTOON_SANDBOX: maybe is not true or false" in capsys.readouterr().err
+    monkeypatch.setenv("BATCHTOON_SANDBOX", "no")
+    monkeypatch.setenv("BATCHTOON_QUIET", "1")
+    assert main(["run", "photos", "-v"]) == 2
+    assert "--verbose and --quiet cannot go together" in capsys.readouterr().err
+    assert main(["config", "--json"]) == 0  # the settings do not take them for their own
+
+
+async def test_batchtoon_sandbox_yes_runs_against_the_sandbox(tmp_path: Path) -> None:
+    make_photos(tmp_path / "in", 2)
+    done = await batchtoon(
+        "run", str(tmp_path / "in"), "--out", str(tmp_path / "out"),
+        env={"BATCHTOON_SANDBOX": "yes", "BATCHTOON_QUIET": "on"}, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == b"" and b"2 found = 2 done now" in done.stdout

@@ -15,16 +15,17 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
+import os
 import re
 import textwrap
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
 from batchtoon.errors import UsageError
 from batchtoon.locations.storage import location
-from batchtoon.settings.config import ENV_PREFIX, SETTINGS, shown
+from batchtoon.settings.config import ENV_PREFIX, SETTINGS, Setting, check, shown
 from batchtoon.settings.styles import STYLE_SLUGS
 from batchtoon.version import __version__
 
@@ -38,6 +39,7 @@ __all__ = [
     "flag_variables",
     "parse",
     "setting_flags",
+    "variable",
 ]
 
 COMMANDS = ("run", "plan", "status", "report", "config", "sandbox", "completion")
@@ -260,12 +262,27 @@ def _style_names(**_: object) -> tuple[str, ...]:
     return STYLE_SLUGS
 
 
-def flag_variables() -> dict[str, str]:
-    """A variable named after each setting's flag: `{"BATCHTOON_RATE": "submit.rate"}` (the
-    setting's own, `BATCHTOON_SUBMIT_RATE`, works too)."""
+# The switches of `run` (and `plan`) that set no setting; each is read from a variable named
+# after it too (`--sandbox`: BATCHTOON_SANDBOX=yes) when it is not given.
+SWITCHES = ("--sandbox", "--retry-failed", "--verbose", "--quiet", "--progress", "--dry-run",
+            "--json")  # fmt: skip
+
+
+_SWITCH = Setting("", "bool", False, None, None, False)  # how a switch's variable is read
+
+
+def variable(flag: str) -> str:
+    """The variable named after a flag: `--rate` -> `BATCHTOON_RATE`."""
+    return ENV_PREFIX + flag.removeprefix("--").replace("-", "_").upper()
+
+
+def flag_variables() -> dict[str, str | None]:
+    """A variable named after each flag: a setting's (`{"BATCHTOON_RATE": "submit.rate"}`; the
+    setting's own, `BATCHTOON_SUBMIT_RATE`, works too), or None for a switch of `SWITCHES`,
+    which `parse` reads itself."""
     return {
-        ENV_PREFIX + flag.name.removeprefix("--").replace("-", "_").upper(): flag.key
-        for flag in FLAGS
+        **{variable(flag.name): flag.key for flag in FLAGS},
+        **dict.fromkeys(map(variable, SWITCHES)),
     }
 
 
@@ -459,7 +476,25 @@ def parse(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.Name
     args, extras = parser.parse_known_args(argv)
     if extras:
         raise CommandLineError(_unknown(args.parser, extras))
+    if getattr(args, "command_name", None) in ("run", "plan"):
+        _switches_from(os.environ, args)
     return args
+
+
+def _switches_from(environ: Mapping[str, str], args: argparse.Namespace) -> None:
+    """Each switch of `SWITCHES` not given on the command line, from its variable (checked as
+    a setting's switch is: true/false/yes/no/on/off/1/0)."""
+    for flag in SWITCHES:
+        dest, name = flag.removeprefix("--").replace("-", "_"), variable(flag)
+        if not getattr(args, dest, True) and environ.get(name, "").strip():
+            setattr(
+                args,
+                dest,
+                check(Setting("", "bool", False, None, None, False), environ[name], name),
+            )
+    loud = [f"--{dest}" for dest in ("verbose", "quiet", "progress") if getattr(args, dest, False)]
+    if len(loud) > 1:
+        raise UsageError(f"{' and '.join(loud)} cannot go together (see the BATCHTOON_ variables)")
 
 
 def _unknown(parser: argparse.ArgumentParser, extras: list[str]) -> str:

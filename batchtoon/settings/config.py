@@ -475,12 +475,12 @@ def resolve(
     *,
     flags: Mapping[str, tuple[str, object]] | None = None,
     environ: Mapping[str, str] | None = None,
-    env_aliases: Mapping[str, str] | None = None,
+    env_aliases: Mapping[str, str | None] | None = None,
 ) -> Resolved:
     """Defaults < the config file (see `find_config`) < `BATCHTOON_*` variables < `flags`
     (`{"submit.rate": ("--rate", "5")}`), each value through `check`. `env_aliases` are more
     names for variables (`{"BATCHTOON_RATE": "submit.rate"}`: the command line's, named after
-    its flags)."""
+    its flags; None for one the command line reads itself, such as `BATCHTOON_SANDBOX`)."""
     environ = os.environ if environ is None else environ
     path, found_by = find_config(config, environ)
     origins = dict.fromkeys(SETTINGS, "default")
@@ -557,7 +557,9 @@ def _flatten(data: object, source: str, prefix: str) -> Iterator[tuple[str, obje
             )
 
 
-def _env_layer(environ: Mapping[str, str], aliases: Mapping[str, str]) -> Iterator[Assignment]:
+def _env_layer(
+    environ: Mapping[str, str], aliases: Mapping[str, str | None]
+) -> Iterator[Assignment]:
     """Every `BATCHTOON_` variable: a key's own (`BATCHTOON_SUBMIT_RATE`) or an alias named
     after its flag (`BATCHTOON_RATE`); two names of one key that disagree are refused."""
     by_name = {**{name: s.key for name, s in _BY_ENV.items()}, **aliases}
@@ -565,6 +567,8 @@ def _env_layer(environ: Mapping[str, str], aliases: Mapping[str, str]) -> Iterat
     for name in sorted(environ):
         if not name.startswith(ENV_PREFIX) or name == CONFIG_ENV:
             continue
+        if name in by_name and by_name[name] is None:
+            continue  # the command line's own (a switch such as --sandbox)
         key = by_name.get(name)
         if key is None:
             raise UsageError(
