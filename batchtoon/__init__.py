@@ -3,7 +3,7 @@
 The public API, for running batches from Python (see `Batch`); everything else is internal:
 
     Batch, Snapshot, Summary   run a batch; progress as it goes; what it did
-    Settings, load_settings    the settings (`configs/default.yaml` documents every key)
+    Settings, load_settings    the settings (`batchtoon config` prints every key, in force)
     ExitCode                   what a run's outcome means, as the command's exit code
     BatchtoonError, UsageError, InputError, ApiError   the errors it raises on purpose
 

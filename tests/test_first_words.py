@@ -124,7 +124,8 @@ def test_help_names_no_file_an_installed_package_lacks(
     for command in ("run", "plan", "status", "report", "config"):
         with pytest.raises(SystemExit):
             main([command, "--help"])
-        assert "configs/" not in capsys.readouterr().out, command
+        shown = capsys.readouterr().out
+        assert "configs/" not in shown and "samples" not in shown, command
 
 
 def test_counts_of_one_are_singular() -> None:

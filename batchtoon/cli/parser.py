@@ -154,7 +154,7 @@ examples:
   export AILAB_API_KEY=...
   batchtoon run ~/Pictures --style 2d,vintage-comic --out cartoons
   batchtoon run photos --exclude 'raw' --include '*.jpg' --max-submissions 100
-  batchtoon run samples --sandbox --out /tmp/try    # offline, against a built-in sandbox
+  batchtoon run ~/Pictures --sandbox --out /tmp/try  # offline, no key: a built-in sandbox
 
 """
 
