@@ -61,6 +61,8 @@ async def test_one_journal_read_by_every_view_gives_the_same_numbers(tmp_path: P
         assert first.returncode == 1, first.stderr
         again = await batchtoon("run", str(photos), *common, "--json", key=sandbox.api_key)
         planned = await batchtoon("plan", str(photos), *common, "--json", key=sandbox.api_key)
+        said = await batchtoon("run", str(photos), *common, key=sandbox.api_key)
+        plan_text = await batchtoon("plan", str(photos), *common, key=sandbox.api_key)
     status = await batchtoon("status", "--out", str(out), "--json")
     status_text = (await batchtoon("status", "--out", str(out))).stdout.decode()
     summary = json.loads(again.stdout)
@@ -80,6 +82,13 @@ async def test_one_journal_read_by_every_view_gives_the_same_numbers(tmp_path: P
     assert summary["found"] == plan["results"] == header["results"] == sum(expected.values())
     assert summary["photos_found"] == sum(journal["photos"].values()) == header["photos"] == 6
     assert "results: 12 = 9 done + 1 failed + 2 refused" in status_text
+    # the same, in the text of the run's summary and of the plan (their terms, summed as above)
+    assert "results: 12 found = 9 already done + 1 failed earlier + 2 refused earlier" in (
+        said.stdout.decode()
+    )
+    assert "results: 12 found = 9 already done + 1 failed earlier + 2 refused earlier" in (
+        plan_text.stdout.decode()
+    )
     assert "photos:  6 = 4 done + 1 failed + 1 refused" in status_text
     # the gallery's filters count the same cells: its chips are drawn from the same data
     assert header["photos"] == 6 and header["results"] == 12

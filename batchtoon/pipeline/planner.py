@@ -43,7 +43,7 @@ ROWS: dict[Verdict, str] = {
 }
 ORDER = (
     "already done", "to submit", "to submit again", "duplicates", "in progress",
-    "failed earlier", "refused",
+    "failed earlier", "refused", "refused earlier",
 )  # fmt: skip
 
 
@@ -147,7 +147,9 @@ async def make_plan(
         if isinstance(outcome, str):
             where = item.where if isinstance(item, BadLine) else display(item.path)
             plan.invalid[where] = outcome
-            plan.counts["refused"] += len(styles)
+            for style in styles:  # as a run counts it: unchanged since an earlier run, or news
+                same = ledger.rejected.get((where, style)) == outcome
+                plan.counts["refused earlier" if same else "refused"] += 1
             return
         assert isinstance(item, Source)
         if outcome.converted:
