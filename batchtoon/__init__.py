@@ -3,16 +3,26 @@
 The public API, for running batches from Python (see `Batch`); everything else is internal:
 
     Batch, Snapshot, Summary   run a batch; progress as it goes; what it did
-    Settings, load_settings    the settings (`configs/default.yaml` documents every key)
+    Settings, load_settings    the settings (`batchtoon config` prints every key, in force)
     ExitCode                   what a run's outcome means, as the command's exit code
     BatchtoonError, UsageError, InputError, ApiError   the errors it raises on purpose
+
+The names load when first used: `batchtoon --version`, or `--help`, need not load the engine
+and its HTTP client.
 """
 
-from batchtoon.batch import Batch, Snapshot, Summary
-from batchtoon.errors import ApiError, BatchtoonError, InputError, UsageError
-from batchtoon.exitcodes import ExitCode
-from batchtoon.settings.config import Settings, load_settings
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from batchtoon.version import __version__
+
+if TYPE_CHECKING:
+    from batchtoon.batch import Batch, Snapshot, Summary
+    from batchtoon.errors import ApiError, BatchtoonError, InputError, UsageError
+    from batchtoon.exitcodes import ExitCode
+    from batchtoon.settings.config import Settings, load_settings
 
 __all__ = [
     "ApiError",
@@ -28,7 +38,26 @@ __all__ = [
     "load_settings",
 ]
 
-for _name in __all__:
-    if not _name.startswith("__"):  # shown as batchtoon.Batch, not batchtoon.batch.Batch
-        globals()[_name].__module__ = __name__
-del _name
+_HOMES = {
+    "Batch": "batchtoon.batch",
+    "Snapshot": "batchtoon.batch",
+    "Summary": "batchtoon.batch",
+    "ApiError": "batchtoon.errors",
+    "BatchtoonError": "batchtoon.errors",
+    "InputError": "batchtoon.errors",
+    "UsageError": "batchtoon.errors",
+    "ExitCode": "batchtoon.exitcodes",
+    "Settings": "batchtoon.settings.config",
+    "load_settings": "batchtoon.settings.config",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """A public name, imported from its module on first use, shown as `batchtoon.<name>`."""
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'batchtoon' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    value.__module__ = __name__
+    globals()[name] = value
+    return value

@@ -72,11 +72,34 @@ class Snapshot:
     slowed: bool  # the API throttled, and the rate has not climbed back yet
     uploaded_bytes: int
     upload_rate: float  # bytes per second while uploads were going out
+    done_now: int = 0  # of `done`, those this run wrote: what its rate counts
+    to_submit: int = 0  # results neither settled nor waiting on a task: submissions to come
+    tick: float = 0.0  # seconds between two queries of a task
 
     @property
     def total(self) -> int:
         """What the display counts up to: never less than what was found."""
         return max(self.expected or 0, self.found)
+
+    @property
+    def pending(self) -> int:
+        """Results without their term yet: to submit, or waiting on the provider."""
+        return self.total - self.settled
+
+    @property
+    def per_minute(self) -> float:
+        """Results this run wrote, a minute, over its time so far (the summary's rate)."""
+        return self.done_now / self.elapsed * 60 if self.elapsed > 0 else 0.0
+
+    @property
+    def eta(self) -> float | None:
+        """Seconds to the end, from the work left: the submissions to come at the rate allowed
+        now, then a tick for their results; None while nothing can be said (no rate)."""
+        if not self.pending:
+            return 0.0
+        if self.submit_rate <= 0:
+            return None
+        return self.to_submit / self.submit_rate + self.tick
 
 
 @dataclass(frozen=True)
@@ -111,6 +134,7 @@ class Summary:
     fatal_reason: str | None = None  # why the API stopped the run
     fatal_code: str = ""
     problem: str | None = None  # a file that could not be written, and what to do
+    cropped: int = 0  # photos wider or taller than 3:2: the provider keeps their centre 3:2
 
     @property
     def found(self) -> int:
@@ -197,7 +221,7 @@ class Batch:
             retry_failed=self._retry_failed, log=self.log, report=self._problem,
         )  # fmt: skip
         self._engine = engine
-        self.log.info("start: %s", _start_line(settings, engine.sources))
+        self.log.info("start: %s", _start_line(settings, engine.sources, self._key))
         try:
             async with anyio.create_task_group() as group:
                 if self._on_progress is not None:
@@ -269,7 +293,7 @@ def write_report(settings: Settings, ledger: Ledger, done: Summary | None = None
         raise Unwritable.from_os_error(error, out / "index.html", "write the gallery") from None
 
 
-def _start_line(settings: Settings, sources: list[Location]) -> str:
+def _start_line(settings: Settings, sources: list[Location], key: str) -> str:
     names = ", ".join(display(s) for s in sources)
     paces = (
         f"rate {settings.submit.rate:g}/s, concurrency {settings.submit.concurrency}, poll "
@@ -280,9 +304,17 @@ def _start_line(settings: Settings, sources: list[Location]) -> str:
         names += f" (shard {settings.sources.shard}: its rates are the account's / N)"
     return (
         f"batchtoon {__version__}; sources {names}; styles {styles}; out "
-        f"{display(settings.output.dir)}; {paces}; API {settings.api.base_url}, key "
-        f"${settings.api.key_env} set"
+        f"{display(settings.output.dir)}; {paces}; API {settings.api.base_url}, "
+        f"{_key_origin(settings.api.key_env, key)}"
     )
+
+
+def _key_origin(env: str, key: str) -> str:
+    """Where the run's key came from, never the key: the variable only if it holds this key
+    (`--sandbox`, or a caller of `Batch`, gives one of its own)."""
+    if os.environ.get(env) == key:
+        return f"key from ${env}"
+    return f"key given by the caller (${env} {'set' if os.environ.get(env) else 'unset'})"
 
 
 def _end_line(done: Summary) -> str:
@@ -296,6 +328,9 @@ def _end_line(done: Summary) -> str:
 def snapshot(engine: Engine) -> Snapshot:
     stats, rate = engine.stats, engine.submit_rate
     tally = stats.tally
+    done_now = tally.results["done now"]
+    with_task = max(0, stats.submitted - done_now - tally.results["failed"])  # in the provider's
+    total = max(stats.expected or 0, tally.found)
     return Snapshot(
         expected=stats.expected,
         found=tally.found,
@@ -309,6 +344,9 @@ def snapshot(engine: Engine) -> Snapshot:
         slowed=rate.slowed,
         uploaded_bytes=stats.uploaded_bytes,
         upload_rate=stats.upload_rate,
+        done_now=done_now,
+        to_submit=max(0, total - tally.settled - with_task),
+        tick=engine.settings.poll.interval,
     )
 
 
@@ -340,4 +378,5 @@ def summarize(engine: Engine) -> Summary:
         fatal_reason=fatal.reason if fatal else None,
         fatal_code=fatal.code if fatal else "",
         problem=str(control.problem) if control.problem else None,
+        cropped=stats.cropped,
     )

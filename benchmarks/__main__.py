@@ -25,6 +25,7 @@ from . import (
     bench_preflight,
     bench_replay,
     bench_side_by_side,
+    bench_startup,
     bench_storage,
     bench_throughput,
 )
@@ -53,6 +54,7 @@ BENCHMARKS: dict[str, Callable[[Options], list[Row]]] = {
     bench_pipeline.NAME: bench_pipeline.run,
     bench_memory.NAME: bench_memory.run,
     bench_storage.NAME: bench_storage.run,
+    bench_startup.NAME: bench_startup.run,
 }
 
 

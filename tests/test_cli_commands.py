@@ -40,7 +40,7 @@ def test_help_shows_defaults_examples_and_the_key_variable(
     text = capsys.readouterr().out
     assert "--rate R" in text and "(default: 2)" in text and "(default: batchtoon-out)" in text
     assert "examples:" in text and "batchtoon run ~/Pictures" in text
-    assert "AILAB_API_KEY" in text and "BATCHTOON_SUBMIT_RATE" in text
+    assert "AILAB_API_KEY" in text and "BATCHTOON_OUT=" in text and "BATCHTOON_OUTPUT_DIR" in text
     assert "--fix, --no-fix" in text and "--report, --no-report" in text
 
 

@@ -119,12 +119,15 @@ def _data(page: Path) -> dict[str, Any]:
 
 
 def _links(data: dict[str, Any], card: list[Any]) -> tuple[str, list[str]]:
-    """A card's original link and its result links ("" for none), as page.js builds them."""
+    """A card's original link (its viewable copy's, if it has one) and its result links ("" for
+    none), as page.js builds them."""
     dirs = data["dirs"]
-    name, _, original, _, outdir, outprefix, cells = card
+    name, _, original, _, outdir, outprefix, cells, view = card
     file = "" if original == 0 else (name if original[1] == 0 else original[1])
     prefix = dirs[outdir] + (file[: file.rfind(".") + 1] if outprefix == 0 else outprefix)
     results = [prefix + cell[0] if cell != 0 and isinstance(cell[0], str) else "" for cell in cells]
+    if view:
+        return dirs[view[0]] + view[1], results
     return ("" if original == 0 else dirs[original[0]] + file), results
 
 
@@ -150,7 +153,10 @@ def test_every_photo_and_style_is_on_the_page(run: Run) -> None:
     assert _states(cards["mixed.jpg"]) == ["done", "failed", "pending"]
     assert _states(cards["small.jpg"]) == ["refused"] * 3
     counts = dict(data["counts"])
-    assert counts["downloaded"] == 16 and counts["failed"] == 10  # 3 x 3 refused, 1 failed
+    # the header counts what the filters count, in their words: results by state
+    assert counts == {
+        "photos": 9, "results": 27, "done": 16, "failed": 1, "refused": 9, "pending": 1,
+    }  # fmt: skip
 
 
 def test_reasons_are_shown_and_grouped_by_kind(run: Run) -> None:
@@ -407,3 +413,98 @@ def test_the_page_in_headless_chromium(run: Run, browser: Any) -> None:
     page.click("#kinds details:first-child summary")
     _until(page, "document.querySelectorAll('#kinds details[open] li .path').length === 6")
     assert page.evaluate("window.__pwned") is None
+
+
+def test_a_heic_or_tiff_original_is_linked_through_a_jpeg_a_browser_shows(
+    run: Run, tmp_path: Path
+) -> None:
+    from batchtoon.images import preflight
+    from batchtoon.report.viewable import viewable_copies
+
+    preflight._formats()  # pillow-heif's opener and saver registered
+    heic, tiff = run.photos / "phone.heic", run.photos / "scan.tif"
+    Image.new("RGB", (640, 480), "teal").save(heic, "HEIF", quality=30)
+    Image.new("RGB", (300, 400), "navy").save(tiff, "TIFF")
+    for path in (heic, tiff):
+        _record(run.ledger, "rejected", source=str(path), style=0, reason="refused here")
+    data = _data(_write(run))
+    cards = _cards(data)
+    for name, size in [("phone.heic", (640, 480)), ("scan.tif", (300, 400))]:
+        link = _links(data, cards[name])[0]
+        copy = run.out / os.fsdecode(unquote_to_bytes(link))
+        assert copy.parent == run.out / ".batchtoon" / "originals" and copy.suffix == ".jpg"
+        with Image.open(copy) as shown_image:
+            assert (shown_image.format, shown_image.size) == ("JPEG", size)
+        assert cards[name][3]  # its thumbnail, made from the copy
+    assert _links(data, cards["plain.jpg"])[0].endswith("/photos/plain.jpg")  # shown as it is
+    stamps = sorted(p.stat().st_mtime_ns for p in (run.out / ".batchtoon" / "originals").iterdir())
+    _write(run)  # made once
+    assert sorted(
+        p.stat().st_mtime_ns for p in (run.out / ".batchtoon" / "originals").iterdir()
+    ) == (stamps)
+    planted = tmp_path / "planted"
+    planted.mkdir()
+    elsewhere = run.out / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / ".batchtoon").symlink_to(planted)
+    assert viewable_copies([heic], elsewhere, workers=1) == {}  # never through a planted link
+    assert list(planted.iterdir()) == []
+
+
+# Each text in a path or a detail that a line break cuts between two letters or digits (in a
+# word), unless the piece between spaces and "/" is wider than its box (then it must break).
+MID_WORD = """
+[...document.querySelectorAll('.path, .detail')].flatMap((box) =>
+  [...box.childNodes].filter((node) => node.nodeType === 3).flatMap((node) => {
+    const text = node.textContent, range = document.createRange();
+    let top = null;
+    for (let i = 0; i < text.length; i++) {
+      range.setStart(node, i);
+      range.setEnd(node, i + 1);
+      const rect = range.getClientRects()[0];
+      if (!rect) continue;
+      if (top !== null && rect.top > top + 1 && /\\w\\w/.test(text.slice(i - 1, i + 1))) {
+        const word = text.slice(0, i).split(/[\\s/]/).pop() + text.slice(i).split(/[\\s/]/)[0];
+        const probe = document.createElement("span");
+        probe.style.whiteSpace = "nowrap";
+        probe.textContent = word;
+        box.append(probe);
+        const wider = probe.getBoundingClientRect().width > box.clientWidth;
+        probe.remove();
+        if (!wider) return [text];
+      }
+      top = rect.top;
+    }
+    return [];
+  }))
+"""
+
+
+@pytest.mark.slow
+def test_at_1400_px_the_grid_fills_the_window_and_nothing_breaks_mid_word(
+    run: Run, browser: Any
+) -> None:
+    page = browser.new_page()
+    page.set_viewport_size({"width": 1400, "height": 1000})
+    page.goto(_write(run).as_uri())
+    page.wait_for_selector("body[data-drawn]")
+    cards = page.eval_on_selector_all(
+        "#cards .card",
+        "cs => cs.map(c => [c.getBoundingClientRect().left, c.getBoundingClientRect().right])",
+    )
+    assert page.evaluate("document.body.clientWidth") >= 1400 - 20  # the page takes the window
+    assert max(right for _, right in cards) >= 1400 - 24 - 2  # a card reaches its right edge
+    gaps = page.eval_on_selector_all(
+        "#cards .row",
+        "rows => rows.map(r => r.getBoundingClientRect().right"
+        " - r.lastElementChild.getBoundingClientRect().right)",
+    )
+    assert max(gaps) < 2  # no empty column at the end of a card's pictures
+    badges = page.eval_on_selector_all(
+        "figcaption:has(.badge)",
+        "fs => fs.map(f => f.querySelector('.badge').getBoundingClientRect().top"
+        " - f.querySelector('.label').getBoundingClientRect().top)",
+    )
+    assert badges and max(abs(d) for d in badges) < 4  # the badge on its label's first line
+    broken = page.evaluate(MID_WORD)
+    assert broken == [], "\n".join(broken)  # a path breaks after a "/", never inside a name

@@ -448,7 +448,7 @@ async def test_an_unreadable_journal_line_about_a_task_is_said(tmp_path: Path) -
             "--poll-interval", "0.02", key=sandbox.api_key,
         )  # fmt: skip
     assert done.returncode == ExitCode.OK
-    assert b"journal: 1 lines could not be read, 1 of them about a paid task" in done.stdout
+    assert b"journal: 1 line could not be read, 1 of them about a paid task" in done.stdout
 
 
 async def test_a_photo_given_twice_is_taken_once(tmp_path: Path) -> None:

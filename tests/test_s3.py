@@ -236,7 +236,8 @@ async def test_s3_without_the_extra_says_which_extra_to_install(tmp_path: Path) 
     )  # fmt: skip
     assert done.returncode == 2
     assert done.stderr.decode().splitlines() == [
-        "batchtoon: s3:// needs the s3 extra: pip install 'batchtoon[s3]'"
+        "batchtoon: s3:// needs s3fs: install batchtoon with its s3 extra "
+        "(pipx install '.[s3]' from a clone)"
     ]
 
 

@@ -15,6 +15,8 @@ variable), the command says so in one line and never shows a traceback.
 
 from __future__ import annotations
 
+import argparse
+import importlib
 import io
 import logging
 import os
@@ -24,10 +26,7 @@ import traceback
 import warnings
 from collections.abc import Iterator, Sequence
 
-from PIL import Image
-
-from batchtoon.cli import commands, show
-from batchtoon.cli.parser import build, parse
+from batchtoon.cli.parser import Handler, build, parse
 from batchtoon.errors import DISK_TROUBLE, BatchtoonError, Unwritable, UsageError
 from batchtoon.exitcodes import ExitCode
 from batchtoon.locations.sources import display
@@ -43,25 +42,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             stream.reconfigure(errors="backslashreplace")
     parser = build(
         {
-            "run": commands.run,
-            "plan": commands.plan,
-            "status": show.status,
-            "report": show.report,
-            "config": show.config,
-            "sandbox": commands.sandbox,
-            "completion": show.completion,
+            "run": _lazy("commands", "run"),
+            "plan": _lazy("commands", "plan"),
+            "status": _lazy("show", "status"),
+            "report": _lazy("show", "report"),
+            "config": _lazy("show", "config"),
+            "sandbox": _lazy("commands", "sandbox"),
+            "completion": _lazy("show", "completion"),
         }
     )
     if "_ARGCOMPLETE" in os.environ:  # the shell asks for completions: answer, and exit
         import argcomplete  # only then: it is not free to load
 
         argcomplete.autocomplete(parser)
-    # An image with more pixels than Pillow decodes safely is refused with a reason (pre-flight,
-    # results); Pillow's own warning about it would only be a second, unasked-for line.
-    warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
     try:
         args = parse(parser, argv)
         args.argv = argv
+        _quiet_pixel_bombs()
         code: int = args.handler(args)
         sys.stdout.flush()  # a closed pipe shows here, not at exit
         return code
@@ -69,6 +66,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return ExitCode.STOPPED
     except Exception as raised:  # one line, never a traceback: the traceback goes to the log
         return _failed(_innermost(raised))
+
+
+def _lazy(module: str, name: str) -> Handler:
+    """A command's handler, its module imported only when the command runs: `--version` and
+    `--help` answer without loading the engine, its HTTP client and Pillow."""
+
+    def handler(args: argparse.Namespace) -> int:
+        command: Handler = getattr(importlib.import_module(f"batchtoon.cli.{module}"), name)
+        return command(args)
+
+    return handler
+
+
+def _quiet_pixel_bombs() -> None:
+    """An image with more pixels than Pillow decodes safely is refused with a reason
+    (pre-flight, results); Pillow's own warning about it would only be a second line."""
+    from PIL import Image
+
+    warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 
 def _failed(error: BaseException) -> int:

@@ -22,7 +22,8 @@ from filelock import FileLock, Timeout
 from tqdm import tqdm
 
 from batchtoon.batch import Batch, Summary
-from batchtoon.cli.parser import did_you_mean, setting_flags
+from batchtoon.cli.live import LiveFile, live_path
+from batchtoon.cli.parser import did_you_mean, flag_variables, setting_flags
 from batchtoon.cli.progress import Bars, StatusLines, summary
 from batchtoon.errors import ApiError, RunFatal, StoreFailure, UsageError
 from batchtoon.exitcodes import ExitCode
@@ -46,7 +47,7 @@ def resolved(args: argparse.Namespace) -> Resolved:
     flags = setting_flags(args)
     if getattr(args, "sandbox", False) and "api.base_url" in flags:
         raise UsageError("--sandbox and --api-base cannot go together: pick one API")
-    return resolve(args.config, flags=flags)
+    return resolve(args.config, flags=flags, env_aliases=flag_variables())
 
 
 def api_key(settings: Settings, *, required: bool) -> str:
@@ -108,7 +109,8 @@ async def _run_async(args: argparse.Namespace, resolved: Resolved, key: str) -> 
         async with api_target(args, resolved, key, keep_state=True) as (settings, key):
             with _log_on_screen(args.verbose, key):
                 batch = Batch(
-                    settings, api_key=key, retry_failed=args.retry_failed, on_progress=bars,
+                    settings, api_key=key, retry_failed=args.retry_failed,
+                    on_progress=LiveFile(live_path(settings.journal_path), bars),
                     on_problem=None if args.verbose else _show_problem,
                 )  # fmt: skip
                 async with batch, anyio.create_task_group() as group:
@@ -130,7 +132,7 @@ def _progress(args: argparse.Namespace, settings: Settings) -> Bars | StatusLine
     """A bar on a terminal; elsewhere (cron, a pipe, a file), a status line now and then."""
     if args.quiet:
         return None
-    if sys.stderr.isatty() and not os.environ.get("NO_COLOR"):
+    if args.progress or (sys.stderr.isatty() and not os.environ.get("NO_COLOR")):
         return Bars()
     return StatusLines(settings.progress.interval)
 

@@ -15,15 +15,17 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
+import os
 import re
-from collections.abc import Callable, Sequence
+import textwrap
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
 from batchtoon.errors import UsageError
 from batchtoon.locations.storage import location
-from batchtoon.settings.config import SETTINGS, shown
+from batchtoon.settings.config import ENV_PREFIX, SETTINGS, Setting, check, shown
 from batchtoon.settings.styles import STYLE_SLUGS
 from batchtoon.version import __version__
 
@@ -34,8 +36,10 @@ __all__ = [
     "Flag",
     "build",
     "did_you_mean",
+    "flag_variables",
     "parse",
     "setting_flags",
+    "variable",
 ]
 
 COMMANDS = ("run", "plan", "status", "report", "config", "sandbox", "completion")
@@ -66,17 +70,20 @@ _WHAT, _WHERE, _API, _PACE, _RETRY, _IMAGES, _SHOW = (
 )
 
 FLAGS: tuple[Flag, ...] = (
-    Flag("styles", "--style", "LIST", "styles: 0-8 or names, comma-separated (0,2d,5-6)", _WHAT),
+    Flag("styles", "--style", "LIST", "styles, comma-separated, by number, range (5-6) or "
+         "name: " + ", ".join(f"{i}={slug}" for i, slug in enumerate(STYLE_SLUGS)), _WHAT),
     Flag("sources.include", "--include", "GLOB", "take only files below a SOURCE folder that "
          "match (repeatable; '*.jpg', 'trips/**')", _WHAT),
     Flag("sources.exclude", "--exclude", "GLOB", "skip files and folders that match "
          "(repeatable; 'raw', '**/tmp/**')", _WHAT),
     Flag("sources.shard", "--shard", "K/N", "take only share K of N (0 <= K < N) of the "
-         "photos, the same share on every machine; --rate is then the account's, divided by N",
+         "photos, the same share on every machine; it then takes 1/N of the account's rates",
          _WHAT),
     Flag("output.dir", "--out", "DIR", "output folder or URL (s3://bucket/x)", _WHERE),
     Flag("journal", "--journal", "FILE", "journal (default: <out>/.batchtoon/journal.jsonl; "
          "for a URL --out, ./.batchtoon/<the URL>/journal.jsonl)", _WHERE),
+    Flag("log_file", "--log-file", "FILE", "the run's log (default: beside the journal, "
+         "batchtoon.log)", _WHERE),
     Flag("output.template", "--template", "TEXT", "output names: fields dir stem name style "
          "style_name sha8 ext", _WHERE),
     Flag("output.portable_names", "--portable-names", "", "output names valid on every common "
@@ -114,27 +121,40 @@ FLAGS: tuple[Flag, ...] = (
     Flag("prepare.max_short_side", "--max-short-side", "PX", "with --fix, shrink a photo whose "
          "short side is above this ('null': never)", _IMAGES),
     Flag("prepare.quality", "--quality", "Q", "JPEG quality of a prepared upload", _IMAGES),
+    Flag("prepare.fit", "--fit", "crop|pad", "a photo wider or taller than 3:2: let the provider "
+         "crop its centre (plan says which), or pad it to 3:2 first to keep it all", _IMAGES),
     Flag("prepare.workers", "--prepare-workers", "N", "pre-flight threads (0: one per core)",
          _IMAGES),
     Flag("progress.interval", "--stats-interval", "S", "seconds between status lines when not "
          "on a terminal", _SHOW),
 )  # fmt: skip
 
+# What only a run uses: `plan` (which submits, polls and downloads nothing) takes these flags,
+# so that `run` and `plan` take one command line, but its help does not list them.
+RUN_ONLY = frozenset({
+    "output.max_result_bytes", "log_file", "report.enabled", "api.answer_timeout",
+    "submit.concurrency", "submit.rate", "submit.max_resubmissions", "poll.interval",
+    "poll.rate", "poll.concurrency", "download.workers", "max_submissions", "retry.attempts",
+    "retry.backoff", "retry.max_backoff", "retry.total", "retry.max_wait", "progress.interval",
+})  # fmt: skip
+
 _DEST = "setting:"  # a setting flag's dest: "setting:submit.rate"
+CONFIG_HELP = "config file (`batchtoon config` prints the settings in force, as a file holds them)"
 
 EPILOG_KEY = """\
 The API key is read from $AILAB_API_KEY (or the variable --key-env names); it is never written
 to the journal, the log, a report or any output. Every setting also comes from a config file
 (--config FILE, else $BATCHTOON_CONFIG, else ./batchtoon.yaml, else the user config folder) or
-an environment variable BATCHTOON_<SECTION>_<KEY> (BATCHTOON_SUBMIT_RATE=5); flags win, then
-the environment, then the file. `batchtoon config` shows what is in force and where from."""
+an environment variable named after its flag (--out: BATCHTOON_OUT=cartoons) or its key
+(output.dir: BATCHTOON_OUTPUT_DIR=cartoons); flags win, then the environment, then the file.
+`batchtoon config` shows what is in force and where from."""
 
 _RUN_EXAMPLES = """\
 examples:
   export AILAB_API_KEY=...
   batchtoon run ~/Pictures --style 2d,vintage-comic --out cartoons
   batchtoon run photos --exclude 'raw' --include '*.jpg' --max-submissions 100
-  batchtoon run samples --sandbox --out /tmp/try    # offline, against a built-in sandbox
+  batchtoon run ~/Pictures --sandbox --out /tmp/try  # offline, no key: a built-in sandbox
 
 """
 
@@ -164,6 +184,10 @@ class _Parser(argparse.ArgumentParser):
 class _Formatter(argparse.RawDescriptionHelpFormatter):
     def __init__(self, prog: str) -> None:
         super().__init__(prog, max_help_position=30, width=100)
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        """Wrapped at spaces only: a style's name (`vintage-comic`) or a flag stays whole."""
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
 
 
 class _SettingAction(argparse.Action):
@@ -197,8 +221,14 @@ def _default_text(key: str) -> str:
     return f" (default: {shown(default)})"
 
 
-def add_setting_flags(parser: argparse.ArgumentParser, keys: Sequence[str] | None = None) -> None:
-    """The flags of `FLAGS` (or of `keys` only), in their groups, with defaults in their help."""
+def add_setting_flags(
+    parser: argparse.ArgumentParser,
+    keys: Sequence[str] | None = None,
+    *,
+    unlisted: Collection[str] = (),
+) -> None:
+    """The flags of `FLAGS` (or of `keys` only), in their groups, with defaults in their help;
+    those of `unlisted` are taken but not shown in the help."""
     groups: dict[str, Any] = {}
     for flag in FLAGS:
         if keys is not None and flag.key not in keys:
@@ -212,6 +242,8 @@ def add_setting_flags(parser: argparse.ArgumentParser, keys: Sequence[str] | Non
             "default": argparse.SUPPRESS,
             "help": flag.help + _default_text(flag.key),
         }
+        if flag.key in unlisted:
+            options["help"] = argparse.SUPPRESS
         names = [flag.name]
         if not flag.metavar:  # a switch: --fix / --no-fix
             names.append("--no-" + flag.name.removeprefix("--"))
@@ -228,6 +260,30 @@ def add_setting_flags(parser: argparse.ArgumentParser, keys: Sequence[str] | Non
 def _style_names(**_: object) -> tuple[str, ...]:
     """What the shell completes `--style` with (argcomplete calls it, any callable will do)."""
     return STYLE_SLUGS
+
+
+# The switches of `run` (and `plan`) that set no setting; each is read from a variable named
+# after it too (`--sandbox`: BATCHTOON_SANDBOX=yes) when it is not given.
+SWITCHES = ("--sandbox", "--retry-failed", "--verbose", "--quiet", "--progress", "--dry-run",
+            "--json")  # fmt: skip
+
+
+_SWITCH = Setting("", "bool", False, None, None, False)  # how a switch's variable is read
+
+
+def variable(flag: str) -> str:
+    """The variable named after a flag: `--rate` -> `BATCHTOON_RATE`."""
+    return ENV_PREFIX + flag.removeprefix("--").replace("-", "_").upper()
+
+
+def flag_variables() -> dict[str, str | None]:
+    """A variable named after each flag: a setting's (`{"BATCHTOON_RATE": "submit.rate"}`; the
+    setting's own, `BATCHTOON_SUBMIT_RATE`, works too), or None for a switch of `SWITCHES`,
+    which `parse` reads itself."""
+    return {
+        **{variable(flag.name): flag.key for flag in FLAGS},
+        **dict.fromkeys(map(variable, SWITCHES)),
+    }
 
 
 def setting_flags(args: argparse.Namespace) -> dict[str, tuple[str, object]]:
@@ -262,7 +318,7 @@ def build(handlers: dict[str, Handler]) -> argparse.ArgumentParser:
         "turn SOURCE folders, manifests or images into cartoons",
         _RUN_EXAMPLES + EPILOG_KEY + "\n\n" + _EXIT_CODES,
     )
-    _add_run_arguments(run)
+    _add_run_arguments(run, only_run=True)
     run.add_argument("--dry-run", action="store_true", help="only print the plan (see plan)")
     run.add_argument(
         "--json", action="store_true", help="the summary (with --dry-run: the plan) as JSON"
@@ -273,11 +329,11 @@ def build(handlers: dict[str, Handler]) -> argparse.ArgumentParser:
         "what a run would cost; submits nothing (exit 3: the API would stop the run: key "
         "refused, or not enough credits)",
     )
-    _add_run_arguments(plan)
+    _add_run_arguments(plan, only_run=False)
     plan.add_argument("--json", action="store_true", help="one JSON object")
 
     status = command("status", "what a journal says: counts, failures by kind, items")
-    status.add_argument("--config", type=Path, metavar="FILE", help="config file")
+    status.add_argument("--config", type=Path, metavar="FILE", help=CONFIG_HELP)
     add_setting_flags(status, ("output.dir",))
     status.add_argument(
         "--journal",
@@ -296,11 +352,11 @@ def build(handlers: dict[str, Handler]) -> argparse.ArgumentParser:
     )
 
     report = command("report", "write the before/after gallery of a journal: <out>/index.html")
-    report.add_argument("--config", type=Path, metavar="FILE", help="config file")
+    report.add_argument("--config", type=Path, metavar="FILE", help=CONFIG_HELP)
     add_setting_flags(report, ("output.dir", "journal"))
 
     config = command("config", "the settings in force, and where each came from")
-    config.add_argument("--config", type=Path, metavar="FILE", help="config file")
+    config.add_argument("--config", type=Path, metavar="FILE", help=CONFIG_HELP)
     config.add_argument("--json", action="store_true", help="one JSON object")
     add_setting_flags(config)
 
@@ -324,8 +380,14 @@ install (then open a new shell):
   fish:  batchtoon completion fish > ~/.config/fish/completions/batchtoon.fish"""
 
 
-def _add_run_arguments(run: argparse.ArgumentParser) -> None:
+def _add_run_arguments(run: argparse.ArgumentParser, *, only_run: bool) -> None:
+    """The arguments of `run`; `only_run` False: for `plan`, which takes them all but lists
+    only those it uses (not `RUN_ONLY`'s, nor the screen's)."""
     add = run.add_argument
+
+    def listed(text: str) -> str:
+        return text if only_run else argparse.SUPPRESS
+
     add(
         "sources",
         nargs="+",
@@ -334,7 +396,7 @@ def _add_run_arguments(run: argparse.ArgumentParser) -> None:
         help="a folder (walked recursively), a .jsonl/.csv manifest or an image; or a URL of "
         "one (s3://bucket/photos)",
     )
-    add("--config", type=Path, metavar="FILE", help="config file (see configs/default.yaml)")
+    add("--config", type=Path, metavar="FILE", help=CONFIG_HELP)
     add(
         "--sandbox",
         action="store_true",
@@ -342,15 +404,27 @@ def _add_run_arguments(run: argparse.ArgumentParser) -> None:
         "<out>/.batchtoon/sandbox)",
     )
     add("--retry-failed", action="store_true", help="try failed items again")
-    loud = run.add_mutually_exclusive_group()
-    loud.add_argument("-v", "--verbose", action="store_true", help="the log's lines on screen too")
+    # (argparse cannot draw the usage of a group whose every member is unlisted)
+    loud: Any = run.add_mutually_exclusive_group() if only_run else run
+    loud.add_argument(
+        "-v", "--verbose", action="store_true", help=listed("the log's lines on screen too")
+    )
     loud.add_argument(
         "-q",
         "--quiet",
         action="store_true",
-        help="only errors (items that fail) on screen: no bars",
+        help=listed("only errors (items that fail) on screen: no bars"),
     )
-    add_setting_flags(run)
+    loud.add_argument(
+        "-P",
+        "--progress",
+        action="store_true",
+        help=listed(
+            "the progress bar even when stderr is not a terminal (default: the bar on "
+            "a terminal, a status line every --stats-interval elsewhere)"
+        ),
+    )
+    add_setting_flags(run, unlisted=() if only_run else RUN_ONLY)
 
 
 def _add_sandbox_arguments(sandbox: argparse.ArgumentParser) -> None:
@@ -402,7 +476,25 @@ def parse(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.Name
     args, extras = parser.parse_known_args(argv)
     if extras:
         raise CommandLineError(_unknown(args.parser, extras))
+    if getattr(args, "command_name", None) in ("run", "plan"):
+        _switches_from(os.environ, args)
     return args
+
+
+def _switches_from(environ: Mapping[str, str], args: argparse.Namespace) -> None:
+    """Each switch of `SWITCHES` not given on the command line, from its variable (checked as
+    a setting's switch is: true/false/yes/no/on/off/1/0)."""
+    for flag in SWITCHES:
+        dest, name = flag.removeprefix("--").replace("-", "_"), variable(flag)
+        if not getattr(args, dest, True) and environ.get(name, "").strip():
+            setattr(
+                args,
+                dest,
+                check(Setting("", "bool", False, None, None, False), environ[name], name),
+            )
+    loud = [f"--{dest}" for dest in ("verbose", "quiet", "progress") if getattr(args, dest, False)]
+    if len(loud) > 1:
+        raise UsageError(f"{' and '.join(loud)} cannot go together (see the BATCHTOON_ variables)")
 
 
 def _unknown(parser: argparse.ArgumentParser, extras: list[str]) -> str:

@@ -19,15 +19,20 @@ from tqdm import tqdm
 from batchtoon.batch import Snapshot, Summary
 from batchtoon.cli.reasons import kind_of
 from batchtoon.pipeline.stats import TERMS
+from batchtoon.words import counted
 
-__all__ = ["Bars", "StatusLines", "summary"]
+__all__ = ["Bars", "StatusLines", "line", "summary"]
 
 MB = 1e6
 
 
 class Bars:
     """A tqdm bar of results settled, with the run's state after it. It is first drawn once
-    the quick count of the sources is in, so its total is right from its first frame."""
+    the quick count of the sources is in, so its total is right from its first frame. Its
+    rate and ETA are the run's own (`line`'s), not tqdm's guess from the bar's speed, which a
+    resume (results already done settle at once) sends wild."""
+
+    FORMAT = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]"
 
     def __init__(self, stream: IO[str] | None = None) -> None:
         self._stream = stream or sys.stderr
@@ -37,12 +42,14 @@ class Bars:
         if self._bar is None:
             if snapshot.expected is None:
                 return
-            options: dict[str, Any] = {"unit": " results", "dynamic_ncols": True}
-            self._bar = tqdm(desc="batchtoon", file=self._stream, total=snapshot.total, **options)
+            self._bar = tqdm(
+                desc="batchtoon", file=self._stream, total=snapshot.total,
+                bar_format=self.FORMAT, dynamic_ncols=True,
+            )  # fmt: skip
         bar = self._bar
         bar.total = snapshot.total
         bar.n = snapshot.settled
-        bar.set_postfix_str(_state(snapshot), refresh=False)
+        bar.set_postfix_str(", ".join([*_pace(snapshot), _state(snapshot)]), refresh=False)
         bar.refresh()
 
     def close(self) -> None:
@@ -57,27 +64,36 @@ class StatusLines:
     def __init__(self, interval: float, stream: IO[str] | None = None) -> None:
         self._interval = interval
         self._stream = stream or sys.stderr
-        self._last: Snapshot | None = None  # the snapshot of the last line written
         self._due = interval
 
     def __call__(self, snapshot: Snapshot) -> None:
         if snapshot.elapsed < self._due:
             return
         self._due = snapshot.elapsed + self._interval
-        print(f"batchtoon: {_line(snapshot, self._last)}", file=self._stream, flush=True)
-        self._last = snapshot
+        print(f"batchtoon: {line(snapshot)}", file=self._stream, flush=True)
 
 
-def _line(now: Snapshot, before: Snapshot | None) -> str:
+def line(now: Snapshot) -> str:
+    """A run's state in one line, in the summary's words: the status lines' and `status`'s
+    while it runs (`12/40 results (30%), 10 done, 28 pending, 24 results/min, ETA 35s, ...`)."""
     total = now.total
     share = f" ({now.settled / total:.0%})" if total else ""
     parts = [f"{now.settled}/{total} results{share}", f"{now.done} done"]
-    if before is not None and now.elapsed > before.elapsed:
-        rate = (now.settled - before.settled) / (now.elapsed - before.elapsed)
-        parts.append(f"{rate:.2g}/s")
-        if rate > 0 and total > now.settled:
-            parts.append(f"ETA {_duration((total - now.settled) / rate)}")
-    return ", ".join([*parts, _state(now)]).rstrip(", ")
+    parts.append(f"{now.pending} pending")
+    return ", ".join([*parts, *_pace(now), _state(now)]).rstrip(", ")
+
+
+def _pace(now: Snapshot) -> list[str]:
+    """The run's rate (the summary's: results written a minute) and its ETA, once known."""
+    parts = [_per_minute(now.per_minute)] if now.done_now else []
+    eta = now.eta
+    if eta is not None and now.pending:
+        parts.append(f"ETA {_duration(eta)}")
+    return parts
+
+
+def _per_minute(rate: float) -> str:
+    return f"{rate:.1f} results/min"
 
 
 def _state(snapshot: Snapshot) -> str:
@@ -110,16 +126,22 @@ def summary(done: Summary) -> str:
     ]
     if done.submitted:
         lines.append(f"uploads: {_uploads(done)}")
+    if done.cropped:
+        lines.append(
+            f"cropped: {counted(done.cropped, 'photo')} beyond 3:2: the provider keeps the "
+            "centre 3:2 (the log names them; --fit pad keeps all)"
+        )
     lines.append(f"time:    {_time(done)}")
     if done.left_tasks:
         lines.append(
-            f"left:    {done.left_tasks} paid tasks could not be followed to the end now; "
-            "the next run asks about them again"
+            f"left:    {counted(done.left_tasks, 'paid task')} could not be followed to the "
+            "end now; the next run asks about them again"
         )
     if done.unreadable_lines:
         lines.append(
-            f"journal: {done.unreadable_lines} lines could not be read, {done.unreadable_tasks} "
-            "of them about a paid task: those photos may be paid for again"
+            f"journal: {counted(done.unreadable_lines, 'line')} could not be read, "
+            f"{done.unreadable_tasks} of them about a paid task: those photos may be paid for "
+            "again"
         )
     if done.failures:
         lines.append("failed or refused in this run:")
@@ -128,19 +150,19 @@ def summary(done: Summary) -> str:
 
 
 def _cost(done: Summary) -> str:
-    text = f"{done.submitted} submissions accepted"
+    text = f"{counted(done.submitted, 'submission')} accepted"
     if done.extra:
         text += f", {done.extra} of them again (the provider lost the first: extra cost)"
     if done.unanswered:
-        text += f"; {done.unanswered} uploads went unanswered (each possibly paid for)"
+        text += f"; {counted(done.unanswered, 'upload')} went unanswered (each possibly paid for)"
     return text
 
 
 def _time(done: Summary) -> str:
     text = f"{done.wall:.1f} s"
     if done.results["done now"] and done.wall:
-        text += f", {done.results['done now'] / done.wall * 60:.1f} results/min"
-    return text + f", {done.retries} retries, {done.slowdowns} slowdowns"
+        text += f", {_per_minute(done.results['done now'] / done.wall * 60)}"
+    return text + f", {counted(done.retries, 'retry')}, {counted(done.slowdowns, 'slowdown')}"
 
 
 def _sum(terms: Mapping[str, int]) -> str:
@@ -152,7 +174,7 @@ def _sum(terms: Mapping[str, int]) -> str:
 def _aside(done: Summary) -> str:
     notes = []
     if done.duplicates:
-        notes.append(f"{done.duplicates} duplicates sent once")
+        notes.append(f"{counted(done.duplicates, 'duplicate')} sent once")
     if done.also_finished:
         notes.append(f"{done.also_finished} more finished for an earlier run")
     return f" ({', '.join(notes)})" if notes else ""
@@ -165,7 +187,7 @@ def _uploads(done: Summary) -> str:
     if done.converted_photos:
         why = ", ".join(f"{n} {reason}" for reason, n in Counter(done.converted).most_common())
         text += (
-            f"; {done.converted_photos} photos converted ({why}), "
+            f"; {counted(done.converted_photos, 'photo')} converted ({why}), "
             f"saving {done.saved_bytes / MB:.1f} MB"
         )
     return text

@@ -15,8 +15,10 @@ from typing import Any
 import platformdirs
 import yaml
 
-from batchtoon.batch import write_report
+from batchtoon.batch import Snapshot, write_report
 from batchtoon.cli.commands import resolved
+from batchtoon.cli.live import read_live
+from batchtoon.cli.progress import line
 from batchtoon.cli.reasons import kind_of
 from batchtoon.errors import UsageError
 from batchtoon.locations.sources import display
@@ -86,7 +88,8 @@ def kinds(failures: Iterable[Item]) -> list[dict[str, Any]]:
 
 def status(args: argparse.Namespace) -> int:
     settings = resolved(args).settings
-    ledgers = [Journal.replay(path).ledger for path in journals(args.journals, settings)]
+    paths = journals(args.journals, settings)
+    ledgers = [Journal.replay(path).ledger for path in paths]
     out = location(settings.output.dir)
     every = [item for ledger in ledgers for item in items(ledger, out)]
     if args.list or args.state:
@@ -98,21 +101,26 @@ def status(args: argparse.Namespace) -> int:
         return 0
     results, photos = tally(every)
     grouped = kinds(i for i in every if i.state in ("failed", "refused"))
+    running = [(path, live) for path in paths if (live := read_live(path)) is not None]
     if args.json:
         failed = [row for ledger in ledgers for row in ledger.failures()]
         uploads = [ledger.uploads for ledger in ledgers]
         report = {
             "results": results, "photos": photos, "uploads": Uploads.joint(uploads).as_json(),
             "failed": failed, "kinds": grouped,
+            "running": [_live_json(path, live) for path, live in running],
         }  # fmt: skip
         print(json.dumps(report, ensure_ascii=False))
         return 0
+    for path, live in running:  # the run's own numbers, as its display shows them
+        print(f"running: {line(live)}" + (f" ({display(str(path))})" if len(paths) > 1 else ""))
     print(f"results: {_sum(results)}")
     print(f"photos:  {_sum(photos)}")
     sent = Uploads.joint([ledger.uploads for ledger in ledgers]).as_json()
-    if sent["uploaded_mb"]:
+    if sent["uploaded_mb"]:  # its rate is the run's (above, while one runs): the journal's
+        # span holds the pauses between runs
         print(
-            f"uploads: {sent['uploaded_mb']:.1f} MB sent at {sent['mb_per_s']:.2g} MB/s; "
+            f"uploads: {sent['uploaded_mb']:.1f} MB sent; "
             f"preparation saved {sent['saved_mb']:.1f} MB"
         )
     if grouped:
@@ -122,6 +130,16 @@ def status(args: argparse.Namespace) -> int:
         print(f"  {group['count']:>5} x {display(example['reason'])}")
         print(f"          e.g. {display(example['source'])} ({style_slug(example['style'])})")
     return 0
+
+
+def _live_json(journal: Path, live: Snapshot) -> dict[str, Any]:
+    """A running run's numbers, in `run --json`'s words where they are the same."""
+    return {
+        "journal": str(journal), "found": live.total, "settled": live.settled,
+        "done": live.done, "pending": live.pending, "submitted": live.submitted,
+        "results_per_min": round(live.per_minute, 1), "eta_s": live.eta,
+        "upload_rate": live.upload_rate,
+    }  # fmt: skip
 
 
 def journals(given: list[str] | None, settings: Settings) -> list[Path]:

@@ -18,6 +18,13 @@ Guarantees:
 - A conversion is cached in `cache` by the original's sha256 and the settings that shape its
   bytes, written atomically (a unique temporary file, then `os.replace`); a resume reads it
   back, headers only, instead of preparing again. A damaged cache file is prepared anew.
+  `forget(cache, sha256)` removes a photo's conversions once its results are stored (a style
+  sent later is prepared again); it removes only files of the cache's own names, and nothing
+  through a cache folder that is a symbolic link.
+- `Prepared.crop` says, for a photo wider or taller than 3:2 that is sent so, what the
+  provider will keep of it (its centre 3:2, `shrink.provider_crop`; a crop of less than
+  `UNSEEN_CROP` of the long side is not worth a word); with `fit: pad` (and `fix`) such a
+  photo is padded to 3:2 instead (reason `padded`) and nothing is cropped.
 - Hostile input never crashes it: decompression bombs, absurd sizes, truncation, files that
   are not images (or are not photo formats: EPS would run Ghostscript) end as `InputError`.
 """
@@ -29,6 +36,7 @@ import dataclasses
 import functools
 import hashlib
 import io
+import re
 import stat
 import struct
 import threading
@@ -48,7 +56,7 @@ from batchtoon.locations.files import write_whole
 from batchtoon.locations.storage import Location
 from batchtoon.settings.config import PrepareSettings
 
-__all__ = ["MAX_UPLOAD_BYTES", "REASONS", "Prepared", "check"]
+__all__ = ["MAX_UPLOAD_BYTES", "REASONS", "Crop", "Prepared", "check", "forget", "opened"]
 
 REASONS = {
     "heic": "HEIC/HEIF, which the API does not take (so for any other such format: its name)",
@@ -59,6 +67,7 @@ REASONS = {
     "rotated": "an EXIF orientation, applied to the pixels",
     "over-limit": "over the API's 5760x3240 or 10 MB",
     "shrunk": "its short side is over max_short_side",
+    "padded": "wider or taller than 3:2: padded to 3:2, so the provider crops none of it",
 }
 ACCEPTED = frozenset({"JPEG", "PNG", "BMP", "WEBP"})
 OPENED = ("JPEG", "PNG", "WEBP", "BMP", "MPO", "HEIF", "AVIF", "GIF", "TIFF")  # and no others
@@ -69,7 +78,20 @@ READ_ATTEMPTS = 3
 RECIPE = 1  # bump when shrink's bytes change for the same input and settings: new cache names
 ORIENTATION = 0x0112
 TOO_MANY_PIXELS = "too many pixels to open safely: downscale it first"
+UNSEEN_CROP = 0.02  # a crop of less than this share of the long side is not said, nor padded
 DEFAULTS = PrepareSettings()
+
+
+@dataclass(frozen=True, slots=True)
+class Crop:
+    """What the provider keeps of a photo wider or taller than 3:2: its centre `kept`."""
+
+    size: tuple[int, int]  # the photo, as it is seen (upright)
+    kept: tuple[int, int]  # its centre that the result shows
+
+    def __str__(self) -> str:
+        (width, height), (kept_w, kept_h) = self.size, self.kept
+        return f"{width}x{height}: the provider keeps its centre {kept_w}x{kept_h} (3:2)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +103,7 @@ class Prepared:
     reasons: tuple[str, ...] = ()  # why `data` is not the original (REASONS); () if it is
     original_bytes: int = 0
     cached: bool = False  # the conversion was read back from the cache, not made now
+    crop: Crop | None = None  # what the provider will crop it to, if it will
 
     @property
     def converted(self) -> bool:
@@ -98,30 +121,46 @@ def check(
     settings = settings or DEFAULTS
     data = _read_stable(path, MAX_FIX_BYTES if settings.fix else MAX_UPLOAD_BYTES)
     sha = hashlib.sha256(data).hexdigest()
-    with _one_line_errors(), _opened(data) as image:
+    with _one_line_errors(), opened(data) as image:
         _refuse_unsafe(image)
-        as_is = Prepared(sha, data, image.format or "", image.size, original_bytes=len(data))
+        orientation = _orientation(image) if settings.fix else 1
+        crop = _crop(image.size, orientation)
+        as_is = Prepared(sha, data, image.format or "", image.size, (), len(data), crop=crop)
         if not settings.fix:
             _refuse_strict(image, data)
             return as_is
-        orientation = _orientation(image)
-        reasons = _reasons(image, len(data), orientation, settings.max_short_side)
+        pad = settings.fit == "pad" and crop is not None
+        reasons = _reasons(image, len(data), orientation, settings.max_short_side, pad)
         if not reasons:
             verify_intact(image, data)
             return as_is
-        name = _cache_name(sha, settings)
+        crop = None if pad else crop
+        name = _cache_name(sha, settings, pad)
         hit = _from_cache(cache / name) if cache is not None else None
         if hit is not None:
-            return dataclasses.replace(hit, sha256=sha, reasons=reasons, original_bytes=len(data))
+            return dataclasses.replace(
+                hit, sha256=sha, reasons=reasons, original_bytes=len(data), crop=crop
+            )
         upload = shrink.prepare(
             image,
             max_short=settings.max_short_side,
             quality=settings.quality,
             orientation=orientation,
+            pad=pad,
         )
     if cache is not None:
         _store(cache, name, upload.data)
-    return Prepared(sha, upload.data, upload.format, upload.size, reasons, len(data))
+    return Prepared(sha, upload.data, upload.format, upload.size, reasons, len(data), crop=crop)
+
+
+def _crop(size: tuple[int, int], orientation: int) -> Crop | None:
+    """What the provider will keep of a photo of `size` (stored), seen upright; None if it
+    keeps all of it, or all but under `UNSEEN_CROP` of its long side (451x300: a pixel)."""
+    upright = size[::-1] if orientation in shrink.SIDEWAYS else size
+    kept = shrink.provider_crop(upright)
+    if kept is None or max(kept) >= (1 - UNSEEN_CROP) * max(upright):
+        return None
+    return Crop(upright, kept)
 
 
 # Reading: one consistent copy of the file.
@@ -202,7 +241,8 @@ def _read_url(url: str, size: int) -> bytes:
 
 
 @contextlib.contextmanager
-def _opened(data: bytes) -> Iterator[Image.Image]:
+def opened(data: bytes) -> Iterator[Image.Image]:
+    """`data` opened (not decoded) as one of the formats pre-flight reads, HEIC included."""
     with Image.open(io.BytesIO(data), formats=_formats(data)) as image:
         yield image
 
@@ -286,7 +326,7 @@ def _refuse_strict(image: Image.Image, data: bytes) -> None:
 
 
 def _reasons(
-    image: Image.Image, size_bytes: int, orientation: int, max_short: int | None
+    image: Image.Image, size_bytes: int, orientation: int, max_short: int | None, pad: bool
 ) -> tuple[str, ...]:
     """Why `image` cannot be sent as it is (REASONS), or () when it can."""
     reasons = []
@@ -304,6 +344,8 @@ def _reasons(
         reasons.append("over-limit")
     if max_short is not None and short > max_short:
         reasons.append("shrunk")
+    if pad:
+        reasons.append("padded")
     if reasons and min(shrink.target_size(image.size, max_short)) < shrink.MIN_SIDE:
         raise InputError(
             f"{image.width}x{image.height} cannot fit 5760x3240 and keep 256 px: crop it"
@@ -328,9 +370,20 @@ def _orientation(image: Image.Image) -> int:
 # The cache of conversions.
 
 
-def _cache_name(sha: str, settings: PrepareSettings) -> str:
+def _cache_name(sha: str, settings: PrepareSettings, pad: bool) -> str:
     """Keyed by the original and every setting that changes the converted bytes."""
-    return f"{sha}.r{RECIPE}-s{settings.max_short_side or 0}-q{settings.quality}"
+    name = f"{sha}.r{RECIPE}-s{settings.max_short_side or 0}-q{settings.quality}"
+    return name + "-pad" if pad else name
+
+
+def forget(cache: Path, sha: str) -> None:
+    """Remove the photo `sha`'s conversions from `cache` (whatever settings made them): its
+    results are stored, and a converted copy of every photo would otherwise stay on disk."""
+    if not re.fullmatch(r"[0-9a-f]{64}", sha) or cache.is_symlink() or not cache.is_dir():
+        return
+    for made in cache.glob(f"{sha}.r*"):
+        with contextlib.suppress(OSError):  # gone already, or not ours to remove: no matter
+            made.unlink()
 
 
 def _from_cache(file: Path) -> Prepared | None:

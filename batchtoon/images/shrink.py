@@ -12,6 +12,11 @@ brought down to a short side in [1536, M]:
 Whatever M is, the API's limits come first: the long side at most 5760, the short at most
 3240; that alone can take a panorama (over 3.75:1) under 1536.
 
+The provider's aspect rule: a result keeps the photo's aspect ratio up to 3:2 (`PROVIDER_RATIO`);
+beyond, the provider keeps the centre 3:2 of it (`provider_crop` says what it keeps). With
+`pad`, `prepare` pads such a photo to 3:2 with white, centred, so that nothing is cropped; the
+padded picture, not the photo, is what is brought within the limits above.
+
 Guarantees of `prepare`: the image is decoded once, at the reduced scale when it can be; the
 upload is upright (EXIF orientation applied, then no EXIF at all: nothing for the provider to
 rotate again, and no GPS position sent); it is a JPEG (`quality`), or a PNG when transparency
@@ -34,13 +39,17 @@ __all__ = [
     "PROVIDER_SHORT",
     "Encoded",
     "fit_scale",
+    "padded_size",
     "prepare",
+    "provider_crop",
     "target_size",
 ]
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 MIN_SIDE, MAX_SHORT, MAX_LONG = 256, 3240, 5760
 PROVIDER_SHORT = 1536  # the short side of the provider's result
+PROVIDER_RATIO = 1.5  # beyond long/short 3:2 the provider crops its result to 3:2
+PAD_COLOUR = "white"
 # Pillow's BILINEAR is a triangle filter widened by the scale (antialiased), after a box
 # `reduce()` for factors of 4 and more. At 4032x3024 -> 2048x1536 it differs from LANCZOS by
 # 0.4 grey level on average (51.6 dB PSNR; a quality-90 JPEG encode alone loses 44.9 dB) for
@@ -57,6 +66,7 @@ TRANSPOSE = {
     7: Image.Transpose.TRANSVERSE,
     8: Image.Transpose.ROTATE_90,
 }  # EXIF orientation -> the transform that makes it upright
+SIDEWAYS = frozenset({5, 6, 7, 8})  # the orientations whose upright picture swaps width and height
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,31 +91,72 @@ def target_size(size: tuple[int, int], max_short: int | None) -> tuple[int, int]
     return _scaled(size, fit_scale(size, max_short))
 
 
+def provider_crop(size: tuple[int, int]) -> tuple[int, int] | None:
+    """The centre the provider keeps of a picture of `size`: 3:2 of it if it is wider or
+    taller than that, else None (it keeps all)."""
+    width, height = size
+    if max(size) <= PROVIDER_RATIO * min(size):
+        return None
+    if width > height:
+        return (round(height * PROVIDER_RATIO), height)
+    return (width, round(width * PROVIDER_RATIO))
+
+
+def padded_size(size: tuple[int, int]) -> tuple[int, int]:
+    """`size` with its short side grown until the picture is 3:2 (as it is, if it is not
+    wider or taller than that)."""
+    width, height = size
+    if provider_crop(size) is None:
+        return size
+    if width > height:
+        return (width, math.ceil(width / PROVIDER_RATIO))
+    return (math.ceil(height / PROVIDER_RATIO), height)
+
+
 def _scaled(size: tuple[int, int], scale: float) -> tuple[int, int]:
     return (max(1, round(size[0] * scale)), max(1, round(size[1] * scale)))
 
 
 def prepare(
-    image: Image.Image, *, max_short: int | None, quality: int, orientation: int = 1
+    image: Image.Image,
+    *,
+    max_short: int | None,
+    quality: int,
+    orientation: int = 1,
+    pad: bool = False,
 ) -> Encoded:
     """`image` (opened, not loaded) as an upload: see the module docstring for guarantees."""
     original = image.size
     target = target_size(original, max_short)
+    if pad:  # the padded picture is what must fit: the photo within it is smaller
+        target = _scaled(original, fit_scale(padded_size(original), max_short))
     if isinstance(image, JpegImageFile) and target != original:
         # DCT scaling: Pillow picks the largest reduction whose size is at least the one asked
         # for; asked for the provider's 1536 (when shrinking), it may land in [1536, M] and
         # need no resampling at all.
-        shrinking = max_short is not None and min(original) > max_short
+        shrinking = not pad and max_short is not None and min(original) > max_short
         image.draft(None, target_size(original, PROVIDER_SHORT) if shrinking else target)
     picture = _eight_bit_or_rgb(image)
-    if not _fits(picture.size, original, max_short):
+    if (pad and picture.size != target) or not _fits(picture.size, original, max_short):
         picture = picture.resize(target, FILTER, reducing_gap=REDUCING_GAP)
     if orientation in TRANSPOSE:  # after the resize: it moves fewer pixels
         picture = picture.transpose(TRANSPOSE[orientation])
     if picture.mode in ("RGBA", "LA") and not _uses_alpha(picture):
         picture = picture.convert(picture.mode[:-1])  # opaque: a JPEG is a fraction of a PNG
+    if pad:
+        picture = _padded(picture)
     icc = image.info.get("icc_profile") if _same_colours(image.mode, picture.mode) else None
-    return _encode_within_limit(picture, quality, icc, min(PROVIDER_SHORT, *target))
+    return _encode_within_limit(picture, quality, icc, min(PROVIDER_SHORT, *picture.size))
+
+
+def _padded(picture: Image.Image) -> Image.Image:
+    """`picture` centred on a white 3:2 canvas (itself if it is not wider or taller)."""
+    size = padded_size(picture.size)
+    if size == picture.size:
+        return picture
+    canvas = Image.new(picture.mode, size, PAD_COLOUR)
+    canvas.paste(picture, ((size[0] - picture.width) // 2, (size[1] - picture.height) // 2))
+    return canvas
 
 
 def _fits(size: tuple[int, int], original: tuple[int, int], max_short: int | None) -> bool:

@@ -141,7 +141,11 @@ class Filter:
     there are none) and no `exclude` glob; a folder matching an `exclude` glob is skipped, and
     so is batchtoon's own: any `.batchtoon` folder, and the folders in `avoid` (the output
     folder), so a run never cartoonises its own cartoons. With a `shard`, of every SOURCE's
-    items (manifest lines and single images too) only that shard's."""
+    items (manifest lines and single images too) only that shard's.
+
+    As rclone's filters do, a pattern that matches a folder matches everything below it:
+    `--include 'Summer trip'` takes the files in that folder (at any depth), as `--exclude
+    thumbs` skips that one. `unmatched()` names the patterns that matched nothing so far."""
 
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
@@ -149,23 +153,54 @@ class Filter:
     shard: Shard | None = None
     _includes: glob.WcMatcher[str] | None = field(init=False, repr=False, compare=False)
     _excludes: glob.WcMatcher[str] | None = field(init=False, repr=False, compare=False)
+    # each pattern that has matched nothing yet, by its flag: ("--include", "Summer trip")
+    _unseen: dict[tuple[str, str], glob.WcMatcher[str]] = field(
+        init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         for name, patterns in (("_includes", self.include), ("_excludes", self.exclude)):
             compiled = glob.compile(list(patterns), flags=_GLOB) if patterns else None
             object.__setattr__(self, name, compiled)
+        unseen = {
+            (flag, pattern): glob.compile([pattern], flags=_GLOB)
+            for flag, patterns in (("--include", self.include), ("--exclude", self.exclude))
+            for pattern in patterns
+        }
+        object.__setattr__(self, "_unseen", unseen)
 
     def takes(self, rel: str) -> bool:
-        """Whether the file at `rel` (posix, below its SOURCE folder) is taken."""
-        if self._includes is not None and not self._includes.match(rel):
+        """Whether the file at `rel` (posix, below its SOURCE folder) is taken: an include
+        may match it or any folder it is in (the folders an exclude matches are not walked)."""
+        if self._includes is not None:
+            within = [rel, *(str(folder) for folder in PurePosixPath(rel).parents)][:-1]
+            if not any(self._includes.match(path) for path in within):
+                return False
+            self._seen("--include", within)
+        if self._excludes is not None and self._excludes.match(rel):
+            self._seen("--exclude", [rel])
             return False
-        return self._excludes is None or not self._excludes.match(rel)
+        return True
 
     def skips_folder(self, rel: str, path: Location) -> bool:
         own = (path.name if isinstance(path, Path) else storage.name(path)) == OWN_FOLDER
         if own or any(_same(path, avoided) for avoided in self.avoid):
             return True
-        return self._excludes is not None and self._excludes.match(rel)
+        if self._excludes is not None and self._excludes.match(rel):
+            self._seen("--exclude", [rel])
+            return True
+        return False
+
+    def unmatched(self) -> list[str]:
+        """`--include 'Sumer trip'`: each pattern that has matched no file nor folder."""
+        return [f"{flag} {pattern!r}" for flag, pattern in self._unseen]
+
+    def _seen(self, flag: str, paths: list[str]) -> None:
+        """Note which of the patterns not yet seen match one of `paths` (once all have been
+        seen, this costs nothing)."""
+        for (kind, pattern), matcher in list(self._unseen.items()):
+            if kind == flag and any(matcher.match(path) for path in paths):
+                del self._unseen[kind, pattern]
 
     def in_shard(self, item: Source | BadLine, identity: str | None = None) -> bool:
         """Whether `item` is this process's (always, without a shard)."""

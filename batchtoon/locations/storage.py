@@ -11,8 +11,8 @@ Guarantees (URLs):
   thread: its credentials and endpoint come from the backend's own configuration (for S3 the
   AWS variables and profiles, `AWS_ENDPOINT_URL` included), and nothing of them is ever logged
   or printed;
-- a scheme with no installed backend is one `UsageError` line (`s3:// needs the s3 extra:
-  pip install 'batchtoon[s3]'`);
+- a scheme with no installed backend is one `UsageError` line (`s3:// needs s3fs: install
+  batchtoon with its s3 extra (pipx install '.[s3]' from a clone)`);
 - this module is the one boundary where a backend's errors are mapped: whatever it raises
   leaves as `StoreFailure` (one line, `missing` or `transient` said), which each caller turns
   into its own action (a refused photo, a retried write, a one-line exit);
@@ -70,7 +70,7 @@ T = TypeVar("T")
 
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]+)://")
 # The backends a user is likely to name, and the package that brings each.
-EXTRAS = {"s3": "the s3 extra: pip install 'batchtoon[s3]'"}
+EXTRAS = {"s3": "s3fs: install batchtoon with its s3 extra (pipx install '.[s3]' from a clone)"}
 # Errors that no retry mends: the object, the bucket or the right to it is not there.
 _FINAL = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
 _FINAL_ERRNOS = frozenset({errno.EINVAL, errno.EMSGSIZE, errno.ENOENT, errno.EACCES})

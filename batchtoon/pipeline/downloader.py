@@ -10,15 +10,20 @@ Guarantees:
 - a result that cannot be written (the disk or the store, not the result) is `Blocked`: it
   stays `succeeded` in the journal for the same command to finish later; a store's passing
   failure (`StoreBusy`) is retried first, within the retry policy;
-- memory is bounded whatever a server sends (see `batchtoon.locations.results.Spool`).
+- memory is bounded whatever a server sends (see `batchtoon.locations.results.Spool`);
+- once a result is stored, the photo's prepared upload is removed from the `prepared` cache
+  (`preflight.forget`): a finished batch leaves no converted copies behind.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import anyio
 from anyio.abc import ObjectReceiveStream
 
 from batchtoon.errors import ApiError, StoreBusy, TaskGone, Unwritable
+from batchtoon.images.preflight import forget
 from batchtoon.locations.layout import Layout
 from batchtoon.locations.results import Spool, file_spool
 from batchtoon.pipeline.clock import SYSTEM_CLOCK, Clock
@@ -40,9 +45,11 @@ class Downloader:
         *,
         max_bytes: int,
         clock: Clock = SYSTEM_CLOCK,
+        prepared: Path | None = None,
     ) -> None:
         self._api, self._retry, self._outbox, self._layout = api, retry, outbox, layout
         self._max_bytes = max_bytes
+        self._prepared = prepared  # the cache of prepared uploads, emptied as results are stored
         self._clock = clock
         self.downloaded = 0
 
@@ -70,6 +77,8 @@ class Downloader:
         except Unwritable as problem:
             return Blocked(entry, problem, url)
         self.downloaded += 1
+        if self._prepared is not None:
+            await anyio.to_thread.run_sync(forget, self._prepared, entry.sha256)
         return Stored(entry, filed, url)
 
     async def _fetch_and_file(self, entry: Entry, url: str, bases: list[str]) -> Filed:

@@ -28,8 +28,9 @@ from functools import partial
 import anyio
 
 from batchtoon.exitcodes import ExitCode
+from batchtoon.images.preflight import Prepared
 from batchtoon.locations.layout import Layout
-from batchtoon.locations.sources import count_sources
+from batchtoon.locations.sources import BadLine, Source, count_sources, display
 from batchtoon.locations.storage import Location, location
 from batchtoon.pipeline.budget import SubmissionBudget
 from batchtoon.pipeline.clock import SYSTEM_CLOCK, Clock
@@ -41,6 +42,7 @@ from batchtoon.pipeline.producer import (
     checker,
     preflight_sources,
     preflight_workers,
+    prepared_cache,
     shard_of,
     source_filter,
 )
@@ -189,6 +191,7 @@ class Engine:
                 downloader = Downloader(
                     api, self.retry, self.router, self.layout,
                     max_bytes=settings.output.max_result_bytes, clock=self.clock,
+                    prepared=prepared_cache(settings),
                 )  # fmt: skip
                 group.start_soon(downloader.run, self._result_queue.clone())
             await self.control.finished.wait()
@@ -215,11 +218,23 @@ class Engine:
         self.control.finished.set()
 
     async def _count_sources(self) -> None:
-        """How many results the sources hold, by a quick walk (names only), for the display."""
+        """How many results the sources hold, by a quick walk (names only), for the display;
+        and, once walked, each filter that matched nothing, said."""
         styles = len(self.settings.styles)
         only = source_filter(self.settings)
         photos = await anyio.to_thread.run_sync(count_sources, self.sources, only)
         self.stats.expected = photos * styles
+        for pattern in only.unmatched():
+            self.router.report(f"{pattern} matched no file nor folder: check its spelling")
+
+    async def _take(self, item: Source | BadLine, outcome: Prepared | str) -> None:
+        """Hand a pre-flighted item to the intake; first, note a photo the provider will crop
+        (wider or taller than 3:2, `prepare.fit: crop`): counted, and named in the log."""
+        if isinstance(outcome, Prepared) and outcome.crop is not None:
+            self.stats.cropped += 1
+            where = display(item.path) if isinstance(item, Source) else item.where
+            self._log.info("the provider will crop %s: %s", where, outcome.crop)
+        await self.intake.take(item, outcome)
 
     async def _produce(self) -> None:
         with self.control.producer_scope:
@@ -227,7 +242,7 @@ class Engine:
                 self.sources,
                 self._check,
                 preflight_workers(self.settings, self.sources),
-                self.intake.take,
+                self._take,
                 only=source_filter(self.settings),
             )
         self.control.producer_done()

@@ -142,7 +142,7 @@ class Intake:
         if verdict == "failed":
             tally.result(source, "failed earlier")
         elif verdict == "done" or (verdict == "copy" and there):
-            tally.result(source, "already done")
+            tally.found_done(key, source)
         else:
             tally.hold(key, source)
 

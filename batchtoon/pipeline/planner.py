@@ -2,8 +2,8 @@
 submitting anything.
 
 It runs the run's own pre-flight fan-out (`producer.preflight_sources`, the same checks in the
-same number of threads, filling the same prepared-image cache) over a read-only replay of the
-journal, and judges every (photo, style) by the run's own admission rule
+same number of threads; it writes nothing: no prepared-image cache) over a read-only replay of
+the journal, and judges every (photo, style) by the run's own admission rule
 (`admission.decide`): the plan's "billable" count is the run's number of submissions, not a
 second implementation's guess. With a key it also asks the account's balance.
 """
@@ -16,7 +16,7 @@ from typing import Any
 
 import anyio
 
-from batchtoon.images.preflight import Prepared
+from batchtoon.images.preflight import Crop, Prepared
 from batchtoon.locations.layout import Layout
 from batchtoon.locations.sources import BadLine, Source, display
 from batchtoon.locations.storage import Location, location
@@ -25,6 +25,7 @@ from batchtoon.pipeline.clock import SYSTEM_CLOCK, Clock
 from batchtoon.pipeline.producer import checker, preflight_sources, preflight_workers, source_filter
 from batchtoon.records.ledger import Entry, Ledger
 from batchtoon.settings.config import Settings
+from batchtoon.words import counted
 
 __all__ = ["ROWS", "Plan", "make_plan"]
 
@@ -42,7 +43,7 @@ ROWS: dict[Verdict, str] = {
 }
 ORDER = (
     "already done", "to submit", "to submit again", "duplicates", "in progress",
-    "failed earlier", "refused",
+    "failed earlier", "refused", "refused earlier",
 )  # fmt: skip
 
 
@@ -55,6 +56,7 @@ class Plan:
     invalid: dict[str, str] = field(default_factory=dict)  # where -> why it is refused
     converted: Counter[str] = field(default_factory=Counter)  # why -> photos converted
     to_convert: int = 0  # photos pre-flight converts before upload
+    cropped: dict[str, Crop] = field(default_factory=dict)  # where -> what the provider keeps
     notes: list[str] = field(default_factory=list)  # what the user should know first
     balance: float | None = None  # credits, when asked; negative: unlimited
 
@@ -77,6 +79,10 @@ class Plan:
             "failed_before": self.counts["failed earlier"],
             "to_convert": self.to_convert,
             "converted": dict(self.converted),
+            "cropped": [
+                {"source": where, "size": list(crop.size), "kept": list(crop.kept)}
+                for where, crop in self.cropped.items()
+            ],
             "invalid": [{"source": k, "reason": v} for k, v in self.invalid.items()],
             "billable_submissions": self.billable,
             "notes": self.notes,
@@ -85,14 +91,20 @@ class Plan:
 
     def __str__(self) -> str:
         shown = " + ".join(f"{self.counts[t]} {t}" for t in ORDER if self.counts[t])
-        lines = [f"plan: {self.photos} photos x {self.styles} style(s)"]
+        lines = [f"plan: {counted(self.photos, 'photo')} x {counted(self.styles, 'style')}"]
         lines += [f"  note: {note}" for note in self.notes]
         lines.append(f"  results: {self.results} found" + (f" = {shown}" if shown else ""))
         if self.to_convert:
             why = ", ".join(f"{n} {reason}" for reason, n in self.converted.most_common())
-            lines.append(f"  converted before upload: {_photos(self.to_convert)} ({why})")
+            lines.append(f"  converted before upload: {counted(self.to_convert, 'photo')} ({why})")
+        if self.cropped:
+            lines.append(
+                f"  cropped by the provider to 3:2: {counted(len(self.cropped), 'photo')} "
+                "(--fit pad keeps the whole picture)"
+            )
+            lines += [f"    {where}: {crop}" for where, crop in self.cropped.items()]
         if self.invalid:
-            lines.append(f"  refused: {_photos(len(self.invalid))}")
+            lines.append(f"  refused: {counted(len(self.invalid), 'photo')}")
             lines += [f"    {where}: {reason}" for where, reason in self.invalid.items()]
         lines.append(f"  billable submissions: {self.billable}")
         if self.balance is not None:
@@ -135,12 +147,16 @@ async def make_plan(
         if isinstance(outcome, str):
             where = item.where if isinstance(item, BadLine) else display(item.path)
             plan.invalid[where] = outcome
-            plan.counts["refused"] += len(styles)
+            for style in styles:  # as a run counts it: unchanged since an earlier run, or news
+                same = ledger.rejected.get((where, style)) == outcome
+                plan.counts["refused earlier" if same else "refused"] += 1
             return
         assert isinstance(item, Source)
         if outcome.converted:
             plan.to_convert += 1
             plan.converted.update(outcome.reasons)
+        if outcome.crop is not None:
+            plan.cropped[display(item.path)] = outcome.crop
         for style in styles:
             key = f"{outcome.sha256}:{style}"
             verdict = await judge(ledger.entries.get(key), key)
@@ -151,12 +167,11 @@ async def make_plan(
 
     plan.notes += _notes(settings, sources)
     workers = preflight_workers(settings, sources)
-    await preflight_sources(sources, checker(settings), workers, take, only=source_filter(settings))
+    check = checker(settings, cache=False)  # a plan writes nothing
+    only = source_filter(settings)
+    await preflight_sources(sources, check, workers, take, only=only)
+    plan.notes += [f"{pattern} matched no file nor folder" for pattern in only.unmatched()]
     return plan
-
-
-def _photos(n: int) -> str:
-    return f"{n} photo" if n == 1 else f"{n} photos"
 
 
 def _notes(settings: Settings, sources: list[Location]) -> list[str]:

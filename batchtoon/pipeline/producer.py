@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
+from pathlib import Path
 
 import anyio
 from anyio.abc import ObjectSendStream
@@ -36,6 +37,7 @@ __all__ = [
     "checker",
     "preflight_sources",
     "preflight_workers",
+    "prepared_cache",
     "shard_of",
     "source_filter",
 ]
@@ -47,9 +49,16 @@ Check = Callable[[Location], Prepared]
 Take = Callable[[Source | BadLine, Prepared | str], Awaitable[None]]
 
 
-def checker(settings: Settings) -> Check:
-    """The pre-flight check these settings ask for (with its cache of prepared images)."""
-    return partial(check, settings=settings.prepare, cache=settings.work_dir / "prepared")
+def prepared_cache(settings: Settings) -> Path:
+    """Where converted uploads wait for their submission: `<work>/prepared`."""
+    return settings.work_dir / "prepared"
+
+
+def checker(settings: Settings, *, cache: bool = True) -> Check:
+    """The pre-flight check these settings ask for; with `cache`, conversions are kept in
+    `prepared_cache` for a resume (a plan, which writes nothing, keeps none)."""
+    kept = prepared_cache(settings) if cache else None
+    return partial(check, settings=settings.prepare, cache=kept)
 
 
 def source_filter(settings: Settings) -> Filter:

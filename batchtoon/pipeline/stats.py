@@ -51,6 +51,9 @@ class Tally:
         self.also_finished = 0
         self._photos: dict[str, _Photo] = {}  # photos with a style still waiting
         self._holding: dict[str, list[str]] = {}  # item key -> the sources waiting on it
+        # item key -> files this run wrote for it before any of its photos was reached (an
+        # earlier run's task, finished now): those photos, when reached, are done now
+        self._written_ahead: dict[str, int] = {}
 
     def __repr__(self) -> str:
         return f"<Tally results={dict(self.results)} photos={dict(self.photos)}>"
@@ -102,7 +105,21 @@ class Tally:
         sources = self._holding.pop(key, [])
         for source in sources:
             self.result(source, term)
-        self.also_finished += max(0, files - len(sources))
+        ahead = max(0, files - len(sources))
+        self.also_finished += ahead
+        if ahead:
+            self._written_ahead[key] = self._written_ahead.get(key, 0) + ahead
+
+    def found_done(self, key: str, source: str) -> None:
+        """A (photo, style) found with its output there: `already done`, or `done now` if this
+        run wrote that output before the photo was reached (then it is no longer counted
+        among the results finished for an earlier run's photos)."""
+        if self._written_ahead.get(key, 0) > 0:
+            self._written_ahead[key] -= 1
+            self.also_finished -= 1
+            self.result(source, "done now")
+        else:
+            self.result(source, "already done")
 
     def finish(self) -> None:
         """The run is over: whatever still waits is left for the next run."""
@@ -129,6 +146,7 @@ class Stats:
     upload_span: tuple[float, float] | None = None  # first upload began, last one answered
     converted_photos: int = 0
     converted: Counter[str] = field(default_factory=Counter)  # why: reason -> photos
+    cropped: int = 0  # photos found wider or taller than 3:2: the provider keeps their centre
     failures: Counter[str] = field(default_factory=Counter)  # this run's news: reason -> results
 
     def news(self, reason: str, results: int = 1) -> None:

@@ -4,14 +4,17 @@ Every text the page shows is escaped here (`shown`), and every link is made here
 the page's folder, percent-encoded from the file name's bytes. The script only sets text and
 link properties from it. The format (`assets/page.js` reads it):
 
-    title, made, run   texts: the title, when the page was made, when the run ran
-    counts, cost       [[label, number], ...]
+    title, made, run   texts: the title, when the page was made, the last run (when it ran,
+                       how long, and its own counts), "" without one
+    counts             [[label, number], ...]: photos and results, then results by state (done,
+                       failed, refused, pending): the cards' own, as the filters count them
+    cost               [[label, number], ...]: submissions the journal records
     styles             [[index, name], ...]: the columns, in order
     thumbs             the thumbnails' folder, as a link prefix ("<name>.jpg" follows)
     dirs               folder prefixes shared by paths and links, each ending in "/" (or "")
     reasons            [[text, kind], ...]: kind indexes `kinds`, -1 for a pending reason
     kinds              [[state, label, cells], ...]: refused and failed, grouped by kind
-    cards              [[name, dir, original, thumb, outdir, outprefix, cells], ...]
+    cards              [[name, dir, original, thumb, outdir, outprefix, cells, view], ...]
       name, dir        the source's path is dirs[dir] + name
       original         0 (no file) or [dir, file]: the link dirs[dir] + file (file 0: name)
       thumb            the original's thumbnail, "" for none
@@ -20,6 +23,8 @@ link properties from it. The format (`assets/page.js` reads it):
       cells            one per style: 0 (not asked for this photo); done: [suffix] or
                        [suffix, thumb], the link being the prefix + suffix; else [state, reason]
                        with state 1 failed, 2 refused, 3 pending
+      view             0, or [dir, file]: the original's browser-viewable copy (HEIC, TIFF...),
+                       which the page links to instead
 
 Links share their folders and a card's results share their prefix, so 10,000 photos in 3
 styles pack into about 1.3 MB.
@@ -29,6 +34,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -36,11 +42,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from batchtoon.report.model import Card, Cell, Gallery
+from batchtoon.report.model import STATES, Card, Cell, Gallery
 from batchtoon.report.thumbs import FOLDER
 from batchtoon.settings.styles import STYLE_NAMES
 
-__all__ = ["Kind", "Links", "pack", "problem_kinds", "shown"]
+__all__ = ["Kind", "Links", "header_counts", "pack", "problem_kinds", "shown"]
 
 CODES = {"failed": 1, "refused": 2, "pending": 3}
 NUMBER = re.compile(r"(\d+(?:\.\d+)?)")  # split by it: texts at even places, numbers at odd
@@ -116,17 +122,23 @@ def _label(reasons: set[str]) -> str:
     )
 
 
-def pack(gallery: Gallery, out: Path, thumbs: Mapping[Path, str | None]) -> dict[str, Any]:
+def pack(
+    gallery: Gallery,
+    out: Path,
+    thumbs: Mapping[Path, str | None],
+    views: Mapping[Path, Path] | None = None,
+) -> dict[str, Any]:
     """The page's data (the format above) for a page in `out`; `thumbs` names the thumbnail
-    of each original and result (as `make_thumbnails` returns)."""
+    of each original and result (as `make_thumbnails` returns), `views` the browser-viewable
+    copy of an original a browser cannot show (as `viewable_copies` returns)."""
     kinds = problem_kinds(gallery.cards)
-    packer = _Packer(out, thumbs, kinds)
+    packer = _Packer(out, thumbs, kinds, views or {})
     cards = [packer.card(card, gallery.styles) for card in gallery.cards]
     return {
         "title": shown(gallery.title),
         "made": _when(gallery.made),
-        "run": _span(gallery.started, gallery.finished),
-        "counts": [[shown(label), number] for label, number in gallery.counts.items()],
+        "run": _last_run(gallery),
+        "counts": header_counts(gallery.cards),
         "cost": [["accepted submissions", gallery.accepted], ["extra cost", gallery.extra]],
         "styles": [[style, STYLE_NAMES[style]] for style in gallery.styles],
         "thumbs": f"{FOLDER}/",
@@ -152,10 +164,26 @@ class _Table:
         return found
 
 
+def header_counts(cards: Iterable[Card]) -> list[list[Any]]:
+    """What the page's header counts: photos, results, and results by state, from the cards
+    themselves (so the header and the filters, which count the same cells, agree)."""
+    states = Counter(cell.state for card in cards for cell in card.results.values())
+    photos = sum(1 for card in cards if card.results)
+    rows: list[list[Any]] = [["photos", photos], ["results", states.total()]]
+    return rows + [[state, states[state]] for state in STATES]
+
+
 class _Packer:
-    def __init__(self, out: Path, thumbs: Mapping[Path, str | None], kinds: list[Kind]) -> None:
+    def __init__(
+        self,
+        out: Path,
+        thumbs: Mapping[Path, str | None],
+        kinds: list[Kind],
+        views: Mapping[Path, Path],
+    ) -> None:
         self.link = Links(out)
         self.thumbs = thumbs
+        self.views = views
         self.kind_of = {(k.state, r): i for i, k in enumerate(kinds) for r in k.reasons}
         self.dirs = _Table()
         self.reasons = _Table()
@@ -174,7 +202,10 @@ class _Packer:
         cut = len(self.dirs.items[outdir]) + len(rest)
         cells = [self._cell(cell, text[cut:]) for cell, text in zip(results, links, strict=True)]
         outprefix = 0 if implied and rest == implied else rest
-        return [name, sdir, original, self._thumb(card.original), outdir, outprefix, cells]
+        view = self.views.get(card.original) if card.original is not None else None
+        shows = 0 if view is None else list(self._split(self.link(view)))
+        thumb = self._thumb(view or card.original)
+        return [name, sdir, original, thumb, outdir, outprefix, cells, shows]
 
     def _prefix(self, links: list[str], implied: str) -> tuple[int, str]:
         """What every link starts with, as a folder's index and the rest: `implied` if they
@@ -205,11 +236,15 @@ def _when(moment: datetime) -> str:
     return moment.astimezone().strftime("%Y-%m-%d %H:%M")
 
 
-def _span(started: datetime | None, finished: datetime | None) -> str:
+def _last_run(gallery: Gallery) -> str:
+    """`Last run 2026-12-02 17:40, 3 s: 5 found · 3 done now · 2 already done`; "" if the page
+    was not written by a run (its counts are then the journal's, said by the header)."""
+    started, finished = gallery.started, gallery.finished
     if started is None:
         return ""
-    if finished is None:
-        return f"started {_when(started)}"
-    seconds = round((finished - started).total_seconds())
-    took = f"{seconds // 60} min {seconds % 60} s" if seconds >= 60 else f"{seconds} s"
-    return f"started {_when(started)}, took {took}"
+    text = f"Last run {_when(started)}"
+    if finished is not None:
+        seconds = round((finished - started).total_seconds())
+        text += f", {seconds // 60} min {seconds % 60} s" if seconds >= 60 else f", {seconds} s"
+    terms = " · ".join(f"{number} {shown(label)}" for label, number in gallery.counts.items())
+    return f"{text}: {terms}" if terms else text

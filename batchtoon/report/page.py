@@ -11,7 +11,9 @@ Guarantees:
 - the page is replaced whole (a temporary file beside it, renamed over it): a browser never
   reads half of it, and a page that was there stays until the new one is complete;
 - thumbnails are made once (see `thumbs.py`); a later call reuses them, so rewriting the page
-  of a run that grew costs the new photos only. Nothing is ever deleted.
+  of a run that grew costs the new photos only. Nothing is ever deleted;
+- an original a browser cannot show (HEIC, TIFF...) is linked, and thumbnailed, through its
+  browser-viewable JPEG copy (`viewable.py`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from batchtoon.locations.files import write_whole
 from batchtoon.report.model import Gallery
 from batchtoon.report.pack import pack, shown
 from batchtoon.report.thumbs import make_thumbnails, thumbs_dir
+from batchtoon.report.viewable import viewable_copies
 
 __all__ = ["render", "write_gallery"]
 
@@ -41,19 +44,27 @@ JSON_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"}
 def write_gallery(out: Path, gallery: Gallery, *, workers: int) -> Path:
     """Write `<out>/index.html` for `gallery` (making the thumbnails it needs in `workers`
     threads) and return its path."""
-    files = [card.original for card in gallery.cards if card.original is not None]
+    originals = [card.original for card in gallery.cards if card.original is not None]
+    views = viewable_copies(originals, out, workers=workers)
+    files = [views.get(original, original) for original in originals]
     files += [
         cell.output for card in gallery.cards for cell in card.results.values() if cell.output
     ]
     thumbs = make_thumbnails(files, thumbs_dir(out), workers=workers)
     page = out / PAGE
-    write_whole(page, render(gallery, out, thumbs).encode("utf-8"), durable=True)
+    write_whole(page, render(gallery, out, thumbs, views).encode("utf-8"), durable=True)
     return page
 
 
-def render(gallery: Gallery, out: Path, thumbs: Mapping[Path, str | None]) -> str:
-    """The page's HTML for a page in `out`, with these thumbnail names."""
-    data = json.dumps(pack(gallery, out, thumbs), ensure_ascii=False, separators=(",", ":"))
+def render(
+    gallery: Gallery,
+    out: Path,
+    thumbs: Mapping[Path, str | None],
+    views: Mapping[Path, Path] | None = None,
+) -> str:
+    """The page's HTML for a page in `out`, with these thumbnail names and viewable copies."""
+    packed = pack(gallery, out, thumbs, views or {})
+    data = json.dumps(packed, ensure_ascii=False, separators=(",", ":"))
     style, script = _asset("page.css"), _asset("page.js")
     fields = {
         "title": html.escape(shown(gallery.title)),

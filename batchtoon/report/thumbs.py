@@ -31,7 +31,7 @@ from PIL import Image, ImageOps
 
 from batchtoon.locations.files import write_whole
 
-__all__ = ["FOLDER", "NAME_CHARS", "SIZE", "make_thumbnails", "thumbs_dir"]
+__all__ = ["FOLDER", "NAME_CHARS", "SIZE", "flat_rgb", "make_thumbnails", "thumbs_dir"]
 
 FOLDER = PurePosixPath(".batchtoon", "thumbs")  # below the output folder
 
@@ -138,14 +138,14 @@ def thumbnail(data: bytes) -> bytes:
     with Image.open(io.BytesIO(data)) as image:
         image.draft("RGB", (SIZE, SIZE))
         upright = ImageOps.exif_transpose(image)
-    flat = _flatten(upright)
+    flat = flat_rgb(upright)
     flat.thumbnail((SIZE, SIZE))
     encoded = io.BytesIO()
     flat.save(encoded, "JPEG", quality=QUALITY)
     return encoded.getvalue()
 
 
-def _flatten(image: Image.Image) -> Image.Image:
+def flat_rgb(image: Image.Image) -> Image.Image:
     """RGB; what was transparent shows white, as in most viewers."""
     if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
         rgba = image.convert("RGBA")

@@ -115,13 +115,16 @@ class PrepareSettings:
     for byte or refused. `max_short_side`: with `fix`, a photo whose short side is over this is
     sent with fewer pixels (never under the result's 1536); None sends every size the API takes
     as it is. `quality`: JPEG quality of converted photos. `workers`: photos prepared at once;
-    0 means one per core (`threads`).
+    0 means one per core (`threads`). `fit`: a photo wider or taller than 3:2 is centre-cropped
+    to 3:2 by the provider; `crop` lets it (and says so), `pad` (with `fix`) pads the photo to
+    3:2 first, so the whole picture is kept.
     """
 
     workers: int = field(default=0, metadata=_range(0, 64))
     fix: bool = True
     max_short_side: int | None = field(default=2048, metadata=_range(1536, 3240))
     quality: int = field(default=90, metadata=_range(50, 100))
+    fit: str = "crop"
 
     @property
     def threads(self) -> int:
@@ -152,6 +155,7 @@ class Settings:
     sources: SourcesSettings = SourcesSettings()
     output: OutputSettings = OutputSettings()
     journal: str | None = None
+    log_file: str | None = None  # None: beside the journal (`log_path`)
     submit: SubmitSettings = SubmitSettings()
     poll: PollSettings = PollSettings()
     download: DownloadSettings = DownloadSettings()
@@ -179,9 +183,11 @@ class Settings:
 
     @property
     def log_path(self) -> Path:
-        """The log, beside the journal: `batchtoon.log`, or for a journal named otherwise its
-        own name (`journal-3.jsonl`: `journal-3.log`), so journals that share a folder (one
-        per shard) never share a log."""
+        """The log: `log_file`, else beside the journal: `batchtoon.log`, or for a journal
+        named otherwise its own name (`journal-3.jsonl`: `journal-3.log`), so journals that
+        share a folder (one per shard) never share a log."""
+        if self.log_file:
+            return Path(self.log_file)
         journal = self.journal_path
         own = journal.name == "journal.jsonl"
         return journal.with_name("batchtoon.log" if own else f"{journal.stem}.log")
@@ -407,6 +413,11 @@ def _template(value: str) -> None:
         raise _Refused(str(error)) from None
 
 
+def _fit(value: str) -> None:
+    if value not in ("crop", "pad"):
+        raise _Refused(f"{shown(value)} is not crop or pad")
+
+
 def _shard(value: str) -> None:
     try:
         Shard.parse(value)
@@ -419,6 +430,7 @@ _EXTRA = {
     "api.key_env": _env_name,
     "output.template": _template,
     "sources.shard": _shard,
+    "prepare.fit": _fit,
 }
 
 
@@ -463,16 +475,19 @@ def resolve(
     *,
     flags: Mapping[str, tuple[str, object]] | None = None,
     environ: Mapping[str, str] | None = None,
+    env_aliases: Mapping[str, str | None] | None = None,
 ) -> Resolved:
     """Defaults < the config file (see `find_config`) < `BATCHTOON_*` variables < `flags`
-    (`{"submit.rate": ("--rate", "5")}`), each value through `check`."""
+    (`{"submit.rate": ("--rate", "5")}`), each value through `check`. `env_aliases` are more
+    names for variables (`{"BATCHTOON_RATE": "submit.rate"}`: the command line's, named after
+    its flags; None for one the command line reads itself, such as `BATCHTOON_SANDBOX`)."""
     environ = os.environ if environ is None else environ
     path, found_by = find_config(config, environ)
     origins = dict.fromkeys(SETTINGS, "default")
     values: dict[str, Any] = {}
     layers = (
         _file_layer(path, found_by) if path else iter(()),
-        _env_layer(environ),
+        _env_layer(environ, env_aliases or {}),
         ((key, raw, name, f"flag {name}") for key, (name, raw) in (flags or {}).items()),
     )
     for layer in layers:
@@ -542,15 +557,27 @@ def _flatten(data: object, source: str, prefix: str) -> Iterator[tuple[str, obje
             )
 
 
-def _env_layer(environ: Mapping[str, str]) -> Iterator[Assignment]:
+def _env_layer(
+    environ: Mapping[str, str], aliases: Mapping[str, str | None]
+) -> Iterator[Assignment]:
+    """Every `BATCHTOON_` variable: a key's own (`BATCHTOON_SUBMIT_RATE`) or an alias named
+    after its flag (`BATCHTOON_RATE`); two names of one key that disagree are refused."""
+    by_name = {**{name: s.key for name, s in _BY_ENV.items()}, **aliases}
+    seen: dict[str, str] = {}  # key -> the variable that set it
     for name in sorted(environ):
         if not name.startswith(ENV_PREFIX) or name == CONFIG_ENV:
             continue
-        setting = _BY_ENV.get(name)
-        if setting is None:
-            names = [*_BY_ENV, CONFIG_ENV]
-            raise UsageError(f"{name}: no such setting{_did_you_mean(name, names)}")
-        yield setting.key, environ[name], name, f"env {name}"
+        if name in by_name and by_name[name] is None:
+            continue  # the command line's own (a switch such as --sandbox)
+        key = by_name.get(name)
+        if key is None:
+            raise UsageError(
+                f"{name}: no such setting{_did_you_mean(name, [*by_name, CONFIG_ENV])}"
+            )
+        if (other := seen.get(key)) is not None and environ[other] != environ[name]:
+            raise UsageError(f"{other} and {name} both set {key}, to different values: unset one")
+        seen[key] = name
+        yield key, environ[name], name, f"env {name}"
 
 
 def _did_you_mean(word: str, candidates: list[str], *, quote: bool = False) -> str:

@@ -7,6 +7,7 @@ those into a sorted tuple of unique indexes, or raises `ValueError` with a one-l
 
 from __future__ import annotations
 
+import difflib
 import re
 
 __all__ = ["STYLE_NAMES", "STYLE_SLUGS", "parse_styles", "style_slug"]
@@ -60,11 +61,21 @@ def _one(word: str) -> list[int]:
     else:
         slug = _slugify(word)
         if slug not in _ALIASES:
-            raise ValueError(f"unknown style {word!r}: use 0-8 or one of {', '.join(STYLE_SLUGS)}")
+            raise ValueError(f"unknown style {word!r}{_suggestion(slug)}")
         return [_ALIASES[slug]]
     if not indexes or any(not 0 <= i <= 8 for i in indexes):
         raise ValueError(f"style {word!r} is out of range: styles are 0 to 8")
     return indexes
+
+
+def _suggestion(slug: str) -> str:
+    """`: did you mean 3d-fairy-tale (1)?` for a name a style's begins with, holds, or is close
+    to; else every name."""
+    close = [s for s in STYLE_SLUGS if len(slug) > 1 and slug in s]
+    close = close or difflib.get_close_matches(slug, STYLE_SLUGS, n=2, cutoff=0.6)
+    if close:
+        return ": did you mean " + " or ".join(f"{s} ({STYLE_SLUGS.index(s)})" for s in close) + "?"
+    return ": use 0-8 or one of " + ", ".join(STYLE_SLUGS)
 
 
 def parse_styles(text: str | int | list[str | int]) -> tuple[int, ...]:

@@ -21,6 +21,16 @@
     return node;
   }
 
+  // A path that may break after each "/" (a <wbr>), never inside a name when avoidable.
+  function pathText(tag, className, text) {
+    const node = el(tag, className);
+    text.split(/(?<=\/)/).forEach((part, k) => {
+      if (k) node.append(el("wbr"));
+      node.append(part);
+    });
+    return node;
+  }
+
   // A link's text: what is UTF-8 decoded, other bytes as \xNN, controls escaped as pack.py does.
   const CONTROL = /[\u0000-\u001f\u007f-\u009f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
   const hex = (code, width) => code.toString(16).padStart(width, "0");
@@ -40,11 +50,13 @@
       }),
     );
 
-  // A card: [name, dir, original, thumb, outdir, outprefix, cells].
+  // A card: [name, dir, original, thumb, outdir, outprefix, cells, view].
   const dirs = data.dirs;
   const sourcePath = (card) => dirs[card[1]] + card[0];
   const originalFile = (card) => (card[2] === 0 ? "" : card[2][1] === 0 ? card[0] : card[2][1]);
-  const originalLink = (card) => (card[2] === 0 ? "" : dirs[card[2][0]] + originalFile(card));
+  const viewLink = (card) => (card[7] ? dirs[card[7][0]] + card[7][1] : "");
+  const originalLink = (card) =>
+    viewLink(card) || (card[2] === 0 ? "" : dirs[card[2][0]] + originalFile(card));
   const resultPrefix = (card) => {
     const file = originalFile(card);
     return dirs[card[4]] + (card[5] === 0 ? file.slice(0, file.lastIndexOf(".") + 1) : card[5]);
@@ -79,7 +91,7 @@
     caption.append(el("span", "label", label));
     if (badge) caption.append(el("span", "badge", badge));
     if (detail) {
-      const text = el(href ? "a" : "span", "detail", detail);
+      const text = pathText(href ? "a" : "span", "detail", detail);
       if (href) Object.assign(text, { href, target: "_blank", rel: "noopener" });
       caption.append(text);
     }
@@ -124,7 +136,7 @@
   function cardNode(card) {
     const node = el("article", "card");
     const head = el("header", "card-head");
-    head.append(el("h2", "name", card[0]), el("p", "path", sourcePath(card)), tally(card));
+    head.append(el("h2", "name", card[0]), pathText("p", "path", sourcePath(card)), tally(card));
     const row = el("div", "row");
     const href = originalLink(card);
     row.append(figure({ state: "original", label: "Original", href, thumb: card[3],
@@ -154,7 +166,9 @@
     view.page = Math.min(Math.max(view.page, 0), pages - 1);
     const first = view.page * PAGE_SIZE;
     const shown = matches.slice(first, first + PAGE_SIZE);
-    byId("cards").replaceChildren(...shown.map((index) => cardNode(data.cards[index])));
+    const cards = byId("cards");
+    cards.style.setProperty("--cells", String(columns().length + 1)); // a card's width
+    cards.replaceChildren(...shown.map((index) => cardNode(data.cards[index])));
     const total = matches.length.toLocaleString();
     byId("showing").textContent = shown.length
       ? `Showing ${first + 1}–${first + shown.length} of ${total} photos`
@@ -191,7 +205,7 @@
 
   function drawHeader() {
     byId("title").textContent = data.title;
-    const when = [data.run && `Run ${data.run}`, `page made ${data.made}`];
+    const when = [data.run, `page made ${data.made}`];
     byId("meta").textContent = when.filter(Boolean).join(" · ");
     const tiles = [...data.counts.map((row) => [row, "tile"]), ...data.cost.map((row) => [row, "tile cost"])];
     byId("tiles").replaceChildren(
@@ -216,7 +230,7 @@
         if (total > LIST_MAX) return;
         const item = el("li");
         item.append(
-          el("span", "path", sourcePath(card)),
+          pathText("span", "path", sourcePath(card)),
           el("span", "style", data.styles[k][1]),
           el("span", "why", data.reasons[cell[1]][0]),
         );
