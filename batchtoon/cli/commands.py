@@ -231,7 +231,8 @@ async def _on_signals(batch: Batch, again: str) -> None:
                 )
                 os._exit(ExitCode.STOPPED)
             print(
-                f"\nbatchtoon: stopping, within {STOP_GRACE:g} s (Ctrl-C again to quit at once)...",
+                f"\nbatchtoon: stopping (up to {STOP_GRACE:g} s for the uploads on the wire; "
+                "Ctrl-C again to quit at once)...",
                 file=sys.stderr,
             )
             stopping = True
