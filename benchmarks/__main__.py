@@ -19,6 +19,7 @@ from pathlib import Path
 from . import (
     bench_camera,
     bench_client_cost,
+    bench_end,
     bench_gallery,
     bench_memory,
     bench_pipeline,
@@ -53,6 +54,7 @@ BENCHMARKS: dict[str, Callable[[Options], list[Row]]] = {
     bench_pipeline.NAME: bench_pipeline.run,
     bench_memory.NAME: bench_memory.run,
     bench_storage.NAME: bench_storage.run,
+    bench_end.NAME: bench_end.run,
 }
 
 
