@@ -18,6 +18,8 @@ Guarantees:
   torn line, which the next `open` drops.
 - nothing secret goes in: the API key, if a record holds it (an answer echoing it back), is
   replaced by `***` in the bytes written.
+- nothing process-wide is touched (an application may embed `Batch`): replay leaves the garbage
+  collector alone, at a cost measured in `benchmarks/bench_replay.py`.
 """
 
 from __future__ import annotations
