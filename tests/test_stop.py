@@ -13,9 +13,11 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
+from aiohttp import web
 from harness import make_photos, outputs
 from test_cli import ROOT, batchtoon, clean_env
 
@@ -164,3 +166,43 @@ async def test_a_second_ctrl_c_ends_at_once_and_prints_the_resume_command(tmp_pa
         # As after a kill: an upload answered in the instant of the quit may be paid again.
         assert 100 <= sandbox.counters.accepted_total <= 100 + IN_FLIGHT
     assert len(outputs(out)) == 100
+
+
+class Hanging(Sandbox):
+    """A sandbox that says when its `slow` fault (at rate 1) first holds an upload."""
+
+    def __init__(self, **config: Any) -> None:
+        super().__init__(**config)
+        self.holding = anyio.Event()
+
+    async def _fault(self, request: web.Request, route: str) -> web.StreamResponse | None:
+        if route == "submit" and self.config.faults.slow == 1.0:
+            self.holding.set()
+        return await super()._fault(request, route)
+
+
+@pytest.mark.slow  # it waits out the whole grace, by design
+async def test_sigterm_with_uploads_that_never_answer_is_back_within_the_grace(
+    tmp_path: Path,
+) -> None:
+    make_photos(tmp_path / "in", 100)
+    out = tmp_path / "out"
+    sandbox = Hanging(time_scale=0.01, processing_time=(10.0, 50.0), render="echo")
+    async with sandbox:
+        args = run_args(tmp_path / "in", out, sandbox)
+        slower = ["--rate", "20", "--concurrency", str(IN_FLIGHT)]
+        child = Child([*args, *slower], sandbox.api_key, terminal=False)
+        async with child.running() as process:
+            await started(sandbox, lambda: sandbox.counters.accepted_total >= 10, process)
+            sandbox.config.faults.slow = 1.0  # every request from now hangs
+            sandbox.config.faults.slow_seconds = 1e6
+            with anyio.fail_after(10):
+                await sandbox.holding.wait()
+            took = await exits_within(process, signal.SIGTERM, BACK_WITHIN)
+        sandbox.config.faults.slow = 0.0
+        assert process.returncode == 130, child.text
+        assert STOP_GRACE <= took < BACK_WITHIN  # it waited for the answers, then no longer
+        assert "to go on, run: batchtoon run" in child.text
+        again = await batchtoon(*args, "--quiet", key=sandbox.api_key)
+        assert again.returncode == 0, again.stderr.decode()
+        assert sandbox.counters.accepted_total == 100  # the hung uploads were never accepted
