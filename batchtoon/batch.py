@@ -244,23 +244,29 @@ class Batch:
     async def _write_report(
         self, engine: Engine, done: Summary, thumbnails: Thumbnails
     ) -> str | None:
-        """The run's gallery, unless it was stopped; a failure to write it is said, and changes
-        nothing else. The page's path, or None."""
-        if engine.outcome in (RunOutcome.STOPPED, RunOutcome.BLOCKED) or thumbnails.stopped:
-            # Kept for the page `batchtoon report` writes; a memo lost only costs re-reading.
-            with contextlib.suppress(OSError):
-                await anyio.to_thread.run_sync(partial(thumbnails.save, complete=False))
-            return None
+        """The run's gallery, unless it was stopped (before or while it is written): then the
+        thumbnails made are remembered for `batchtoon report`. The page's path, or None."""
         from batchtoon.report.thumbs import Stopped
 
+        stopped = engine.outcome in (RunOutcome.STOPPED, RunOutcome.BLOCKED)
+        if not (stopped or thumbnails.stopped):
+            with contextlib.suppress(Stopped):
+                return await self._write_gallery(engine, done, thumbnails)
+        with contextlib.suppress(OSError):  # a memo lost only costs reading the files again
+            await anyio.to_thread.run_sync(partial(thumbnails.save, complete=False))
+        return None
+
+    async def _write_gallery(
+        self, engine: Engine, done: Summary, thumbnails: Thumbnails
+    ) -> str | None:
+        """Write the page, saying so first; a failure to write it is said, and changes nothing
+        else."""
         if self._on_progress is not None:
             self._on_progress(snapshot(engine, doing="writing the gallery"))
         try:
             page = await anyio.to_thread.run_sync(
                 write_report, self.settings, self._journal.ledger, done, thumbnails
             )
-        except Stopped:
-            return None
         except (OSError, Unwritable) as error:
             self._problem(f"could not write the gallery: {error}")
             return None

@@ -23,7 +23,7 @@ from PIL import Image
 from batchtoon.records.ledger import Ledger
 from batchtoon.report import Card, Cell, Gallery, from_ledger, write_gallery
 from batchtoon.report.pack import shown
-from batchtoon.report.thumbs import make_thumbnails, thumbs_dir
+from batchtoon.report.thumbs import Stopped, Thumbnails, make_thumbnails, thumbs_dir
 
 STYLES = (0, 2, 7)
 HOSTILE = "<img src=x onerror=window.__pwned=1>.jpg"
@@ -407,3 +407,24 @@ def test_the_page_in_headless_chromium(run: Run, browser: Any) -> None:
     page.click("#kinds details:first-child summary")
     _until(page, "document.querySelectorAll('#kinds details[open] li .path').length === 6")
     assert page.evaluate("window.__pwned") is None
+
+
+def test_thumbnails_made_one_by_one_are_remembered_and_a_stop_ends_a_page(tmp_path: Path) -> None:
+    files = [tmp_path / f"{i}.jpg" for i in range(3)]
+    for seed, path in enumerate(files):
+        path.write_bytes(photo((320, 256), seed=seed))
+    folder = tmp_path / "t"
+    make_thumbnails(files[:1], folder, workers=1)  # an earlier page's memo: the first file
+    later = Thumbnails(folder)
+    assert later.name(files[1]) is not None  # as a result arrives
+    later.save(complete=False)  # a stopped run: the memo keeps the earlier page's file too
+    assert len(json.loads((folder / "hashes.json").read_bytes())) == 2
+    later.stop()
+    assert later.name(files[2]) is None  # stopped: nothing more is made
+    with pytest.raises(Stopped):
+        later.names(files, workers=2)
+    assert len(list(folder.glob("*.jpg"))) == 2
+    make_thumbnails(files[1:], folder, workers=1)  # a whole page: the memo keeps its files
+    assert sorted(json.loads((folder / "hashes.json").read_bytes())) == [
+        os.fsdecode(os.path.abspath(path)) for path in files[1:]
+    ]
