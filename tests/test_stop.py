@@ -168,6 +168,34 @@ async def test_a_second_ctrl_c_ends_at_once_and_prints_the_resume_command(tmp_pa
     assert len(outputs(out)) == 100
 
 
+async def test_ctrl_c_with_the_reader_of_the_output_gone_still_prints_the_resume_command(
+    tmp_path: Path,
+) -> None:
+    """`batchtoon run ... | tee log`: a Ctrl-C ends `tee` too; the summary has nowhere to go,
+    but the resume command still comes, on stderr."""
+    make_photos(tmp_path / "in", 100)
+    async with Sandbox(time_scale=0.01, processing_time=(10.0, 50.0), render="echo") as sandbox:
+        args = run_args(tmp_path / "in", tmp_path / "out", sandbox)
+        process = subprocess.Popen(  # noqa: ASYNC220  (its stdout's reader goes away, as tee)
+            [sys.executable, "-m", "batchtoon", *args, "--rate", "20"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean_env(sandbox.api_key),
+            cwd=ROOT,
+        )  # fmt: skip
+        assert process.stdout is not None and process.stderr is not None
+        try:
+            await started(sandbox, lambda: sandbox.counters.accepted_total >= 10, process)
+            process.stdout.close()
+            await exits_within(process, signal.SIGINT, BACK_WITHIN)
+            said = process.stderr.read().decode()
+        finally:
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+            process.stderr.close()
+    assert process.returncode == 141  # the reader went away (README: exit codes)
+    assert "to go on, run: batchtoon run" in said and "Traceback" not in said
+
+
 class Hanging(Sandbox):
     """A sandbox that says when its `slow` fault (at rate 1) first holds an upload."""
 

@@ -119,14 +119,16 @@ async def _run_async(args: argparse.Namespace, resolved: Resolved, key: str) -> 
     finally:
         if isinstance(bars, Bars):
             bars.close()
-    if args.json:
-        print(json.dumps(done.as_json(), ensure_ascii=False))
-    else:
-        print_lines(summary(done))
-        if done.gallery is not None:
-            print_lines(f"gallery: {done.gallery}")
-    _advise(done, settings, args.argv)
-    _advise_gallery(done, settings)
+    try:
+        if args.json:
+            print(json.dumps(done.as_json(), ensure_ascii=False))
+        else:
+            print_lines(summary(done))
+            if done.gallery is not None:
+                print_lines(f"gallery: {done.gallery}")
+    finally:  # on stderr even if stdout's reader is gone (`| tee`, which a Ctrl-C ends too)
+        _advise(done, settings, args.argv)
+        _advise_gallery(done, settings)
     return done.exit_code
 
 
