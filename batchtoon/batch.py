@@ -16,23 +16,33 @@ journal is then still a local file, and no gallery is written for a URL output.
 Guarantees:
 - the API key comes from `api_key` or the environment variable `settings.api.key_env`, and is
   never in the journal, the log, a `Snapshot`, a `Summary` or an error message;
-- `on_progress` is called with a `Snapshot` every `progress_interval` seconds and once at the
-  end; `on_problem` with a one-line message for every item that is refused or fails;
+- `on_progress` is called with a `Snapshot` every `progress_interval` seconds, once when the
+  items are over, and once more as the gallery is written (`Snapshot.doing`); `on_problem`
+  with a one-line message for every item that is refused or fails;
+- the gallery (`<out>/index.html`, `settings.report`) is written at the end of a run that was
+  not stopped (`Summary.gallery` is its path); its thumbnails are made while the run goes, as
+  results arrive (`batchtoon.report.arriving`), so the end only looks them up;
 - `stop()` (from a signal handler, say) ends the current run as Ctrl-C does: nothing already
-  paid for is lost, and the next `run` goes on.
+  paid for is lost, and the next `run` goes on. A stopped run writes no gallery (it would hold
+  up the stop: `write_report`, or `batchtoon report`, writes it), and a stop while the gallery
+  is written ends that too;
+- nothing process-wide is changed: no signal handler is installed (the caller's `stop()` is
+  the way in), and the garbage collector is left as it is.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import anyio
@@ -43,6 +53,7 @@ from batchtoon.locations.sources import display
 from batchtoon.locations.storage import Location, is_url, location
 from batchtoon.pipeline.clock import ticks
 from batchtoon.pipeline.engine import Engine
+from batchtoon.pipeline.lifecycle import RunOutcome
 from batchtoon.pipeline.stats import TERMS
 from batchtoon.provider.api import ApiClient, key_problem
 from batchtoon.records.journal import Journal
@@ -51,6 +62,10 @@ from batchtoon.records.logs import open_log
 from batchtoon.settings.config import Settings, validate
 from batchtoon.settings.styles import style_slug
 from batchtoon.version import __version__
+
+if TYPE_CHECKING:  # the gallery's modules are loaded by a run that writes one
+    from batchtoon.report.arriving import ArrivingThumbnails
+    from batchtoon.report.thumbs import Thumbnails
 
 __all__ = ["Batch", "Snapshot", "Summary", "write_report"]
 
@@ -75,6 +90,7 @@ class Snapshot:
     done_now: int = 0  # of `done`, those this run wrote: what its rate counts
     to_submit: int = 0  # results neither settled nor waiting on a task: submissions to come
     tick: float = 0.0  # seconds between two queries of a task
+    doing: str = ""  # what the run does after its items: "writing the gallery"; "" before
 
     @property
     def total(self) -> int:
@@ -135,6 +151,7 @@ class Summary:
     fatal_code: str = ""
     problem: str | None = None  # a file that could not be written, and what to do
     cropped: int = 0  # photos wider or taller than 3:2: the provider keeps their centre 3:2
+    gallery: str | None = None  # the page written at the end: not after a stop (see Batch)
 
     @property
     def found(self) -> int:
@@ -179,6 +196,7 @@ class Batch:
         self._journal = Journal(settings.journal_path, secret=key)
         self._session: aiohttp.ClientSession | None = None
         self._engine: Engine | None = None
+        self._thumbnails: Thumbnails | None = None  # of the run going on, if it has a gallery
         self.log: logging.Logger = logging.getLogger("batchtoon")
 
     def __repr__(self) -> str:
@@ -216,9 +234,12 @@ class Batch:
             raise UsageError("use the Batch in `async with` before calling run()")
         settings = self.settings
         api = ApiClient.from_settings(self._session, settings, self._key)
+        arriving = _arriving_thumbnails(settings)
+        self._thumbnails = arriving.thumbnails if arriving is not None else None
         engine = Engine(
             settings, api, self._journal, [location(s) for s in sources],
             retry_failed=self._retry_failed, log=self.log, report=self._problem,
+            on_stored=arriving.offer if arriving is not None else None,
         )  # fmt: skip
         self._engine = engine
         self.log.info("start: %s", _start_line(settings, engine.sources, self._key))
@@ -226,6 +247,8 @@ class Batch:
             async with anyio.create_task_group() as group:
                 if self._on_progress is not None:
                     group.start_soon(self._report_progress, engine)
+                if arriving is not None:
+                    group.start_soon(arriving.run)
                 await engine.run()
                 group.cancel_scope.cancel()
         finally:
@@ -234,25 +257,52 @@ class Batch:
                 self._on_progress(snapshot(engine))
         done = summarize(engine)
         self.log.info("end: %s", _end_line(done))
-        if settings.report.enabled and not is_url(settings.output.dir):
-            await self._write_report(done)  # the gallery links local files: not for a store
+        try:
+            if self._thumbnails is not None:
+                page = await self._write_report(engine, done, self._thumbnails)
+                done = dataclasses.replace(done, gallery=page)
+        finally:
+            self._thumbnails = None
         return done
 
-    async def _write_report(self, done: Summary) -> None:
-        """The run's gallery; a failure to write it is said, and changes nothing else."""
+    async def _write_report(
+        self, engine: Engine, done: Summary, thumbnails: Thumbnails
+    ) -> str | None:
+        """The run's gallery, unless it was stopped (before or while it is written): then the
+        thumbnails made are remembered for `batchtoon report`. The page's path, or None."""
+        from batchtoon.report.thumbs import Stopped
+
+        stopped = engine.outcome in (RunOutcome.STOPPED, RunOutcome.BLOCKED)
+        if not (stopped or thumbnails.stopped):
+            with contextlib.suppress(Stopped):
+                return await self._write_gallery(engine, done, thumbnails)
+        with contextlib.suppress(OSError):  # a memo lost only costs reading the files again
+            await anyio.to_thread.run_sync(partial(thumbnails.save, complete=False))
+        return None
+
+    async def _write_gallery(
+        self, engine: Engine, done: Summary, thumbnails: Thumbnails
+    ) -> str | None:
+        """Write the page, saying so first; a failure to write it is said, and changes nothing
+        else."""
+        if self._on_progress is not None:
+            self._on_progress(snapshot(engine, doing="writing the gallery"))
         try:
             page = await anyio.to_thread.run_sync(
-                write_report, self.settings, self._journal.ledger, done
+                write_report, self.settings, self._journal.ledger, done, thumbnails
             )
         except (OSError, Unwritable) as error:
             self._problem(f"could not write the gallery: {error}")
-        else:
-            self.log.info("gallery: %s", page)
+            return None
+        self.log.info("gallery: %s", page)
+        return str(page)
 
     def stop(self) -> None:
-        """End the current run as Ctrl-C does (a no-op between runs)."""
+        """End the current run as Ctrl-C does, its gallery too (a no-op between runs)."""
         if self._engine is not None:
             self._engine.stop()
+        if self._thumbnails is not None:
+            self._thumbnails.stop()
 
     async def _report_progress(self, engine: Engine) -> None:
         assert self._on_progress is not None
@@ -265,10 +315,17 @@ class Batch:
             self._on_problem(line)
 
 
-def write_report(settings: Settings, ledger: Ledger, done: Summary | None = None) -> Path:
+def write_report(
+    settings: Settings,
+    ledger: Ledger,
+    done: Summary | None = None,
+    thumbnails: Thumbnails | None = None,
+) -> Path:
     """Write the gallery of everything the journal knows, `<out>/index.html`, with this run's
-    counts in its header (or the journal's, without a run); blocking. For a local output
-    folder only (`UsageError` for a URL: the page links its files by relative paths)."""
+    counts in its header (or the journal's, without a run); blocking. The `thumbnails` a run
+    made as it went are looked up, not made again. For a local output folder only (`UsageError`
+    for a URL: the page links its files by relative paths). `Stopped` if `thumbnails.stop()`
+    came first."""
     if is_url(settings.output.dir):
         raise UsageError(
             f"the gallery is written for a local output folder only, not {settings.output.dir}"
@@ -288,7 +345,7 @@ def write_report(settings: Settings, ledger: Ledger, done: Summary | None = None
         started = finished - timedelta(seconds=done.wall)
     gallery = from_ledger(ledger, out, counts=counts, started=started, finished=finished)
     try:
-        return write_gallery(out, gallery, workers=settings.prepare.threads)
+        return write_gallery(out, gallery, workers=settings.prepare.threads, thumbnails=thumbnails)
     except OSError as error:
         raise Unwritable.from_os_error(error, out / "index.html", "write the gallery") from None
 
@@ -325,7 +382,18 @@ def _end_line(done: Summary) -> str:
     )
 
 
-def snapshot(engine: Engine) -> Snapshot:
+def _arriving_thumbnails(settings: Settings) -> ArrivingThumbnails | None:
+    """What makes the gallery's thumbnails as results arrive: for a run that writes a gallery
+    (enabled, and a local output folder: it links local files)."""
+    if not settings.report.enabled or is_url(settings.output.dir):
+        return None
+    from batchtoon.report.arriving import ArrivingThumbnails  # only a gallery needs them
+    from batchtoon.report.thumbs import Thumbnails, thumbs_dir
+
+    return ArrivingThumbnails(Thumbnails(thumbs_dir(Path(settings.output.dir))))
+
+
+def snapshot(engine: Engine, doing: str = "") -> Snapshot:
     stats, rate = engine.stats, engine.submit_rate
     tally = stats.tally
     done_now = tally.results["done now"]
@@ -347,6 +415,7 @@ def snapshot(engine: Engine) -> Snapshot:
         done_now=done_now,
         to_submit=max(0, total - tally.settled - with_task),
         tick=engine.settings.poll.interval,
+        doing=doing,
     )
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from . import (
     bench_camera,
     bench_client_cost,
+    bench_end,
     bench_gallery,
     bench_memory,
     bench_pipeline,
@@ -55,6 +56,7 @@ BENCHMARKS: dict[str, Callable[[Options], list[Row]]] = {
     bench_memory.NAME: bench_memory.run,
     bench_storage.NAME: bench_storage.run,
     bench_startup.NAME: bench_startup.run,
+    bench_end.NAME: bench_end.run,
 }
 
 

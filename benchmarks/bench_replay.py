@@ -54,7 +54,11 @@ WHY_SLOW = (
     "records (key, state, targets, what was written; task id, URL and expiry only for "
     "unfinished items; 59 MB) replayed in 1.5 s with orjson and 1.7 s with the stdlib json, "
     "against 3.9 s for records holding every field (152 MB): keep snapshot records slim. "
-    "`counts()` could also be kept current by `apply` instead of walking every entry."
+    "`counts()` could also be kept current by `apply` instead of walking every entry. Since "
+    "2026-12-02 `Journal._read` no longer pauses and freezes the collector (process-wide: "
+    "wrong in an application that embeds `Batch`): on a busy 2-core machine that costs about "
+    "1 s of a 1,000,000-line replay (median 3.6 s against 2.5 s paused; five full collections "
+    "of the growing ledger, 0.77 s, most of it), which compaction would also cut."
 )
 
 

@@ -3,6 +3,7 @@ first frame; elsewhere (cron, nohup, a pipe), a status line now and then, while 
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import os
 import pty
@@ -19,7 +20,7 @@ from harness import make_photos
 from test_cli import clean_env
 
 from batchtoon.batch import Snapshot
-from batchtoon.cli.progress import StatusLines
+from batchtoon.cli.progress import Bars, StatusLines
 
 FRAME = re.compile(r"(\d+)/(\d+) \[")  # tqdm's "n/total [elapsed<remaining...]"
 
@@ -99,3 +100,17 @@ def snapshot(elapsed: float, slowed: bool) -> Snapshot:
         elapsed=elapsed, submit_rate=0.5 if slowed else 2.0, max_submit_rate=2.0,
         slowed=slowed, uploaded_bytes=0, upload_rate=0.0,
     )  # fmt: skip
+
+
+def test_the_end_of_a_run_says_it_writes_the_gallery_at_once(tmp_path: Path) -> None:
+    out = tmp_path / "status.txt"
+    with open(out, "w") as stream:
+        lines = StatusLines(interval=30, stream=stream)
+        lines(snapshot(1, slowed=False))  # before the first interval: no line
+        lines(dataclasses.replace(snapshot(2, slowed=False), doing="writing the gallery"))
+    assert out.read_text() == "batchtoon: writing the gallery…\n"
+    with open(out, "w") as stream:
+        bars = Bars(stream)
+        bars(dataclasses.replace(snapshot(2, slowed=False), doing="writing the gallery"))
+        bars.close()
+    assert "writing the gallery…" in out.read_text()

@@ -23,7 +23,7 @@ from PIL import Image
 from batchtoon.records.ledger import Ledger
 from batchtoon.report import Card, Cell, Gallery, from_ledger, write_gallery
 from batchtoon.report.pack import shown
-from batchtoon.report.thumbs import make_thumbnails, thumbs_dir
+from batchtoon.report.thumbs import Stopped, Thumbnails, make_thumbnails, thumbs_dir
 
 STYLES = (0, 2, 7)
 HOSTILE = "<img src=x onerror=window.__pwned=1>.jpg"
@@ -508,3 +508,24 @@ def test_at_1400_px_the_grid_fills_the_window_and_nothing_breaks_mid_word(
     assert badges and max(abs(d) for d in badges) < 4  # the badge on its label's first line
     broken = page.evaluate(MID_WORD)
     assert broken == [], "\n".join(broken)  # a path breaks after a "/", never inside a name
+
+
+def test_thumbnails_made_one_by_one_are_remembered_and_a_stop_ends_a_page(tmp_path: Path) -> None:
+    files = [tmp_path / f"{i}.jpg" for i in range(3)]
+    for seed, path in enumerate(files):
+        path.write_bytes(photo((320, 256), seed=seed))
+    folder = tmp_path / "t"
+    make_thumbnails(files[:1], folder, workers=1)  # an earlier page's memo: the first file
+    later = Thumbnails(folder)
+    assert later.name(files[1]) is not None  # as a result arrives
+    later.save(complete=False)  # a stopped run: the memo keeps the earlier page's file too
+    assert len(json.loads((folder / "hashes.json").read_bytes())) == 2
+    later.stop()
+    assert later.name(files[2]) is None  # stopped: nothing more is made
+    with pytest.raises(Stopped):
+        later.names(files, workers=2)
+    assert len(list(folder.glob("*.jpg"))) == 2
+    make_thumbnails(files[1:], folder, workers=1)  # a whole page: the memo keeps its files
+    assert sorted(json.loads((folder / "hashes.json").read_bytes())) == [
+        os.fsdecode(os.path.abspath(path)) for path in files[1:]
+    ]

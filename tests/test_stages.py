@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import io
 import math
+import threading
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import anyio
@@ -16,13 +17,16 @@ from anyio.streams.memory import MemoryObjectSendStream
 from fakes import PENDING, FakeApi, ManualClock, RecordingOutbox, success
 from PIL import Image
 
-from batchtoon.errors import ItemRejected, RunFatal, TaskGone, Throttled, Transient
+from batchtoon.errors import InputError, ItemRejected, RunFatal, TaskGone, Throttled, Transient
 from batchtoon.images.preflight import Prepared
 from batchtoon.locations.layout import Layout
+from batchtoon.locations.sources import BadLine, Source, count_sources
+from batchtoon.locations.storage import Location
 from batchtoon.pipeline.budget import SubmissionBudget
 from batchtoon.pipeline.downloader import Downloader
 from batchtoon.pipeline.outcomes import Accepted, Finished, Gone, Left, Refused, Stored
 from batchtoon.pipeline.poller import Poller, PollLimits
+from batchtoon.pipeline.producer import PREPARE_BATCH, _check_all
 from batchtoon.pipeline.submitter import SubmitWorker, Upload
 from batchtoon.provider.api import Submitted
 from batchtoon.provider.pacing import SharedRate
@@ -338,3 +342,44 @@ async def test_a_poll_rate_ceiling_too_low_for_the_work_is_said_once() -> None:
             await clock.advance(INTERVAL * 6)
     [line] = said
     assert "(4/s) cannot ask about 100 pending tasks every 5 s (20/s needed)" in line
+
+
+async def test_a_stopped_preflight_batch_ends_after_the_photo_being_checked() -> None:
+    """A stop does not wait for the rest of a pre-flight batch (a check can take a second):
+    the thread ends after the check under way, and the walk of a count stops as soon."""
+    items: list[Source | BadLine] = [
+        Source(Path(f"{i}.jpg"), PurePosixPath(f"{i}.jpg")) for i in range(PREPARE_BATCH)
+    ]
+    checking, release, checked = anyio.Event(), threading.Event(), []
+
+    def check(path: Location) -> Prepared:
+        checked.append(path)
+        anyio.from_thread.run_sync(checking.set)
+        release.wait(10)
+        raise InputError("refused")
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(anyio.to_thread.run_sync, _check_all, items, check)
+        await checking.wait()
+        group.cancel_scope.cancel()
+        release.set()
+    assert checked == [Path("0.jpg")]
+
+
+def test_counting_the_sources_ends_when_its_tick_says_so(tmp_path: Path) -> None:
+    for i in range(20):
+        (tmp_path / f"{i}.jpg").touch()
+    walked: list[None] = []
+
+    class Enough(Exception):
+        pass
+
+    def tick() -> None:
+        walked.append(None)
+        if len(walked) == 3:
+            raise Enough
+
+    assert count_sources([tmp_path]) == 20
+    with pytest.raises(Enough):
+        count_sources([tmp_path], tick=tick)
+    assert len(walked) == 3

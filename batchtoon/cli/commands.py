@@ -30,6 +30,7 @@ from batchtoon.exitcodes import ExitCode
 from batchtoon.locations import storage
 from batchtoon.locations.sources import check_sources, display
 from batchtoon.locations.storage import Location, is_url, location
+from batchtoon.pipeline.engine import STOP_GRACE
 from batchtoon.pipeline.planner import Plan, make_plan
 from batchtoon.provider.api import ApiClient, key_problem
 from batchtoon.records.journal import Journal
@@ -114,17 +115,22 @@ async def _run_async(args: argparse.Namespace, resolved: Resolved, key: str) -> 
                     on_problem=None if args.verbose else _show_problem,
                 )  # fmt: skip
                 async with batch, anyio.create_task_group() as group:
-                    group.start_soon(_on_signals, batch)
+                    group.start_soon(_on_signals, batch, _again(args.argv))
                     done = await batch.run(args.sources)
                     group.cancel_scope.cancel()
     finally:
         if isinstance(bars, Bars):
             bars.close()
-    if args.json:
-        print(json.dumps(done.as_json(), ensure_ascii=False))
-    else:
-        print_lines(summary(done))
-    _advise(done, settings, args.argv)
+    try:
+        if args.json:
+            print(json.dumps(done.as_json(), ensure_ascii=False))
+        else:
+            print_lines(summary(done))
+            if done.gallery is not None:
+                print_lines(f"gallery: {done.gallery}")
+    finally:  # on stderr even if stdout's reader is gone (`| tee`, which a Ctrl-C ends too)
+        _advise(done, settings, args.argv)
+        _advise_gallery(done, settings)
     return done.exit_code
 
 
@@ -214,14 +220,25 @@ def _log_on_screen(verbose: bool, key: str) -> Iterator[None]:
         logger.removeHandler(handler)
 
 
-async def _on_signals(batch: Batch) -> None:
+async def _on_signals(batch: Batch, again: str) -> None:
+    """The first Ctrl-C or SIGTERM stops the batch (the prompt is back within `STOP_GRACE` + 1
+    s); a second quits at once: every record that mattered is on disk already, and the same
+    command goes on from there."""
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         stopping = False
         async for _ in signals:
             if stopping:
-                print("\nbatchtoon: stopped at once; the journal replays", file=sys.stderr)
+                print(
+                    f"\nbatchtoon: stopped at once; nothing is lost: to go on, run: {again}",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 os._exit(ExitCode.STOPPED)
-            print("\nbatchtoon: stopping (Ctrl-C again to quit at once)...", file=sys.stderr)
+            print(
+                f"\nbatchtoon: stopping (up to {STOP_GRACE:g} s for the uploads on the wire; "
+                "Ctrl-C again to quit at once)...",
+                file=sys.stderr,
+            )
             stopping = True
             batch.stop()
 
@@ -236,8 +253,13 @@ def print_lines(text: str) -> None:
     print("\n".join(display(line) for line in text.split("\n")))
 
 
+def _again(argv: list[str]) -> str:
+    """The command that goes on where this one ends."""
+    return display(shlex.join(["batchtoon", *argv]))
+
+
 def _advise(done: Summary, settings: Settings, argv: list[str]) -> None:
-    again = display(shlex.join(["batchtoon", *argv]))
+    again = _again(argv)
     if done.fatal_reason is not None:
         advice = {
             "ERROR_NOT_ENOUGH_CREDITS": "top up the account's credits",
@@ -260,6 +282,21 @@ def _advise(done: Summary, settings: Settings, argv: list[str]) -> None:
             f"the log); they are kept: to pick them up, run: {again}",
             file=sys.stderr,
         )
+
+
+def _advise_gallery(done: Summary, settings: Settings) -> None:
+    """A run that should have written the gallery but did not (stopped, or it could not): the
+    command that writes it."""
+    if done.gallery is not None or not settings.report.enabled or is_url(settings.output.dir):
+        return
+    command = ["batchtoon", "report", "--out", settings.output.dir]
+    if settings.journal:
+        command += ["--journal", str(settings.journal)]
+    print(
+        "batchtoon: the gallery was not written this time; to write it, run: "
+        + display(shlex.join(command)),
+        file=sys.stderr,
+    )
 
 
 # plan

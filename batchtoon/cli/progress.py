@@ -3,8 +3,10 @@
 `Summary`: the stages never call into the display.
 
 Guarantees: the bar counts results (one per photo and style) up to a total known from the start
-(a quick count of the sources), never past it; nothing but plain text is written when not on a
-terminal or when `NO_COLOR` is set (one bar, redrawn with a carriage return, and no colour).
+(a quick count of the sources), never past it; what the run does once its items are over
+(writing the gallery) is said as it begins, on the bar or in a line of its own; nothing but
+plain text is written when not on a terminal or when `NO_COLOR` is set (one bar, redrawn with a
+carriage return, and no colour).
 """
 
 from __future__ import annotations
@@ -49,7 +51,8 @@ class Bars:
         bar = self._bar
         bar.total = snapshot.total
         bar.n = snapshot.settled
-        bar.set_postfix_str(", ".join([*_pace(snapshot), _state(snapshot)]), refresh=False)
+        state = [f"{snapshot.doing}…"] if snapshot.doing else [*_pace(snapshot), _state(snapshot)]
+        bar.set_postfix_str(", ".join(state), refresh=False)
         bar.refresh()
 
     def close(self) -> None:
@@ -67,6 +70,9 @@ class StatusLines:
         self._due = interval
 
     def __call__(self, snapshot: Snapshot) -> None:
+        if snapshot.doing:  # the items are over: say what comes now, whenever it comes
+            print(f"batchtoon: {snapshot.doing}…", file=self._stream, flush=True)
+            return
         if snapshot.elapsed < self._due:
             return
         self._due = snapshot.elapsed + self._interval

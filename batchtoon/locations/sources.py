@@ -32,7 +32,7 @@ import json
 import os
 import posixpath
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO
@@ -279,10 +279,17 @@ def iter_sources(
             yield from _manifest(argument, only)
 
 
-def count_sources(arguments: Sequence[Location], only: Filter = EVERYTHING) -> int:
+def _idle() -> None:
+    pass
+
+
+def count_sources(
+    arguments: Sequence[Location], only: Filter = EVERYTHING, *, tick: Callable[[], None] = _idle
+) -> int:
     """How many items `iter_sources` will yield, roughly and quickly: names only, no file read
     but manifests (a line is an item; with a shard, the lines of this shard); blocking. A
-    manifest row's own styles are not read."""
+    manifest row's own styles are not read. `tick` is called for every item walked: it may
+    raise to end a walk no longer wanted (a worker thread's `anyio.from_thread.check_cancelled`)."""
     total = 0
     for argument in arguments:
         kind = _kind(argument)
@@ -291,7 +298,9 @@ def count_sources(arguments: Sequence[Location], only: Filter = EVERYTHING) -> i
         elif kind == "image":
             total += only.in_shard(Source(argument, PurePosixPath(_name(argument))))
         elif not isinstance(kind, BadLine):
-            total += sum(isinstance(item, Source) for item in iter_sources([argument], only))
+            for item in iter_sources([argument], only):
+                tick()
+                total += isinstance(item, Source)
     return total
 
 

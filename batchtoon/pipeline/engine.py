@@ -11,6 +11,8 @@ outcomes and deliver them to the `Router`, which journals and routes them; `RunC
 when the run is over. Guarantees:
 
 - the stages get their dependencies explicitly and never see the engine or the router;
+- `on_stored(source, output)`, if given, is called in the event loop for every result file
+  once its record is durable: it must return at once (the gallery's thumbnails use it);
 - `stop()` takes no new work and ends the run once the uploads already on the wire have their
   answer journaled (or after `STOP_GRACE` seconds); everything else is in the journal;
 - the exit code follows the run's outcome (`ExitCode`);
@@ -83,6 +85,7 @@ class Engine:
         clock: Clock = SYSTEM_CLOCK,
         log: logging.Logger | None = None,
         report: Callable[[str], None] | None = None,
+        on_stored: Callable[[str, Location], None] | None = None,
     ) -> None:
         self.settings, self.journal, self.sources = settings, journal, list(sources)
         self._api, self.clock = api, clock
@@ -120,6 +123,7 @@ class Engine:
             max_resubmissions=settings.submit.max_resubmissions,
             stats=self.stats,
             report=report,
+            on_stored=on_stored,
             log=self._log,
         )
         self.intake = Intake(
@@ -222,7 +226,10 @@ class Engine:
         and, once walked, each filter that matched nothing, said."""
         styles = len(self.settings.styles)
         only = source_filter(self.settings)
-        photos = await anyio.to_thread.run_sync(count_sources, self.sources, only)
+        stopped = anyio.from_thread.check_cancelled  # a stopped run does not wait for the walk
+        photos = await anyio.to_thread.run_sync(
+            partial(count_sources, self.sources, only, tick=stopped)
+        )
         self.stats.expected = photos * styles
         for pattern in only.unmatched():
             self.router.report(f"{pattern} matched no file nor folder: check its spelling")

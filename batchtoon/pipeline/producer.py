@@ -117,9 +117,11 @@ async def _prepare(
 
 
 def _check_all(batch: list[Source | BadLine], check: Check) -> list[Prepared | str]:
-    """Pre-flight each item (in a worker thread): its upload, or why it cannot be sent."""
+    """Pre-flight each item (in a worker thread): its upload, or why it cannot be sent. A
+    stopped run does not wait for the rest of the batch (each check can take a second)."""
     outcomes: list[Prepared | str] = []
     for item in batch:
+        anyio.from_thread.check_cancelled()
         if isinstance(item, BadLine):
             outcomes.append(item.reason)
             continue

@@ -91,9 +91,11 @@ class Router:
         max_resubmissions: int,
         stats: Stats,
         report: Callable[[str], None] | None = None,
+        on_stored: Callable[[str, Location], None] | None = None,
         log: logging.Logger | None = None,
     ) -> None:
         self.journal = journal
+        self._on_stored = on_stored or (lambda source, output: None)
         self._run, self._budget, self._queues = run, budget, queues
         self._layout, self._clock = layout, clock
         self._result_ttl, self._max_resubmissions = result_ttl, max_resubmissions
@@ -195,6 +197,7 @@ class Router:
                     "downloaded", entry, source=entry.targets[base], output=str(path),
                     size=filed.size, sha256=filed.sha256,
                 )  # fmt: skip
+                self._on_stored(entry.targets[base], path)
                 written.add(base)
             bases = [base for base in entry.targets if base not in written]
             if not bases:

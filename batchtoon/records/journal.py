@@ -18,11 +18,12 @@ Guarantees:
   torn line, which the next `open` drops.
 - nothing secret goes in: the API key, if a record holds it (an answer echoing it back), is
   replaced by `***` in the bytes written.
+- nothing process-wide is touched (an application may embed `Batch`): replay leaves the garbage
+  collector alone, at a cost measured in `benchmarks/bench_replay.py`.
 """
 
 from __future__ import annotations
 
-import gc
 import json
 import os
 from collections.abc import Callable
@@ -138,23 +139,16 @@ class Journal:
         except FileNotFoundError:
             return 0
         good_length, apply = 0, self.ledger.apply
-        collecting = gc.isenabled()
-        gc.disable()  # the ledger only grows here: collections would rescan it again and again
-        try:
-            with file:
-                for line in file:
-                    try:
-                        apply(_decode(line))
-                    except (ValueError, KeyError, TypeError, AttributeError):
-                        if not line.endswith(b"\n"):
-                            break  # a torn tail: the record never finished
-                        self.skipped_lines += bool(line.strip())
-                        self.skipped_tasks += b'"task_id"' in line
-                    good_length += len(line)
-        finally:
-            if collecting:
-                gc.freeze()  # the ledger lives as long as the run: keep later collections off it
-                gc.enable()
+        with file:
+            for line in file:
+                try:
+                    apply(_decode(line))
+                except (ValueError, KeyError, TypeError, AttributeError):
+                    if not line.endswith(b"\n"):
+                        break  # a torn tail: the record never finished
+                    self.skipped_lines += bool(line.strip())
+                    self.skipped_tasks += b'"task_id"' in line
+                good_length += len(line)
         return good_length
 
     async def write(self, event: Event, *, durable: bool = True, **fields: Any) -> None:

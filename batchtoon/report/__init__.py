@@ -5,7 +5,8 @@
 
 A run can fill `Gallery` itself instead (`Card` per photo, `Cell` per style). Nothing here
 imports the engine or the CLI: both may call it, at the end of a run or from `batchtoon report`.
-What the page guarantees is in `page.py`; the thumbnails', in `thumbs.py`.
+What the page guarantees is in `page.py`; the thumbnails', in `thumbs.py`; a run makes them as
+its results arrive with `arriving.py`, so that its page at the end costs little.
 """
 
 from __future__ import annotations

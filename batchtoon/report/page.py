@@ -11,7 +11,8 @@ Guarantees:
 - the page is replaced whole (a temporary file beside it, renamed over it): a browser never
   reads half of it, and a page that was there stays until the new one is complete;
 - thumbnails are made once (see `thumbs.py`); a later call reuses them, so rewriting the page
-  of a run that grew costs the new photos only. Nothing is ever deleted;
+  of a run that grew costs the new photos only, and a run that made them as its results came
+  (`arriving.py`) only looks them up. Nothing is ever deleted;
 - an original a browser cannot show (HEIC, TIFF...) is linked, and thumbnailed, through its
   browser-viewable JPEG copy (`viewable.py`).
 """
@@ -30,7 +31,7 @@ from pathlib import Path
 from batchtoon.locations.files import write_whole
 from batchtoon.report.model import Gallery
 from batchtoon.report.pack import pack, shown
-from batchtoon.report.thumbs import make_thumbnails, thumbs_dir
+from batchtoon.report.thumbs import Thumbnails, thumbs_dir
 from batchtoon.report.viewable import viewable_copies
 
 __all__ = ["render", "write_gallery"]
@@ -41,16 +42,21 @@ PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 JSON_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"}
 
 
-def write_gallery(out: Path, gallery: Gallery, *, workers: int) -> Path:
+def write_gallery(
+    out: Path, gallery: Gallery, *, workers: int, thumbnails: Thumbnails | None = None
+) -> Path:
     """Write `<out>/index.html` for `gallery` (making the thumbnails it needs in `workers`
-    threads) and return its path."""
+    threads; those `thumbnails` made already are looked up) and return its path. `Stopped`
+    if `thumbnails.stop()` came first."""
     originals = [card.original for card in gallery.cards if card.original is not None]
     views = viewable_copies(originals, out, workers=workers)
     files = [views.get(original, original) for original in originals]
     files += [
         cell.output for card in gallery.cards for cell in card.results.values() if cell.output
     ]
-    thumbs = make_thumbnails(files, thumbs_dir(out), workers=workers)
+    thumbnails = thumbnails or Thumbnails(thumbs_dir(out))
+    thumbs = thumbnails.names(files, workers=workers)
+    thumbnails.save(complete=True)
     page = out / PAGE
     write_whole(page, render(gallery, out, thumbs, views).encode("utf-8"), durable=True)
     return page

@@ -12,6 +12,8 @@ Guarantees:
   torn thumbnail, and two processes making the same one both end with a good file;
 - a file that cannot be read or that Pillow cannot open (HEIC without a plugin, a truncated
   image) gets no thumbnail (None) and never raises;
+- `Thumbnails.stop()` (from any thread) ends its work at once: a thread finishes at most the
+  one thumbnail it is making, and a page being made stops (`Stopped`);
 - nothing is ever deleted: a thumbnail no page shows any more stays (a later run may show it
   again); delete the folder to reclaim the space, the next page makes what it needs.
 """
@@ -23,6 +25,7 @@ import hashlib
 import io
 import json
 import os
+import threading
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
@@ -31,7 +34,16 @@ from PIL import Image, ImageOps
 
 from batchtoon.locations.files import write_whole
 
-__all__ = ["FOLDER", "NAME_CHARS", "SIZE", "flat_rgb", "make_thumbnails", "thumbs_dir"]
+__all__ = [
+    "FOLDER",
+    "NAME_CHARS",
+    "SIZE",
+    "Stopped",
+    "Thumbnails",
+    "flat_rgb",
+    "make_thumbnails",
+    "thumbs_dir",
+]
 
 FOLDER = PurePosixPath(".batchtoon", "thumbs")  # below the output folder
 
@@ -51,75 +63,116 @@ def thumbs_dir(out: Path) -> Path:
 
 def make_thumbnails(paths: Iterable[Path], folder: Path, *, workers: int) -> dict[Path, str | None]:
     """Each path's thumbnail name (the file is `folder / (name + ".jpg")`), or None where there
-    can be none. Files known from an earlier call are looked up here; the others are read and
-    thumbnailed in `workers` threads (Pillow decodes and hashlib hashes without the GIL)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    maker = _Maker(folder, _load_memo(folder / HASHES))
-    known = {path: maker.recall(path) for path in dict.fromkeys(paths)}
-    todo = [path for path, name in known.items() if name is None]
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        made = dict(zip(todo, pool.map(maker.make, todo), strict=True))
-    if maker.seen != maker.memo:
-        seen = json.dumps(maker.seen, separators=(",", ":")).encode()
-        write_whole(folder / HASHES, seen, durable=False)
-    return {path: (made[path] if name is None else name) or None for path, name in known.items()}
+    can be none; the memo then keeps the files met here (see `Thumbnails.names`)."""
+    thumbnails = Thumbnails(folder)
+    names = thumbnails.names(paths, workers=workers)
+    thumbnails.save(complete=True)
+    return names
 
 
-class _Maker:
-    """Names and makes thumbnails. A name "" means "none can be made"; `make` is called from
-    several threads at once (setting a dict item is atomic)."""
+class Thumbnails:
+    """The thumbnails of one folder over a while: made one at a time as files come (`name`,
+    from any thread), then all that a page needs at once (`names`), and the memo written once
+    (`save`). `stop()`, from any thread, makes every call still to come return at once."""
 
-    def __init__(self, folder: Path, memo: Memo) -> None:
+    def __init__(self, folder: Path) -> None:
         self.folder = folder
-        self.memo = memo
-        self.seen: Memo = {}  # the memo to keep: the files met in this call
-        self.present: set[str] = set()  # thumbnails known to be there
+        self.memo = _load_memo(folder / HASHES)
+        self.seen: Memo = {}  # the files met since: setting a dict item is atomic
+        self._present: set[str] = set()  # thumbnails known to be there
+        self._stopped = threading.Event()
 
-    def recall(self, path: Path) -> str | None:
-        """The name the memo knows for this file as it is now, or None to make it."""
+    def stop(self) -> None:
+        self._stopped.set()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopped.is_set()
+
+    def name(self, path: Path) -> str | None:
+        """The file's thumbnail name, made now if no earlier call made it (blocking); None if
+        none can be made, or once stopped."""
+        known = self._recall(path)
+        return (self._make_now(path) if known is None else known) or None
+
+    def names(self, paths: Iterable[Path], *, workers: int) -> dict[Path, str | None]:
+        """Each path's thumbnail name, or None: the known ones looked up here, the others read
+        and thumbnailed in `workers` threads (Pillow decodes and hashlib hashes without the
+        GIL). `Stopped` if `stop()` came meanwhile."""
+        known = {path: self._recall(path) for path in dict.fromkeys(paths)}
+        todo = [path for path, name in known.items() if name is None]
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            made = dict(zip(todo, pool.map(self._make_now, todo), strict=True))
+        if self.stopped:
+            raise Stopped(f"thumbnails in {self.folder}: stopped")
+        return {
+            path: (made[path] if name is None else name) or None for path, name in known.items()
+        }
+
+    def save(self, *, complete: bool) -> None:
+        """Write the memo: with `complete` (a page of every file was made) the files met since
+        the memo was read, so files no page shows any more are forgotten; else those and the
+        memo's own (a later page reads only what changed)."""
+        seen = dict(self.seen)  # a copy: `name` may still be adding in another thread
+        keep = seen if complete else self.memo | seen
+        if keep != self.memo:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            memo = json.dumps(keep, separators=(",", ":")).encode()
+            write_whole(self.folder / HASHES, memo, durable=False)
+
+    def _recall(self, path: Path) -> str | None:
+        """The name known for this file as it is now ("" for "none can be made"), or None to
+        make it."""
         try:
             stamp = _stamp(path)
         except OSError:
             return ""  # gone: nothing to show, and nothing to remember
         key = os.fsdecode(os.path.abspath(path))
-        known = self.memo.get(key)
+        known = self.seen.get(key) or self.memo.get(key)
         if known is None or known[:2] != stamp or not self._usable(str(known[2])):
             return None
         self.seen[key] = known
         return str(known[2])
 
-    def make(self, path: Path) -> str:
+    def _make_now(self, path: Path) -> str:
+        if self.stopped:
+            return ""
         try:
             stamp = _stamp(path)  # before reading: a change meanwhile shows at the next call
             data = path.read_bytes()
         except OSError:
             return ""
         name = content_name(data)
-        if not (self._usable(name) or self._write(data, self.folder / (name + SUFFIX))):
+        if not (self._usable(name) or _write(data, self.folder, name + SUFFIX)):
             name = ""
         self.seen[os.fsdecode(os.path.abspath(path))] = [*stamp, name]
         return name
 
     def _usable(self, name: str) -> bool:
         """True for "" (known to be impossible) and for a thumbnail that is there, not empty."""
-        if not name or name in self.present:
+        if not name or name in self._present:
             return True
         try:
             usable = (self.folder / (name + SUFFIX)).stat().st_size > 0
         except OSError:
             return False
         if usable:
-            self.present.add(name)  # copies of a picture share it: look once
+            self._present.add(name)  # copies of a picture share it: look once
         return usable
 
-    @staticmethod
-    def _write(data: bytes, dest: Path) -> bool:
-        try:
-            encoded = thumbnail(data)
-        except Exception:  # any decoder failure (there are many kinds) means a placeholder
-            return False
-        write_whole(dest, encoded, durable=False)  # a thumbnail lost is made again
-        return True
+
+class Stopped(Exception):
+    """`Thumbnails.names` was stopped before it had every name."""
+
+
+def _write(data: bytes, folder: Path, name: str) -> bool:
+    try:
+        encoded = thumbnail(data)
+    except Exception:  # any decoder failure (there are many kinds) means a placeholder
+        return False
+    folder.mkdir(parents=True, exist_ok=True)
+    write_whole(folder / name, encoded, durable=False)  # a thumbnail lost is made again
+    return True
 
 
 def _stamp(path: Path) -> list[int | str]:

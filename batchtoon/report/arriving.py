@@ -1,0 +1,75 @@
+"""`ArrivingThumbnails`: the gallery's thumbnails made while a run goes, as each result is
+stored, so that the page at the run's end only looks them up.
+
+    arriving = ArrivingThumbnails(Thumbnails(thumbs_dir(out)))
+    engine = Engine(..., on_stored=arriving.offer)  # in the run's task group: arriving.run()
+
+Guarantees:
+- it never holds up the pipeline: `offer` (called in the event loop, where a result is stored)
+  never waits and never raises; a file that finds the backlog (`BACKLOG` paths) full is left
+  for the page at the end to make;
+- the work is off the event loop, in at most `workers` threads; memory is bounded by the
+  backlog, which holds paths, never images;
+- cancelled (the run ends or is stopped), it waits for at most the one thumbnail each thread
+  is making; a thumbnail that cannot be made or written now is left for the page, which says
+  why if it cannot either.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream
+
+from batchtoon.locations.storage import Location, is_url
+from batchtoon.report.thumbs import Thumbnails
+
+__all__ = ["BACKLOG", "ArrivingThumbnails"]
+
+BACKLOG = 1024  # paths waiting for a thread, at most (~100 KB)
+
+
+class ArrivingThumbnails:
+    def __init__(
+        self,
+        thumbnails: Thumbnails,
+        *,
+        workers: int = 1,
+        backlog: int = BACKLOG,
+        cwd: Path | None = None,
+    ) -> None:
+        self.thumbnails = thumbnails
+        self.left = 0  # files the backlog had no room for
+        self._workers = workers
+        self._cwd = cwd or Path.cwd()  # what relative source paths are relative to
+        self._send, self._receive = anyio.create_memory_object_stream[Path](backlog)
+
+    def __repr__(self) -> str:
+        waiting = self._send.statistics().current_buffer_used
+        return f"<ArrivingThumbnails waiting={waiting} left={self.left}>"
+
+    def offer(self, source: str, output: Location) -> None:
+        """A result was stored: its photo's thumbnail and its own, when a thread is free."""
+        original = None if is_url(source) else self._cwd / source
+        for path in (original, output):
+            if not isinstance(path, Path):
+                continue  # a file in a store: the gallery is for local files
+            try:
+                self._send.send_nowait(path)
+            except anyio.WouldBlock:
+                self.left += 1
+
+    async def run(self) -> None:
+        """Make the thumbnails offered, until cancelled."""
+        async with anyio.create_task_group() as group:
+            for _ in range(self._workers):
+                group.start_soon(self._work, self._receive.clone())
+
+    async def _work(self, receive: MemoryObjectReceiveStream[Path]) -> None:
+        async with receive:
+            async for path in receive:
+                # Not writable now: the page at the end tries again, and says so.
+                with contextlib.suppress(OSError):
+                    await anyio.to_thread.run_sync(self.thumbnails.name, path)
