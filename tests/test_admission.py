@@ -165,7 +165,7 @@ async def test_the_plan_and_the_run_agree(
         settings = settings_for(sandbox, out)
         path = settings.journal_path
         ledger = Journal.replay(path).ledger if path.exists() else Journal(path).ledger
-        plan = await make_plan(settings, world.sources, ledger, retry_failed=retry_failed)
+        plan = await make_plan(settings, [*world.sources], ledger, retry_failed=retry_failed)
         assert plan.verdicts == verdicts
         assert plan.photos == sum(verdicts.values())  # one style: a photo a verdict
         before = sandbox.counters.accepted_total
