@@ -17,9 +17,9 @@ its item; `resume` judges what an earlier run left with the provider, before any
                are gone                                               paid for before)
     poll       submitted, and the task can still be asked about       none
     download   finished, and its result URL is still valid            none
-    done       downloaded, and this target's file is there (any of the  none
-               item's other files missing are copied from it)
-    copy       downloaded, this target's file is missing but another   none
+    done       downloaded, and this target's file is there (the item's  none
+               other files, if missing, are copied from it)
+    copy       downloaded, this target's file is missing but another  none
                one is there: copied from it
     duplicate  this run already has the same content in this style    none
     failed     failed before (and no --retry-failed)                  none
@@ -43,7 +43,8 @@ Guarantees:
   gives to two items is trusted for neither (both are submitted again, within the same bound;
   the files of one already done are discarded);
 - a lost item is submitted again only from its own unchanged bytes: it is routed to intake to
-  read its source again (`RereadTicket`), and fails if no source still holds them;
+  read its source again (`RereadTicket`), and fails if no source still holds them (found
+  lost on admission, it goes with the photo just read);
 - every item found ends in exactly one of done, failed, refused or left (`stats.Tally`).
 """
 
@@ -89,12 +90,11 @@ from batchtoon.provider.api import SUCCESS
 from batchtoon.records.ledger import Entry, Event, Ledger, make_record
 from batchtoon.settings.styles import style_slug
 
-__all__ = ["BILLABLE", "Discard", "Machine", "Naming", "Route", "Step", "Verdict", "decide"]
+__all__ = ["Discard", "Machine", "Naming", "Route", "Step", "Verdict", "decide"]
 
 Verdict = Literal[
     "submit", "resubmit", "poll", "download", "done", "copy", "duplicate", "failed", "refused"
 ]
-BILLABLE: frozenset[Verdict] = frozenset({"submit", "resubmit"})
 LAZY: frozenset[str] = frozenset({"queued", "rejected"})  # records a resume redoes if lost
 Naming = Callable[[Source, int, str], str]  # (source, style, sha256) -> output base
 
