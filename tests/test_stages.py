@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import io
 import math
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import anyio
@@ -17,12 +18,25 @@ from anyio.streams.memory import MemoryObjectSendStream
 from fakes import PENDING, FakeApi, ManualClock, RecordingOutbox, success
 from PIL import Image
 
-from batchtoon.errors import ItemRejected, RunFatal, TaskGone, Throttled, Transient
+from batchtoon.errors import InputError, ItemRejected, RunFatal, TaskGone, Throttled, Transient
 from batchtoon.images.preflight import Prepared
 from batchtoon.locations.layout import Layout
+from batchtoon.locations.sources import BadLine, Source, display
+from batchtoon.locations.storage import Location
 from batchtoon.pipeline.budget import SubmissionBudget
 from batchtoon.pipeline.downloader import Downloader
-from batchtoon.pipeline.outcomes import Accepted, Finished, Gone, Left, Refused, Stored
+from batchtoon.pipeline.intake import Intake
+from batchtoon.pipeline.outcomes import (
+    Accepted,
+    Finished,
+    Found,
+    Gone,
+    Left,
+    Refused,
+    Rejected,
+    Reread,
+    Stored,
+)
 from batchtoon.pipeline.poller import Poller, PollLimits
 from batchtoon.pipeline.submitter import SubmitWorker
 from batchtoon.pipeline.tickets import (
@@ -31,11 +45,13 @@ from batchtoon.pipeline.tickets import (
     CopyTicket,
     DownloadTicket,
     PollTicket,
+    RereadTicket,
     UploadTicket,
 )
 from batchtoon.provider.api import Submitted
 from batchtoon.provider.pacing import SharedRate
 from batchtoon.provider.retry import RetryPolicy
+from batchtoon.records.ledger import Ledger
 from batchtoon.settings.config import RetrySettings
 
 INTERVAL = 5.0
@@ -365,3 +381,75 @@ async def test_a_poll_rate_ceiling_too_low_for_the_work_is_said_once() -> None:
             await clock.advance(INTERVAL * 6)
     [line] = said
     assert "(4/s) cannot ask about 100 pending tasks every 5 s (20/s needed)" in line
+
+
+# Intake.
+
+
+def hashing_check(path: Location) -> Prepared:
+    """A pre-flight that only reads: the file's bytes as they are, named by their sha256."""
+    try:
+        data = Path(str(path)).read_bytes()
+    except OSError:
+        raise InputError("file not found: it was moved or deleted") from None
+    return Prepared(hashlib.sha256(data).hexdigest(), data, "JPEG", (300, 300))
+
+
+def intake_for(tmp_path: Path, outbox: RecordingOutbox, ledger: Ledger) -> Intake:
+    layout = Layout(tmp_path / "out", "{stem}.{style}.{ext}")
+    return Intake(outbox, ledger=ledger, layout=layout, check=hashing_check, styles=(0, 3))
+
+
+async def test_intake_delivers_a_photo_with_which_outputs_of_its_done_items_exist(
+    tmp_path: Path,
+) -> None:
+    sha = "cd" * 32
+    ledger = Ledger()
+    for base, path in (("a.0", "in/a.jpg"), ("b.0", "in/b.jpg")):
+        done = {"v": 1, "t": 1.0, "key": f"{sha}:0", "source": path}
+        ledger.apply({**done, "event": "queued", "output": base})
+        ledger.apply({**done, "event": "downloaded", "output": f"out/{base}.jpg", "size": 1})
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "a.0.jpg").write_bytes(b"cartoon")  # b.0.jpg was deleted
+    outbox = RecordingOutbox()
+    source = Source(tmp_path / "in" / "a.jpg", PurePosixPath("a.jpg"))
+    image = Prepared(sha, b"jpeg", "JPEG", (300, 300))
+    await intake_for(tmp_path, outbox, ledger).take(source, image)
+    [found] = outbox.delivered
+    assert isinstance(found, Found) and found.styles == (0, 3)
+    assert found.present == {0: {"a.0"}, 3: set()}  # style 3 was never done
+    assert ledger.entries[f"{sha}:0"].state == "downloaded"  # intake wrote nothing
+
+
+async def test_intake_refuses_in_one_outcome_what_pre_flight_refused(tmp_path: Path) -> None:
+    outbox = RecordingOutbox()
+    intake = intake_for(tmp_path, outbox, Ledger())
+    source = Source(tmp_path / "in" / "x.jpg", PurePosixPath("x.jpg"))
+    await intake.take(source, "not an image")
+    await intake.take(BadLine("list.csv line 7", "no path"), "no path")
+    first, second = outbox.delivered
+    assert first == Rejected(display(source.path), (0, 3), "not an image", str(source.path))
+    assert second == Rejected("list.csv line 7", (0, 3), "no path")
+
+
+async def test_intake_reads_a_lost_item_again_from_a_source_that_still_holds_its_bytes(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "changed.jpg").write_bytes(b"other bytes")
+    (tmp_path / "same.jpg").write_bytes(b"the item's bytes")
+    sha = hashlib.sha256(b"the item's bytes").hexdigest()
+    sources = [str(tmp_path / name) for name in ("gone.jpg", "changed.jpg", "same.jpg")]
+    tickets = [
+        RereadTicket(f"{sha}:0", tuple(sources), sha, 0, "gone.jpg"),
+        RereadTicket(f"{sha}:0", tuple(sources[:2]), sha, 0, "gone.jpg"),
+    ]
+    outbox = RecordingOutbox()
+    send, receive = anyio.create_memory_object_stream[RereadTicket](2)
+    for ticket in tickets:
+        send.send_nowait(ticket)
+    send.close()
+    await intake_for(tmp_path, outbox, Ledger()).reread(receive)
+    again, lost = outbox.delivered
+    assert isinstance(again, Reread) and again.ticket is tickets[0]
+    assert again.image is not None and again.image.data == b"the item's bytes"
+    assert isinstance(lost, Reread) and lost.image is None
