@@ -372,3 +372,15 @@ def test_decide_judges_a_done_item_by_its_files() -> None:
     assert decide(entry, "a", present={"a", "b"}, **judge) == "done"  # type: ignore[arg-type]
     assert decide(entry, "b", present={"a"}, **judge) == "copy"  # type: ignore[arg-type]
     assert decide(entry, "a", present=set(), **judge) == "resubmit"  # type: ignore[arg-type]
+
+
+def test_an_answer_about_the_task_the_item_waits_on_counts_whatever_object_carries_it() -> None:
+    world = fresh_world()
+    world.deliver(world.found("c"))
+    world.deliver(Accepted(world.tickets.pop(), "t1"))  # type: ignore[arg-type]
+    poll = world.tickets.pop()
+    assert isinstance(poll, PollTicket)
+    copy_of_it = dataclasses.replace(poll)  # a poller may keep its own record of the task
+    step = world.deliver(Finished(copy_of_it, "t1", TaskState(2, "PROCESS_SUCCESS", "u/1")))
+    assert [r["event"] for r in step.records] == ["succeeded"]
+    assert world.deliver(Gone(copy_of_it, GONE, "t1")).records == []  # once only

@@ -31,9 +31,9 @@ Guarantees:
 - every (source file, style) gets an output path of its own, whatever the template: a path
   already claimed by another source or another style gets the content's first 8 hex digits
   (and the style) appended;
-- staleness: an item in hand waits on one ticket at a time, the last one routed; an answer to
-  any other ticket (about a task id or result URL the item no longer has: it was lost and
-  submitted again meanwhile; or an answer that came twice) is dropped, decided here alone;
+- staleness: an item in hand waits on one ticket at a time, the last one routed; an answer
+  about any other task id or result URL (the item was lost and submitted again meanwhile),
+  to any other ticket, or one that came twice, is dropped, decided here alone;
 - expiry, one rule (`deadline`): a task older than the provider keeps tasks, or a result URL
   past its expiry, is gone, and the item is submitted again; the tickets carry the deadline to
   the poller and the downloaders, which answer `Gone` once it has passed, without asking;
@@ -62,6 +62,7 @@ from batchtoon.images.preflight import Prepared
 from batchtoon.locations.sources import Source, display
 from batchtoon.pipeline.outcomes import (
     Accepted,
+    Answer,
     Blocked,
     Fatal,
     Finished,
@@ -239,13 +240,23 @@ class Machine:
         if isinstance(outcome, Fatal):
             step.halt = outcome.error  # whichever item met it: the account cannot go on
         entry = self.ledger.entries[outcome.ticket.key]
-        if self._open.get(entry.key) is not outcome.ticket:  # not what the item waits on
+        if not self._current(outcome):
             step.logged.append((logging.INFO, f"ignored a late answer about {_named(entry)}"))
             return step
         self._answer(step, entry, outcome)
         return step
 
-    def _answer(self, step: Step, entry: Entry, outcome: Outcome) -> None:
+    def _current(self, outcome: Answer) -> bool:
+        """Is this the answer the item waits on? An answer that says what it is `about` (a
+        task id, a result URL) must be about what the item's last ticket is about; any other
+        must answer that very ticket."""
+        waits_on = self._open.get(outcome.ticket.key)
+        about = getattr(outcome, "about", "")
+        if waits_on is None or not about:
+            return waits_on is not None and outcome.ticket is waits_on
+        return about == _about(waits_on)
+
+    def _answer(self, step: Step, entry: Entry, outcome: Answer) -> None:
         if isinstance(outcome, Accepted):
             self._accepted(step, entry, outcome)
         elif isinstance(outcome, Finished):
@@ -518,6 +529,13 @@ class Machine:
         record = make_record(event, step.now, **fields)
         self.ledger.apply(record)
         step.records.append(record)
+
+
+def _about(ticket: Ticket) -> str:
+    """What an answer to `ticket` says it is about: its task id, or its result URL."""
+    if isinstance(ticket, PollTicket):
+        return ticket.task_id
+    return ticket.result_url if isinstance(ticket, DownloadTicket) else ""
 
 
 def _had_task(entry: Entry, task_id: str) -> bool:

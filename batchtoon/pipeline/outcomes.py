@@ -54,6 +54,7 @@ from batchtoon.provider.api import TaskState
 
 __all__ = [
     "Accepted",
+    "Answer",
     "Blocked",
     "Fatal",
     "Filed",
@@ -170,20 +171,9 @@ class Blocked:
     about: str = ""
 
 
-Outcome = (
-    Found
-    | Rejected
-    | Reread
-    | Accepted
-    | Refused
-    | Fatal
-    | Unsent
-    | Finished
-    | Gone
-    | Stored
-    | Left
-    | Blocked
-)
+# An answer to a ticket (it carries the ticket it answers); an outcome: an answer, or a photo.
+Answer = Reread | Accepted | Refused | Fatal | Unsent | Finished | Gone | Stored | Left | Blocked
+Outcome = Found | Rejected | Answer
 
 
 class Outbox(Protocol):
