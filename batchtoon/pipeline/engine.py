@@ -1,16 +1,18 @@
 """`Engine`: one run, from SOURCE arguments to files, as stages in one anyio task group.
 
-    sources ──> pre-flight ──> uploads ──> SubmitWorker xN ──> Poller ──> results ──> Downloader xM
-    (thread)    (threads)      (bounded)   (SharedRate,         (ticks)    (queue)     (checked,
-                                            SubmissionBudget)                           renamed)
-                    │              outcomes, one way: stage ──> Router ──> queues         │
-                    └──────────── Journal (every state change, fsync'd) ─────────────────┘
+    sources ──> pre-flight ──> Intake ──> uploads ──> SubmitWorker xN ──> Poller ──> Downloader xM
+    (thread)    (threads)     (facts)    (bounded)   (SharedRate,         (one       (checked,
+                                 ▲                    SubmissionBudget)    loop)      renamed)
+                                 │ rereads
+            outcomes, one way: stage ──> Driver: Machine.step ──> journal, then tickets ──> queues
 
 The engine builds the pieces and runs them; it decides nothing about items. The stages compute
-outcomes and deliver them to the `Router`, which journals and routes them; `RunControl` says
+outcomes and deliver them to the `Driver`, which has the state machine (`Machine`) turn each
+into journal records and tickets, writes the records and queues the tickets; `RunControl` says
 when the run is over. Guarantees:
 
-- the stages get their dependencies explicitly and never see the engine or the router;
+- the stages get their dependencies explicitly and never see the engine, the driver or the
+  machine;
 - `on_stored(source, output)`, if given, is called in the event loop for every result file
   once its record is durable: it must return at once (the gallery's thumbnails use it);
 - `stop()` takes no new work and ends the run once the uploads already on the wire have their
@@ -30,15 +32,16 @@ from functools import partial
 import anyio
 
 from batchtoon.exitcodes import ExitCode
-from batchtoon.images.preflight import Prepared
 from batchtoon.locations.layout import Layout
-from batchtoon.locations.sources import BadLine, Source, count_sources, display
+from batchtoon.locations.sources import count_sources
 from batchtoon.locations.storage import Location, location
 from batchtoon.pipeline.budget import SubmissionBudget
 from batchtoon.pipeline.clock import SYSTEM_CLOCK, Clock
 from batchtoon.pipeline.downloader import Downloader
+from batchtoon.pipeline.driver import Driver, Queues
 from batchtoon.pipeline.intake import Intake
 from batchtoon.pipeline.lifecycle import RunControl, RunOutcome
+from batchtoon.pipeline.machine import Machine
 from batchtoon.pipeline.poller import MIN_RATE, Poller, PollLimits
 from batchtoon.pipeline.producer import (
     checker,
@@ -48,14 +51,19 @@ from batchtoon.pipeline.producer import (
     shard_of,
     source_filter,
 )
-from batchtoon.pipeline.router import Queues, Router
 from batchtoon.pipeline.stats import Stats
-from batchtoon.pipeline.submitter import SubmitWorker, Upload
+from batchtoon.pipeline.submitter import SubmitWorker
+from batchtoon.pipeline.tickets import (
+    CopyTicket,
+    DownloadTicket,
+    PollTicket,
+    RereadTicket,
+    UploadTicket,
+)
 from batchtoon.provider.api import Api
 from batchtoon.provider.pacing import SharedRate
 from batchtoon.provider.retry import RetryPolicy
 from batchtoon.records.journal import Journal
-from batchtoon.records.ledger import Entry
 from batchtoon.settings.config import Settings
 
 __all__ = ["STOP_GRACE", "Engine", "uploads_ahead"]
@@ -105,47 +113,51 @@ class Engine:
             portable=settings.output.portable_names,
             spill=settings.work_dir / "spill",
         )
-        self._uploads, self._upload_queue = anyio.create_memory_object_stream[Upload](
+        uploads, self._upload_queue = anyio.create_memory_object_stream[UploadTicket](
             uploads_ahead(settings)
         )
-        self._to_poll, self._poll_queue = anyio.create_memory_object_stream[Entry](math.inf)
-        self._results, self._result_queue = anyio.create_memory_object_stream[Entry](math.inf)
-        self._lost, self._lost_queue = anyio.create_memory_object_stream[Entry](math.inf)
+        to_poll, self._poll_queue = anyio.create_memory_object_stream[PollTicket](math.inf)
+        to_store, self._store_queue = anyio.create_memory_object_stream[
+            DownloadTicket | CopyTicket
+        ](math.inf)
+        to_reread, self._reread_queue = anyio.create_memory_object_stream[RereadTicket](math.inf)
         self._check = checker(settings)
-        self.router = Router(
+        self.machine = Machine(
+            journal.ledger,
+            self.stats,
+            naming=self.layout.base,
+            task_ttl=settings.result_ttl,
+            result_ttl=settings.result_ttl,
+            max_resubmissions=settings.submit.max_resubmissions,
+            retry_failed=retry_failed,
+        )
+        self.driver = Driver(
+            self.machine,
             journal=journal,
             run=self.control,
             budget=self.budget,
-            queues=Queues(self._uploads, self._to_poll, self._results, self._lost),
+            queues=Queues(uploads, to_poll, to_store, to_reread),
             layout=self.layout,
             clock=clock,
-            result_ttl=settings.result_ttl,
-            max_resubmissions=settings.submit.max_resubmissions,
-            stats=self.stats,
             report=report,
             on_stored=on_stored,
             log=self._log,
         )
         self.intake = Intake(
-            self.router,
-            run=self.control,
+            self.driver,
+            ledger=journal.ledger,
             layout=self.layout,
             check=self._check,
-            clock=clock,
-            task_ttl=settings.result_ttl,
             styles=settings.styles,
-            stats=self.stats,
-            retry_failed=retry_failed,
         )
         self.poller = Poller(
             api,
             self.poll_rate,
-            self.router,
+            self.driver,
             PollLimits(
                 interval=settings.poll.interval,
                 concurrency=settings.poll.concurrency,
                 rate=poll_ceiling,
-                task_ttl=settings.result_ttl,
                 give_up_after=settings.retry.total,
                 min_failures=settings.retry.attempts,
             ),
@@ -179,25 +191,25 @@ class Engine:
     async def run(self) -> ExitCode:
         settings, api = self.settings, self._api
         async with anyio.create_task_group() as group:
-            await self.intake.resume()
+            await self.driver.resume()
             group.start_soon(self._count_sources)
             group.start_soon(self._end_when_stopped)
             group.start_soon(self._produce)
-            group.start_soon(self.intake.resubmit, self._lost_queue)
+            group.start_soon(self.intake.reread, self._reread_queue)
             for _ in range(settings.submit.concurrency):
                 worker = SubmitWorker(
-                    api, self.submit_rate, self.retry, self.budget, self.router,
+                    api, self.submit_rate, self.retry, self.budget, self.driver,
                     max_unanswered=settings.submit.max_resubmissions, clock=self.clock,
                 )  # fmt: skip
                 group.start_soon(worker.run, self._upload_queue.clone())
             group.start_soon(self.poller.run, self._poll_queue)
             for _ in range(settings.download.workers):
                 downloader = Downloader(
-                    api, self.retry, self.router, self.layout,
+                    api, self.retry, self.driver, self.layout,
                     max_bytes=settings.output.max_result_bytes, clock=self.clock,
                     prepared=prepared_cache(settings),
                 )  # fmt: skip
-                group.start_soon(downloader.run, self._result_queue.clone())
+                group.start_soon(downloader.run, self._store_queue.clone())
             await self.control.finished.wait()
             group.cancel_scope.cancel()
         self.stats.tally.finish()
@@ -232,16 +244,7 @@ class Engine:
         )
         self.stats.expected = photos * styles
         for pattern in only.unmatched():
-            self.router.report(f"{pattern} matched no file nor folder: check its spelling")
-
-    async def _take(self, item: Source | BadLine, outcome: Prepared | str) -> None:
-        """Hand a pre-flighted item to the intake; first, note a photo the provider will crop
-        (wider or taller than 3:2, `prepare.fit: crop`): counted, and named in the log."""
-        if isinstance(outcome, Prepared) and outcome.crop is not None:
-            self.stats.cropped += 1
-            where = display(item.path) if isinstance(item, Source) else item.where
-            self._log.info("the provider will crop %s: %s", where, outcome.crop)
-        await self.intake.take(item, outcome)
+            self.driver.report(f"{pattern} matched no file nor folder: check its spelling")
 
     async def _produce(self) -> None:
         with self.control.producer_scope:
@@ -249,7 +252,7 @@ class Engine:
                 self.sources,
                 self._check,
                 preflight_workers(self.settings, self.sources),
-                self._take,
+                self.intake.take,
                 only=source_filter(self.settings),
             )
         self.control.producer_done()

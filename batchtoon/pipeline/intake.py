@@ -1,14 +1,14 @@
-"""`Intake`: admission in practice — what an earlier run left, and what the producer finds,
-judged by `admission.decide` and put where the verdict says.
+"""`Intake`: the stage where photos come in. It gathers the facts admission needs and delivers
+them as outcomes; what becomes of an item is the state machine's call (`machine`).
 
-Guarantees:
-- an item is opened (`RunControl.open`) before its first await, so a duplicate of it admitted
-  meanwhile is attached to it rather than submitted again;
-- every (source file, style) gets an output path of its own, whatever the template: a path
-  already claimed by another source or another style gets the content's first 8 hex digits
-  (and the style) appended;
-- a lost item is submitted again only from its own unchanged bytes (its source read again and
-  checked against the item's sha256); if none of its sources still holds them, it fails.
+- `take` (the producer's `Take`): a pre-flighted photo is `Found`, with, for each of its styles
+  whose item an earlier run finished, which of its output files exist (asked of the disk or
+  the store); a photo pre-flight refused is `Rejected`;
+- `reread`: a lost item routed here (`RereadTicket`) has its sources read and checked again,
+  and is delivered as `Reread` with the first image whose bytes are still the item's, or None.
+
+Guarantees: intake only reads (the ledger, the sources, the output folder): it never writes
+the journal, and calls nothing of the machine's.
 """
 
 from __future__ import annotations
@@ -16,19 +16,15 @@ from __future__ import annotations
 import anyio
 from anyio.abc import ObjectReceiveStream
 
-from batchtoon.errors import InputError, Unwritable
+from batchtoon.errors import InputError
 from batchtoon.images.preflight import Prepared
 from batchtoon.locations.layout import Layout
-from batchtoon.locations.results import copy_result
 from batchtoon.locations.sources import BadLine, Source, display
 from batchtoon.locations.storage import location
-from batchtoon.pipeline.admission import Verdict, decide
-from batchtoon.pipeline.clock import Clock
-from batchtoon.pipeline.lifecycle import RunControl
+from batchtoon.pipeline.outcomes import Found, Outbox, Rejected, Reread
 from batchtoon.pipeline.producer import Check
-from batchtoon.pipeline.router import Router
-from batchtoon.pipeline.stats import Stats
-from batchtoon.records.ledger import Entry
+from batchtoon.pipeline.tickets import RereadTicket
+from batchtoon.records.ledger import Ledger
 
 __all__ = ["Intake"]
 
@@ -36,191 +32,51 @@ __all__ = ["Intake"]
 class Intake:
     def __init__(
         self,
-        router: Router,
+        outbox: Outbox,
         *,
-        run: RunControl,
+        ledger: Ledger,
         layout: Layout,
         check: Check,
-        clock: Clock,
-        task_ttl: float,
         styles: tuple[int, ...],
-        stats: Stats,
-        retry_failed: bool = False,
     ) -> None:
-        self._router, self.ledger = router, router.journal.ledger
-        self._run, self._layout, self._check, self._clock = run, layout, check, clock
-        self._task_ttl, self._styles = task_ttl, styles
-        self.stats = stats
-        self._retry_failed = retry_failed
-        self._taken: set[int] = set()  # the source files taken in this run (their hashes)
+        self._outbox, self._ledger, self._layout = outbox, ledger, layout
+        self._check, self._styles = check, styles
 
     def __repr__(self) -> str:
-        return f"<Intake {self._run!r}>"
-
-    async def resume(self) -> None:
-        """What an earlier run left with the provider is picked up before anything new."""
-        now = self._clock.wall()
-        for entry in list(self.ledger.entries.values()):
-            if entry.state not in ("submitted", "succeeded"):
-                continue
-            self._run.open(entry.key)
-            verdict = decide(
-                entry, in_hand=False, retry_failed=False, now=now, task_ttl=self._task_ttl
-            )
-            if verdict == "resubmit":
-                await self._router.lose(entry, _gone_reason(entry))
-            else:
-                self._router.route(entry)
+        return f"<Intake styles={self._styles}>"
 
     async def take(self, item: Source | BadLine, outcome: Prepared | str) -> None:
-        """One pre-flighted source: refused (a reason) or admitted in each of its styles. A
-        file reached twice (a folder and an image in it, both given) is taken once."""
+        """One pre-flighted source: its image and what exists of its outputs, or why not."""
         styles = (item.styles if isinstance(item, Source) else None) or self._styles
-        where = item.where if isinstance(item, BadLine) else display(item.path)
-        if isinstance(item, Source) and not self._first_time(item):
-            return
-        if isinstance(outcome, str):
-            self.stats.tally.photo(where, len(styles))
-            await self._reject(where, styles, outcome)
-            return
-        assert isinstance(item, Source)
-        self.stats.tally.photo(str(item.path), len(styles))
-        if outcome.converted:
-            self.stats.converted_photos += 1
-            self.stats.converted.update(outcome.reasons)
-        for style in styles:
-            await self._admit(item, style, outcome)
-
-    def _first_time(self, item: Source) -> bool:
-        mark = hash(str(item.path))  # 8 bytes a photo, where the path would be tens
-        if mark in self._taken:
-            return False
-        self._taken.add(mark)
-        return True
-
-    async def _reject(self, where: str, styles: tuple[int, ...], reason: str) -> None:
-        """Refused by pre-flight: news, unless an earlier run said the same of it already."""
-        earlier = self.ledger.rejected
-        new = [style for style in styles if earlier.get((where, style)) != reason]
-        for style in styles:
-            self.stats.tally.result(where, "refused" if style in new else "refused earlier")
-        if not new:
-            return
-        self._router.report(f"refused {where}: {reason}")
-        self.stats.news(reason, len(new))
-        for style in new:
-            await self._router.journal.write(
-                "rejected", durable=False, source=where, style=style, reason=reason
-            )
-
-    async def _admit(self, source: Source, style: int, image: Prepared) -> None:
-        """Take one (source file, style) on, as `admission.decide` says."""
-        key = f"{image.sha256}:{style}"
-        entry = self.ledger.entries.get(key)
-        base = self._claim(source, style, key, entry)
-        retry = self._retry_failed and entry is not None and entry.state == "failed"
-        if entry is None or base not in entry.targets or retry:
-            extra = {"retry": True} if retry else {}
-            await self._router.journal.write(  # not waited for: a lost "queued" is queued again
-                "queued", durable=False, key=key, source=str(source.path), output=base, **extra
-            )
-            entry = self.ledger.entries[key]
-        in_hand = self._run.is_open(key)
-        if not in_hand:
-            self._run.open(key)  # before any await: a duplicate admitted meanwhile waits
-        present = await self._present(entry) if not in_hand else set[str]()
-        verdict = decide(
-            entry, in_hand=in_hand, retry_failed=self._retry_failed, now=self._clock.wall(),
-            task_ttl=self._task_ttl, present=present,
-        )  # fmt: skip
-        self._count(str(source.path), verdict, key, base in present)
-        await self._follow(verdict, entry, image, present)
-
-    def _count(self, source: str, verdict: Verdict, key: str, there: bool) -> None:
-        """This (photo, style)'s term, now or once its item ends (see `stats.Tally`)."""
-        tally = self.stats.tally
-        if verdict == "failed":
-            tally.result(source, "failed earlier")
-        elif verdict == "done" or (verdict == "copy" and there):
-            tally.found_done(key, source)
+        if isinstance(item, BadLine):
+            await self._outbox.deliver(Rejected(item.where, styles, item.reason))
+        elif isinstance(outcome, str):
+            where, path = display(item.path), str(item.path)
+            await self._outbox.deliver(Rejected(where, styles, outcome, path))
         else:
-            tally.hold(key, source)
+            present = {style: await self._present(f"{outcome.sha256}:{style}") for style in styles}
+            await self._outbox.deliver(Found(item, outcome, styles, present))
 
-    async def _follow(
-        self, verdict: Verdict, entry: Entry, image: Prepared, present: set[str]
-    ) -> None:
-        if verdict == "duplicate":
-            return  # in hand in this run: this target is written with the others
-        if verdict in ("failed", "done"):
-            # A duplicate admitted while this was judged waits on it: it ends the same way.
-            self.stats.tally.end(
-                entry.key, "failed earlier" if verdict == "failed" else "already done"
-            )
-            self._run.close(entry.key)
-        elif verdict == "copy":
-            await self._copy(entry, present)
-        elif verdict == "resubmit":
-            await self._router.record("lost", entry, reason=_gone_reason(entry))
-            await self._router.upload(entry, image)
-        elif verdict == "submit":
-            await self._router.upload(entry, image)
-        else:
-            self._router.route(entry)
+    async def _present(self, key: str) -> frozenset[str]:
+        """The output bases of an item an earlier run finished whose files exist."""
+        entry = self._ledger.entries.get(key)
+        if entry is None or entry.state != "downloaded":
+            return frozenset()
+        bases, ext = list(entry.targets), entry.ext
+        return frozenset(await anyio.to_thread.run_sync(self._layout.existing, bases, ext))
 
-    def _claim(self, source: Source, style: int, key: str, entry: Entry | None) -> str:
-        """This target's output path: the one the journal knows, or a new one no other takes."""
-        source_text = str(source.path)
-        if entry is not None:
-            for base, owner in entry.targets.items():
-                if owner == source_text:
-                    return base
-        base, sha8 = self._layout.base(source, style, key[:64]), key[:8]
-        mine = (source_text, style)
-        for candidate in (base, f"{base}-{sha8}", f"{base}-{sha8}-{style}"):
-            if self.ledger.owner(candidate) in (None, mine):  # free, or this file's before
-                return candidate
-        return f"{base}-{sha8}-{style}-{len(self.ledger.outputs)}"  # never claimed: counts up
+    async def reread(self, tickets: ObjectReceiveStream[RereadTicket]) -> None:
+        """Read the sources of what the provider lost again (they must be unchanged)."""
+        async with tickets:
+            async for ticket in tickets:
+                await self._outbox.deliver(Reread(ticket, await self._reread(ticket)))
 
-    async def _present(self, entry: Entry) -> set[str]:
-        """The entry's output bases whose files exist (asked of the disk for a done entry)."""
-        if entry.state != "downloaded":
-            return set()
-        return await anyio.to_thread.run_sync(self._layout.existing, entry.targets, entry.ext)
-
-    async def _copy(self, entry: Entry, present: set[str]) -> None:
-        """Downloaded before, some outputs gone or new: copy one that is there to the rest."""
-        missing = [base for base in entry.targets if base not in present]
-        first = self._layout.file(next(iter(present)), entry.ext)
-        try:
-            filed = await anyio.to_thread.run_sync(copy_result, first, missing, self._layout)
-        except Unwritable as problem:
-            self._router.blocked(entry, problem)
-            return
-        await self._router.store(entry, filed, on_disk=present)
-
-    async def resubmit(self, lost: ObjectReceiveStream[Entry]) -> None:
-        """Submit again what the provider lost: its source read again (it must be unchanged)."""
-        async with lost:
-            async for entry in lost:
-                image = await self._reread(entry)
-                if image is not None:
-                    await self._router.upload(entry, image)
-
-    async def _reread(self, entry: Entry) -> Prepared | None:
-        for source in entry.targets.values():
+    async def _reread(self, ticket: RereadTicket) -> Prepared | None:
+        for source in ticket.sources:
             try:
                 image = await anyio.to_thread.run_sync(self._check, location(source))
             except InputError:
                 continue
-            if image.sha256 == entry.sha256:
+            if image.sha256 == ticket.sha256:
                 return image
-        await self._router.fail(entry, "InputError", "its source files changed or are gone")
         return None
-
-
-def _gone_reason(entry: Entry) -> str:
-    if entry.state == "downloaded":
-        return "its output files were deleted"
-    if entry.state == "succeeded":
-        return "the result URL expired before it was downloaded"
-    return "the task is older than the provider keeps tasks"
