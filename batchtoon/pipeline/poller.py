@@ -1,24 +1,37 @@
 """`Poller`: the one loop that asks the API about every pending task.
 
-Guarantees:
-- each tick (every `interval` seconds) queries every pending task at most once, oldest
-  submission first, through the poll `SharedRate` and at most `concurrency` at a time;
-- the poll rate keeps up by itself: unless a ceiling is configured, it is sized at each tick
-  from the work (every pending task once per interval, with a fifth to spare); a configured
-  ceiling too low for the work is said once, with the numbers;
+Each pending task has a due time; the poller asks about the tasks whose time has come, most
+overdue first. Guarantees:
+
+- a task is never asked about sooner than `interval` after its previous query, measured when
+  that query was sent (its `SharedRate` turn, taken as the request is written), nor sooner than
+  `interval` after its submission: whatever the number of pending tasks, however the rate is
+  resized, after any stall of the event loop (a late query pushes the task's next one later,
+  it never brings it closer);
+- a task is asked again `interval` after its previous query was sent, or as soon after as the
+  rate allows: of the tasks waiting, the most overdue goes first (then the oldest submission);
+- at most `concurrency` queries are in flight, and no task has two at once;
+- the poll rate keeps up by itself: unless a ceiling is configured, it is sized from the work
+  whenever the number of pending tasks changes (every pending task once per interval, with a
+  fifth to spare); a configured ceiling too low for the work is said once, with the numbers;
 - a task is handed on as soon as its answer is final (`Finished`), or once it is known to be
   gone (`Gone`: the provider lost it, or it is older than the provider keeps tasks);
 - a query that fails (a fault, a throttle, an answer that makes no sense) is simply asked again
-  next tick; a throttled one also slows the poll rate down for everyone;
+  an interval later; a throttled one also slows the poll rate down for everyone;
 - the failures are bounded: a task whose queries have failed for `give_up_after` seconds and
   at least `min_failures` times in a row is `Left` — it is paid for, so it is never failed:
   it stays `submitted` in the journal and a later run asks again;
 - after a run-fatal answer (bad key, locked account) no query can succeed: that task comes back
   as `Fatal` and every other one as `Left`, and the poller stops asking.
+
+Of what it is given the poller reads only `key`, `task_id`, `submitted_at` (unix time) and
+`name`, and hands the same object back in its outcomes.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,7 +40,7 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream
 
 from batchtoon.errors import ApiError, RunFatal, TaskGone, Throttled
-from batchtoon.pipeline.clock import SYSTEM_CLOCK, Clock, ticks
+from batchtoon.pipeline.clock import SYSTEM_CLOCK, Clock
 from batchtoon.pipeline.outcomes import Fatal, Finished, Gone, Left, Outbox, Outcome
 from batchtoon.provider.api import Api
 from batchtoon.provider.pacing import SharedRate
@@ -36,12 +49,12 @@ from batchtoon.records.ledger import Entry
 __all__ = ["MIN_RATE", "PollLimits", "Poller"]
 
 MIN_RATE = 1.0  # queries per second, at the least, when the rate is sized from the work
-HEADROOM = 1.2  # sized for a fifth more than the work, so a tick ends before the next
+HEADROOM = 1.2  # sized for a fifth more than the work, so the queries keep up with their times
 
 
 @dataclass(frozen=True)
 class PollLimits:
-    interval: float  # seconds between ticks
+    interval: float  # seconds between two queries of one task, at the least
     concurrency: int  # queries in flight at once
     rate: float | None  # a ceiling on queries per second; None: sized from the work
     task_ttl: float  # seconds the provider keeps a task
@@ -73,28 +86,66 @@ class Poller:
         self._say = say or self._log.warning
         self._warned = False
         self.pending: dict[str, Entry] = {}  # item key -> entry; insertion order is age order
+        self._due: list[tuple[float, int, str]] = []  # heap of (due time, age order, key)
+        self._due_at: dict[str, float] = {}  # key -> its due time; absent while it is asked
+        self._asking: set[str] = set()  # keys with a query in flight
+        self._asked: dict[str, tuple[str, float]] = {}  # key -> (task id, its last query sent)
+        self._order = itertools.count()
         self._failing: dict[str, _Streak] = {}  # item key -> its failures in a row
+        self._slots = anyio.Semaphore(limits.concurrency)
         self.queries = 0
-        self.ticks = 0
 
     def __repr__(self) -> str:
-        return f"<Poller pending={len(self.pending)} queries={self.queries} ticks={self.ticks}>"
+        return f"<Poller pending={len(self.pending)} queries={self.queries}>"
 
     async def run(self, new_tasks: MemoryObjectReceiveStream[Entry]) -> None:
-        """Poll until cancelled; tasks sent on `new_tasks` join at the next tick."""
-        async with new_tasks:
-            async for _ in ticks(self._limits.interval, self._clock):
-                self._take_new(new_tasks)
-                self._size_rate()
-                await self._poll_once()
+        """Poll until cancelled; tasks sent on `new_tasks` are first asked about an interval
+        after their submission."""
+        async with new_tasks, anyio.create_task_group() as group:
+            while True:
+                await self._slots.acquire()  # handed on to the query, which gives it back
+                entry = await self._next_due(new_tasks)
+                group.start_soon(self._query, entry)
+
+    async def _next_due(self, new_tasks: MemoryObjectReceiveStream[Entry]) -> Entry:
+        """The most overdue pending task, once one is due (taken off the schedule)."""
+        while True:
+            self._take_new(new_tasks)
+            now = self._clock.monotonic()
+            while self._due and self._due[0][0] <= now:
+                due, _, key = heapq.heappop(self._due)
+                if self._due_at.get(key) == due:  # else an old place, moved since
+                    del self._due_at[key]
+                    self._asking.add(key)
+                    return self.pending[key]
+            # Woken at least once an interval: a task that joins is due no sooner than that.
+            first = self._due[0][0] if self._due else now + self._limits.interval
+            await self._clock.sleep(min(first - now, self._limits.interval))
 
     def _take_new(self, new_tasks: MemoryObjectReceiveStream[Entry]) -> None:
+        joined = False
         while True:
             try:
                 entry = new_tasks.receive_nowait()
             except (anyio.WouldBlock, anyio.EndOfStream):
-                return
+                break
             self.pending[entry.key] = entry
+            if entry.key not in self._asking:  # one being asked is scheduled when answered
+                self._schedule(entry)
+            joined = True
+        if joined:
+            self._size_rate()
+
+    def _schedule(self, entry: Entry) -> None:
+        """Put `entry` on the schedule: due an interval after the later of its submission and
+        its previous query (of the same task id) was sent."""
+        now = self._clock.monotonic()
+        submitted = now - (self._clock.wall() - entry.submitted_at)  # as monotonic time
+        task_id, asked = self._asked.get(entry.key, ("", float("-inf")))
+        last = max(submitted, asked) if task_id == entry.task_id else submitted
+        due = last + self._limits.interval
+        self._due_at[entry.key] = due
+        heapq.heappush(self._due, (due, next(self._order), entry.key))
 
     def _size_rate(self) -> None:
         needed = len(self.pending) / self._limits.interval  # queries per second
@@ -109,23 +160,24 @@ class Poller:
                 "are seen late; raise --poll-rate, or leave it unset to size it from the work"
             )
 
-    async def _poll_once(self) -> None:
-        self.ticks += 1
-        limit = anyio.Semaphore(self._limits.concurrency)
-        async with anyio.create_task_group() as group:
-            for entry in list(self.pending.values()):
-                await limit.acquire()
-                group.start_soon(self._query, entry, limit)
-
-    async def _query(self, entry: Entry, limit: anyio.Semaphore) -> None:
+    async def _query(self, entry: Entry) -> None:
         try:
             outcome = await self._ask(entry)
         finally:
-            limit.release()
-        if outcome is None or not self._settles(outcome):
-            return
-        del self.pending[entry.key]
-        self._failing.pop(entry.key, None)
+            self._slots.release()
+            self._asking.discard(entry.key)
+        if outcome is not None and self._settles(outcome):
+            await self._settle(outcome)
+        elif entry.key in self.pending:  # ask again: an interval after this query was sent
+            self._schedule(self.pending[entry.key])
+
+    async def _settle(self, outcome: Outcome) -> None:
+        key = outcome.entry.key
+        del self.pending[key]
+        self._due_at.pop(key, None)
+        self._asked.pop(key, None)
+        self._failing.pop(key, None)
+        self._size_rate()
         await self._outbox.deliver(outcome)
         if isinstance(outcome, Fatal):
             await self._abandon(f"the API refused the account: {outcome.error.reason}")
@@ -138,11 +190,12 @@ class Poller:
         return self.pending.get(entry.key) is entry and entry.task_id == about
 
     async def _ask(self, entry: Entry) -> Outcome | None:
-        """The task's outcome if this query settles it, else None (ask again next tick)."""
+        """The task's outcome if this query settles it, else None (ask again later)."""
         task_id = entry.task_id  # the one asked about, whatever happens to the entry meanwhile
         if self._clock.wall() - entry.submitted_at > self._limits.task_ttl:
             return Gone(entry, "the task is older than the provider keeps tasks", task_id)
         sent_at = await self._rate.acquire()
+        self._asked[entry.key] = (task_id, sent_at)
         self.queries += 1
         try:
             state = await self._api.query(task_id)
@@ -170,6 +223,9 @@ class Poller:
     async def _abandon(self, reason: str) -> None:
         """Stop watching every task (they stay `submitted` in the journal for the next run)."""
         pending, self.pending = self.pending, {}
+        self._due.clear()
+        self._due_at.clear()
+        self._asked.clear()
         self._failing.clear()
         for entry in pending.values():
             await self._outbox.deliver(Left(entry, reason))

@@ -1,26 +1,44 @@
 """`SharedRate`: one request rate shared by every task that calls `acquire`, which slows down
 when the API throttles and climbs back when it stops.
 
-Guarantees:
-- acquisitions are at least `1/rate` apart (no bursts: a burst is what trips the provider's
-  own limiter), across every task sharing the object;
-- after `throttled(sent_at, retry_after)` nobody acquires before `retry_after` has passed (one
-  gap of the current rate when the answer did not say), and the rate halves, at most once for
-  the requests that were already in flight (multiplicative decrease), never below `floor`;
-- each acquisition after that adds `max_rate / 50` back (additive increase), up to `max_rate`;
+A turn is taken at the time it is granted (`acquire` returns it), and the caller sends its
+request at once: nothing is awaited between the two but the request's own writing (aiohttp
+writes a query in the same step of the event loop, an upload's bytes in the next one).
+Guarantees, over those times:
+
+- two turns are at least `1/rate` apart, measured from when the previous turn was actually
+  taken, not from when it was scheduled: a waiter that wakes late (the event loop stalled on
+  busy cores, a slow disk, a long pre-flight) takes its turn late and the next one waits its
+  full gap after that, so late turns never leave together;
+- in any one-second window (a strict sliding one, as a provider's limiter counts) at most
+  `rate` turns are taken, rounded down, and at least one: a log of the last second's turns
+  holds even a rate below 2/s, where spacing alone would let `rate + 1` through;
+- waiters take their turns in the order they asked (a FIFO lock), so none starves;
+- after `throttled(sent_at, retry_after)` nobody takes a turn before `retry_after` has passed
+  (one gap of the current rate when the answer did not say), and the rate halves, at most once
+  for the requests that were already in flight (multiplicative decrease), never below `floor`;
+- each turn after that adds `max_rate / 50` back (additive increase), up to `max_rate`: from
+  half the rate to all of it takes 25 turns, about 1.4 / (max_rate / 20) seconds (1.7 s at
+  20/s, measured in tests/test_pacing.py);
 - time comes from `clock` (a `batchtoon.pipeline.clock.Clock`), so tests can drive it without
   waiting.
 
 Why not aiolimiter here: its rate is fixed when it is built, and a leaky bucket with capacity
 lets a burst through after an idle spell; this needs a rate that changes while tasks wait on it.
-The sandbox, which rejects rather than waits, does use aiolimiter.
 """
 
 from __future__ import annotations
 
+import math
+from collections import deque
+
+import anyio
+
 from batchtoon.pipeline.clock import SYSTEM_CLOCK, Clock
 
-__all__ = ["SharedRate"]
+__all__ = ["WINDOW", "SharedRate"]
+
+WINDOW = 1.0  # seconds: the window a provider counts its rate over
 
 
 class SharedRate:
@@ -36,9 +54,11 @@ class SharedRate:
         self.floor = rate * floor_fraction
         self.slowdowns = 0
         self._clock = clock
-        self._next = float("-inf")  # the earliest time the next acquisition may happen
+        self._turns: deque[float] = deque()  # the turns taken in the last WINDOW, oldest first
+        self._last = float("-inf")  # when the previous turn was taken
         self._paused_until = float("-inf")
         self._last_cut = float("-inf")
+        self._queue = anyio.Lock()  # FIFO: one waiter at a time watches the clock
 
     def __repr__(self) -> str:
         return f"<SharedRate {self.rate:.3g}/{self.max_rate:.3g} per s slowdowns={self.slowdowns}>"
@@ -56,16 +76,28 @@ class SharedRate:
 
     async def acquire(self) -> float:
         """Wait for this caller's turn; return the time of the turn (pass it to `throttled`)."""
-        while True:
-            now = self._clock.monotonic()
-            turn = max(now, self._next, self._paused_until)
-            self._next = turn + 1.0 / self.rate
-            if turn > now:
-                await self._clock.sleep(turn - now)
-            if turn >= self._paused_until:  # else a pause began while we slept: queue again
-                break
+        async with self._queue:
+            # Asked again after every sleep: the sleep may have overrun (a stall), and a
+            # throttle or a resize may have moved the earliest time meanwhile.
+            while (wait := self._earliest() - (now := self._clock.monotonic())) > 0:
+                await self._clock.sleep(wait)
+            self._take(now)
         self.rate = min(self.max_rate, self.rate + self.max_rate / 50)
-        return turn
+        return now
+
+    def _earliest(self) -> float:
+        """The earliest time the next turn may be taken."""
+        earliest = max(self._last + 1.0 / self.rate, self._paused_until)
+        per_window = max(1, math.floor(self.rate))
+        if len(self._turns) >= per_window:  # the window is full until its oldest turn leaves
+            earliest = max(earliest, self._turns[-per_window] + WINDOW)
+        return earliest
+
+    def _take(self, now: float) -> None:
+        self._last = now
+        self._turns.append(now)
+        while self._turns[0] <= now - WINDOW:
+            self._turns.popleft()
 
     def throttled(self, sent_at: float, retry_after: float | None) -> None:
         now = self._clock.monotonic()
@@ -75,4 +107,3 @@ class SharedRate:
             self.rate = max(self.floor, self.rate / 2)
             self._last_cut = now
             self.slowdowns += 1
-        self._next = max(self._next, self._paused_until)
