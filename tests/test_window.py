@@ -1,0 +1,54 @@
+"""The sandbox's strict one-second window: the limit a provider may count a client against."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from helpers import client_for, image_bytes
+
+from batchtoon.errors import Throttled
+from batchtoon.sandbox import Sandbox
+from batchtoon.sandbox.counters import query_gaps
+from batchtoon.sandbox.window import SlidingWindow
+
+PHOTO = image_bytes(320, 256)
+
+
+def test_the_window_holds_the_limit_in_any_one_second_and_no_more() -> None:
+    window = SlidingWindow(3)
+    assert [window.arrive(t) for t in (0.0, 0.1, 0.2)] == [None, None, None]
+    # The fourth within (-0.7, 0.3]; and it counts too: one more fits once 0.1 has left.
+    assert window.arrive(0.3) == pytest.approx(0.8)
+    assert window.arrive(1.0) == pytest.approx(0.2)  # (0, 1]: 0.1, 0.2, 0.3 and this one
+    assert window.arrive(1.25) is None  # (0.25, 1.25]: 0.3, 1.0 and this one
+
+
+def test_an_arrival_a_whole_second_after_another_is_in_the_next_window() -> None:
+    window = SlidingWindow(1)
+    assert window.arrive(5.0) is None
+    assert window.arrive(6.0) is None  # (5, 6] no longer holds 5.0
+    assert window.arrive(6.5) == pytest.approx(1.0)  # once this refused one has left too
+
+
+async def test_over_the_window_is_429_exceeding_limits_with_a_true_retry_after() -> None:
+    async with (
+        Sandbox(render="echo", time_scale=0.001, submit_window=2, query_window=3) as sandbox,
+        client_for(sandbox) as client,
+    ):
+        task = await client.submit(PHOTO, 0)
+        await client.submit(PHOTO, 1)
+        with pytest.raises(Throttled) as caught:
+            await client.submit(PHOTO, 2)
+        assert (caught.value.status, caught.value.code) == (429, "EXCEEDING_LIMITS")
+        retry_after = caught.value.retry_after
+        assert retry_after is not None and 0 < retry_after <= 1.0
+        for _ in range(3):  # queries are counted in a window of their own
+            await client.query(task.task_id)
+        with pytest.raises(Throttled):
+            await client.query(task.task_id)
+    assert sandbox.counters.throttled == 2
+    assert sandbox.counters.accepted_total == 2
+    arrivals = sandbox.tasks[task.task_id].queries  # the three answered, as they arrived
+    assert len(arrivals) == 3 and arrivals == sorted(arrivals)
+    assert min(query_gaps(sandbox.tasks)) == min(b - a for a, b in itertools.pairwise(arrivals))
