@@ -141,3 +141,14 @@ async def test_after_a_throttle_the_rate_is_whole_again_within_two_seconds(
     assert turns == 25
     assert fake.now - cut == pytest.approx(sum(1 / (10 + 0.4 * k) for k in range(25)))
     assert fake.now - cut < 2.0
+
+
+async def test_a_smaller_ceiling_spaces_the_next_turn_by_itself_not_by_the_last_second(
+    fake: FakeTime,
+) -> None:
+    # The poller sizes its rate to the work: fewer tasks left must not wait for the many turns
+    # of the last second (taken under the larger ceiling) to age out of the window.
+    rate = rate_on(fake, 100.0)
+    turns = [await rate.acquire() for _ in range(100)]
+    rate.resize(5.0)
+    assert await rate.acquire() == pytest.approx(turns[-1] + 0.2)

@@ -11,8 +11,10 @@ Guarantees, over those times:
   busy cores, a slow disk, a long pre-flight) takes its turn late and the next one waits its
   full gap after that, so late turns never leave together;
 - in any one-second window (a strict sliding one, as a provider's limiter counts) at most
-  `rate` turns are taken, rounded down, and at least one: a log of the last second's turns
-  holds even a rate below 2/s, where spacing alone would let `rate + 1` through;
+  `max_rate` turns are taken, rounded down, and at least one, counted from when the ceiling
+  was last set (`resize` starts the count afresh: the poller resizes its rate to the work, and
+  fewer tasks must not wait for the last second's many turns to age out): a log of the last
+  second's turns holds a rate such as 2.5/s, where spacing alone would let 3 through;
 - waiters take their turns in the order they asked (a FIFO lock), so none starves;
 - after `throttled(sent_at, retry_after)` nobody takes a turn before `retry_after` has passed
   (one gap of the current rate when the answer did not say), and the rate halves, at most once
@@ -69,6 +71,7 @@ class SharedRate:
         self.max_rate = max_rate
         self.floor = max_rate * self._floor_fraction
         self.rate = max(self.floor, max_rate * fraction)
+        self._turns.clear()
 
     @property
     def slowed(self) -> bool:
@@ -88,7 +91,7 @@ class SharedRate:
     def _earliest(self) -> float:
         """The earliest time the next turn may be taken."""
         earliest = max(self._last + 1.0 / self.rate, self._paused_until)
-        per_window = max(1, math.floor(self.rate))
+        per_window = max(1, math.floor(self.max_rate))
         if len(self._turns) >= per_window:  # the window is full until its oldest turn leaves
             earliest = max(earliest, self._turns[-per_window] + WINDOW)
         return earliest
