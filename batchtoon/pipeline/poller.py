@@ -3,13 +3,15 @@
 Each pending task has a due time; the poller asks about the tasks whose time has come, most
 overdue first. Guarantees:
 
-- a task is never asked about sooner than `interval` after its previous query, measured when
-  that query was sent (its `SharedRate` turn, taken as the request is written), nor sooner than
+- a task is never asked about sooner than `interval` after its previous query, nor sooner than
   `interval` after its submission: whatever the number of pending tasks, however the rate is
   resized, after any stall of the event loop (a late query pushes the task's next one later,
-  it never brings it closer);
-- a task is asked again `interval` after its previous query was sent, or as soon after as the
-  rate allows: of the tasks waiting, the most overdue goes first (then the oldest submission);
+  it never brings it closer). The interval is counted from when the previous query's answer
+  (or failure) came back, which is after the server received the query, so it holds by the
+  server's clock too, however unevenly the network or a busy machine delays requests on the
+  way; the submission time is the accepted answer's, for the same reason;
+- a task is due again `interval` after that, and asked as soon after as the rate allows: of
+  the tasks due, the most overdue goes first (then the oldest submission);
 - at most `concurrency` queries are in flight, and no task has two at once;
 - the poll rate keeps up by itself: unless a ceiling is configured, it is sized from the work
   whenever the number of pending tasks changes (every pending task once per interval, with a
@@ -89,7 +91,7 @@ class Poller:
         self._due: list[tuple[float, int, str]] = []  # heap of (due time, age order, key)
         self._due_at: dict[str, float] = {}  # key -> its due time; absent while it is asked
         self._asking: set[str] = set()  # keys with a query in flight
-        self._asked: dict[str, tuple[str, float]] = {}  # key -> (task id, its last query sent)
+        self._asked: dict[str, tuple[str, float]] = {}  # key -> (task id, last answer's time)
         self._order = itertools.count()
         self._failing: dict[str, _Streak] = {}  # item key -> its failures in a row
         self._slots = anyio.Semaphore(limits.concurrency)
@@ -138,7 +140,7 @@ class Poller:
 
     def _schedule(self, entry: Entry) -> None:
         """Put `entry` on the schedule: due an interval after the later of its submission and
-        its previous query (of the same task id) was sent."""
+        its previous query's answer (about the same task id)."""
         now = self._clock.monotonic()
         submitted = now - (self._clock.wall() - entry.submitted_at)  # as monotonic time
         task_id, asked = self._asked.get(entry.key, ("", float("-inf")))
@@ -195,7 +197,6 @@ class Poller:
         if self._clock.wall() - entry.submitted_at > self._limits.task_ttl:
             return Gone(entry, "the task is older than the provider keeps tasks", task_id)
         sent_at = await self._rate.acquire()
-        self._asked[entry.key] = (task_id, sent_at)
         self.queries += 1
         try:
             state = await self._api.query(task_id)
@@ -207,6 +208,8 @@ class Poller:
             if isinstance(error, Throttled):
                 self._rate.throttled(sent_at, error.retry_after)
             return self._failed(entry, error)
+        finally:
+            self._asked[entry.key] = (task_id, self._clock.monotonic())
         self._failing.pop(entry.key, None)
         return Finished(entry, task_id, state) if state.done else None
 

@@ -6,10 +6,12 @@ request at once: nothing is awaited between the two but the request's own writin
 writes a query in the same step of the event loop, an upload's bytes in the next one).
 Guarantees, over those times:
 
-- two turns are at least `1/rate` apart, measured from when the previous turn was actually
-  taken, not from when it was scheduled: a waiter that wakes late (the event loop stalled on
-  busy cores, a slow disk, a long pre-flight) takes its turn late and the next one waits its
-  full gap after that, so late turns never leave together;
+- turns keep to a schedule of one every `1/rate` while callers wait for them, and two turns
+  are never closer than half that gap, measured from when the previous turn was actually
+  taken: a waiter that wakes late (the event loop stalled on busy cores, a slow disk, a long
+  pre-flight) takes its turn late, and the turns behind it catch up at no more than twice the
+  rate, never all at once; at most `MOST_BEHIND` seconds of lateness are made up (the rest is
+  lost), and none after an idle spell or a throttle;
 - in any one-second window (a strict sliding one, as a provider's limiter counts) at most
   `max_rate` turns are taken, rounded down, and at least one, counted from when the ceiling
   was last set (`resize` starts the count afresh: the poller resizes its rate to the work, and
@@ -20,8 +22,8 @@ Guarantees, over those times:
   (one gap of the current rate when the answer did not say), and the rate halves, at most once
   for the requests that were already in flight (multiplicative decrease), never below `floor`;
 - each turn after that adds `max_rate / 50` back (additive increase), up to `max_rate`: from
-  half the rate to all of it takes 25 turns, about 1.4 / (max_rate / 20) seconds (1.7 s at
-  20/s, measured in tests/test_pacing.py);
+  half the rate to all of it takes 25 turns, 50 ln 2 / max_rate seconds (1.7 s at 20/s,
+  measured in tests/test_pacing.py);
 - time comes from `clock` (a `batchtoon.pipeline.clock.Clock`), so tests can drive it without
   waiting.
 
@@ -41,6 +43,8 @@ from batchtoon.pipeline.clock import SYSTEM_CLOCK, Clock
 __all__ = ["WINDOW", "SharedRate"]
 
 WINDOW = 1.0  # seconds: the window a provider counts its rate over
+CLOSEST = 0.5  # of a gap: how close two turns may come while catching up
+MOST_BEHIND = 0.25  # seconds of lateness that the turns behind a late one may make up
 
 
 class SharedRate:
@@ -58,6 +62,8 @@ class SharedRate:
         self._clock = clock
         self._turns: deque[float] = deque()  # the turns taken in the last WINDOW, oldest first
         self._last = float("-inf")  # when the previous turn was taken
+        self._next = float("-inf")  # when the next turn is due on the schedule
+        self._waiting = 0  # callers in `acquire`
         self._paused_until = float("-inf")
         self._last_cut = float("-inf")
         self._queue = anyio.Lock()  # FIFO: one waiter at a time watches the clock
@@ -72,6 +78,7 @@ class SharedRate:
         self.floor = max_rate * self._floor_fraction
         self.rate = max(self.floor, max_rate * fraction)
         self._turns.clear()
+        self._reschedule()
 
     @property
     def slowed(self) -> bool:
@@ -79,18 +86,25 @@ class SharedRate:
 
     async def acquire(self) -> float:
         """Wait for this caller's turn; return the time of the turn (pass it to `throttled`)."""
-        async with self._queue:
-            # Asked again after every sleep: the sleep may have overrun (a stall), and a
-            # throttle or a resize may have moved the earliest time meanwhile.
-            while (wait := self._earliest() - (now := self._clock.monotonic())) > 0:
-                await self._clock.sleep(wait)
-            self._take(now)
-        self.rate = min(self.max_rate, self.rate + self.max_rate / 50)
+        if not self._waiting:  # idle until now: the schedule starts afresh, nothing to make up
+            self._next = max(self._next, self._clock.monotonic())
+        self._waiting += 1
+        try:
+            async with self._queue:
+                # Asked again after every sleep: the sleep may have overrun (a stall), and a
+                # throttle or a resize may have moved the earliest time meanwhile.
+                while (wait := self._earliest() - (now := self._clock.monotonic())) > 0:
+                    await self._clock.sleep(wait)
+                self.rate = min(self.max_rate, self.rate + self.max_rate / 50)
+                self._take(now)
+        finally:
+            self._waiting -= 1
         return now
 
     def _earliest(self) -> float:
         """The earliest time the next turn may be taken."""
-        earliest = max(self._last + 1.0 / self.rate, self._paused_until)
+        gap = 1.0 / self.rate
+        earliest = max(self._next, self._last + CLOSEST * gap, self._paused_until)
         per_window = max(1, math.floor(self.max_rate))
         if len(self._turns) >= per_window:  # the window is full until its oldest turn leaves
             earliest = max(earliest, self._turns[-per_window] + WINDOW)
@@ -98,6 +112,7 @@ class SharedRate:
 
     def _take(self, now: float) -> None:
         self._last = now
+        self._next = max(self._next, now - MOST_BEHIND) + 1.0 / self.rate
         self._turns.append(now)
         while self._turns[0] <= now - WINDOW:
             self._turns.popleft()
@@ -110,3 +125,9 @@ class SharedRate:
             self.rate = max(self.floor, self.rate / 2)
             self._last_cut = now
             self.slowdowns += 1
+        self._reschedule()
+
+    def _reschedule(self) -> None:
+        """The rate or the pause changed: the next turn is due a gap of the rate now after the
+        last one (or when the pause ends), and lateness from before is not made up."""
+        self._next = max(self._last + 1.0 / self.rate, self._paused_until)
