@@ -7,11 +7,11 @@ writes a query in the same step of the event loop, an upload's bytes in the next
 Guarantees, over those times:
 
 - turns keep to a schedule of one every `1/rate` while callers wait for them, and two turns
-  are never closer than half that gap, measured from when the previous turn was actually
-  taken: a waiter that wakes late (the event loop stalled on busy cores, a slow disk, a long
-  pre-flight) takes its turn late, and the turns behind it catch up at no more than twice the
-  rate, never all at once; at most `MOST_BEHIND` seconds of lateness are made up (the rest is
-  lost), and none after an idle spell or a throttle;
+  are never closer than `CLOSEST` (3/4) of that gap, measured from when the previous turn was
+  actually taken: a waiter that wakes late (the event loop stalled on busy cores, a slow disk,
+  a long pre-flight) takes its turn late, and the turns behind it catch up at no more than 4/3
+  of the rate, never all at once; at most `MOST_BEHIND` seconds of lateness are made up (the
+  rest is lost), and none after an idle spell, a throttle or a resize;
 - in any one-second window (a strict sliding one, as a provider's limiter counts) at most
   `max_rate` turns are taken, rounded down, and at least one, counted from when the ceiling
   was last set (`resize` starts the count afresh: the poller resizes its rate to the work, and
@@ -43,7 +43,7 @@ from batchtoon.pipeline.clock import SYSTEM_CLOCK, Clock
 __all__ = ["WINDOW", "SharedRate"]
 
 WINDOW = 1.0  # seconds: the window a provider counts its rate over
-CLOSEST = 0.5  # of a gap: how close two turns may come while catching up
+CLOSEST = 0.75  # of a gap: how close two turns may come while catching up
 MOST_BEHIND = 0.25  # seconds of lateness that the turns behind a late one may make up
 
 
