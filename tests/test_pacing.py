@@ -117,8 +117,8 @@ async def test_after_a_stall_late_turns_do_not_burst() -> None:
     turns = await turns_through_a_stall(SharedRate(10.0, clock=clock), clock, 40)
     assert turns == sorted(turns)
     assert turns[3] == pytest.approx(2.25)  # the first late one goes as soon as the loop runs
-    # The ones behind it catch up, at most 4/3 of the rate, and never more than it in a second.
-    assert min(b - a for a, b in itertools.pairwise(turns)) >= 0.075 - 1e-9
+    # The ones behind it follow a whole gap apart each: nothing is made up after a stall.
+    assert min(b - a for a, b in itertools.pairwise(turns)) >= 0.1 - 1e-9
     assert most_in_one_second(turns) <= 10
 
 
@@ -130,7 +130,7 @@ class LateTime(FakeTime):
         await anyio.lowlevel.checkpoint()
 
 
-async def test_turns_that_wake_late_make_the_lateness_up_and_keep_the_rate() -> None:
+async def test_turns_that_wake_a_little_late_keep_the_rate() -> None:
     clock = LateTime()
     rate = SharedRate(20.0, clock=clock)
     turns: list[float] = []
@@ -143,9 +143,9 @@ async def test_turns_that_wake_late_make_the_lateness_up_and_keep_the_rate() -> 
         for _ in range(8):  # the submit workers: always someone waiting
             group.start_soon(worker)
     in_ten_seconds = [t for t in turns if t < 10.0]
-    assert len(in_ten_seconds) >= 195  # of 200; spaced from each late turn: 10 / 0.055 = 182
+    assert len(in_ten_seconds) >= 199  # of 200; spaced from each late turn: 10 / 0.055 = 182
     assert most_in_one_second(turns) <= 20
-    assert min(b - a for a, b in itertools.pairwise(turns)) >= 0.0375 - 1e-9
+    assert min(b - a for a, b in itertools.pairwise(turns)) >= 0.05 - 1e-9  # late, late...
 
 
 async def test_any_one_second_holds_no_more_than_the_rate_rounded_down() -> None:

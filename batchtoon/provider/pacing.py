@@ -6,12 +6,13 @@ request at once: nothing is awaited between the two but the request's own writin
 writes a query in the same step of the event loop, an upload's bytes in the next one).
 Guarantees, over those times:
 
-- turns keep to a schedule of one every `1/rate` while callers wait for them, and two turns
-  are never closer than `CLOSEST` (3/4) of that gap, measured from when the previous turn was
-  actually taken: a waiter that wakes late (the event loop stalled on busy cores, a slow disk,
-  a long pre-flight) takes its turn late, and the turns behind it catch up at no more than 4/3
-  of the rate, never all at once; at most `MOST_BEHIND` seconds of lateness are made up (the
-  rest is lost), and none after an idle spell, a throttle or a resize;
+- turns keep to a schedule of one every `1/rate`, measured from when turns are actually
+  taken, not from when they were planned: a turn taken late by at most `LATE` (a quarter) of a
+  gap, a busy machine's usual wake-up latency, leaves the schedule as it was, so such delays
+  do not add up and the next turn may come 3/4 of a gap after it, no sooner; a turn taken
+  later than that (the event loop stalled on busy cores, a slow disk, a long pre-flight, or
+  nobody asked for a while) starts the schedule afresh from itself, so late turns never leave
+  together and nothing is made up after a stall or an idle spell;
 - in any one-second window (a strict sliding one, as a provider's limiter counts) at most
   `max_rate` turns are taken, rounded down, and at least one, counted from when the ceiling
   was last set (`resize` starts the count afresh: the poller resizes its rate to the work, and
@@ -43,8 +44,7 @@ from batchtoon.pipeline.clock import SYSTEM_CLOCK, Clock
 __all__ = ["WINDOW", "SharedRate"]
 
 WINDOW = 1.0  # seconds: the window a provider counts its rate over
-CLOSEST = 0.75  # of a gap: how close two turns may come while catching up
-MOST_BEHIND = 0.25  # seconds of lateness that the turns behind a late one may make up
+LATE = 0.25  # of a gap: a turn this late keeps the schedule; later, it starts it afresh
 
 
 class SharedRate:
@@ -63,7 +63,6 @@ class SharedRate:
         self._turns: deque[float] = deque()  # the turns taken in the last WINDOW, oldest first
         self._last = float("-inf")  # when the previous turn was taken
         self._next = float("-inf")  # when the next turn is due on the schedule
-        self._waiting = 0  # callers in `acquire`
         self._paused_until = float("-inf")
         self._last_cut = float("-inf")
         self._queue = anyio.Lock()  # FIFO: one waiter at a time watches the clock
@@ -86,33 +85,28 @@ class SharedRate:
 
     async def acquire(self) -> float:
         """Wait for this caller's turn; return the time of the turn (pass it to `throttled`)."""
-        if not self._waiting:  # idle until now: the schedule starts afresh, nothing to make up
-            self._next = max(self._next, self._clock.monotonic())
-        self._waiting += 1
-        try:
-            async with self._queue:
-                # Asked again after every sleep: the sleep may have overrun (a stall), and a
-                # throttle or a resize may have moved the earliest time meanwhile.
-                while (wait := self._earliest() - (now := self._clock.monotonic())) > 0:
-                    await self._clock.sleep(wait)
-                self.rate = min(self.max_rate, self.rate + self.max_rate / 50)
-                self._take(now)
-        finally:
-            self._waiting -= 1
+        async with self._queue:
+            # Asked again after every sleep: the sleep may have overrun (a stall), and a
+            # throttle or a resize may have moved the earliest time meanwhile.
+            while (wait := (due := self._earliest()) - (now := self._clock.monotonic())) > 0:
+                await self._clock.sleep(wait)
+            self._take(now, due)
         return now
 
     def _earliest(self) -> float:
         """The earliest time the next turn may be taken."""
-        gap = 1.0 / self.rate
-        earliest = max(self._next, self._last + CLOSEST * gap, self._paused_until)
+        earliest = max(self._next, self._paused_until)
         per_window = max(1, math.floor(self.max_rate))
         if len(self._turns) >= per_window:  # the window is full until its oldest turn leaves
             earliest = max(earliest, self._turns[-per_window] + WINDOW)
         return earliest
 
-    def _take(self, now: float) -> None:
+    def _take(self, now: float, due: float) -> None:
+        """Take the turn due at `due` at `now` (not before it)."""
+        on_time = now - due <= LATE / self.rate
+        self.rate = min(self.max_rate, self.rate + self.max_rate / 50)
         self._last = now
-        self._next = max(self._next, now - MOST_BEHIND) + 1.0 / self.rate
+        self._next = (due if on_time else now) + 1.0 / self.rate
         self._turns.append(now)
         while self._turns[0] <= now - WINDOW:
             self._turns.popleft()
