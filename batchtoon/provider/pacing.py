@@ -6,13 +6,14 @@ request at once: nothing is awaited between the two but the request's own writin
 writes a query in the same step of the event loop, an upload's bytes in the next one).
 Guarantees, over those times:
 
-- turns keep to a schedule of one every `1/rate`, measured from when turns are actually
-  taken, not from when they were planned: a turn taken late by at most `LATE` (a quarter) of a
-  gap, a busy machine's usual wake-up latency, leaves the schedule as it was, so such delays
-  do not add up and the next turn may come 3/4 of a gap after it, no sooner; a turn taken
-  later than that (the event loop stalled on busy cores, a slow disk, a long pre-flight, or
-  nobody asked for a while) starts the schedule afresh from itself, so late turns never leave
-  together and nothing is made up after a stall or an idle spell;
+- turns keep to a schedule of one every `1/rate` while callers wait for them, and two turns
+  are never closer than `CLOSEST` (3/4) of a gap, measured from when the previous turn was
+  actually taken, not from when it was planned: a waiter that wakes late (the event loop
+  stalled on busy cores, a slow disk, a long pre-flight) takes its turn late, and the turns
+  behind it make the lateness up at 4/3 of the rate at most, never together; at most
+  `MOST_BEHIND` (a quarter second) is made up, only what the one-second window below has room
+  for, and nothing after a lull (a caller that finds its turn long past, because nobody was
+  waiting), a throttle or a resize;
 - in any one-second window (a strict sliding one, as a provider's limiter counts) at most
   `max_rate` turns are taken, rounded down, and at least one, counted from when the ceiling
   was last set (`resize` starts the count afresh: the poller resizes its rate to the work, and
@@ -44,7 +45,8 @@ from batchtoon.pipeline.clock import SYSTEM_CLOCK, Clock
 __all__ = ["WINDOW", "SharedRate"]
 
 WINDOW = 1.0  # seconds: the window a provider counts its rate over
-LATE = 0.25  # of a gap: a turn this late keeps the schedule; later, it starts it afresh
+CLOSEST = 0.75  # of a gap: how close two turns may come while making up lateness
+MOST_BEHIND = 0.25  # seconds of lateness that the turns behind a late one may make up
 
 
 class SharedRate:
@@ -88,28 +90,37 @@ class SharedRate:
         async with self._queue:
             # Asked again after every sleep: the sleep may have overrun (a stall), and a
             # throttle or a resize may have moved the earliest time meanwhile.
-            while (wait := (due := self._earliest()) - (now := self._clock.monotonic())) > 0:
+            waited = False
+            while (wait := self._earliest() - (now := self._clock.monotonic())) > 0:
+                waited = True
                 await self._clock.sleep(wait)
-            self._take(now, due)
+            self._take(now, waited)
         return now
 
     def _earliest(self) -> float:
         """The earliest time the next turn may be taken."""
-        earliest = max(self._next, self._paused_until)
-        per_window = max(1, math.floor(self.max_rate))
-        if len(self._turns) >= per_window:  # the window is full until its oldest turn leaves
-            earliest = max(earliest, self._turns[-per_window] + WINDOW)
-        return earliest
+        closest = self._last + CLOSEST / self.rate
+        return max(self._next, closest, self._paused_until, self._window_opens())
 
-    def _take(self, now: float, due: float) -> None:
-        """Take the turn due at `due` at `now` (not before it)."""
-        on_time = now - due <= LATE / self.rate
+    def _window_opens(self) -> float:
+        """When the one-second window has room for one more turn."""
+        per_window = max(1, math.floor(self.max_rate))
+        if len(self._turns) < per_window:
+            return float("-inf")
+        return self._turns[-per_window] + WINDOW
+
+    def _take(self, now: float, waited: bool) -> None:
+        """Take a turn at `now`; `waited`: its caller waited for it, so any lateness is the
+        loop's, for the turns behind it to make up (else it comes after a lull: none is)."""
         self.rate = min(self.max_rate, self.rate + self.max_rate / 50)
+        on_schedule = max(self._next, now - MOST_BEHIND) if waited else now
         self._last = now
-        self._next = (due if on_time else now) + 1.0 / self.rate
         self._turns.append(now)
         while self._turns[0] <= now - WINDOW:
             self._turns.popleft()
+        # Lateness the window has no room for is not made up: the schedule moves on to when
+        # it opens, rather than racing to it again and again.
+        self._next = max(on_schedule + 1.0 / self.rate, self._window_opens())
 
     def throttled(self, sent_at: float, retry_after: float | None) -> None:
         now = self._clock.monotonic()
