@@ -170,7 +170,7 @@ class Poller:
             self._asking.discard(entry.key)
         if outcome is not None and self._settles(outcome):
             await self._settle(outcome)
-        elif entry.key in self.pending:  # ask again: an interval after this query was sent
+        elif entry.key in self.pending:  # ask again: an interval after this answer
             self._schedule(self.pending[entry.key])
 
     async def _settle(self, outcome: Outcome) -> None:
