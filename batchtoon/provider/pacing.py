@@ -3,8 +3,8 @@ when the API throttles and climbs back when it stops.
 
 A turn is taken at the time it is granted (`acquire` returns it), and the caller sends its
 request at once: nothing is awaited between the two but the request's own writing (aiohttp
-writes a query in the same step of the event loop, an upload's bytes in the next one).
-Guarantees, over those times:
+writes a query in the same step of the event loop on a kept-alive connection, an upload's
+bytes in the next step; a new connection is opened first). Guarantees, over those times:
 
 - turns keep to a schedule of one every `1/rate` while callers wait for them, and two turns
   are never closer than `CLOSEST` (3/4) of a gap, measured from when the previous turn was
