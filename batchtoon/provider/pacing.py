@@ -87,10 +87,10 @@ class SharedRate:
 
     async def acquire(self) -> float:
         """Wait for this caller's turn; return the time of the turn (pass it to `throttled`)."""
+        waited = self._queue.locked()  # behind another caller: not after a lull
         async with self._queue:
             # Asked again after every sleep: the sleep may have overrun (a stall), and a
             # throttle or a resize may have moved the earliest time meanwhile.
-            waited = False
             while (wait := self._earliest() - (now := self._clock.monotonic())) > 0:
                 waited = True
                 await self._clock.sleep(wait)
@@ -110,8 +110,9 @@ class SharedRate:
         return self._turns[-per_window] + WINDOW
 
     def _take(self, now: float, waited: bool) -> None:
-        """Take a turn at `now`; `waited`: its caller waited for it, so any lateness is the
-        loop's, for the turns behind it to make up (else it comes after a lull: none is)."""
+        """Take a turn at `now`; `waited`: its caller waited for it (behind another, or for
+        its time), so any lateness is the loop's, for the turns behind it to make up; else it
+        comes after a lull, and none is."""
         self.rate = min(self.max_rate, self.rate + self.max_rate / 50)
         on_schedule = max(self._next, now - MOST_BEHIND) if waited else now
         self._last = now
