@@ -1,13 +1,25 @@
-"""The sandbox's strict one-second window: the limit a provider may count a client against."""
+"""The sandbox's strict one-second window, the limit a provider may count a client against;
+and the client's rates against it, after its event loop stalls."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import math
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
+import anyio
 import pytest
+from harness import make_photos, run_engine
 from helpers import client_for, image_bytes
 
 from batchtoon.errors import Throttled
+from batchtoon.exitcodes import ExitCode
 from batchtoon.sandbox import Sandbox
 from batchtoon.sandbox.counters import query_gaps
 from batchtoon.sandbox.window import SlidingWindow
@@ -52,3 +64,59 @@ async def test_over_the_window_is_429_exceeding_limits_with_a_true_retry_after()
     arrivals = sandbox.tasks[task.task_id].queries  # the three answered, as they arrived
     assert len(arrivals) == 3 and arrivals == sorted(arrivals)
     assert min(query_gaps(sandbox.tasks)) == min(b - a for a, b in itertools.pairwise(arrivals))
+
+
+@contextmanager
+def sandbox_in_its_own_thread(**knobs: Any) -> Iterator[Sandbox]:
+    """A sandbox on an event loop of its own: a stall of the client's loop does not stall it,
+    so it stamps each request when it really arrives."""
+    loop = asyncio.new_event_loop()
+    started: list[Sandbox] = []
+    ready = threading.Event()
+
+    def serve() -> None:
+        sandbox = Sandbox(**knobs)
+        loop.run_until_complete(sandbox.start())
+        started.append(sandbox)
+        ready.set()
+        loop.run_forever()
+        loop.run_until_complete(sandbox.close())
+        loop.close()
+
+    thread = threading.Thread(target=serve, name="sandbox")
+    thread.start()
+    try:
+        assert ready.wait(30), "the sandbox did not start"
+        yield started[0]
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(30)
+
+
+async def test_after_event_loop_stalls_no_burst_reaches_a_strict_server(tmp_path: Path) -> None:
+    # The client's event loop stalls 0.3 s in every second (a long pre-flight, busy cores):
+    # turns that fall due meanwhile must not leave together when it wakes, and a task's
+    # queries must stay an interval apart, by the clock of a server that allows 1.1 x R.
+    rate, interval = 20.0, 0.2
+    make_photos(tmp_path / "in", 50)
+    with sandbox_in_its_own_thread(
+        time_scale=0.01, processing_time=(45, 60), render="echo",
+        submit_window=math.floor(1.1 * rate),
+    ) as sandbox:  # fmt: skip
+        async with anyio.create_task_group() as group:
+
+            async def stall_now_and_then() -> None:
+                while True:
+                    await anyio.sleep(0.7)
+                    time.sleep(0.3)  # noqa: ASYNC251 - the stall itself: nothing else runs
+
+            group.start_soon(stall_now_and_then)
+            engine = await run_engine(
+                sandbox, [tmp_path / "in"], tmp_path / "out", submit__rate=rate,
+                poll__interval=interval,
+            )  # fmt: skip
+            group.cancel_scope.cancel()
+    assert engine.exit_code == ExitCode.OK
+    assert sandbox.counters.accepted_total == 50
+    assert sandbox.counters.throttled == 0
+    assert min(query_gaps(sandbox.tasks)) >= interval - 1e-9
