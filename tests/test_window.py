@@ -96,12 +96,12 @@ def sandbox_in_its_own_thread(**knobs: Any) -> Iterator[Sandbox]:
 async def test_after_event_loop_stalls_no_burst_reaches_a_strict_server(tmp_path: Path) -> None:
     # The client's event loop stalls 0.3 s in every second (a long pre-flight, busy cores):
     # turns that fall due meanwhile must not leave together when it wakes, and a task's
-    # queries must stay an interval apart, by the clock of a server that allows 1.1 x R.
-    rate, interval = 20.0, 0.2
+    # queries must stay an interval apart, by the clock of a server that allows 1.1 x each rate.
+    rate, poll_rate, interval = 20.0, 30.0, 0.2
     make_photos(tmp_path / "in", 50)
     with sandbox_in_its_own_thread(
         time_scale=0.01, processing_time=(45, 60), render="echo",
-        submit_window=math.floor(1.1 * rate),
+        submit_window=math.floor(1.1 * rate), query_window=math.floor(1.1 * poll_rate),
     ) as sandbox:  # fmt: skip
         async with anyio.create_task_group() as group:
 
@@ -113,7 +113,7 @@ async def test_after_event_loop_stalls_no_burst_reaches_a_strict_server(tmp_path
             group.start_soon(stall_now_and_then)
             engine = await run_engine(
                 sandbox, [tmp_path / "in"], tmp_path / "out", submit__rate=rate,
-                poll__interval=interval,
+                poll__rate=poll_rate, poll__interval=interval,
             )  # fmt: skip
             group.cancel_scope.cancel()
     assert engine.exit_code == ExitCode.OK
