@@ -36,6 +36,13 @@ def test_the_window_holds_the_limit_in_any_one_second_and_no_more() -> None:
     assert window.arrive(1.25) is None  # (0.25, 1.25]: 0.3, 1.0 and this one
 
 
+def test_an_arrival_stamped_before_the_previous_one_counts_at_its_time() -> None:
+    window = SlidingWindow(2)
+    assert window.arrive(10.0) is None
+    assert window.arrive(9.0) is None  # held up on the way: counted at 10.0, not pruned early
+    assert window.arrive(10.5) == pytest.approx(0.5)
+
+
 def test_an_arrival_a_whole_second_after_another_is_in_the_next_window() -> None:
     window = SlidingWindow(1)
     assert window.arrive(5.0) is None

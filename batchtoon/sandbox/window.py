@@ -33,9 +33,11 @@ class SlidingWindow:
         return f"SlidingWindow({self.limit} per {WINDOW:g} s)"
 
     def arrive(self, at: float) -> float | None:
-        """Count an arrival at `at` (never before the previous one): None if the window holds
-        it, else the seconds until one more arrival would be held."""
+        """Count an arrival at `at`: None if the window holds it, else the seconds until one
+        more arrival would be held. (One stamped before the previous one, held up on the way
+        by a fault, counts at the previous one's time.)"""
         arrivals = self._arrivals
+        at = max(at, arrivals[-1]) if arrivals else at
         arrivals.append(at)
         while arrivals[0] <= at - WINDOW:
             arrivals.popleft()
