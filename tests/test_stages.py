@@ -110,6 +110,17 @@ async def test_a_task_joining_mid_run_is_asked_an_interval_after_its_submission(
     assert api.times("query", "t1") == [joined + INTERVAL, joined + 2 * INTERVAL]
 
 
+async def test_a_task_stamped_in_the_future_is_asked_an_interval_from_now() -> None:
+    # The wall clock was set back since the task was submitted (or another machine's was
+    # ahead): its submission cannot be later than now.
+    clock, outbox = ManualClock(), RecordingOutbox()
+    api, start = FakeApi(clock), clock.monotonic()
+    api.script("t1", PENDING)
+    async with poller_with(api, clock, outbox, [entry(1, clock, age=-3600)]):
+        await clock.advance(INTERVAL)
+    assert api.times("query", "t1") == [start + INTERVAL]
+
+
 async def test_no_task_is_asked_sooner_than_the_interval_through_resizes_and_stalls() -> None:
     # Tasks join in waves and finish after different numbers of queries, so the rate sized
     # from the work is resized again and again, and a task's place among the others moves;

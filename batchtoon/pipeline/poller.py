@@ -142,7 +142,8 @@ class Poller:
         """Put `entry` on the schedule: due an interval after the later of its submission and
         its previous query's answer (about the same task id)."""
         now = self._clock.monotonic()
-        submitted = now - (self._clock.wall() - entry.submitted_at)  # as monotonic time
+        # As monotonic time; never later than now (the wall clock may have been set back).
+        submitted = now - max(0.0, self._clock.wall() - entry.submitted_at)
         task_id, asked = self._asked.get(entry.key, ("", float("-inf")))
         last = max(submitted, asked) if task_id == entry.task_id else submitted
         due = last + self._limits.interval
