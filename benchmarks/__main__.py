@@ -1,4 +1,4 @@
-"""`python -m benchmarks [--quick] [--only NAME[,NAME]] [--profile] [--output FILE]`
+"""`python -m benchmarks [--quick] [--busy] [--only NAME[,NAME]] [--profile] [--output FILE]`
 
 Runs the benchmarks, prints one markdown table, and writes it (with the machine it ran on and,
 for every missed target, what limits it) to benchmarks/results.md, or results-quick.md for a
@@ -29,6 +29,7 @@ from . import (
     bench_startup,
     bench_storage,
     bench_throughput,
+    bench_wire,
 )
 from .common import (
     BENCH_DIR,
@@ -57,6 +58,7 @@ BENCHMARKS: dict[str, Callable[[Options], list[Row]]] = {
     bench_storage.NAME: bench_storage.run,
     bench_startup.NAME: bench_startup.run,
     bench_end.NAME: bench_end.run,
+    bench_wire.NAME: bench_wire.run,
 }
 
 
@@ -66,7 +68,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     names = _selected(args.only)
     options = Options(
-        quick=args.quick, profile_dir=BENCH_DIR / "profiles" if args.profile else None
+        quick=args.quick,
+        busy=args.busy,
+        profile_dir=BENCH_DIR / "profiles" if args.profile else None,
     )
     output = args.output or BENCH_DIR / ("results-quick.md" if args.quick else "results.md")
     started = time.monotonic()
@@ -129,6 +133,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--quick", action="store_true", help="scaled-down sizes: a smoke run")
     parser.add_argument(
+        "--busy",
+        action="store_true",
+        help="two CPU-bound processes beside the client, started and ended by the benchmarks "
+        "that measure a busy machine (wire)",
+    )
+    parser.add_argument(
         "--only",
         action="append",
         metavar="NAME",
@@ -165,6 +175,8 @@ def render(
 ) -> str:
     host = machine()
     mode = "quick (scaled-down sizes: a smoke run)" if options.quick else "full"
+    if options.busy:
+        mode += ", two CPU-bound processes beside the client (where a benchmark says so)"
     if options.profile_dir is not None:
         mode += ", profiled (the timings are not comparable)"
     lines = [
@@ -175,6 +187,7 @@ def render(
         f"- mode: {mode}; benchmarks: {', '.join(names)}; took {seconds:.0f} s",
         "- command: `python -m benchmarks"
         + (" --quick" if options.quick else "")
+        + (" --busy" if options.busy else "")
         + ("" if list(names) == list(BENCHMARKS) else f" --only {','.join(names)}")
         + "` (benchmarks/README.md says what each one measures)",
         *_source_lines(sources),

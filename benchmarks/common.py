@@ -82,6 +82,7 @@ class BenchError(RuntimeError):
 @dataclass(frozen=True)
 class Options:
     quick: bool = False  # scaled-down sizes: a smoke run
+    busy: bool = False  # two CPU-bound processes beside, where a benchmark measures that
     profile_dir: Path | None = None  # run the clients under pyinstrument, reports here
 
 
@@ -384,6 +385,7 @@ class SandboxProcess:
         submit_rate: float | None = None,
         seed: int = 1,
         uplink: float | None = None,
+        extra: Sequence[str] = (),
     ) -> None:
         self.argv = batchtoon_command(
             "sandbox",
@@ -404,6 +406,7 @@ class SandboxProcess:
             self.argv += ["--submit-rate", f"{submit_rate:g}"]
         if uplink is not None:
             self.argv += ["--uplink", f"{uplink:g}"]
+        self.argv += extra
         self.log = workdir / f"sandbox-{os.getpid()}-{id(self)}.log"
         self.base_url = ""
         self._proc: subprocess.Popen[bytes] | None = None

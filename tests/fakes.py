@@ -51,6 +51,12 @@ class ManualClock:
         self._now = until
         await settle()
 
+    async def stall(self, seconds: float) -> None:
+        """The event loop stalls (busy cores, a slow disk): time jumps `seconds` while nothing
+        runs, then every sleeper now overdue wakes at once, late."""
+        self._now += seconds
+        await self.advance(0)
+
 
 async def settle() -> None:
     """Let every other task run until each waits on something. (anyio's

@@ -232,6 +232,7 @@ def test_the_sandbox_command_takes_every_knob(tmp_path: Path) -> None:
             "--redirect", "query=307", "--redirect", "result=302", "--key-in-result-url",
             "--fault", "drop=0.1", "--fault", "slow_seconds=2", "--fault", "stuck=0.5",
             "--processing-time", "1-3", "--credits", "5", "--port", "0",
+            "--submit-window", "22", "--query-window", "44",
         )
     )  # fmt: skip
     assert config.uplink == 100_000 and config.state_dir == tmp_path
@@ -239,6 +240,7 @@ def test_the_sandbox_command_takes_every_knob(tmp_path: Path) -> None:
     assert config.redirects == {"query": 307, "result": 302}
     assert (config.faults.drop, config.faults.slow_seconds, config.faults.stuck) == (0.1, 2, 0.5)
     assert config.processing_time == (1.0, 3.0) and config.credits == 5
+    assert (config.submit_window, config.query_window) == (22, 44)
 
 
 @pytest.mark.parametrize(
@@ -251,6 +253,8 @@ def test_the_sandbox_command_takes_every_knob(tmp_path: Path) -> None:
         (["--redirect", "query=200"], "--redirect query: 200 is below 300"),
         (["--redirect", "upload=307"], "--redirect: unknown endpoint upload"),
         (["--uplink", "0"], "--uplink: 0 is below 1"),
+        (["--submit-window", "0"], "--submit-window: 0 is below 1"),
+        (["--query-window", "2.5"], "--query-window: 2.5 is not"),
         (["--port", "70000"], "--port: 70000 is above 65535"),
         (["--time-scale", "-1"], "--time-scale: -1 is below"),
         (["--processing-time", "6-2"], "A is above B"),

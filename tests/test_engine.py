@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from pathlib import Path
 
 import anyio
@@ -20,6 +21,7 @@ from PIL import Image
 
 from batchtoon.exitcodes import ExitCode
 from batchtoon.sandbox import Sandbox
+from batchtoon.sandbox.counters import query_gaps
 
 
 async def test_500_images_one_submission_each_and_traceable(tmp_path: Path) -> None:
@@ -50,17 +52,27 @@ async def test_running_again_submits_and_downloads_nothing(tmp_path: Path) -> No
         assert again.exit_code == ExitCode.OK
 
 
-async def test_one_query_per_pending_task_per_tick(tmp_path: Path) -> None:
-    # The guarantee itself is tested on the poller alone (test_stages.py), on a clock the test
-    # moves; here, end to end, what it implies: n queries of one task lie in n different ticks,
-    # at least `interval` apart, so they span more than (n - 2) intervals.
+async def test_rates_and_poll_spacing_hold_as_a_strict_server_counts_them(tmp_path: Path) -> None:
+    # A server that allows 1.1 x each rate in any one second of arrival sees no throttle, and
+    # never two queries of one task closer than the interval, by its own clock. No slack is
+    # needed: the server stamps a query's arrival before it answers, the poller counts the
+    # interval from when the answer came back, and both read the machine's monotonic clock;
+    # 1e-9 s is for the rounding of sums of floats.
+    rate, poll_rate, interval = 20.0, 40.0, 0.2
     make_photos(tmp_path / "in", 30)
-    interval, jitter = 0.05, 0.02  # seconds; jitter: the loopback's share of the timings
-    async with Sandbox(time_scale=0.01, processing_time=(20, 40), render="echo") as sandbox:
-        await run_engine(sandbox, [tmp_path / "in"], tmp_path / "out", poll__interval=interval)
-    for task in sandbox.tasks.values():  # the sandbox stamps each query with the loop's clock
-        span = task.queries[-1] - task.queries[0]
-        assert 2 <= len(task.queries) <= (span + jitter) / interval + 2, task.queries
+    async with Sandbox(
+        time_scale=0.01, processing_time=(45, 60), render="echo",
+        submit_window=math.floor(1.1 * rate), query_window=math.floor(1.1 * poll_rate),
+    ) as sandbox:  # fmt: skip
+        engine = await run_engine(
+            sandbox, [tmp_path / "in"], tmp_path / "out", submit__rate=rate,
+            poll__rate=poll_rate, poll__interval=interval,
+        )  # fmt: skip
+    assert engine.exit_code == ExitCode.OK
+    assert sandbox.counters.throttled == 0
+    assert sandbox.counters.accepted_total == 30
+    assert all(len(task.queries) >= 2 for task in sandbox.tasks.values())  # 0.45-0.6 s each
+    assert min(query_gaps(sandbox.tasks)) >= interval - 1e-9
 
 
 async def test_a_result_whose_url_expired_while_down_is_produced_again(tmp_path: Path) -> None:

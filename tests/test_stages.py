@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
+import itertools
 import math
 import threading
 from collections import Counter
@@ -132,15 +133,87 @@ async def test_a_task_past_its_tickets_deadline_is_gone_without_a_query() -> Non
     assert isinstance(gone, Gone) and gone.reason == TASK_EXPIRED and api.calls == []
 
 
-async def test_a_task_joining_mid_run_is_asked_from_the_next_tick() -> None:
+async def test_a_task_joining_mid_run_is_asked_an_interval_after_its_submission() -> None:
     clock, outbox = ManualClock(), RecordingOutbox()
-    api, start = FakeApi(clock), clock.monotonic()
+    api = FakeApi(clock)
     api.script("t1", PENDING)
     async with poller_with(api, clock, outbox, []) as (_, send, _rate):
         await clock.advance(INTERVAL * 2 + 1)
+        joined = clock.monotonic()
         send.send_nowait(task(1, clock))
         await clock.advance(INTERVAL * 2)
-    assert [tick_of(at, start) for at in api.times("query", "t1")] == [3, 4]
+    assert api.times("query", "t1") == [joined + INTERVAL, joined + 2 * INTERVAL]
+
+
+async def test_a_task_stamped_in_the_future_is_asked_an_interval_from_now() -> None:
+    # The wall clock was set back since the task was submitted (or another machine's was
+    # ahead): its submission cannot be later than now.
+    clock, outbox = ManualClock(), RecordingOutbox()
+    api, start = FakeApi(clock), clock.monotonic()
+    api.script("t1", PENDING)
+    async with poller_with(api, clock, outbox, [task(1, clock, age=-3600)]):
+        await clock.advance(INTERVAL)
+    assert api.times("query", "t1") == [start + INTERVAL]
+
+
+async def test_no_task_is_asked_sooner_than_the_interval_through_resizes_and_stalls() -> None:
+    # Tasks join in waves and finish after different numbers of queries, so the rate sized
+    # from the work is resized again and again, and a task's place among the others moves;
+    # the loop stalls now and then. (The old per-tick poller asked a new task at the next
+    # tick, right after it joined, and one task twice 4.96 s apart with an interval of 5.)
+    clock, outbox = ManualClock(), RecordingOutbox()
+    api = FakeApi(clock)
+    joined: dict[str, float] = {}
+    async with poller_with(api, clock, outbox, []) as (_, send, rate):
+        for wave in range(12):
+            for n in range(wave * 10, wave * 10 + 10):
+                api.script(f"t{n}", *[PENDING] * (n % 7 + 1), success(f"http://cdn/u{n}"))
+                joined[f"t{n}"] = clock.monotonic()
+                send.send_nowait(task(n, clock))
+            await clock.advance(1.7)
+            if wave % 4 == 1:
+                await clock.stall(3.1)
+        for _ in range(80):
+            await clock.advance(1.0)
+        assert rate.max_rate == pytest.approx(1.0)  # resized down once the work was done
+    for task_id, at in joined.items():
+        times = api.times("query", task_id)
+        assert times[0] >= at + INTERVAL - 1e-6, task_id  # a unix time's rounding at 1.7e9 s
+        gaps = [b - a for a, b in itertools.pairwise(times)]
+        assert min(gaps) >= INTERVAL - 1e-9, (task_id, times)
+    assert len(outbox.delivered) == len(joined)  # every one asked until it was done
+
+
+async def test_the_most_overdue_task_is_asked_first() -> None:
+    # A poll-rate ceiling of 4/s for 30 tasks every 5 s (6/s needed) keeps every task late:
+    # whenever a query can go, it is for the task whose due time (an interval after its
+    # previous query, or its submission) is earliest, whatever the order the tasks came in.
+    clock, outbox = ManualClock(), RecordingOutbox()
+    api = FakeApi(clock)
+    slow = PollLimits(**{**LIMITS.__dict__, "rate": 4.0, "concurrency": 1})
+    said: list[str] = []  # the ceiling is too low for the work, and is said so
+    poller = Poller(api, SharedRate(4.0, clock=clock), outbox, slow, clock=clock, say=said.append)
+    ages = {f"t{n}": (n * 7) % 30 * 0.3 for n in range(30)}  # joined in another order
+    send, receive = anyio.create_memory_object_stream[PollTicket](math.inf)
+    due: dict[str, float] = {}
+    for n in range(30):
+        api.script(f"t{n}", PENDING)
+        send.send_nowait(task(n, clock, age=ages[f"t{n}"]))
+        due[f"t{n}"] = clock.monotonic() - ages[f"t{n}"] + INTERVAL
+    async with running(lambda: poller.run(receive)):
+        for step in range(60):
+            await clock.advance(0.7)
+            if step == 20:
+                await clock.stall(4.0)
+    assert len(api.calls) > 60
+    for _, _, task_id in api.calls:
+        assert due[task_id] == min(due.values()), task_id
+        due[task_id] = clock_of(api, task_id, due[task_id]) + INTERVAL
+
+
+def clock_of(api: FakeApi, task: str, after: float) -> float:
+    """When `task` was asked next, at or after `after`."""
+    return next(at for at in api.times("query", task) if at >= after - 1e-9)
 
 
 async def test_a_task_the_provider_lost_is_gone() -> None:

@@ -395,6 +395,9 @@ def _sandbox_config(args: argparse.Namespace) -> Any:
     def optional(raw: str | None, where: str, low: float) -> float | None:
         return None if raw is None else check_number(raw, where, low=low)
 
+    def window(raw: str | None, where: str) -> int | None:
+        return None if raw is None else check_whole(raw, where, low=1)
+
     low, dash, high = args.processing_time.partition("-")
     if dash and not high:
         raise UsageError(f"--processing-time: {shown(args.processing_time)} is not N or A-B")
@@ -420,6 +423,8 @@ def _sandbox_config(args: argparse.Namespace) -> Any:
         time_scale=check_number(args.time_scale, "--time-scale", low=1e-6),
         submit_rate=optional(args.submit_rate, "--submit-rate", 0.001),
         query_rate=optional(args.query_rate, "--query-rate", 0.001),
+        submit_window=window(args.submit_window, "--submit-window"),
+        query_window=window(args.query_window, "--query-window"),
         credits=None if args.credits is None else check_whole(args.credits, "--credits", low=0),
         render=args.render,
         seed=None if args.seed is None else check_whole(args.seed, "--seed"),

@@ -436,6 +436,10 @@ def _add_sandbox_arguments(sandbox: argparse.ArgumentParser) -> None:
     add("--time-scale", default="1", metavar="X", help="real s per virtual s (default: 1)")
     add("--submit-rate", metavar="R", help="account limit, submissions/s (default: none)")
     add("--query-rate", metavar="R", help="account limit, queries/s (default: none)")
+    add("--submit-window", metavar="N",
+        help="at most N submissions in any 1 s of arrival, else 429 (default: none)")  # fmt: skip
+    add("--query-window", metavar="N",
+        help="at most N queries in any 1 s of arrival, else 429 (default: none)")  # fmt: skip
     add("--credits", metavar="N", help="credit balance (default: unlimited)")
     add("--render", choices=("cartoon", "quick", "echo"), default="cartoon",
         help="cartoon (default), quick (posterised), echo (the upload back)")  # fmt: skip

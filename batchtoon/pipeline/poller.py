@@ -1,26 +1,41 @@
 """`Poller`: the one loop that asks the API about every pending task.
 
-Guarantees:
-- each tick (every `interval` seconds) queries every pending task at most once, oldest
-  submission first, through the poll `SharedRate` and at most `concurrency` at a time;
-- the poll rate keeps up by itself: unless a ceiling is configured, it is sized at each tick
-  from the work (every pending task once per interval, with a fifth to spare); a configured
-  ceiling too low for the work is said once, with the numbers;
+Each pending task has a due time; the poller asks about the tasks whose time has come, most
+overdue first. Guarantees:
+
+- a task is never asked about sooner than `interval` after its previous query, nor sooner than
+  `interval` after its submission: whatever the number of pending tasks, however the rate is
+  resized, after any stall of the event loop (a late query pushes the task's next one later,
+  it never brings it closer). The interval is counted from when the previous query's answer
+  (or failure) came back, which is after the server received the query, so it holds by the
+  server's clock too, however unevenly the network or a busy machine delays requests on the
+  way; the submission time is the accepted answer's, for the same reason;
+- a task is due again `interval` after that, and asked as soon after as the rate allows: of
+  the tasks due, the most overdue goes first (then the oldest submission);
+- at most `concurrency` queries are in flight, and no task has two at once;
+- the poll rate keeps up by itself: unless a ceiling is configured, it is sized from the work
+  whenever the number of pending tasks changes (every pending task once per interval, with a
+  fifth to spare); a configured ceiling too low for the work is said once, with the numbers;
 - a task is handed on as soon as its answer is final (`Finished`), or once it is known to be
   gone (`Gone`: the provider lost it, or its ticket's `gone_at` has passed: it is older than
   the provider keeps tasks); every outcome says which task id it is `about` (whether the item
   still waits on it is the state machine's call);
 - a query that fails (a fault, a throttle, an answer that makes no sense) is simply asked again
-  next tick; a throttled one also slows the poll rate down for everyone;
+  an interval later; a throttled one also slows the poll rate down for everyone;
 - the failures are bounded: a task whose queries have failed for `give_up_after` seconds and
   at least `min_failures` times in a row is `Left` — it is paid for, so it is never failed:
   it stays `submitted` in the journal and a later run asks again;
 - after a run-fatal answer (bad key, locked account) no query can succeed: that task comes back
   as `Fatal` and every other one as `Left`, and the poller stops asking.
+
+Of what it is given the poller reads only `key`, `task_id`, `submitted_at` (unix time) and
+`name`, and hands the same object back in its outcomes.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,8 +44,8 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream
 
 from batchtoon.errors import ApiError, RunFatal, TaskGone, Throttled
-from batchtoon.pipeline.clock import SYSTEM_CLOCK, Clock, ticks
-from batchtoon.pipeline.outcomes import Fatal, Finished, Gone, Left, Outbox, Outcome
+from batchtoon.pipeline.clock import SYSTEM_CLOCK, Clock
+from batchtoon.pipeline.outcomes import Answer, Fatal, Finished, Gone, Left, Outbox
 from batchtoon.pipeline.tickets import TASK_EXPIRED, PollTicket
 from batchtoon.provider.api import Api
 from batchtoon.provider.pacing import SharedRate
@@ -38,12 +53,12 @@ from batchtoon.provider.pacing import SharedRate
 __all__ = ["MIN_RATE", "PollLimits", "Poller"]
 
 MIN_RATE = 1.0  # queries per second, at the least, when the rate is sized from the work
-HEADROOM = 1.2  # sized for a fifth more than the work, so a tick ends before the next
+HEADROOM = 1.2  # sized for a fifth more than the work, so the queries keep up with their times
 
 
 @dataclass(frozen=True)
 class PollLimits:
-    interval: float  # seconds between ticks
+    interval: float  # seconds between two queries of one task, at the least
     concurrency: int  # queries in flight at once
     rate: float | None  # a ceiling on queries per second; None: sized from the work
     give_up_after: float  # seconds of failing queries before a task is left ...
@@ -74,28 +89,67 @@ class Poller:
         self._say = say or self._log.warning
         self._warned = False
         self.pending: dict[str, PollTicket] = {}  # item key -> ticket; in order of age
+        self._due: list[tuple[float, int, str]] = []  # heap of (due time, age order, key)
+        self._due_at: dict[str, float] = {}  # key -> its due time; absent while it is asked
+        self._asking: set[str] = set()  # keys with a query in flight
+        self._asked: dict[str, tuple[str, float]] = {}  # key -> (task id, last answer's time)
+        self._order = itertools.count()
         self._failing: dict[str, _Streak] = {}  # item key -> its failures in a row
+        self._slots = anyio.Semaphore(limits.concurrency)
         self.queries = 0
-        self.ticks = 0
 
     def __repr__(self) -> str:
-        return f"<Poller pending={len(self.pending)} queries={self.queries} ticks={self.ticks}>"
+        return f"<Poller pending={len(self.pending)} queries={self.queries}>"
 
     async def run(self, new_tasks: MemoryObjectReceiveStream[PollTicket]) -> None:
-        """Poll until cancelled; tasks sent on `new_tasks` join at the next tick."""
-        async with new_tasks:
-            async for _ in ticks(self._limits.interval, self._clock):
-                self._take_new(new_tasks)
-                self._size_rate()
-                await self._poll_once()
+        """Poll until cancelled; tasks sent on `new_tasks` are first asked about an interval
+        after their submission."""
+        async with new_tasks, anyio.create_task_group() as group:
+            while True:
+                await self._slots.acquire()  # handed on to the query, which gives it back
+                ticket = await self._next_due(new_tasks)
+                group.start_soon(self._query, ticket)
+
+    async def _next_due(self, new_tasks: MemoryObjectReceiveStream[PollTicket]) -> PollTicket:
+        """The most overdue pending task, once one is due (taken off the schedule)."""
+        while True:
+            self._take_new(new_tasks)
+            now = self._clock.monotonic()
+            while self._due and self._due[0][0] <= now:
+                due, _, key = heapq.heappop(self._due)
+                if self._due_at.get(key) == due:  # else an old place, moved since
+                    del self._due_at[key]
+                    self._asking.add(key)
+                    return self.pending[key]
+            # Woken at least once an interval: a task that joins is due no sooner than that.
+            first = self._due[0][0] if self._due else now + self._limits.interval
+            await self._clock.sleep(min(first - now, self._limits.interval))
 
     def _take_new(self, new_tasks: MemoryObjectReceiveStream[PollTicket]) -> None:
+        joined = False
         while True:
             try:
                 ticket = new_tasks.receive_nowait()
             except (anyio.WouldBlock, anyio.EndOfStream):
-                return
+                break
             self.pending[ticket.key] = ticket
+            if ticket.key not in self._asking:  # one being asked is scheduled when answered
+                self._schedule(ticket)
+            joined = True
+        if joined:
+            self._size_rate()
+
+    def _schedule(self, ticket: PollTicket) -> None:
+        """Put `ticket` on the schedule: due an interval after the later of its submission and
+        its previous query's answer (about the same task id)."""
+        now = self._clock.monotonic()
+        # As monotonic time; never later than now (the wall clock may have been set back).
+        submitted = now - max(0.0, self._clock.wall() - ticket.submitted_at)
+        task_id, asked = self._asked.get(ticket.key, ("", float("-inf")))
+        last = max(submitted, asked) if task_id == ticket.task_id else submitted
+        due = last + self._limits.interval
+        self._due_at[ticket.key] = due
+        heapq.heappush(self._due, (due, next(self._order), ticket.key))
 
     def _size_rate(self) -> None:
         needed = len(self.pending) / self._limits.interval  # queries per second
@@ -110,30 +164,30 @@ class Poller:
                 "are seen late; raise --poll-rate, or leave it unset to size it from the work"
             )
 
-    async def _poll_once(self) -> None:
-        self.ticks += 1
-        limit = anyio.Semaphore(self._limits.concurrency)
-        async with anyio.create_task_group() as group:
-            for ticket in list(self.pending.values()):
-                await limit.acquire()
-                group.start_soon(self._query, ticket, limit)
-
-    async def _query(self, ticket: PollTicket, limit: anyio.Semaphore) -> None:
+    async def _query(self, ticket: PollTicket) -> None:
         try:
             outcome = await self._ask(ticket)
         finally:
-            limit.release()
-        if outcome is None:
-            return
-        if self.pending.get(ticket.key) is ticket:  # (not a newer task of the item's)
-            del self.pending[ticket.key]
-            self._failing.pop(ticket.key, None)
+            self._slots.release()
+            self._asking.discard(ticket.key)
+        if outcome is not None and self.pending.get(ticket.key) is ticket:  # (not a newer task)
+            await self._settle(outcome)
+        elif ticket.key in self.pending:  # ask again: an interval after this answer
+            self._schedule(self.pending[ticket.key])
+
+    async def _settle(self, outcome: Answer) -> None:
+        key = outcome.ticket.key
+        del self.pending[key]
+        self._due_at.pop(key, None)
+        self._asked.pop(key, None)
+        self._failing.pop(key, None)
+        self._size_rate()
         await self._outbox.deliver(outcome)
         if isinstance(outcome, Fatal):
             await self._abandon(f"the API refused the account: {outcome.error.reason}")
 
-    async def _ask(self, ticket: PollTicket) -> Outcome | None:
-        """The task's outcome if this query settles it, else None (ask again next tick)."""
+    async def _ask(self, ticket: PollTicket) -> Answer | None:
+        """The task's outcome if this query settles it, else None (ask again later)."""
         task_id = ticket.task_id
         if self._clock.wall() > ticket.gone_at:
             return Gone(ticket, TASK_EXPIRED, task_id)
@@ -144,11 +198,13 @@ class Poller:
         except TaskGone as error:
             return Gone(ticket, error.reason, task_id)
         except RunFatal as error:
-            return Fatal(ticket, error, task_id)
+            return Fatal(ticket, error)
         except ApiError as error:
             if isinstance(error, Throttled):
                 self._rate.throttled(sent_at, error.retry_after)
             return self._failed(ticket, error)
+        finally:
+            self._asked[ticket.key] = (task_id, self._clock.monotonic())
         self._failing.pop(ticket.key, None)
         return Finished(ticket, task_id, state) if state.done else None
 
@@ -165,6 +221,9 @@ class Poller:
     async def _abandon(self, reason: str) -> None:
         """Stop watching every task (they stay `submitted` in the journal for the next run)."""
         pending, self.pending = self.pending, {}
+        self._due.clear()
+        self._due_at.clear()
+        self._asked.clear()
         self._failing.clear()
         for ticket in pending.values():
             await self._outbox.deliver(Left(ticket, reason, ticket.task_id))

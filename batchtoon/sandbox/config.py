@@ -51,6 +51,10 @@ class SandboxConfig:
     time_scale: float = 1.0  # real seconds per virtual second: 0.01 runs "5 s" in 50 ms
     submit_rate: float | None = None  # None: no limit
     query_rate: float | None = None
+    # At most N in any one second of real arrival time, a strict sliding window (every arrival
+    # counts, even a refused one); more: 429 EXCEEDING_LIMITS. None: no such limit.
+    submit_window: int | None = None
+    query_window: int | None = None
     credits: int | None = None  # None: unlimited; one credit per accepted submission
     result_ttl: float = 86_400.0  # a result URL works this long after completion
     task_ttl: float = 86_400.0  # a task id is answered this long after completion

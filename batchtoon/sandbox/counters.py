@@ -3,13 +3,14 @@ whether one came where it should not have."""
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from batchtoon.sandbox.tasks import Task
 
-__all__ = ["Counters", "Upload", "Visit"]
+__all__ = ["Counters", "Upload", "Visit", "query_gaps"]
 
 
 class Upload(NamedTuple):
@@ -65,6 +66,7 @@ class Counters:
             "accepted_unique": len(self.accepted),
             "query_requests": self.query_requests,
             "queries_per_task_max": max(per_task, default=0),
+            "query_gap_min": min(query_gaps(tasks), default=None),
             "downloads": self.downloads,
             "throttled": self.throttled,
             "rejected": dict(self.rejected),
@@ -76,3 +78,8 @@ class Counters:
             "elsewhere_requests": len(self.elsewhere),
             "keys_leaked": self.keys_leaked,
         }
+
+
+def query_gaps(tasks: dict[str, Task]) -> list[float]:
+    """Every gap between two queries of one task in a row, in real seconds of arrival."""
+    return [b - a for task in tasks.values() for a, b in itertools.pairwise(task.queries)]

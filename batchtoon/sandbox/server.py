@@ -11,7 +11,9 @@ Guarantees:
   such as `ERROR_NO_FACE_IN_FILE`, through `inject`);
 - rendering and image checks run in worker threads: queries are answered while renders queue;
 - a request meets, in order: an injected answer, a configured redirect, a random fault, the key
-  check, a throttling burst, the rate limit, and only then the endpoint;
+  check, a throttling burst, the one-second window, the rate limit, and only then the endpoint;
+- its arrival is the loop's time when its headers have been read (real seconds): the window
+  counts it, and a query's is recorded on its task (`Task.queries`, `query_gaps`);
 - upload bodies are read through one shared `Uplink` when `uplink` is set;
 - a knob left at zero draws no random number: adding one changes no seeded run;
 - `close()` is idempotent, ends every deliberately delayed answer at once, and leaves no files
@@ -54,10 +56,12 @@ from batchtoon.sandbox.imaging import (
 from batchtoon.sandbox.state import Saved, StateDir
 from batchtoon.sandbox.tasks import SUCCESS, Clock, Task, TaskStore
 from batchtoon.sandbox.uplink import Uplink
+from batchtoon.sandbox.window import SlidingWindow
 
 __all__ = ["Counters", "Sandbox"]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+ARRIVED = web.RequestKey("arrived", float)  # a request's arrival, in the loop's time
 Intake = Callable[[int], Awaitable[None]]
 FAILURES = ("PROCESS_FAILED", "TIMEOUT_FAILED", "LIMIT_RETRY_FAILED")
 
@@ -84,6 +88,14 @@ class Sandbox:
                 ("submit", self.config.submit_rate),
                 ("query", self.config.query_rate),
             )
+        }
+        self._windows = {
+            name: SlidingWindow(limit)
+            for name, limit in (
+                ("submit", self.config.submit_window),
+                ("query", self.config.query_window),
+            )
+            if limit is not None
         }
         self._uplink = Uplink(self.config.uplink) if self.config.uplink is not None else None
         self._burst_until = float("-inf")
@@ -263,6 +275,7 @@ class Sandbox:
 
     @web.middleware
     async def _gate(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        request[ARRIVED] = asyncio.get_running_loop().time()
         try:
             return await self._answer(request, handler)
         finally:
@@ -287,7 +300,8 @@ class Sandbox:
             return self._reject(401, "ERROR_USER_NOT_EXISTS", "The API key is missing or wrong.")
         if key in self.config.locked_keys:
             return self._reject(403, "ERROR_USER_LOCKED", "The account is locked.")
-        if route in self._limiters and (throttled := await self._throttle(route)) is not None:
+        throttled = await self._throttle(request, route) if route in self._limiters else None
+        if throttled is not None:
             return throttled
         return await handler(request)
 
@@ -342,7 +356,7 @@ class Sandbox:
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._closing.wait(), None if math.isinf(real) else real)
 
-    async def _throttle(self, route: str) -> web.Response | None:
+    async def _throttle(self, request: web.Request, route: str) -> web.Response | None:
         burst_left = self._burst_until - self.clock.now()
         if burst_left > 0:
             self.counters.throttled += 1
@@ -352,6 +366,13 @@ class Sandbox:
             return self._reject(
                 status, code, "Too many requests.", retry_after=self.clock.real(burst_left)
             )
+        window = self._windows.get(route)
+        if window is not None and (wait := window.arrive(request[ARRIVED])) is not None:
+            self.counters.throttled += 1
+            return self._reject(
+                429, "EXCEEDING_LIMITS", "Over the account's requests in one second.",
+                retry_after=wait,
+            )  # fmt: skip
         limiter = self._limiters[route]
         if limiter is None:
             return None
@@ -480,7 +501,7 @@ class Sandbox:
         if isinstance(task, str):
             http = 404 if task == "ERROR_RESOURCE_NOT_FOUND" else 410
             return self._reject(http, task, "The task does not exist or has expired.")
-        task.queries.append(asyncio.get_running_loop().time())
+        task.queries.append(request[ARRIVED])
         task_status, status = task.state(self.clock.now())
         url = self._result_url(task, key) if status == SUCCESS else ""
         return envelopes.success(

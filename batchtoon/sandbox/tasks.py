@@ -65,7 +65,7 @@ class Task:
     revoked: bool = False
     # The name of its upload and result files: unique, unlike an id that may be reused.
     file_stem: str = field(default_factory=lambda: secrets.token_hex(8))
-    queries: list[float] = field(default_factory=list)  # real monotonic times of each query
+    queries: list[float] = field(default_factory=list)  # each query's arrival, real seconds
 
     def state(self, now: float) -> tuple[int, str]:
         """(task_status, data.status) at virtual time `now`."""
