@@ -44,7 +44,7 @@ from batchtoon.locations.storage import Location, is_url, location
 from batchtoon.pipeline.clock import ticks
 from batchtoon.pipeline.engine import Engine
 from batchtoon.pipeline.stats import TERMS
-from batchtoon.provider.api import ApiClient, key_problem
+from batchtoon.provider.api import ApiClient, key_problem, trimmed_key
 from batchtoon.records.journal import Journal
 from batchtoon.records.ledger import Ledger
 from batchtoon.records.logs import open_log
@@ -139,8 +139,10 @@ class Batch:
         on_progress: Callable[[Snapshot], None] | None = None,
         progress_interval: float = 0.25,
         on_problem: Callable[[str], None] | None = None,
+        config_file: Path | None = None,
     ) -> None:
-        key = os.environ.get(settings.api.key_env, "") if api_key is None else api_key
+        given = os.environ.get(settings.api.key_env, "") if api_key is None else api_key
+        key, self._trimmed = trimmed_key(given)  # the log says so once it is open
         if not key:
             raise UsageError(
                 f"no API key: set {settings.api.key_env} (export {settings.api.key_env}=...)"
@@ -152,6 +154,7 @@ class Batch:
         self._retry_failed = retry_failed
         self._on_progress, self._interval = on_progress, progress_interval
         self._on_problem = on_problem
+        self._config_file = config_file  # the log's start line names it
         self._journal = Journal(settings.journal_path, secret=key)
         self._session: aiohttp.ClientSession | None = None
         self._engine: Engine | None = None
@@ -165,6 +168,8 @@ class Batch:
         log = self.settings.log_path
         try:
             self.log = open_log(log, self._key)
+            if self._trimmed:
+                self.log.warning("the API key %s", self._trimmed)
             self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
         except OSError as error:
             self._journal.close()
@@ -197,7 +202,7 @@ class Batch:
             retry_failed=self._retry_failed, log=self.log, report=self._problem,
         )  # fmt: skip
         self._engine = engine
-        self.log.info("start: %s", _start_line(settings, engine.sources))
+        self.log.info("start: %s", _start_line(settings, engine.sources, self._config_file))
         try:
             async with anyio.create_task_group() as group:
                 if self._on_progress is not None:
@@ -269,7 +274,7 @@ def write_report(settings: Settings, ledger: Ledger, done: Summary | None = None
         raise Unwritable.from_os_error(error, out / "index.html", "write the gallery") from None
 
 
-def _start_line(settings: Settings, sources: list[Location]) -> str:
+def _start_line(settings: Settings, sources: list[Location], config: Path | None) -> str:
     names = ", ".join(display(s) for s in sources)
     paces = (
         f"rate {settings.submit.rate:g}/s, concurrency {settings.submit.concurrency}, poll "
@@ -281,7 +286,7 @@ def _start_line(settings: Settings, sources: list[Location]) -> str:
     return (
         f"batchtoon {__version__}; sources {names}; styles {styles}; out "
         f"{display(settings.output.dir)}; {paces}; API {settings.api.base_url}, key "
-        f"${settings.api.key_env} set"
+        f"${settings.api.key_env} set" + (f"; config {display(str(config))}" if config else "")
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from harness import make_photos
 
 import batchtoon
 from batchtoon.sandbox import Sandbox
+from batchtoon.settings.config import PollSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -75,8 +77,8 @@ def test_the_readme_example_runs(tmp_path: Path) -> None:
 
 
 def test_settings_made_in_code_get_the_same_check_as_a_file() -> None:
-    bad = batchtoon.Settings().override(submit__rate=-1.0)
     with pytest.raises(batchtoon.UsageError, match=r"setting 'submit\.rate': -1 is below 0\.001"):
-        batchtoon.Batch(bad, api_key="k")
+        batchtoon.Settings().override(submit__rate=-1.0)
+    bad = dataclasses.replace(batchtoon.Settings(), poll=PollSettings(interval=float("nan")))
     with pytest.raises(batchtoon.UsageError, match=r"'poll\.interval': nan is not a finite number"):
-        batchtoon.Batch(batchtoon.Settings().override(poll__interval=float("nan")), api_key="k")
+        batchtoon.Batch(bad, api_key="k")

@@ -23,7 +23,7 @@ from typing import Any, NoReturn
 
 from batchtoon.errors import UsageError
 from batchtoon.locations.storage import location
-from batchtoon.settings.config import SETTINGS, shown
+from batchtoon.settings.config import LOCAL_CONFIG, SETTINGS, shown
 from batchtoon.settings.styles import STYLE_SLUGS
 from batchtoon.version import __version__
 
@@ -125,7 +125,8 @@ _DEST = "setting:"  # a setting flag's dest: "setting:submit.rate"
 EPILOG_KEY = """\
 The API key is read from $AILAB_API_KEY (or the variable --key-env names); it is never written
 to the journal, the log, a report or any output. Every setting also comes from a config file
-(--config FILE, else $BATCHTOON_CONFIG, else ./batchtoon.yaml, else the user config folder) or
+(--config FILE, else $BATCHTOON_CONFIG, else ./batchtoon.yaml, else the user config folder;
+one found, not named, may not set api.base_url or api.key_env; --no-config skips those) or
 an environment variable BATCHTOON_<SECTION>_<KEY> (BATCHTOON_SUBMIT_RATE=5); flags win, then
 the environment, then the file. `batchtoon config` shows what is in force and where from."""
 
@@ -277,7 +278,7 @@ def build(handlers: dict[str, Handler]) -> argparse.ArgumentParser:
     plan.add_argument("--json", action="store_true", help="one JSON object")
 
     status = command("status", "what a journal says: counts, failures by kind, items")
-    status.add_argument("--config", type=Path, metavar="FILE", help="config file")
+    add_config_arguments(status)
     add_setting_flags(status, ("output.dir",))
     status.add_argument(
         "--journal",
@@ -296,11 +297,11 @@ def build(handlers: dict[str, Handler]) -> argparse.ArgumentParser:
     )
 
     report = command("report", "write the before/after gallery of a journal: <out>/index.html")
-    report.add_argument("--config", type=Path, metavar="FILE", help="config file")
+    add_config_arguments(report)
     add_setting_flags(report, ("output.dir", "journal"))
 
     config = command("config", "the settings in force, and where each came from")
-    config.add_argument("--config", type=Path, metavar="FILE", help="config file")
+    add_config_arguments(config)
     config.add_argument("--json", action="store_true", help="one JSON object")
     add_setting_flags(config)
 
@@ -324,6 +325,19 @@ install (then open a new shell):
   fish:  batchtoon completion fish > ~/.config/fish/completions/batchtoon.fish"""
 
 
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--config FILE`, or `--no-config`: read no config file that was found, not named."""
+    either = parser.add_mutually_exclusive_group()
+    either.add_argument(
+        "--config", type=Path, metavar="FILE", help="config file (see configs/default.yaml)"
+    )
+    either.add_argument(
+        "--no-config",
+        action="store_true",
+        help=f"do not look for ./{LOCAL_CONFIG} or the user's config.yaml",
+    )
+
+
 def _add_run_arguments(run: argparse.ArgumentParser) -> None:
     add = run.add_argument
     add(
@@ -334,7 +348,7 @@ def _add_run_arguments(run: argparse.ArgumentParser) -> None:
         help="a folder (walked recursively), a .jsonl/.csv manifest or an image; or a URL of "
         "one (s3://bucket/photos)",
     )
-    add("--config", type=Path, metavar="FILE", help="config file (see configs/default.yaml)")
+    add_config_arguments(run)
     add(
         "--sandbox",
         action="store_true",
