@@ -61,8 +61,6 @@ def api_key(settings: Settings, *, required: bool) -> str:
     header (a CR/LF or a space inside it, say)."""
     name = settings.api.key_env
     key, trimmed = trimmed_key(os.environ.get(name, ""))
-    if trimmed:
-        print(f"batchtoon: the API key in ${name} {trimmed}", file=sys.stderr)
     if not key and required:
         raise UsageError(
             f"no API key: set {name} (export {name}=...), "
@@ -70,6 +68,8 @@ def api_key(settings: Settings, *, required: bool) -> str:
         )
     if problem := key_problem(key):
         raise UsageError(f"{name}: the API key {problem}: set it again without it")
+    if trimmed:
+        print(f"batchtoon: the API key in ${name} {trimmed}", file=sys.stderr)
     return key
 
 
