@@ -116,6 +116,8 @@ FLAGS: tuple[Flag, ...] = (
     Flag("prepare.quality", "--quality", "Q", "JPEG quality of a prepared upload", _IMAGES),
     Flag("prepare.workers", "--prepare-workers", "N", "pre-flight threads (0: one per core)",
          _IMAGES),
+    Flag("prepare.keep_metadata", "--keep-metadata", "", "send a photo's EXIF (GPS, serial "
+         "numbers), XMP and text chunks on when it is sent as it is", _IMAGES),
     Flag("progress.interval", "--stats-interval", "S", "seconds between status lines when not "
          "on a terminal", _SHOW),
 )  # fmt: skip

@@ -11,9 +11,13 @@ Guarantees:
   the same before and after it (an object's in a store: its size and ETag, or what else its
   backend gives to tell versions apart); a file rewritten meanwhile is read again (up to
   `READ_ATTEMPTS` times in all), then refused rather than sent torn.
-- `fix` off: the file is sent byte for byte, or refused with the reason the API would give.
+- No metadata leaves unless `keep_metadata`: a photo sent as it is goes without its EXIF, XMP
+  and text chunks, stripped losslessly (`scrub`: its coded pixels, JFIF and ICC kept); one
+  holding none is sent byte for byte. A converted one is encoded with none.
+- `fix` off: the file is sent as it is (see above), or refused with the reason the API would
+  give.
 - `fix` on (the default): a file the API takes, upright, whose short side is at most
-  `max_short_side`, is sent byte for byte; any other is converted by `shrink.prepare` (the
+  `max_short_side`, is sent as it is; any other is converted by `shrink.prepare` (the
   shrink rule is in its docstring) and `Prepared.reasons` says why, in the words of `REASONS`.
 - A conversion is cached in `cache` by the original's sha256 and the settings that shape its
   bytes, written atomically (a unique temporary file, then `os.replace`); a resume reads it
@@ -42,6 +46,7 @@ from PIL import Image, UnidentifiedImageError, features
 from batchtoon.errors import InputError, StoreFailure
 from batchtoon.images import shrink
 from batchtoon.images.intact import verify_intact
+from batchtoon.images.scrub import scrub
 from batchtoon.images.shrink import MAX_UPLOAD_BYTES
 from batchtoon.locations import storage
 from batchtoon.locations.files import write_whole
@@ -66,7 +71,7 @@ FORMAT_REASONS = {"HEIF": "heic"}  # else the format's name in lower case: "gif"
 SAFE_MODES = frozenset({"1", "L", "LA", "P", "RGB", "RGBA"})  # 8-bit: every decoder reads them
 MAX_FIX_BYTES = 256 * 1024 * 1024  # beyond this even the fix will not read a file
 READ_ATTEMPTS = 3
-RECIPE = 1  # bump when shrink's bytes change for the same input and settings: new cache names
+RECIPE = 2  # bump when shrink's bytes change for the same input and settings: new cache names
 ORIENTATION = 0x0112
 TOO_MANY_PIXELS = "too many pixels to open safely: downscale it first"
 DEFAULTS = PrepareSettings()
@@ -103,12 +108,12 @@ def check(
         as_is = Prepared(sha, data, image.format or "", image.size, original_bytes=len(data))
         if not settings.fix:
             _refuse_strict(image, data)
-            return as_is
+            return _scrubbed(as_is, settings)
         orientation = _orientation(image)
         reasons = _reasons(image, len(data), orientation, settings.max_short_side)
         if not reasons:
             verify_intact(image, data)
-            return as_is
+            return _scrubbed(as_is, settings)
         name = _cache_name(sha, settings)
         hit = _from_cache(cache / name) if cache is not None else None
         if hit is not None:
@@ -122,6 +127,13 @@ def check(
     if cache is not None:
         _store(cache, name, upload.data)
     return Prepared(sha, upload.data, upload.format, upload.size, reasons, len(data))
+
+
+def _scrubbed(as_is: Prepared, settings: PrepareSettings) -> Prepared:
+    """The photo as it is, without its metadata unless the settings keep it."""
+    if settings.keep_metadata:
+        return as_is
+    return dataclasses.replace(as_is, data=scrub(as_is.data, as_is.format))
 
 
 # Reading: one consistent copy of the file.

@@ -128,13 +128,16 @@ class PrepareSettings:
     for byte or refused. `max_short_side`: with `fix`, a photo whose short side is over this is
     sent with fewer pixels (never under the result's 1536); None sends every size the API takes
     as it is. `quality`: JPEG quality of converted photos. `workers`: photos prepared at once;
-    0 means one per core (`threads`).
+    0 means one per core (`threads`). `keep_metadata`: a photo sent as it is keeps its EXIF
+    (GPS...), XMP and text chunks; off (the default) they are stripped (`scrub`). A converted
+    photo never has any.
     """
 
     workers: int = field(default=0, metadata=_range(0, 64))
     fix: bool = True
     max_short_side: int | None = field(default=2048, metadata=_range(1536, 3240))
     quality: int = field(default=90, metadata=_range(50, 100))
+    keep_metadata: bool = False
 
     @property
     def threads(self) -> int:
