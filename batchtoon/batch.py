@@ -20,6 +20,15 @@ Guarantees:
   end; `on_problem` with a one-line message for every item that is refused or fails;
 - `stop()` (from a signal handler, say) ends the current run as Ctrl-C does: nothing already
   paid for is lost, and the next `run` goes on.
+
+Its contract, guarded (each breach a `UsageError` raised at once, nothing written or paid):
+- settings read as the command line reads them (`validate`: style names, a single pattern);
+- the sources checked as the command checks them before anything is written: a SOURCE that
+  is not there or not readable raises, with no journal record and no gallery;
+- one run at a time: a second `run()` while one is going raises at once;
+- `run()` outside `async with`, or after it closed, raises;
+- an exception in `on_progress` or `on_problem` is the caller's: it is logged with its
+  traceback and the run goes on, every record journaled (it never reaches the pipeline).
 """
 
 from __future__ import annotations
@@ -32,14 +41,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import anyio
 
 from batchtoon.errors import Unwritable, UsageError
 from batchtoon.exitcodes import ExitCode
-from batchtoon.locations.sources import display
+from batchtoon.locations.sources import check_sources, display
 from batchtoon.locations.storage import Location, is_url, location
 from batchtoon.pipeline.clock import ticks
 from batchtoon.pipeline.engine import Engine
@@ -53,6 +62,8 @@ from batchtoon.settings.styles import style_slug
 from batchtoon.version import __version__
 
 __all__ = ["Batch", "Snapshot", "Summary", "write_report"]
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -158,12 +169,15 @@ class Batch:
         self._journal = Journal(settings.journal_path, secret=key)
         self._session: aiohttp.ClientSession | None = None
         self._engine: Engine | None = None
+        self._running = self._closed = False
         self.log: logging.Logger = logging.getLogger("batchtoon")
 
     def __repr__(self) -> str:
         return f"<Batch journal={self._journal.path} running={self._engine is not None}>"
 
     async def __aenter__(self) -> Batch:
+        if self._closed:
+            raise UsageError("this Batch is closed: make a new one")
         self._journal.open()
         log = self.settings.log_path
         try:
@@ -185,20 +199,34 @@ class Batch:
         error: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self._closed = True
         try:
             if self._session is not None:
                 await self._session.close()
         finally:
+            self._session = None
             self._journal.close()
 
     async def run(self, sources: Iterable[str | os.PathLike[str]]) -> Summary:
         """One run over `sources` (folders, manifests, images); see the module docstring."""
+        if self._closed:
+            raise UsageError("this Batch is closed: make a new one to run again")
         if self._session is None:
             raise UsageError("use the Batch in `async with` before calling run()")
+        if self._running:
+            raise UsageError("this Batch is running already: await its run() before the next")
+        self._running = True  # before any await: a second call sees it
+        try:
+            return await self._run(self._session, [location(s) for s in sources])
+        finally:
+            self._running = False
+
+    async def _run(self, session: aiohttp.ClientSession, sources: list[Location]) -> Summary:
+        await anyio.to_thread.run_sync(check_sources, sources)  # the command's own check
         settings = self.settings
-        api = ApiClient.from_settings(self._session, settings, self._key)
+        api = ApiClient.from_settings(session, settings, self._key)
         engine = Engine(
-            settings, api, self._journal, [location(s) for s in sources],
+            settings, api, self._journal, sources,
             retry_failed=self._retry_failed, log=self.log, report=self._problem,
         )  # fmt: skip
         self._engine = engine
@@ -211,8 +239,7 @@ class Batch:
                 group.cancel_scope.cancel()
         finally:
             self._engine = None
-            if self._on_progress is not None:
-                self._on_progress(snapshot(engine))
+            self._call_back("on_progress", self._on_progress, snapshot(engine))
         done = summarize(engine)
         self.log.info("end: %s", _end_line(done))
         if settings.report.enabled and not is_url(settings.output.dir):
@@ -236,14 +263,22 @@ class Batch:
             self._engine.stop()
 
     async def _report_progress(self, engine: Engine) -> None:
-        assert self._on_progress is not None
         async for _ in ticks(self._interval):
-            self._on_progress(snapshot(engine))
+            self._call_back("on_progress", self._on_progress, snapshot(engine))
 
     def _problem(self, line: str) -> None:
         self.log.warning(line)
-        if self._on_problem is not None:
-            self._on_problem(line)
+        self._call_back("on_problem", self._on_problem, line)
+
+    def _call_back(self, name: str, callback: Callable[[T], None] | None, value: T) -> None:
+        """The caller's `callback`; what it raises is logged, never let into the pipeline
+        (a task failing there would end the run before its last records were written)."""
+        if callback is None:
+            return
+        try:
+            callback(value)
+        except Exception:
+            self.log.exception("%s raised (the run goes on):", name)
 
 
 def write_report(settings: Settings, ledger: Ledger, done: Summary | None = None) -> Path:
