@@ -45,7 +45,7 @@ from PIL import Image, UnidentifiedImageError, features
 
 from batchtoon.errors import InputError, StoreFailure
 from batchtoon.images import shrink
-from batchtoon.images.intact import verify_intact
+from batchtoon.images.intact import TooManyPixels, refuse_pixel_bomb, verify_intact
 from batchtoon.images.scrub import scrub
 from batchtoon.images.shrink import MAX_UPLOAD_BYTES
 from batchtoon.locations import storage
@@ -272,9 +272,10 @@ def _one_line_errors() -> Iterator[None]:
 def _refuse_unsafe(image: Image.Image) -> None:
     """Refuse what no setting makes sendable: too small, or too many pixels to decode."""
     width, height = image.size
-    limit = Image.MAX_IMAGE_PIXELS
-    if limit is not None and width * height > limit:  # Pillow warned (only): we refuse
-        raise InputError(TOO_MANY_PIXELS)
+    try:
+        refuse_pixel_bomb(image)  # from the header: Pillow warned (only), we refuse
+    except TooManyPixels:
+        raise InputError(TOO_MANY_PIXELS) from None
     if min(width, height) < shrink.MIN_SIDE:
         raise InputError(f"{width}x{height} is under the API's 256 px minimum: use a larger photo")
 
