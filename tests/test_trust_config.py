@@ -118,6 +118,8 @@ def billion_laughs(levels: int, aliases: int) -> str:
         ("submit:\n  rate: " + "[" * 50_000 + "]" * 50_000 + "\n", "nests or holds values"),
         ("submit:\n  rate: 1" + "0" * 5000 + "\n", "nests or holds values"),
         ("submit:\n  rate: &r [1, *r]\n", "'submit.rate': [1, [1, [1, [...]]]] is not a number"),
+        ("styles: " + "q" * 100_000 + "\n", "'styles': unknown style 'qqq"),
+        ("sources:\n  shard: " + "k" * 100_000 + "/4\n", "'sources.shard': kkk"),
     ],
 )
 def test_a_config_that_expands_or_nests_is_refused_in_one_short_line_within_bounds(

@@ -298,8 +298,14 @@ def check(setting: Setting, raw: object, where: str) -> Any:
         if (extra := _EXTRA.get(setting.key)) is not None:
             extra(value)
     except _Refused as refused:
-        raise UsageError(f"{where}: {refused}") from None
+        raise UsageError(f"{where}: {_cut(str(refused))}") from None
     return value
+
+
+def _cut(reason: str) -> str:
+    """A reason within a line's worth, whatever value it quotes (a template, a shard...)."""
+    most = 4 * SHOWN_CHARS
+    return reason if len(reason) <= most else reason[:most] + "..."
 
 
 def value_at(settings: Settings, key: str) -> Any:
@@ -655,7 +661,8 @@ def _flatten(data: object, source: str, prefix: str) -> Iterator[tuple[str, obje
     if not isinstance(data, Mapping):
         raise UsageError(f"{source}: '{prefix.rstrip('.') or 'top level'}' must be a mapping")
     for name, raw in data.items():
-        key = f"{prefix}{name if isinstance(name, str) else shown(name)}"
+        plain = isinstance(name, str) and name.isprintable() and len(name) <= SHOWN_CHARS
+        key = f"{prefix}{name if plain else shown(name)}"
         if key in SECTIONS:
             yield from _flatten(raw, source, f"{key}.")
         elif key in SETTINGS:
