@@ -124,8 +124,8 @@ class PrepareSettings:
     """Pre-flight: what `preflight.check` does to a photo before it is uploaded.
 
     `fix`: convert what the API would refuse (HEIC, AVIF, GIF, TIFF, over 5760x3240 or 10 MB,
-    16-bit, CMYK) and what it would show sideways (EXIF rotation); off, every file is sent byte
-    for byte or refused. `max_short_side`: with `fix`, a photo whose short side is over this is
+    16-bit, CMYK) and what it would show sideways (EXIF rotation); off, every file is sent as
+    it is or refused. `max_short_side`: with `fix`, a photo whose short side is over this is
     sent with fewer pixels (never under the result's 1536); None sends every size the API takes
     as it is. `quality`: JPEG quality of converted photos. `workers`: photos prepared at once;
     0 means one per core (`threads`). `keep_metadata`: a photo sent as it is keeps its EXIF
