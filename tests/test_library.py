@@ -80,8 +80,9 @@ def test_the_readme_example_runs(tmp_path: Path) -> None:
 
 
 def test_settings_made_in_code_get_the_same_check_as_a_file() -> None:
+    bad_rate = batchtoon.Settings().override(submit__rate=-1.0)
     with pytest.raises(batchtoon.UsageError, match=r"setting 'submit\.rate': -1 is below 0\.001"):
-        batchtoon.Settings().override(submit__rate=-1.0)
+        batchtoon.Batch(bad_rate, api_key="k")
     bad = dataclasses.replace(batchtoon.Settings(), poll=PollSettings(interval=float("nan")))
     with pytest.raises(batchtoon.UsageError, match=r"'poll\.interval': nan is not a finite number"):
         batchtoon.Batch(bad, api_key="k")

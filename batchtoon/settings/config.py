@@ -205,14 +205,15 @@ class Settings:
     def override(self, **dotted: Any) -> Settings:
         """A copy with `section__key=value` (or `key=value`) changed; None values are ignored.
         A setting's value is read as its flag's would be (`styles=("2d", "vintage-comic")`,
-        `sources__include="*.png"`), or `UsageError` says why not."""
+        `sources__include="*.png"`), or `UsageError` says why not; its range is checked where
+        the settings are used (`Batch` puts them all through `validate`)."""
         result = self
         for name, value in dotted.items():
             if value is None:
                 continue
             key = name.replace("__", ".")
             if key in SETTINGS:
-                value = check(SETTINGS[key], value, f"setting '{key}'")
+                value = check(SETTINGS[key], value, f"setting '{key}'", bounds=False)
             result = _set(result, name.split("__"), value)
         return result
 
@@ -286,16 +287,17 @@ class _Refused(ValueError):
     """A value that cannot be used: the message says why, without saying where it came from."""
 
 
-def check(setting: Setting, raw: object, where: str) -> Any:
+def check(setting: Setting, raw: object, where: str, *, bounds: bool = True) -> Any:
     """`raw` (YAML-typed, or text from the environment or a flag) as the value `setting` takes,
-    or `UsageError("<where>: <why>")`: one line, the same words whatever the source."""
+    or `UsageError("<where>: <why>")`: one line, the same words whatever the source. Without
+    `bounds`, only read (its type and words), not held to its range and rules."""
     try:
         if setting.optional and (raw is None or (isinstance(raw, str) and raw.strip() in _NULLS)):
             return None
         value = _CONVERT[setting.kind](raw)
-        if setting.kind in ("int", "float"):
+        if bounds and setting.kind in ("int", "float"):
             _in_range(value, setting.low, setting.high)
-        if (extra := _EXTRA.get(setting.key)) is not None:
+        if bounds and (extra := _EXTRA.get(setting.key)) is not None:
             extra(value)
     except _Refused as refused:
         raise UsageError(f"{where}: {_cut(str(refused))}") from None
