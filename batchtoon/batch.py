@@ -28,6 +28,15 @@ Guarantees:
   is written ends that too;
 - nothing process-wide is changed: no signal handler is installed (the caller's `stop()` is
   the way in), and the garbage collector is left as it is.
+
+Its contract, guarded (each breach a `UsageError` raised at once, nothing written or paid):
+- settings read as the command line reads them (`validate`: style names, a single pattern);
+- the sources checked as the command checks them before anything is written: a SOURCE that
+  is not there or not readable raises, with no journal record and no gallery;
+- one run at a time: a second `run()` while one is going raises at once;
+- `run()` outside `async with`, or after it closed, raises;
+- an exception in `on_progress` or `on_problem` is the caller's: it is logged with its
+  traceback and the run goes on, every record journaled (it never reaches the pipeline).
 """
 
 from __future__ import annotations
@@ -42,20 +51,20 @@ from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiohttp
 import anyio
 
 from batchtoon.errors import Unwritable, UsageError
 from batchtoon.exitcodes import ExitCode
-from batchtoon.locations.sources import display
+from batchtoon.locations.sources import check_sources, display
 from batchtoon.locations.storage import Location, is_url, location
 from batchtoon.pipeline.clock import ticks
 from batchtoon.pipeline.engine import Engine
 from batchtoon.pipeline.lifecycle import RunOutcome
 from batchtoon.pipeline.stats import TERMS
-from batchtoon.provider.api import ApiClient, key_problem
+from batchtoon.provider.api import ApiClient, key_problem, trimmed_key
 from batchtoon.records.journal import Journal
 from batchtoon.records.ledger import Ledger
 from batchtoon.records.logs import open_log
@@ -68,6 +77,8 @@ if TYPE_CHECKING:  # the gallery's modules are loaded by a run that writes one
     from batchtoon.report.thumbs import Thumbnails
 
 __all__ = ["Batch", "Snapshot", "Summary", "write_report"]
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -180,8 +191,10 @@ class Batch:
         on_progress: Callable[[Snapshot], None] | None = None,
         progress_interval: float = 0.25,
         on_problem: Callable[[str], None] | None = None,
+        config_file: Path | None = None,
     ) -> None:
-        key = os.environ.get(settings.api.key_env, "") if api_key is None else api_key
+        given = os.environ.get(settings.api.key_env, "") if api_key is None else api_key
+        key, self._trimmed = trimmed_key(given)  # the log says so once it is open
         if not key:
             raise UsageError(
                 f"no API key: set {settings.api.key_env} (export {settings.api.key_env}=...)"
@@ -193,20 +206,26 @@ class Batch:
         self._retry_failed = retry_failed
         self._on_progress, self._interval = on_progress, progress_interval
         self._on_problem = on_problem
+        self._config_file = config_file  # the log's start line names it
         self._journal = Journal(settings.journal_path, secret=key)
         self._session: aiohttp.ClientSession | None = None
         self._engine: Engine | None = None
         self._thumbnails: Thumbnails | None = None  # of the run going on, if it has a gallery
+        self._running = self._closed = False
         self.log: logging.Logger = logging.getLogger("batchtoon")
 
     def __repr__(self) -> str:
         return f"<Batch journal={self._journal.path} running={self._engine is not None}>"
 
     async def __aenter__(self) -> Batch:
+        if self._closed:
+            raise UsageError("this Batch is closed: make a new one")
         self._journal.open()
         log = self.settings.log_path
         try:
             self.log = open_log(log, self._key)
+            if self._trimmed:
+                self.log.warning("the API key %s", self._trimmed)
             self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
         except OSError as error:
             self._journal.close()
@@ -222,27 +241,43 @@ class Batch:
         error: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self._closed = True
         try:
             if self._session is not None:
                 await self._session.close()
         finally:
+            self._session = None
             self._journal.close()
 
     async def run(self, sources: Iterable[str | os.PathLike[str]]) -> Summary:
         """One run over `sources` (folders, manifests, images); see the module docstring."""
+        if self._closed:
+            raise UsageError("this Batch is closed: make a new one to run again")
         if self._session is None:
             raise UsageError("use the Batch in `async with` before calling run()")
+        if self._running:
+            raise UsageError("this Batch is running already: await its run() before the next")
+        self._running = True  # before any await: a second call sees it
+        try:
+            return await self._run(self._session, [location(s) for s in sources])
+        finally:
+            self._running = False
+
+    async def _run(self, session: aiohttp.ClientSession, sources: list[Location]) -> Summary:
+        await anyio.to_thread.run_sync(check_sources, sources)  # the command's own check
         settings = self.settings
-        api = ApiClient.from_settings(self._session, settings, self._key)
+        api = ApiClient.from_settings(session, settings, self._key)
         arriving = _arriving_thumbnails(settings)
         self._thumbnails = arriving.thumbnails if arriving is not None else None
         engine = Engine(
-            settings, api, self._journal, [location(s) for s in sources],
+            settings, api, self._journal, sources,
             retry_failed=self._retry_failed, log=self.log, report=self._problem,
             on_stored=arriving.offer if arriving is not None else None,
         )  # fmt: skip
         self._engine = engine
-        self.log.info("start: %s", _start_line(settings, engine.sources, self._key))
+        self.log.info(
+            "start: %s", _start_line(settings, engine.sources, self._key, self._config_file)
+        )
         try:
             async with anyio.create_task_group() as group:
                 if self._on_progress is not None:
@@ -253,8 +288,7 @@ class Batch:
                 group.cancel_scope.cancel()
         finally:
             self._engine = None
-            if self._on_progress is not None:
-                self._on_progress(snapshot(engine))
+            self._call_back("on_progress", self._on_progress, snapshot(engine))
         done = summarize(engine)
         self.log.info("end: %s", _end_line(done))
         try:
@@ -286,7 +320,9 @@ class Batch:
         """Write the page, saying so first; a failure to write it is said, and changes nothing
         else."""
         if self._on_progress is not None:
-            self._on_progress(snapshot(engine, doing="writing the gallery"))
+            self._call_back(
+                "on_progress", self._on_progress, snapshot(engine, doing="writing the gallery")
+            )
         try:
             page = await anyio.to_thread.run_sync(
                 write_report, self.settings, self._journal.ledger, done, thumbnails
@@ -305,14 +341,22 @@ class Batch:
             self._thumbnails.stop()
 
     async def _report_progress(self, engine: Engine) -> None:
-        assert self._on_progress is not None
         async for _ in ticks(self._interval):
-            self._on_progress(snapshot(engine))
+            self._call_back("on_progress", self._on_progress, snapshot(engine))
 
     def _problem(self, line: str) -> None:
         self.log.warning(line)
-        if self._on_problem is not None:
-            self._on_problem(line)
+        self._call_back("on_problem", self._on_problem, line)
+
+    def _call_back(self, name: str, callback: Callable[[T], None] | None, value: T) -> None:
+        """The caller's `callback`; what it raises is logged, never let into the pipeline
+        (a task failing there would end the run before its last records were written)."""
+        if callback is None:
+            return
+        try:
+            callback(value)
+        except Exception:
+            self.log.exception("%s raised (the run goes on):", name)
 
 
 def write_report(
@@ -350,7 +394,7 @@ def write_report(
         raise Unwritable.from_os_error(error, out / "index.html", "write the gallery") from None
 
 
-def _start_line(settings: Settings, sources: list[Location], key: str) -> str:
+def _start_line(settings: Settings, sources: list[Location], key: str, config: Path | None) -> str:
     names = ", ".join(display(s) for s in sources)
     paces = (
         f"rate {settings.submit.rate:g}/s, concurrency {settings.submit.concurrency}, poll "
@@ -363,6 +407,7 @@ def _start_line(settings: Settings, sources: list[Location], key: str) -> str:
         f"batchtoon {__version__}; sources {names}; styles {styles}; out "
         f"{display(settings.output.dir)}; {paces}; API {settings.api.base_url}, "
         f"{_key_origin(settings.api.key_env, key)}"
+        + (f"; config {display(str(config))}" if config else "")
     )
 
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import io
+import os
 import struct
+import subprocess
+import sys
 import zlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -171,3 +174,33 @@ async def submit_and_fetch(
     assert state.succeeded, state
     dest.write_bytes(await fetch(client, state.result_url, max_bytes=50 << 20))
     return dest
+
+
+PEAK_PROBE = """
+import re, sys
+from batchtoon.cli import main
+code = main(sys.argv[1:])
+with open("/proc/self/status") as status:
+    peak = re.search(r"VmHWM:\\s+(\\d+) kB", status.read())[1]
+sys.stdout.write(f"\\n{code} {peak}\\n")
+"""
+
+
+def peak_run(argv: list[str], cwd: Path, timeout: float = 60) -> tuple[int, str, int]:
+    """`batchtoon argv` in a process of its own: its exit code, its stderr and its peak
+    resident memory in bytes: VmHWM, which starts afresh at exec (ru_maxrss keeps the peak
+    of the forking process, pytest's own, on Linux)."""
+    done = subprocess.run(
+        [sys.executable, "-c", PEAK_PROBE, *argv],
+        cwd=cwd, capture_output=True, text=True, timeout=timeout,
+        env=_own_env(cwd),
+    )  # fmt: skip
+    code, peak = done.stdout.rsplit("\n", 2)[-2].split()
+    return int(code), done.stderr, int(peak) * 1024
+
+
+def _own_env(cwd: Path) -> dict[str, str]:
+    """This environment without BATCHTOON_ variables, the API key or the user's config."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BATCHTOON_", "AILAB_"))}
+    root = str(Path(__file__).resolve().parent.parent)
+    return {**env, "XDG_CONFIG_HOME": str(cwd / "xdg"), "PYTHONPATH": root}

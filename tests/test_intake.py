@@ -20,6 +20,7 @@ from PIL import Image
 from batchtoon.errors import InputError, UsageError
 from batchtoon.images import preflight, shrink
 from batchtoon.images.preflight import Prepared, check
+from batchtoon.images.scrub import scrub
 from batchtoon.settings.config import PrepareSettings, load_settings
 
 DEFAULT = PrepareSettings()
@@ -257,7 +258,11 @@ def test_without_fix_the_api_rules_refuse_with_todays_reasons(
             check(path, STRICT, None)
         assert str(refused.value) == reason
     as_it_is = check(sideways_jpeg, STRICT)  # a rotation is no reason to refuse
-    assert as_it_is.data == sideways_jpeg.read_bytes() and not as_it_is.converted
+    original = sideways_jpeg.read_bytes()
+    assert as_it_is.data == scrub(original, "JPEG") != original  # its EXIF only is gone
+    assert not as_it_is.converted
+    kept = check(sideways_jpeg, PrepareSettings(fix=False, keep_metadata=True))
+    assert kept.data == original
 
 
 def test_a_photo_rewritten_while_it_is_read_is_read_again(

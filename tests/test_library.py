@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gc
+import importlib.metadata
 import re
 import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+import anyio
 import pytest
 from harness import make_photos
 
@@ -16,6 +20,7 @@ import batchtoon
 from batchtoon.records.journal import Journal
 from batchtoon.report.thumbs import thumbs_dir
 from batchtoon.sandbox import Sandbox
+from batchtoon.settings.config import PollSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -79,11 +84,12 @@ def test_the_readme_example_runs(tmp_path: Path) -> None:
 
 
 def test_settings_made_in_code_get_the_same_check_as_a_file() -> None:
-    bad = batchtoon.Settings().override(submit__rate=-1.0)
+    bad_rate = batchtoon.Settings().override(submit__rate=-1.0)
     with pytest.raises(batchtoon.UsageError, match=r"setting 'submit\.rate': -1 is below 0\.001"):
-        batchtoon.Batch(bad, api_key="k")
+        batchtoon.Batch(bad_rate, api_key="k")
+    bad = dataclasses.replace(batchtoon.Settings(), poll=PollSettings(interval=float("nan")))
     with pytest.raises(batchtoon.UsageError, match=r"'poll\.interval': nan is not a finite number"):
-        batchtoon.Batch(batchtoon.Settings().override(poll__interval=float("nan")), api_key="k")
+        batchtoon.Batch(bad, api_key="k")
 
 
 def process_wide() -> tuple[object, ...]:
@@ -154,3 +160,137 @@ async def test_a_stop_while_the_gallery_is_written_ends_it(tmp_path: Path) -> No
             done = await batch.run([tmp_path / "in"])
     assert done.exit_code is batchtoon.ExitCode.OK and done.results["done now"] == 6
     assert done.gallery is None and not (out / "index.html").exists()
+
+
+# The library's contract, guarded.
+
+
+def test_settings_in_code_take_the_command_lines_words() -> None:
+    settings = batchtoon.Settings().override(
+        styles=("2d", "vintage-comic"), sources__include="*.png", sources__exclude="raw,tmp"
+    )
+    assert settings.styles == (0, 2)
+    assert settings.sources.include == ("*.png",) and settings.sources.exclude == ("raw", "tmp")
+    assert batchtoon.Settings().override(styles="0-2").styles == (0, 1, 2)
+    with pytest.raises(batchtoon.UsageError, match=r"setting 'styles': unknown style 'nope'"):
+        batchtoon.Settings().override(styles=("2d", "nope"))
+    names: Any = ("3d-fairy-tale",)  # as a caller without a type checker would pass them
+    made = dataclasses.replace(batchtoon.Settings(), styles=names)
+    assert batchtoon.Batch(made, api_key="k").settings.styles == (1,)
+
+
+def fast(sandbox: Sandbox, out: Path) -> batchtoon.Settings:
+    return batchtoon.Settings().override(
+        api__base_url=sandbox.base_url, output__dir=str(out), poll__interval=0.01,
+        submit__rate=500.0,
+    )  # fmt: skip
+
+
+def journal_lines(out: Path) -> list[str]:
+    journal = out / ".batchtoon" / "journal.jsonl"
+    return journal.read_text().splitlines() if journal.exists() else []
+
+
+@pytest.mark.parametrize("missing", ["nope", "notes.txt"])
+async def test_a_bad_source_raises_before_anything_is_written(missing: str, tmp_path: Path) -> None:
+    make_photos(tmp_path / "in", 2)
+    (tmp_path / "notes.txt").write_text("not a photo")
+    out = tmp_path / "out"
+    async with Sandbox(time_scale=0.001, render="echo") as sandbox:
+        async with batchtoon.Batch(fast(sandbox, out), api_key=sandbox.api_key) as batch:
+            with pytest.raises(batchtoon.UsageError, match=f"SOURCE .*{missing}"):
+                await batch.run([tmp_path / "in", tmp_path / missing])
+        assert sandbox.counters.submit_requests == 0
+    assert journal_lines(out) == [] and not (out / "index.html").exists()
+
+
+async def test_a_second_run_at_once_raises_and_nothing_is_paid_twice(tmp_path: Path) -> None:
+    make_photos(tmp_path / "in", 6)
+    async with Sandbox(time_scale=0.001, render="echo") as sandbox:
+        running = anyio.Event()
+        settings = fast(sandbox, tmp_path / "out")
+        batch = batchtoon.Batch(
+            settings, api_key=sandbox.api_key, on_progress=lambda _: running.set()
+        )
+        async with batch, anyio.create_task_group() as group:
+            first: list[batchtoon.Summary] = []
+
+            async def run_first() -> None:
+                first.append(await batch.run([tmp_path / "in"]))
+
+            group.start_soon(run_first)
+            with anyio.fail_after(10):
+                await running.wait()
+            with pytest.raises(batchtoon.UsageError, match="running already"):
+                await batch.run([tmp_path / "in"])
+        assert sandbox.counters.accepted_total == 6
+        assert max(sandbox.counters.accepted.values()) == 1
+    assert first[0].exit_code is batchtoon.ExitCode.OK and first[0].submitted == 6
+
+
+async def test_a_callback_that_raises_is_logged_and_no_record_is_lost(tmp_path: Path) -> None:
+    make_photos(tmp_path / "in", 6)
+    (tmp_path / "in" / "notes.jpg").write_text("not a photo")  # on_problem hears of it
+    out = tmp_path / "out"
+
+    def broken(_: object) -> None:
+        raise RuntimeError("the caller's own bug")
+
+    async with Sandbox(time_scale=0.001, render="echo") as sandbox:
+        settings = fast(sandbox, out)
+        batch = batchtoon.Batch(
+            settings, api_key=sandbox.api_key, on_progress=broken, on_problem=broken,
+            progress_interval=0.001,
+        )  # fmt: skip
+        async with batch:
+            done = await batch.run([tmp_path / "in"])
+        async with batchtoon.Batch(settings, api_key=sandbox.api_key) as again:
+            resumed = await again.run([tmp_path / "in"])
+        assert sandbox.counters.accepted_total == 6  # nothing paid twice on resume
+    assert done.exit_code is batchtoon.ExitCode.FAILED  # the one refused photo
+    assert (done.results["done now"], done.results["refused"]) == (6, 1)
+    assert (resumed.submitted, resumed.results["already done"]) == (0, 6)
+    log = (out / ".batchtoon" / "batchtoon.log").read_text()
+    assert "on_problem raised (the run goes on)" in log and "on_progress raised" in log
+    assert "RuntimeError: the caller's own bug" in log
+
+
+async def test_a_batch_outside_or_after_async_with_raises_the_librarys_error(
+    tmp_path: Path,
+) -> None:
+    batch = batchtoon.Batch(batchtoon.Settings().override(output__dir=str(tmp_path)), api_key="k")
+    with pytest.raises(batchtoon.UsageError, match="async with"):
+        await batch.run([tmp_path])
+    async with batch:
+        pass
+    with pytest.raises(batchtoon.UsageError, match="closed"):
+        await batch.run([tmp_path])
+    with pytest.raises(batchtoon.UsageError, match="closed"):
+        async with batch:
+            pass
+
+
+async def test_every_public_name_does_what_it_says(tmp_path: Path) -> None:
+    assert batchtoon.__version__ == importlib.metadata.version("batchtoon")
+    for error in (batchtoon.UsageError, batchtoon.InputError, batchtoon.ApiError):
+        assert issubclass(error, batchtoon.BatchtoonError)
+    (tmp_path / "c.yaml").write_text("styles: 2d\nsubmit:\n  rate: 500\n")
+    loaded = batchtoon.load_settings(tmp_path / "c.yaml")
+    assert isinstance(loaded, batchtoon.Settings) and loaded.styles == (2,)
+    make_photos(tmp_path / "in", 2)
+    seen: list[batchtoon.Snapshot] = []
+    async with Sandbox(time_scale=0.001, render="echo") as sandbox:
+        settings = loaded.override(
+            api__base_url=sandbox.base_url, output__dir=str(tmp_path / "out"),
+            poll__interval=0.01,
+        )  # fmt: skip
+        async with batchtoon.Batch(settings, api_key=sandbox.api_key, on_progress=seen.append) as b:
+            done: batchtoon.Summary = await b.run([tmp_path / "in"])
+    assert done.exit_code is batchtoon.ExitCode.OK and int(batchtoon.ExitCode.OK) == 0
+    assert isinstance(seen[-1], batchtoon.Snapshot) and seen[-1].done == 2
+    with pytest.raises(batchtoon.BatchtoonError):  # the base catches every error of ours
+        batchtoon.Batch(batchtoon.Settings(), api_key="")
+    assert sorted(batchtoon.__all__) == sorted(
+        ["ApiError", "Batch", "BatchtoonError", "ExitCode", "InputError", "Settings",
+         "Snapshot", "Summary", "UsageError", "__version__", "load_settings"]
+    )  # fmt: skip

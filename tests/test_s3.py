@@ -154,6 +154,28 @@ async def test_a_run_from_s3_to_s3_writes_each_result_once_as_journaled(
     assert not shown_anywhere(SECRET, done.stdout, done.stderr, folder=tmp_path)
 
 
+ODD_KEYS = ("in//lead.jpg", "in/a//b.jpg", "in/with space.jpg", "in/café ü.jpg", "in/x/../y.jpg")
+
+
+async def test_keys_with_double_slashes_spaces_and_unicode_are_read_as_listed(
+    tmp_path: Path, s3: S3
+) -> None:
+    bucket = s3.bucket()
+    for seed, key in enumerate(ODD_KEYS):
+        s3.client.put_object(Bucket=bucket, Key=key, Body=photo(seed=seed))
+    async with echo_sandbox() as sandbox:
+        done = await batchtoon(
+            "run", f"s3://{bucket}/in", "--out", "out", "--api-base", sandbox.base_url,
+            "--poll-interval", "0.02", "--rate", "300", "--quiet",
+            env={**s3.env, "AILAB_API_KEY": sandbox.api_key}, cwd=tmp_path,
+        )  # fmt: skip
+        assert sandbox.counters.accepted_total == len(ODD_KEYS)
+    assert done.returncode == 0, done.stderr.decode()  # none "moved or deleted"
+    journal = tmp_path / "out" / ".batchtoon" / "journal.jsonl"
+    sources = {r["source"] for r in records(journal, "downloaded")}
+    assert sources == {f"s3://{bucket}/{key}" for key in ODD_KEYS}
+
+
 async def test_sigkill_mid_run_to_s3_then_resume_writes_each_photo_once(
     tmp_path: Path, s3: S3
 ) -> None:

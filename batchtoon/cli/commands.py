@@ -32,7 +32,7 @@ from batchtoon.locations.sources import check_sources, display
 from batchtoon.locations.storage import Location, is_url, location
 from batchtoon.pipeline.engine import STOP_GRACE
 from batchtoon.pipeline.planner import Plan, make_plan
-from batchtoon.provider.api import ApiClient, key_problem
+from batchtoon.provider.api import ApiClient, key_problem, trimmed_key
 from batchtoon.records.journal import Journal
 from batchtoon.records.ledger import Ledger
 from batchtoon.records.logs import LOGGER, screen_handler
@@ -48,14 +48,23 @@ def resolved(args: argparse.Namespace) -> Resolved:
     flags = setting_flags(args)
     if getattr(args, "sandbox", False) and "api.base_url" in flags:
         raise UsageError("--sandbox and --api-base cannot go together: pick one API")
-    return resolve(args.config, flags=flags, env_aliases=flag_variables())
+    return resolve(
+        args.config, flags=flags, env_aliases=flag_variables(), discover=not args.no_config
+    )
+
+
+def say_first(found: Resolved) -> None:
+    """The config file read and an API that is not the default, before anything else."""
+    if found.notice:
+        print(f"batchtoon: {display(found.notice)}", file=sys.stderr)
 
 
 def api_key(settings: Settings, *, required: bool) -> str:
-    """The API key from the environment, checked: `UsageError` if it is missing (and
-    `required`) or could never go in a request header (a pasted CR/LF, say)."""
+    """The API key from the environment, without whitespace around it (said on stderr),
+    checked: `UsageError` if it is missing (and `required`) or could never go in a request
+    header (a CR/LF or a space inside it, say)."""
     name = settings.api.key_env
-    key = os.environ.get(name, "")
+    key, trimmed = trimmed_key(os.environ.get(name, ""))
     if not key and required:
         raise UsageError(
             f"no API key: set {name} (export {name}=...), "
@@ -63,6 +72,8 @@ def api_key(settings: Settings, *, required: bool) -> str:
         )
     if problem := key_problem(key):
         raise UsageError(f"{name}: the API key {problem}: set it again without it")
+    if trimmed:
+        print(f"batchtoon: the API key in ${name} {trimmed}", file=sys.stderr)
     return key
 
 
@@ -73,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         return plan(args)
     settings = resolved(args)
+    say_first(settings)
     check_places(args.sources, settings.settings)
     key = "" if args.sandbox else api_key(settings.settings, required=True)
     if not args.quiet:
@@ -113,6 +125,7 @@ async def _run_async(args: argparse.Namespace, resolved: Resolved, key: str) -> 
                     settings, api_key=key, retry_failed=args.retry_failed,
                     on_progress=LiveFile(live_path(settings.journal_path), bars),
                     on_problem=None if args.verbose else _show_problem,
+                    config_file=resolved.config,
                 )  # fmt: skip
                 async with batch, anyio.create_task_group() as group:
                     group.start_soon(_on_signals, batch, _again(args.argv))
@@ -306,6 +319,7 @@ def plan(args: argparse.Namespace) -> int:
     """Exit 0 if a run could go ahead; 3 if the API would stop it (the key refused, or fewer
     credits than billable submissions)."""
     settings = resolved(args)
+    say_first(settings)
     check_places(args.sources, settings.settings)
     key = "" if args.sandbox else api_key(settings.settings, required=False)
     return anyio.run(_plan_async, args, settings, key)

@@ -25,7 +25,7 @@ from typing import Any, NoReturn
 
 from batchtoon.errors import UsageError
 from batchtoon.locations.storage import location
-from batchtoon.settings.config import ENV_PREFIX, SETTINGS, Setting, check, shown
+from batchtoon.settings.config import ENV_PREFIX, LOCAL_CONFIG, SETTINGS, Setting, check, shown
 from batchtoon.settings.styles import STYLE_SLUGS
 from batchtoon.version import __version__
 
@@ -125,6 +125,8 @@ FLAGS: tuple[Flag, ...] = (
          "crop its centre (plan says which), or pad it to 3:2 first to keep it all", _IMAGES),
     Flag("prepare.workers", "--prepare-workers", "N", "pre-flight threads (0: one per core)",
          _IMAGES),
+    Flag("prepare.keep_metadata", "--keep-metadata", "", "send a photo's EXIF (GPS, serial "
+         "numbers), XMP and text chunks on when it is sent as it is", _IMAGES),
     Flag("progress.interval", "--stats-interval", "S", "seconds between status lines when not "
          "on a terminal", _SHOW),
 )  # fmt: skip
@@ -144,7 +146,8 @@ CONFIG_HELP = "config file (`batchtoon config` prints the settings in force, as 
 EPILOG_KEY = """\
 The API key is read from $AILAB_API_KEY (or the variable --key-env names); it is never written
 to the journal, the log, a report or any output. Every setting also comes from a config file
-(--config FILE, else $BATCHTOON_CONFIG, else ./batchtoon.yaml, else the user config folder) or
+(--config FILE, else $BATCHTOON_CONFIG, else ./batchtoon.yaml, else the user config folder;
+one found, not named, may not set api.base_url or api.key_env; --no-config skips those) or
 an environment variable named after its flag (--out: BATCHTOON_OUT=cartoons) or its key
 (output.dir: BATCHTOON_OUTPUT_DIR=cartoons); flags win, then the environment, then the file.
 `batchtoon config` shows what is in force and where from."""
@@ -265,7 +268,7 @@ def _style_names(**_: object) -> tuple[str, ...]:
 # The switches of `run` (and `plan`) that set no setting; each is read from a variable named
 # after it too (`--sandbox`: BATCHTOON_SANDBOX=yes) when it is not given.
 SWITCHES = ("--sandbox", "--retry-failed", "--verbose", "--quiet", "--progress", "--dry-run",
-            "--json")  # fmt: skip
+            "--json", "--no-config")  # fmt: skip
 
 
 _SWITCH = Setting("", "bool", False, None, None, False)  # how a switch's variable is read
@@ -333,7 +336,7 @@ def build(handlers: dict[str, Handler]) -> argparse.ArgumentParser:
     plan.add_argument("--json", action="store_true", help="one JSON object")
 
     status = command("status", "what a journal says: counts, failures by kind, items")
-    status.add_argument("--config", type=Path, metavar="FILE", help=CONFIG_HELP)
+    add_config_arguments(status)
     add_setting_flags(status, ("output.dir",))
     status.add_argument(
         "--journal",
@@ -352,11 +355,11 @@ def build(handlers: dict[str, Handler]) -> argparse.ArgumentParser:
     )
 
     report = command("report", "write the before/after gallery of a journal: <out>/index.html")
-    report.add_argument("--config", type=Path, metavar="FILE", help=CONFIG_HELP)
+    add_config_arguments(report)
     add_setting_flags(report, ("output.dir", "journal"))
 
     config = command("config", "the settings in force, and where each came from")
-    config.add_argument("--config", type=Path, metavar="FILE", help=CONFIG_HELP)
+    add_config_arguments(config)
     config.add_argument("--json", action="store_true", help="one JSON object")
     add_setting_flags(config)
 
@@ -380,6 +383,17 @@ install (then open a new shell):
   fish:  batchtoon completion fish > ~/.config/fish/completions/batchtoon.fish"""
 
 
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--config FILE`, or `--no-config`: read no config file that was found, not named."""
+    either = parser.add_mutually_exclusive_group()
+    either.add_argument("--config", type=Path, metavar="FILE", help=CONFIG_HELP)
+    either.add_argument(
+        "--no-config",
+        action="store_true",
+        help=f"do not look for ./{LOCAL_CONFIG} or the user's config.yaml",
+    )
+
+
 def _add_run_arguments(run: argparse.ArgumentParser, *, only_run: bool) -> None:
     """The arguments of `run`; `only_run` False: for `plan`, which takes them all but lists
     only those it uses (not `RUN_ONLY`'s, nor the screen's)."""
@@ -396,7 +410,7 @@ def _add_run_arguments(run: argparse.ArgumentParser, *, only_run: bool) -> None:
         help="a folder (walked recursively), a .jsonl/.csv manifest or an image; or a URL of "
         "one (s3://bucket/photos)",
     )
-    add("--config", type=Path, metavar="FILE", help=CONFIG_HELP)
+    add_config_arguments(run)
     add(
         "--sandbox",
         action="store_true",
@@ -480,14 +494,13 @@ def parse(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.Name
     args, extras = parser.parse_known_args(argv)
     if extras:
         raise CommandLineError(_unknown(args.parser, extras))
-    if getattr(args, "command_name", None) in ("run", "plan"):
-        _switches_from(os.environ, args)
+    _switches_from(os.environ, args)  # those of the switches this command has
     return args
 
 
 def _switches_from(environ: Mapping[str, str], args: argparse.Namespace) -> None:
-    """Each switch of `SWITCHES` not given on the command line, from its variable (checked as
-    a setting's switch is: true/false/yes/no/on/off/1/0)."""
+    """Each switch of `SWITCHES` that the command has and that is not given on the command
+    line, from its variable (checked as a setting's switch is: true/false/yes/no/on/off/1/0)."""
     for flag in SWITCHES:
         dest, name = flag.removeprefix("--").replace("-", "_"), variable(flag)
         if not getattr(args, dest, True) and environ.get(name, "").strip():

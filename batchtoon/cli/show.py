@@ -23,7 +23,7 @@ from batchtoon.cli.reasons import kind_of
 from batchtoon.errors import UsageError
 from batchtoon.locations.sources import display
 from batchtoon.locations.storage import Location, join, location
-from batchtoon.provider.api import key_problem
+from batchtoon.provider.api import key_problem, trimmed_key
 from batchtoon.records.journal import Journal
 from batchtoon.records.ledger import Ledger, Uploads
 from batchtoon.settings.config import (
@@ -205,10 +205,10 @@ def _row(item: Item) -> str:
 def config(args: argparse.Namespace) -> int:
     found = resolved(args)
     key_env = found.settings.api.key_env
-    key = os.environ.get(key_env, "")
+    key, trimmed = trimmed_key(os.environ.get(key_env, ""))
     key_state = "unset" if not key else f"set, but unusable: it {problem}" if (
         problem := key_problem(key)
-    ) else "set"  # fmt: skip
+    ) else f"set; it {trimmed}" if trimmed else "set"  # fmt: skip
     if args.json:
         print(json.dumps(_as_json(found, key_env, key_state), ensure_ascii=False))
     else:

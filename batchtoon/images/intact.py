@@ -15,7 +15,7 @@ from pathlib import Path
 
 from PIL import Image
 
-__all__ = ["TooManyPixels", "intact_format", "verify_intact"]
+__all__ = ["TooManyPixels", "intact_format", "refuse_pixel_bomb", "verify_intact"]
 
 
 class TooManyPixels(ValueError):
@@ -25,9 +25,7 @@ class TooManyPixels(ValueError):
 def verify_intact(image: Image.Image, data: bytes | Path) -> None:
     """Raise OSError if `data` (the bytes or file `image` was opened from) is cut short or
     corrupt."""
-    limit = Image.MAX_IMAGE_PIXELS
-    if limit is not None and image.width * image.height > limit:
-        raise TooManyPixels(f"{image.width}x{image.height}")
+    refuse_pixel_bomb(image)
     if image.format == "JPEG":
         if b"\xff\xd9" not in _tail(data, 1024):  # no end-of-image marker near the end
             raise OSError("truncated JPEG")
@@ -36,6 +34,14 @@ def verify_intact(image: Image.Image, data: bytes | Path) -> None:
             again.verify()  # walks every chunk and its CRC up to IEND
     else:
         image.load()
+
+
+def refuse_pixel_bomb(image: Image.Image) -> None:
+    """`TooManyPixels` if the size in `image`'s header is more than Pillow decodes safely:
+    decided from the header (opened, not loaded), so a refusal costs no pixel memory."""
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit is not None and image.width * image.height > limit:
+        raise TooManyPixels(f"{image.width}x{image.height}")
 
 
 def intact_format(data: bytes | Path) -> str:

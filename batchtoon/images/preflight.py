@@ -11,9 +11,13 @@ Guarantees:
   the same before and after it (an object's in a store: its size and ETag, or what else its
   backend gives to tell versions apart); a file rewritten meanwhile is read again (up to
   `READ_ATTEMPTS` times in all), then refused rather than sent torn.
-- `fix` off: the file is sent byte for byte, or refused with the reason the API would give.
+- No metadata leaves unless `keep_metadata`: a photo sent as it is goes without its EXIF, XMP
+  and text chunks, stripped losslessly (`scrub`: its coded pixels, JFIF and ICC kept); one
+  holding none is sent byte for byte. A converted one is encoded with none.
+- `fix` off: the file is sent as it is (see above), or refused with the reason the API would
+  give.
 - `fix` on (the default): a file the API takes, upright, whose short side is at most
-  `max_short_side`, is sent byte for byte; any other is converted by `shrink.prepare` (the
+  `max_short_side`, is sent as it is; any other is converted by `shrink.prepare` (the
   shrink rule is in its docstring) and `Prepared.reasons` says why, in the words of `REASONS`.
 - A conversion is cached in `cache` by the original's sha256 and the settings that shape its
   bytes, written atomically (a unique temporary file, then `os.replace`); a resume reads it
@@ -49,7 +53,8 @@ from PIL import Image, UnidentifiedImageError, features
 
 from batchtoon.errors import InputError, StoreFailure
 from batchtoon.images import shrink
-from batchtoon.images.intact import verify_intact
+from batchtoon.images.intact import TooManyPixels, refuse_pixel_bomb, verify_intact
+from batchtoon.images.scrub import scrub
 from batchtoon.images.shrink import MAX_UPLOAD_BYTES
 from batchtoon.locations import storage
 from batchtoon.locations.files import write_whole
@@ -75,7 +80,7 @@ FORMAT_REASONS = {"HEIF": "heic"}  # else the format's name in lower case: "gif"
 SAFE_MODES = frozenset({"1", "L", "LA", "P", "RGB", "RGBA"})  # 8-bit: every decoder reads them
 MAX_FIX_BYTES = 256 * 1024 * 1024  # beyond this even the fix will not read a file
 READ_ATTEMPTS = 3
-RECIPE = 1  # bump when shrink's bytes change for the same input and settings: new cache names
+RECIPE = 2  # bump when shrink's bytes change for the same input and settings: new cache names
 ORIENTATION = 0x0112
 TOO_MANY_PIXELS = "too many pixels to open safely: downscale it first"
 UNSEEN_CROP = 0.02  # a crop of less than this share of the long side is not said, nor padded
@@ -128,12 +133,12 @@ def check(
         as_is = Prepared(sha, data, image.format or "", image.size, (), len(data), crop=crop)
         if not settings.fix:
             _refuse_strict(image, data)
-            return as_is
+            return _scrubbed(as_is, settings)
         pad = settings.fit == "pad" and crop is not None
         reasons = _reasons(image, len(data), orientation, settings.max_short_side, pad)
         if not reasons:
             verify_intact(image, data)
-            return as_is
+            return _scrubbed(as_is, settings)
         crop = None if pad else crop
         name = _cache_name(sha, settings, pad)
         hit = _from_cache(cache / name) if cache is not None else None
@@ -161,6 +166,13 @@ def _crop(size: tuple[int, int], orientation: int) -> Crop | None:
     if kept is None or max(kept) >= (1 - UNSEEN_CROP) * max(upright):
         return None
     return Crop(upright, kept)
+
+
+def _scrubbed(as_is: Prepared, settings: PrepareSettings) -> Prepared:
+    """The photo as it is, without its metadata unless the settings keep it."""
+    if settings.keep_metadata:
+        return as_is
+    return dataclasses.replace(as_is, data=scrub(as_is.data, as_is.format))
 
 
 # Reading: one consistent copy of the file.
@@ -300,9 +312,10 @@ def _one_line_errors() -> Iterator[None]:
 def _refuse_unsafe(image: Image.Image) -> None:
     """Refuse what no setting makes sendable: too small, or too many pixels to decode."""
     width, height = image.size
-    limit = Image.MAX_IMAGE_PIXELS
-    if limit is not None and width * height > limit:  # Pillow warned (only): we refuse
-        raise InputError(TOO_MANY_PIXELS)
+    try:
+        refuse_pixel_bomb(image)  # from the header: Pillow warned (only), we refuse
+    except TooManyPixels:
+        raise InputError(TOO_MANY_PIXELS) from None
     if min(width, height) < shrink.MIN_SIDE:
         raise InputError(f"{width}x{height} is under the API's 256 px minimum: use a larger photo")
 

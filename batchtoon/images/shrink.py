@@ -19,7 +19,8 @@ padded picture, not the photo, is what is brought within the limits above.
 
 Guarantees of `prepare`: the image is decoded once, at the reduced scale when it can be; the
 upload is upright (EXIF orientation applied, then no EXIF at all: nothing for the provider to
-rotate again, and no GPS position sent); it is a JPEG (`quality`), or a PNG when transparency
+rotate again, and no GPS position sent), and holds no metadata whatever the original's was
+(`scrub`: no XMP, comment or text either); it is a JPEG (`quality`), or a PNG when transparency
 is actually used; it is within 5760x3240 and at most 10 MB, or `InputError` says why not.
 """
 
@@ -33,6 +34,7 @@ from PIL import Image
 from PIL.JpegImagePlugin import JpegImageFile
 
 from batchtoon.errors import InputError
+from batchtoon.images.scrub import scrub
 
 __all__ = [
     "MAX_UPLOAD_BYTES",
@@ -234,8 +236,7 @@ def _encode_within_limit(
 def _encode(picture: Image.Image, quality: int, icc: bytes | None) -> tuple[bytes, str]:
     out = io.BytesIO()
     extra = {"icc_profile": icc} if icc else {}
-    if picture.mode in ("RGBA", "LA"):
-        picture.save(out, "PNG", **extra)
-        return out.getvalue(), "PNG"
-    picture.save(out, "JPEG", quality=quality, **extra)
-    return out.getvalue(), "JPEG"
+    fmt = "PNG" if picture.mode in ("RGBA", "LA") else "JPEG"
+    picture.save(out, fmt, **extra, **({"quality": quality} if fmt == "JPEG" else {}))
+    # Pillow writes on what the original's `info` holds (a JPEG comment, XMP): not sent.
+    return scrub(out.getvalue(), fmt), fmt

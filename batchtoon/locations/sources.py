@@ -398,7 +398,8 @@ def _walk_url(root: str, only: Filter) -> Iterator[Source | BadLine]:
             skipped[key] = skips(folder.parent) or own
         return skipped[key]
 
-    for url, text in found:
+    for url, key in found:
+        text = key.lstrip("/")  # `in//a.jpg`: its URL kept whole, named and filtered as `a.jpg`
         rel = PurePosixPath(text)
         if _suffix(rel.name) in IMAGE_SUFFIXES and not skips(rel.parent) and only.takes(text):
             item = Source(url, rel)

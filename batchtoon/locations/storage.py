@@ -141,7 +141,9 @@ def slug(url: str) -> str:
 
 
 def _relpath(root: str, path: str) -> str:
-    return path[len(root) :].lstrip("/") if path.startswith(root) else path
+    """`path` below `root` as the store lists it: one separator off, never more (the key
+    `in//c.jpg` is `/c.jpg` below `in`, not `in/c.jpg`, which may not exist)."""
+    return path[len(root) :].removeprefix("/") if path.startswith(root) else path
 
 
 # The filesystem: one per scheme, shared by the threads.
@@ -232,7 +234,8 @@ def is_dir(url: str) -> bool:
 
 
 def find(url: str) -> list[tuple[str, str]]:
-    """Every object below the folder `url`, as (its URL, its path below `url`), in path order."""
+    """Every object below the folder `url`, as (its URL, its path below `url`), in path order;
+    both exactly as the store lists it (`//`, spaces, `..`, unicode kept)."""
     fs, root = _filesystem(url)
     paths = _call(url, fs.find, root)
     rels = sorted(_relpath(root, path) for path in paths if not path.endswith("/"))

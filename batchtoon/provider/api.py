@@ -61,6 +61,7 @@ __all__ = [
     "parse_query",
     "parse_submit",
     "submit_form",
+    "trimmed_key",
 ]
 
 SUBMIT_PATH = "/api/image/effects/ai-anime-generator"
@@ -111,6 +112,16 @@ class Balance:
     name: str
     balance: float
     total: float
+
+
+KEY_TRIMMED = "has spaces or a line break around it (a paste?): it is used without them"
+
+
+def trimmed_key(key: str) -> tuple[str, str]:
+    """`key` without the whitespace around it (a pasted key often ends in a line break), and
+    `KEY_TRIMMED` to say so if there was any ("" if not); never showing the key."""
+    stripped = key.strip()
+    return stripped, KEY_TRIMMED if stripped != key and stripped else ""
 
 
 def key_problem(key: str) -> str:

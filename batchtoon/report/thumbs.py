@@ -11,7 +11,8 @@ Guarantees:
 - every file here is written whole (a temporary file renamed over it): a crash never leaves a
   torn thumbnail, and two processes making the same one both end with a good file;
 - a file that cannot be read or that Pillow cannot open (HEIC without a plugin, a truncated
-  image) gets no thumbnail (None) and never raises;
+  image, more pixels than Pillow decodes safely: told from its header, never decoded) gets no
+  thumbnail (None) and never raises;
 - `Thumbnails.stop()` (from any thread) ends its work at once: a thread finishes at most the
   one thumbnail it is making, and a page being made stops (`Stopped`);
 - nothing is ever deleted: a thumbnail no page shows any more stays (a later run may show it
@@ -32,6 +33,7 @@ from pathlib import Path, PurePosixPath
 
 from PIL import Image, ImageOps
 
+from batchtoon.images.intact import refuse_pixel_bomb
 from batchtoon.locations.files import write_whole
 
 __all__ = [
@@ -189,6 +191,7 @@ def thumbnail(data: bytes) -> bytes:
     """The JPEG thumbnail of an image's bytes. JPEGs are decoded at a reduced scale (draft
     mode: 1/2 to 1/8 of the pixels, still at least `SIZE`), which is most of the speed."""
     with Image.open(io.BytesIO(data)) as image:
+        refuse_pixel_bomb(image)  # a PNG cannot be decoded small: 12000x12000 would take 1 GB
         image.draft("RGB", (SIZE, SIZE))
         upright = ImageOps.exif_transpose(image)
     flat = flat_rgb(upright)

@@ -12,6 +12,17 @@ from: `--rate: -1 is below 0.001`, `BATCHTOON_SUBMIT_RATE: nan is not a finite n
 `config batchtoon.yaml: 'submit.rate': fast is not a number`. Defaults live here, in the
 dataclasses, and nowhere else; `configs/default.yaml` documents every key.
 
+Trust: a config file found rather than named (`./batchtoon.yaml`, the user's `config.yaml`)
+may be someone else's (a cloned repository, a shared drive), so it may not set where the key
+goes nor which variable holds it (`api.base_url`, `api.key_env`): that is refused in one line
+naming the file and the key. `--no-config` skips discovery. `Resolved.notice` names the file
+read and an API that is not the default: the run says it first, on stderr and in the log.
+
+Bounded: a config file over `MAX_CONFIG_BYTES` is refused before it is parsed (so is
+`--config /dev/zero`), YAML aliases past `MAX_ALIASES` and nesting Python cannot follow are
+refused, and a message shows at most `SHOWN_CHARS` characters of any value it quotes. The API
+base is checked as a URL: http or https, a host, a valid port, no space or control character.
+
 Text is read by the setting's type: numbers as numbers (`nan` and `inf` refused), switches as
 true/false/yes/no/on/off/1/0, lists comma-separated; empty or `null` means none where a setting
 may be none (`poll.rate`, `journal`, ...).
@@ -21,6 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import itertools
 import json
 import math
 import os
@@ -31,6 +43,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Union
+from urllib.parse import urlsplit
 
 import platformdirs
 import yaml
@@ -111,13 +124,15 @@ class PrepareSettings:
     """Pre-flight: what `preflight.check` does to a photo before it is uploaded.
 
     `fix`: convert what the API would refuse (HEIC, AVIF, GIF, TIFF, over 5760x3240 or 10 MB,
-    16-bit, CMYK) and what it would show sideways (EXIF rotation); off, every file is sent byte
-    for byte or refused. `max_short_side`: with `fix`, a photo whose short side is over this is
+    16-bit, CMYK) and what it would show sideways (EXIF rotation); off, every file is sent as
+    it is or refused. `max_short_side`: with `fix`, a photo whose short side is over this is
     sent with fewer pixels (never under the result's 1536); None sends every size the API takes
     as it is. `quality`: JPEG quality of converted photos. `workers`: photos prepared at once;
     0 means one per core (`threads`). `fit`: a photo wider or taller than 3:2 is centre-cropped
     to 3:2 by the provider; `crop` lets it (and says so), `pad` (with `fix`) pads the photo to
     3:2 first, so the whole picture is kept.
+    `keep_metadata`: a photo sent as it is keeps its EXIF (GPS...), XMP and text chunks; off
+    (the default) they are stripped (`scrub`). A converted photo never has any.
     """
 
     workers: int = field(default=0, metadata=_range(0, 64))
@@ -125,6 +140,7 @@ class PrepareSettings:
     max_short_side: int | None = field(default=2048, metadata=_range(1536, 3240))
     quality: int = field(default=90, metadata=_range(50, 100))
     fit: str = "crop"
+    keep_metadata: bool = False
 
     @property
     def threads(self) -> int:
@@ -193,11 +209,18 @@ class Settings:
         return journal.with_name("batchtoon.log" if own else f"{journal.stem}.log")
 
     def override(self, **dotted: Any) -> Settings:
-        """A copy with `section__key=value` (or `key=value`) changed; None values are ignored."""
+        """A copy with `section__key=value` (or `key=value`) changed; None values are ignored.
+        A setting's value is read as its flag's would be (`styles=("2d", "vintage-comic")`,
+        `sources__include="*.png"`), or `UsageError` says why not; its range is checked where
+        the settings are used (`Batch` puts them all through `validate`)."""
         result = self
         for name, value in dotted.items():
-            if value is not None:
-                result = _set(result, name.split("__"), value)
+            if value is None:
+                continue
+            key = name.replace("__", ".")
+            if key in SETTINGS:
+                value = check(SETTINGS[key], value, f"setting '{key}'", bounds=False)
+            result = _set(result, name.split("__"), value)
         return result
 
 
@@ -270,20 +293,27 @@ class _Refused(ValueError):
     """A value that cannot be used: the message says why, without saying where it came from."""
 
 
-def check(setting: Setting, raw: object, where: str) -> Any:
+def check(setting: Setting, raw: object, where: str, *, bounds: bool = True) -> Any:
     """`raw` (YAML-typed, or text from the environment or a flag) as the value `setting` takes,
-    or `UsageError("<where>: <why>")`: one line, the same words whatever the source."""
+    or `UsageError("<where>: <why>")`: one line, the same words whatever the source. Without
+    `bounds`, only read (its type and words), not held to its range and rules."""
     try:
         if setting.optional and (raw is None or (isinstance(raw, str) and raw.strip() in _NULLS)):
             return None
         value = _CONVERT[setting.kind](raw)
-        if setting.kind in ("int", "float"):
+        if bounds and setting.kind in ("int", "float"):
             _in_range(value, setting.low, setting.high)
-        if (extra := _EXTRA.get(setting.key)) is not None:
+        if bounds and (extra := _EXTRA.get(setting.key)) is not None:
             extra(value)
     except _Refused as refused:
-        raise UsageError(f"{where}: {refused}") from None
+        raise UsageError(f"{where}: {_cut(str(refused))}") from None
     return value
+
+
+def _cut(reason: str) -> str:
+    """A reason within a line's worth, whatever value it quotes (a template, a shard...)."""
+    most = 4 * SHOWN_CHARS
+    return reason if len(reason) <= most else reason[:most] + "..."
 
 
 def value_at(settings: Settings, key: str) -> Any:
@@ -295,10 +325,12 @@ def value_at(settings: Settings, key: str) -> Any:
 
 
 def validate(settings: Settings) -> Settings:
-    """`settings`, each value put through `check`: for settings made in code (`Batch`,
-    `Settings.override`), the same check as for a file, a variable or a flag."""
+    """`settings`, each value put through `check` and kept as it reads it: for settings made
+    in code (`Batch`, `dataclasses.replace`), the same check and the same words (style names,
+    a single pattern) as for a file, a variable or a flag."""
     for key, setting in SETTINGS.items():
-        check(setting, value_at(settings, key), f"setting '{key}'")
+        value = check(setting, value_at(settings, key), f"setting '{key}'")
+        settings = _set(settings, key.split("."), value)
     return settings
 
 
@@ -395,8 +427,16 @@ def _in_range(value: float, low: float | None, high: float | None) -> None:
 
 
 def _url(value: str) -> None:
-    if not re.match(r"https?://[^/\s]", value):
-        raise _Refused(f"{shown(value)} is not an http:// or https:// URL")
+    """An http(s) URL with a host, that can go on a request line as it is."""
+    if any(char.isspace() or not char.isprintable() for char in value):
+        raise _Refused(f"{shown(value)} holds a space or a control character: remove it")
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a port that is no number or out of range
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise _Refused(f"{shown(value)} is not an http:// or https:// URL with a host")
 
 
 def _env_name(value: str) -> None:
@@ -434,11 +474,16 @@ _EXTRA = {
 }
 
 
-def shown(value: object) -> str:
-    """A value as a message shows it: as the user would write it (YAML-like), on one line."""
+SHOWN_CHARS = 80  # of a value quoted in a message; a longer one ends in "..."
+
+
+def shown(value: object, depth: int = 0) -> str:
+    """A value as a message shows it: as the user would write it (YAML-like), on one line, at
+    most about `SHOWN_CHARS` long however large (or self-containing) the value is."""
     if isinstance(value, str):
-        plain = value and value.strip() == value and value.isprintable() and len(value) <= 80
-        return value if plain else json.dumps(value[:80] + ("..." if len(value) > 80 else ""))
+        plain = value.strip() == value and value.isprintable() and len(value) <= SHOWN_CHARS
+        cut = value[:SHOWN_CHARS] + ("..." if len(value) > SHOWN_CHARS else "")
+        return value if value and plain else json.dumps(cut)
     if isinstance(value, bool):
         return "true" if value else "false"
     if value is None:
@@ -448,10 +493,29 @@ def shown(value: object) -> str:
             return str(value)  # nan, inf, -inf
         return str(int(value)) if value.is_integer() and abs(value) < 1e16 else repr(value)
     if isinstance(value, list | tuple):
-        return "[" + ", ".join(shown(item) for item in value) + "]"
+        return _shown_list(value, depth)
     if isinstance(value, Mapping):
         return "a mapping"
-    return str(value)
+    if isinstance(value, int) and value.bit_length() > 256:
+        return "a number too large to show"  # str() of it would take long, or raise
+    text = str(value)
+    return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS] + "..."
+
+
+def _shown_list(items: list[Any] | tuple[Any, ...], depth: int) -> str:
+    """Items until the text is long enough: never all of a list an alias bomb makes huge."""
+    if depth >= 3:
+        return "[...]"
+    parts: list[str] = []
+    for item in itertools.islice(items, SHOWN_CHARS):
+        if sum(map(len, parts)) > SHOWN_CHARS:
+            parts.append("...")
+            break
+        parts.append(shown(item, depth + 1))
+    else:
+        if len(parts) < len(items):
+            parts.append("...")
+    return "[" + ", ".join(parts) + "]"
 
 
 # Where values come from, in order.
@@ -466,8 +530,26 @@ class Resolved:
     config: Path | None
     found_by: str  # how the file was found: "--config", "$BATCHTOON_CONFIG", ...; "" if none
 
+    @property
+    def notice(self) -> str:
+        """What a run says first: the config file read and an API that is not the default's
+        ("" when neither): `config ./batchtoon.yaml (found in the working folder); API
+        https://api.example (not the default)`."""
+        parts = []
+        if self.config is not None:
+            how = "found in" if self.found_by in DISCOVERED else "named by"
+            parts.append(f"config {self.config} ({how} {self.found_by})")
+        if (base := self.settings.api.base_url) != ApiSettings.base_url:
+            parts.append(f"API {base} (not the default, from {self.origins['api.base_url']})")
+        return "; ".join(parts)
+
 
 Assignment = tuple[str, object, str, str]  # key, raw value, where (for errors), origin
+DISCOVERED = ("the working folder", "the user config folder")  # found, not named
+# What only a file the user named (--config, $BATCHTOON_CONFIG) may set: where the key goes.
+NAMED_ONLY = ("api.base_url", "api.key_env")
+MAX_CONFIG_BYTES = 1024 * 1024  # a config file is a few KB
+MAX_ALIASES = 100  # YAML aliases (`*name`) in one config file
 
 
 def resolve(
@@ -476,13 +558,15 @@ def resolve(
     flags: Mapping[str, tuple[str, object]] | None = None,
     environ: Mapping[str, str] | None = None,
     env_aliases: Mapping[str, str | None] | None = None,
+    discover: bool = True,
 ) -> Resolved:
-    """Defaults < the config file (see `find_config`) < `BATCHTOON_*` variables < `flags`
-    (`{"submit.rate": ("--rate", "5")}`), each value through `check`. `env_aliases` are more
-    names for variables (`{"BATCHTOON_RATE": "submit.rate"}`: the command line's, named after
-    its flags; None for one the command line reads itself, such as `BATCHTOON_SANDBOX`)."""
+    """Defaults < the config file (see `find_config`; with `discover` off, only a named one)
+    < `BATCHTOON_*` variables < `flags` (`{"submit.rate": ("--rate", "5")}`), each value
+    through `check`. `env_aliases` are more names for variables (`{"BATCHTOON_RATE":
+    "submit.rate"}`: the command line's, named after its flags; None for one the command line
+    reads itself, such as `BATCHTOON_SANDBOX`)."""
     environ = os.environ if environ is None else environ
-    path, found_by = find_config(config, environ)
+    path, found_by = find_config(config, environ, discover=discover)
     origins = dict.fromkeys(SETTINGS, "default")
     values: dict[str, Any] = {}
     layers = (
@@ -500,18 +584,23 @@ def resolve(
     return Resolved(settings, origins, path, found_by)
 
 
-def find_config(explicit: Path | None, environ: Mapping[str, str]) -> tuple[Path | None, str]:
+def find_config(
+    explicit: Path | None, environ: Mapping[str, str], *, discover: bool = True
+) -> tuple[Path | None, str]:
     """The config file to read, and how it was found: `--config`, else `$BATCHTOON_CONFIG`
-    (either must exist), else `./batchtoon.yaml`, else the user's `config.yaml` (if there)."""
+    (either must exist), else (with `discover`) `./batchtoon.yaml`, else the user's
+    `config.yaml` (if there)."""
     if explicit is not None:
         return explicit, "--config"
     if named := environ.get(CONFIG_ENV, "").strip():
         return Path(named), f"${CONFIG_ENV}"
+    if not discover:
+        return None, ""
     if (local := Path(LOCAL_CONFIG)).is_file():
-        return local, "the working folder"
+        return local, DISCOVERED[0]
     user = Path(platformdirs.user_config_dir("batchtoon")) / "config.yaml"
     if user.is_file():
-        return user, "the user config folder"
+        return user, DISCOVERED[1]
     return None, ""
 
 
@@ -523,20 +612,64 @@ def load_settings(path: Path | str | None) -> Settings:
 
 
 def _file_layer(path: Path, found_by: str) -> Iterator[Assignment]:
+    data = _parse(_read_config(path, found_by), path)
+    source = f"config {path}"
+    for key, raw in _flatten(data, source, ""):
+        if key in NAMED_ONLY and found_by in DISCOVERED:
+            raise UsageError(
+                f"{source} (found in {found_by}) sets '{key}', which only a config you name "
+                "may set (it decides where the API key goes): name the file with --config if "
+                "you trust it, or run with --no-config"
+            )
+        yield key, raw, f"{source}: '{key}'", source
+
+
+def _read_config(path: Path, found_by: str) -> str:
+    """The file's text, read no further than `MAX_CONFIG_BYTES` (`/dev/zero` has no end)."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        with open(path, "rb") as file:
+            raw = file.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
         named = f" (named by {found_by})" if found_by.startswith(("-", "$")) else ""
         raise UsageError(f"cannot read config {path}{named}: {exc.strerror}") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise UsageError(
+            f"config {path} is over {MAX_CONFIG_BYTES // 1024} KB: it is not a config file"
+        )
+    try:
+        return raw.decode("utf-8")
     except UnicodeDecodeError:
         raise UsageError(f"config {path} is not UTF-8 text") from None
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing more than `MAX_ALIASES` aliases: an alias bomb (aliases of
+    aliases, nine times over) is a small file that stands for billions of values."""
+
+    aliases = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            self.aliases += 1
+            if self.aliases > MAX_ALIASES:
+                raise UsageError(f"more than {MAX_ALIASES} YAML aliases (*name)")
+        return super().compose_node(parent, index)
+
+
+def _parse(text: str, path: Path) -> object:
+    loader = _BoundedLoader(text)
+    try:
+        return loader.get_single_data()
+    except UsageError as error:
+        raise UsageError(f"config {path}: {error}: write the values out") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
         raise UsageError(f"config {path} is not valid YAML{where}: fix the syntax") from None
-    source = f"config {path}"
-    for key, raw in _flatten(data, source, ""):
-        yield key, raw, f"{source}: '{key}'", source
+    except (RecursionError, ValueError):  # nested past Python's stack; an int of 5000 digits
+        raise UsageError(f"config {path} nests or holds values too large to read") from None
+    finally:
+        loader.dispose()
 
 
 def _flatten(data: object, source: str, prefix: str) -> Iterator[tuple[str, object]]:
@@ -545,7 +678,8 @@ def _flatten(data: object, source: str, prefix: str) -> Iterator[tuple[str, obje
     if not isinstance(data, Mapping):
         raise UsageError(f"{source}: '{prefix.rstrip('.') or 'top level'}' must be a mapping")
     for name, raw in data.items():
-        key = f"{prefix}{name}"
+        plain = isinstance(name, str) and name.isprintable() and len(name) <= SHOWN_CHARS
+        key = f"{prefix}{name if plain else shown(name)}"
         if key in SECTIONS:
             yield from _flatten(raw, source, f"{key}.")
         elif key in SETTINGS:
