@@ -14,7 +14,7 @@ import sys
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any, TextIO, get_args
 
 import aiohttp
 import anyio
@@ -33,6 +33,7 @@ from batchtoon.locations.storage import Location, is_url, location
 from batchtoon.pipeline.engine import STOP_GRACE
 from batchtoon.pipeline.planner import Plan, make_plan
 from batchtoon.provider.api import ApiClient, key_problem, trimmed_key
+from batchtoon.records.events import EventStream
 from batchtoon.records.journal import Journal
 from batchtoon.records.ledger import Ledger
 from batchtoon.records.logs import LOGGER, screen_handler
@@ -118,13 +119,15 @@ def _say_where(settings: Settings) -> None:
 
 async def _run_async(args: argparse.Namespace, resolved: Resolved, key: str) -> int:
     bars = _progress(args, resolved.settings)
+    events = resolved.settings.events
     try:
         async with api_target(args, resolved, key, keep_state=True) as (settings, key):
-            with _log_on_screen(args.verbose, key):
+            with _log_on_screen(args.verbose, key), _event_stream(events) as stream:
                 batch = Batch(
                     settings, api_key=key, retry_failed=args.retry_failed,
                     on_progress=LiveFile(live_path(settings.journal_path), bars),
                     on_problem=None if args.verbose else _show_problem,
+                    on_event=stream.write if stream is not None else None,
                     config_file=resolved.config,
                 )  # fmt: skip
                 async with batch, anyio.create_task_group() as group:
@@ -134,13 +137,14 @@ async def _run_async(args: argparse.Namespace, resolved: Resolved, key: str) -> 
     finally:
         if isinstance(bars, Bars):
             bars.close()
+    out = sys.stderr if events == "-" else sys.stdout  # stdout carries the events
     try:
         if args.json:
-            print(json.dumps(done.as_json(), ensure_ascii=False))
+            print(json.dumps(done.as_json(), ensure_ascii=False), file=out)
         else:
-            print_lines(summary(done))
+            print_lines(summary(done), out)
             if done.gallery is not None:
-                print_lines(f"gallery: {done.gallery}")
+                print_lines(f"gallery: {done.gallery}", out)
     finally:  # on stderr even if stdout's reader is gone (`| tee`, which a Ctrl-C ends too)
         _advise(done, settings, args.argv)
         _advise_gallery(done, settings)
@@ -261,9 +265,18 @@ def _show_problem(line: str) -> None:
     tqdm.write(f"batchtoon: {display(line)}", file=sys.stderr)
 
 
-def print_lines(text: str) -> None:
+def print_lines(text: str, out: TextIO | None = None) -> None:
     """Print `text` line by line, each fit for a terminal (`sources.display`)."""
-    print("\n".join(display(line) for line in text.split("\n")))
+    print("\n".join(display(line) for line in text.split("\n")), file=out or sys.stdout)
+
+
+@contextmanager
+def _event_stream(where: str | None) -> Iterator[EventStream | None]:
+    if where is None:
+        yield None
+        return
+    with EventStream(where) as stream:
+        yield stream
 
 
 def _again(argv: list[str]) -> str:

@@ -9,9 +9,10 @@ be sent — awaited in the checking task, so a slow `take` holds the walk back (
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import anyio
 from anyio.abc import ObjectSendStream
@@ -33,13 +34,16 @@ from batchtoon.settings.config import Settings
 
 __all__ = [
     "Check",
+    "Feed",
     "Take",
     "checker",
+    "preflight_feed",
     "preflight_sources",
     "preflight_workers",
     "prepared_cache",
     "shard_of",
     "source_filter",
+    "walk",
 ]
 
 PREPARE_BATCH = 16  # items pre-flighted in one thread hop, at most
@@ -47,6 +51,7 @@ STORE_WORKERS_PER_CORE = 4  # photos in a store: each read waits on the network,
 
 Check = Callable[[Location], Prepared]
 Take = Callable[[Source | BadLine, Prepared | str], Awaitable[None]]
+Feed = Callable[[ObjectSendStream[Source | BadLine]], Coroutine[Any, Any, None]]
 
 
 def prepared_cache(settings: Settings) -> Path:
@@ -85,17 +90,23 @@ def shard_of(settings: Settings) -> Shard | None:
 async def preflight_sources(
     sources: list[Location], check: Check, workers: int, take: Take, *, only: Filter = EVERYTHING
 ) -> None:
+    await preflight_feed(partial(walk, sources, only), check, workers, take)
+
+
+async def preflight_feed(feed: Feed, check: Check, workers: int, take: Take) -> None:
+    """Pre-flight every item `feed` sends (a walk, or a watch), `workers` at once."""
     send, receive = anyio.create_memory_object_stream[Source | BadLine](64)
     async with anyio.create_task_group() as group:
-        group.start_soon(_walk, sources, only, send)
+        group.start_soon(feed, send)
         for _ in range(workers):
             group.start_soon(_prepare, receive.clone(), check, take)
         receive.close()
 
 
-async def _walk(
+async def walk(
     sources: list[Location], only: Filter, send: ObjectSendStream[Source | BadLine]
 ) -> None:
+    """Send every item of the sources, once."""
     items = iter_sources(sources, only)
     async with send:
         while batch := await anyio.to_thread.run_sync(next_batch, items):

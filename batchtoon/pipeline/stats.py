@@ -93,6 +93,10 @@ class Tally:
         """How many (photo, style) results wait on item `key`."""
         return len(self._holding.get(key, ()))
 
+    def waiting_items(self) -> dict[str, list[str]]:
+        """Item key -> the sources whose results wait on it."""
+        return {key: list(sources) for key, sources in self._holding.items()}
+
     def hold(self, key: str, source: str) -> None:
         """One (photo, style) waits on item `key` (submitted, polled, downloaded...)."""
         sources = self._holding.setdefault(key, [])
