@@ -36,6 +36,7 @@ from batchtoon.settings.config import WatchSettings
 __all__ = ["CHECK_FRACTION", "Settler", "Signature", "Watch"]
 
 CHECK_FRACTION = 0.25  # a settling photo is looked at again after this part of the settle time
+EVENTS_TIMEOUT_MS = 200  # the OS events' thread looks up this often: a stop waits no longer
 SHORTEST_CHECK = 0.05  # seconds: the scans never come closer than this
 Signature = tuple[object, ...]  # (size, modification time) of a file, (size, version) of an object
 
@@ -172,7 +173,10 @@ class Watch:
         try:
             from watchfiles import awatch
 
-            async for _ in awatch(*folders, debounce=50, step=10, recursive=True):
+            # Its thread cannot be cancelled: it comes back every `rust_timeout` ms to see
+            # whether the watch is over (the default, 5 s, would hold a stop up that long).
+            changes = awatch(*folders, debounce=50, step=10, rust_timeout=EVENTS_TIMEOUT_MS)
+            async for _ in changes:
                 self._changed.set()
         except (ImportError, OSError, RuntimeError) as error:
             self._log.warning("no file events (%s): scanning every %ss", error,
