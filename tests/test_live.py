@@ -54,11 +54,11 @@ async def watched(
 ) -> Summary:
     """A watching run over `folder` while `act()` does its part; the run ends by --idle-exit."""
     settings = settings_for(sandbox, out, **{**QUICK_WATCH, "watch__idle_exit": 0.5, **over})
-    async with Batch(settings, api_key=sandbox.api_key, on_event=events) as batch:
-        async with anyio.create_task_group() as group:
-            group.start_soon(act)
-            with anyio.fail_after(60):
-                done = await batch.run([folder])
+    batch = Batch(settings, api_key=sandbox.api_key, on_event=events)
+    async with batch, anyio.create_task_group() as group:
+        group.start_soon(act)
+        with anyio.fail_after(60):
+            done = await batch.run([folder])
     return done
 
 
@@ -238,7 +238,7 @@ async def test_exec_gets_hostile_names_as_plain_arguments(sandbox: Sandbox, tmp_
     assert (done.hooks_ran, done.hooks_failed) == (4, 0)
     calls = [json.loads(line) for line in log.read_text().splitlines()]
     assert sorted(Path(call[0]).name for call in calls) == sorted(names)
-    for photo_path, output, style, kept in calls:
+    for _, output, style, kept in calls:
         assert Path(output).is_file() and style == "vintage-comic"
         assert kept == "{photo}.x"  # only a whole argument is replaced
     assert not list(tmp_path.rglob("pwned*")) and not (ROOT / "pwned").exists()
