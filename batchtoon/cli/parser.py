@@ -42,7 +42,7 @@ __all__ = [
     "variable",
 ]
 
-COMMANDS = ("run", "plan", "status", "report", "config", "sandbox", "completion")
+COMMANDS = ("run", "plan", "try", "status", "report", "config", "sandbox", "completion")
 STATES = ("failed", "refused", "pending", "done")
 
 
@@ -377,6 +377,17 @@ def build(handlers: dict[str, Handler]) -> argparse.ArgumentParser:
     add_config_arguments(config)
     config.add_argument("--json", action="store_true", help="one JSON object")
     add_setting_flags(config)
+
+    preview = command(
+        "try",
+        "one photo in each style (all nine unless --style): a contact sheet and a small page",
+    )
+    preview.add_argument("photo", metavar="PHOTO", help="a photo (a local file)")
+    add_config_arguments(preview)
+    preview.add_argument("--sandbox", action="store_true", help="try against a built-in sandbox")
+    preview.add_argument("--yes", action="store_true", help="do not ask before paying")
+    preview.set_defaults(quiet=False)
+    add_setting_flags(preview, unlisted=RUN_ONLY)
 
     completion = command("completion", "print the shell completion script", _COMPLETION)
     completion.add_argument("shell", choices=("bash", "zsh", "fish"))
