@@ -261,3 +261,31 @@ async def test_a_hanging_hook_is_killed_counted_and_loses_no_result(
     assert len(list(out.glob("sub*/*.jpg"))) == 3
     log = (out / ".batchtoon" / "batchtoon.log").read_text()
     assert log.count("killed after 0.2 s") == 3
+
+
+async def test_try_refuses_off_a_terminal_without_yes_and_pays_nothing(tmp_path: Path) -> None:
+    (tmp_path / "me.jpg").write_bytes(photo(seed=3))
+
+    said = await batchtoon("try", "me.jpg", "--sandbox", "--out", "out", cwd=tmp_path)
+
+    assert said.returncode == ExitCode.USAGE
+    assert b"pass --yes" in said.stderr and b"Traceback" not in said.stderr
+    assert not (tmp_path / "out").exists()
+
+
+async def test_try_writes_a_contact_sheet_of_every_style_and_journals_them(tmp_path: Path) -> None:
+    from PIL import Image
+
+    (tmp_path / "me.jpg").write_bytes(photo(size=(600, 400), seed=3))
+
+    done = await batchtoon("try", "me.jpg", "--sandbox", "--out", "out", "--yes", cwd=tmp_path)
+
+    assert done.returncode == ExitCode.OK, done.stderr.decode()
+    sheet, page = tmp_path / "out/try/me.contact.jpg", tmp_path / "out/try/me.try.html"
+    assert f"contact sheet: {sheet.relative_to(tmp_path)}".encode() in done.stdout
+    with Image.open(sheet) as image:
+        assert image.width == 5 * 360 and image.height > 2 * 200  # 10 tiles: 2 rows of 5
+    text = page.read_text()
+    assert text.count("<img") == 10 and "9 Graceful" not in text and "8 Graceful" in text
+    downloaded = [r for r in journal_records(tmp_path / "out") if r["event"] == "downloaded"]
+    assert sorted(int(r["key"].rsplit(":", 1)[1]) for r in downloaded) == list(range(9))
