@@ -42,7 +42,7 @@ __all__ = [
     "variable",
 ]
 
-COMMANDS = ("run", "plan", "try", "status", "report", "config", "sandbox", "completion")
+COMMANDS = ("run", "plan", "status", "report", "config", "try", "sandbox", "completion")
 STATES = ("failed", "refused", "pending", "done")
 
 
