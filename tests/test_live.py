@@ -289,3 +289,25 @@ async def test_try_writes_a_contact_sheet_of_every_style_and_journals_them(tmp_p
     assert text.count("<img") == 10 and "9 Graceful" not in text and "8 Graceful" in text
     downloaded = [r for r in journal_records(tmp_path / "out") if r["event"] == "downloaded"]
     assert sorted(int(r["key"].rsplit(":", 1)[1]) for r in downloaded) == list(range(9))
+
+
+async def test_a_photo_replaced_while_its_first_version_is_in_flight_is_done_in_both(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    folder = tmp_path / "booth"
+    folder.mkdir()
+    shot = folder / "shot.jpg"
+    shot.write_bytes(photo(seed=1))
+    events = Events()
+
+    async def act() -> None:
+        await events.until(lambda: len(events.of("submitted")) == 1)
+        shot.write_bytes(photo(seed=2))  # the first version is still with the provider
+
+    done = await watched(
+        sandbox, folder, tmp_path / "out", events, act, poll__interval=1.0, watch__settle=0.1
+    )
+
+    assert done.exit_code == ExitCode.OK
+    assert len(events.of("submitted")) == 2 and len(events.of("done")) == 2
+    assert done.photos_found == 1 and done.found == 2

@@ -76,8 +76,14 @@ class Tally:
         return sum(self.results.values())
 
     def photo(self, source: str, styles: int) -> None:
-        """A photo found, to be judged in `styles` styles."""
-        self._photos[source] = _Photo(styles)
+        """A photo found, to be judged in `styles` styles. A path found again with new content
+        (replaced in a watched folder) while its first version still waits is one photo with
+        both versions' results."""
+        waiting = self._photos.get(source)
+        if waiting is not None:
+            waiting.waiting += styles
+        else:
+            self._photos[source] = _Photo(styles)
 
     def result(self, source: str, term: Term) -> None:
         """One (photo, style) has its term now."""
