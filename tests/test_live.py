@@ -311,3 +311,20 @@ async def test_a_photo_replaced_while_its_first_version_is_in_flight_is_done_in_
     assert done.exit_code == ExitCode.OK
     assert len(events.of("submitted")) == 2 and len(events.of("done")) == 2
     assert done.photos_found == 1 and done.found == 2
+
+
+async def test_what_a_run_ends_without_finishing_is_one_left_event_each(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    photos = tmp_path / "photos"
+    make_photos(photos, 3)
+    events = Events()
+    settings = settings_for(sandbox, tmp_path / "out", max_submissions=1, submit__concurrency=1)
+    async with Batch(settings, api_key=sandbox.api_key, on_event=events) as batch:
+        done = await batch.run([photos])
+
+    assert done.exit_code == ExitCode.BUDGET
+    assert len(events.of("submitted")) == 1 and len(events.of("done")) == 1
+    left = events.of("left")
+    assert len(left) == done.results["left"] == 2
+    assert all(event["reason"] and event["output"] is None for event in left)
