@@ -17,6 +17,10 @@ when the run is over. Guarantees:
   once its record is durable: it must return at once (the gallery's thumbnails use it);
 - `stop()` takes no new work and ends the run once the uploads already on the wire have their
   answer journaled (or after `STOP_GRACE` seconds); everything else is in the journal;
+- `on_event(event)`, if given, gets every event (`records.events`) as its record is journaled;
+- with `watch.enabled` the sources are watched (`pipeline.watcher.Watch`) instead of walked
+  once: the run goes on after the photos already there until it is stopped, or idle for
+  `watch.idle_exit` seconds (nothing settling, nothing waiting for pre-flight or in hand);
 - the exit code follows the run's outcome (`ExitCode`);
 - with `--shard K/N` the submit and poll rates are the account's divided by N: N processes
   together keep to the account's rate.
