@@ -1,10 +1,12 @@
 """The producer: SOURCE arguments walked in a thread, each item pre-flighted in worker threads.
 
-`preflight_sources` is the one fan-out, used by the run and by the plan: one thread walks the
-sources lazily (a million-line manifest costs one batch of lines at a time), `workers` tasks
-check the items (each check in a worker thread, several items per thread hop), and every item
-is handed to `take(item, outcome)` — its `Prepared` upload, or the one-line reason it cannot
-be sent — awaited in the checking task, so a slow `take` holds the walk back (backpressure).
+`preflight_feed` is the one fan-out, used by the run and by the plan: a feed sends the items
+(`walk`: one thread walks the sources lazily, a million-line manifest costing one batch of
+lines at a time; or, with --watch, `watcher.Watch`), `workers` tasks check them (each check in
+a worker thread, several items per thread hop), and every item is handed to `take(item,
+outcome)` — its `Prepared` upload, or the one-line reason it cannot be sent — awaited in the
+checking task, so a slow `take` holds the feed back (backpressure). `preflight_sources` is
+the walk's fan-out.
 """
 
 from __future__ import annotations
