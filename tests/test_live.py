@@ -14,8 +14,7 @@ from typing import Any
 
 import anyio
 import pytest
-from anyio.streams.text import TextReceiveStream
-from harness import journal_records, make_photos, photo, settings_for
+from harness import journal_records, json_lines, make_photos, photo, settings_for
 from test_cli import ROOT, batchtoon, clean_env
 
 from batchtoon.batch import Batch, Summary
@@ -161,12 +160,10 @@ async def test_sigterm_during_a_watch_exits_as_documented_and_the_same_command_r
     )
     async with process:
         assert process.stdout is not None
-        lines = TextReceiveStream(process.stdout)
-        seen, done = "", 0
+        done = 0
         with anyio.fail_after(30):
-            async for text in lines:
-                seen += text
-                done = sum(json.loads(line)["event"] == "done" for line in seen.splitlines())
+            async for event in json_lines(process.stdout):
+                done += event["event"] == "done"
                 if done == 3:
                     break
         process.send_signal(signal.SIGTERM)
