@@ -1,0 +1,214 @@
+"""The output location's own record of what is in it: which photo (its content's sha256) and
+which style each result is the cartoon of, kept in the output location itself (a folder or a
+bucket prefix), so any journal, on any machine, from any current folder, reads the same.
+
+Its form: small JSON files (objects in a store) below `<out>/.batchtoon/` (a folder no walk
+takes photos from), one per output name and one per (photo, style):
+
+    names/<base>.json            a claim: {"photo": sha256, "style": 3, "journal": id}, and
+                                 once the result is written, "name": "<base>.<ext>" too
+    made/<sha256>.<style>.json   {"name": "<base>.<ext>", "size": bytes, "sha256": result's}
+
+Why files of their own, not one index: a store has no append and no rename, and two processes
+may write one output location at once. Each fact is its own file, written whole by the one
+process that claimed it; nothing is ever edited by two writers. Reads are by name (one read per
+photo and style admitted, one per file met below the output by a walk): nothing to load first,
+and always what is there now, whatever another process wrote a moment ago.
+
+Guarantees:
+- a name is claimed before a result may be written under it, and the claim is exclusive: a
+  local file created with `O_CREAT|O_EXCL|O_NOFOLLOW`, an object by a conditional put
+  (`If-None-Match: *`, which S3 and moto honour); of two processes claiming one name, one wins
+  and the other takes a name of its own;
+- a name where a file already is that the record does not give to this photo and style (the
+  user's own, another photo's, a result of a batchtoon before this record) is never claimed,
+  unless the journal itself knows that file as its own (`adopt`);
+- `lookup` gives a result only if its file is there now, at the size recorded;
+- `is_ours` says whether a file below the output location is a result the record names, so a
+  walk never takes one as a photo (`--out` inside SOURCE, or equal to it);
+- a record that cannot be read (garbled, or not JSON) claims nothing for anyone: its name is
+  left alone as taken.
+
+Blocking: call it from a worker thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+from pathlib import Path, PurePosixPath
+from typing import Any, Literal
+
+from batchtoon.errors import StoreFailure, Unwritable
+from batchtoon.locations import storage
+from batchtoon.locations.files import write_whole
+from batchtoon.locations.storage import Location
+
+__all__ = ["RESULT_EXTENSIONS", "Claim", "Provenance"]
+
+FOLDER = ".batchtoon"  # below the output location: never walked for photos (`sources`)
+RESULT_EXTENSIONS = ("jpg", "png", "webp", "bmp")  # what a result may be written as (`layout`)
+
+# mine: the name is this photo's in this style, for this journal; taken: someone else's (or a
+# file that is no one's result); elsewhere: this photo in this style, claimed by another journal.
+Claim = Literal["mine", "taken", "elsewhere"]
+
+
+class Provenance:
+    def __init__(self, out: Location, journal: str) -> None:
+        self.out = out
+        self.journal = journal  # the claiming journal's id (`Ledger.journal_id`)
+        self._root = storage.join(out, FOLDER)
+
+    def __repr__(self) -> str:
+        return f"<Provenance {self.out}>"
+
+    def lookup(self, photo: str, style: int) -> str | None:
+        """The name (below the output, with its extension) of this photo's result in this
+        style, if the record has one and its file is there at the recorded size."""
+        made = self._read(f"made/{photo}.{style}.json") or {}
+        name = made.get("name")
+        if not isinstance(name, str) or _size(storage.join(self.out, name)) != made.get("size"):
+            return None
+        return name
+
+    def claim(self, base: str, photo: str, style: int, *, adopt: bool = False) -> Claim:
+        """Claim the output name `base` (no extension) for this photo and style. `adopt`: the
+        journal knows files there as this item's, so they do not make the name taken."""
+        wanted = {"photo": photo, "style": style}
+        for _ in range(2):  # a claim removed between our create and our read: once more
+            held = self._read(_name_file(base))
+            if held is not None:
+                return self._verdict(held, wanted)
+            if not adopt and self._occupied(base):
+                return "taken"
+            if self._create(_name_file(base), {**wanted, "journal": self.journal}):
+                return "mine"
+        return "taken"
+
+    def record(self, base: str, name: str, photo: str, style: int, size: int, digest: str) -> None:
+        """Say that `name` (below the output) now holds this photo's result in this style."""
+        claim = {"photo": photo, "style": style, "journal": self.journal, "name": name}
+        self._write(_name_file(base), claim)
+        self._write(f"made/{photo}.{style}.json", {"name": name, "size": size, "sha256": digest})
+
+    def is_ours(self, where: Location) -> bool:
+        """Whether `where` is a result the record names (False for anything not below the
+        output location)."""
+        rel = self._below(where)
+        if rel is None or "." not in rel.name:
+            return False
+        held = self._read(_name_file(str(rel.with_suffix(""))))
+        return held is not None and held.get("name") == str(rel)
+
+    def _verdict(self, held: dict[str, Any], wanted: dict[str, Any]) -> Claim:
+        if any(held.get(k) != v for k, v in wanted.items()):
+            return "taken"
+        return "mine" if held.get("journal") == self.journal else "elsewhere"
+
+    def _occupied(self, base: str) -> bool:
+        """Whether a file is at `base` with any extension a result could have."""
+        return any(_size(storage.join(self.out, f"{base}.{ext}")) is not None
+                   for ext in RESULT_EXTENSIONS)  # fmt: skip
+
+    def _below(self, where: Location) -> PurePosixPath | None:
+        if isinstance(where, Path) and isinstance(self.out, Path):
+            real, root = where.absolute(), self.out.absolute()
+            if not real.is_relative_to(root):  # perhaps through a link: as the OS sees them
+                real, root = where.resolve(), self.out.resolve()
+            return (
+                PurePosixPath(real.relative_to(root).as_posix())
+                if real.is_relative_to(root)
+                else None
+            )
+        if isinstance(where, str) and isinstance(self.out, str):
+            prefix = self.out.rstrip("/") + "/"
+            return PurePosixPath(where[len(prefix) :]) if where.startswith(prefix) else None
+        return None
+
+    # The files themselves.
+
+    def _read(self, rel: str) -> dict[str, Any] | None:
+        where = storage.join(self._root, rel)
+        try:
+            data = _read_local(where) if isinstance(where, Path) else _read_url(where)
+        except FileNotFoundError:
+            return None
+        try:
+            found = json.loads(data)
+        except ValueError:
+            return {}  # unreadable: claims nothing for anyone
+        return found if isinstance(found, dict) else {}
+
+    def _create(self, rel: str, content: dict[str, Any]) -> bool:
+        where = storage.join(self._root, rel)
+        data = json.dumps(content).encode()
+        if isinstance(where, str):
+            try:
+                return storage.create(where, data)
+            except StoreFailure as failure:
+                raise Unwritable(f"cannot claim {where}: {failure}") from None
+        try:
+            where.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(where, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        except FileExistsError:
+            return False
+        except OSError as error:
+            raise Unwritable.from_os_error(error, where, "write") from None
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+        return True
+
+    def _write(self, rel: str, content: dict[str, Any]) -> None:
+        where = storage.join(self._root, rel)
+        data = json.dumps(content).encode()
+        try:
+            if isinstance(where, str):
+                storage.put(where, data)
+                return
+            where.parent.mkdir(parents=True, exist_ok=True)
+            write_whole(where, data, durable=False)
+        except StoreFailure as failure:
+            raise Unwritable(f"cannot write {where}: {failure}") from None
+        except OSError as error:
+            raise Unwritable.from_os_error(error, where, "write") from None
+
+
+def _name_file(base: str) -> str:
+    return f"names/{base}.json"
+
+
+def _size(where: Location) -> int | None:
+    """The size of the file at `where`, None if none is there."""
+    if isinstance(where, Path):
+        with contextlib.suppress(OSError):
+            return where.stat().st_size if where.is_file() else None
+        return None
+    try:
+        return storage.stat(where).size
+    except StoreFailure as failure:
+        if failure.missing:
+            return None
+        raise Unwritable(f"cannot read {where}: {failure}") from None
+
+
+def _read_local(where: Path) -> bytes:
+    try:
+        fd = os.open(where, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError as error:
+        if error.errno in (errno.ENOENT, errno.ENOTDIR):
+            raise FileNotFoundError(where) from None
+        return b""  # a link or worse where a record should be: it claims nothing
+    with os.fdopen(fd, "rb") as file:
+        return file.read(1 << 16)
+
+
+def _read_url(where: str) -> bytes:
+    try:
+        return storage.read(where, storage.stat(where).size)
+    except StoreFailure as failure:
+        if failure.missing:
+            raise FileNotFoundError(where) from None
+        raise Unwritable(f"cannot read {where}: {failure}") from None
