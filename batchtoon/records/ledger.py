@@ -17,6 +17,7 @@ source path(s): `source` where the record is about one file, else `sources`, all
     lost        sources, reason            the task or its result URL is gone: submit again
     failed      sources, class, reason     the item cannot succeed
     rejected    source, style, reason      pre-flight refused a source file (no key)
+    journal     id                         the journal's id (no key), its first record
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ __all__ = ["FORMAT_VERSION", "STATES", "Entry", "Event", "Ledger", "State", "Upl
 FORMAT_VERSION = 1
 State = Literal["queued", "submitted", "succeeded", "downloaded", "failed"]
 STATES: tuple[State, ...] = get_args(State)
-Event = Literal["queued", "submitted", "succeeded", "downloaded", "lost", "failed", "rejected"]
+Event = Literal[
+    "queued", "submitted", "succeeded", "downloaded", "lost", "failed", "rejected", "journal"
+]
 
 
 @dataclass(slots=True)
@@ -106,6 +109,7 @@ class Ledger:
         # output base -> the key of the item claiming it (the entry's own string: no copy)
         self.outputs: dict[str, str] = {}
         self.uploads = Uploads()
+        self.journal_id = ""  # the journal's own id (its `journal` record), once it has one
 
     def __repr__(self) -> str:
         return f"<Ledger entries={len(self.entries)} rejected={len(self.rejected)}>"
@@ -115,6 +119,9 @@ class Ledger:
         event = record["event"]
         if event == "rejected":
             self.rejected[record["source"], record["style"]] = record["reason"]
+            return
+        if event == "journal":
+            self.journal_id = str(record["id"])
             return
         key = record["key"]
         entry = self.entries.get(key)
