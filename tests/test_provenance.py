@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from test_s3 import S3, s3  # noqa: F401  the moto server fixture
 
-from batchtoon.locations.provenance import Provenance
+from batchtoon.locations.provenance import Made, Provenance
 from batchtoon.locations.storage import Location
 
 PHOTO, OTHER = "a" * 64, "b" * 64
@@ -62,7 +62,7 @@ def test_a_recorded_result_is_found_by_any_journal_while_its_file_is_there(
     put(out, "x.2d.jpg", b"12345")
     first.record("x.2d", "x.2d.jpg", PHOTO, 2, 5, "c" * 64)
     other = Provenance(out, "journal-2")
-    assert other.lookup(PHOTO, 2) == "x.2d.jpg"
+    assert other.lookup(PHOTO, 2) == Made("x.2d.jpg", 5, "c" * 64)
     assert other.lookup(PHOTO, 3) is None and other.lookup(OTHER, 2) is None
     assert other.is_ours(_at(out, "x.2d.jpg"))
     assert not other.is_ours(_at(out, "x.2d.png")) and not other.is_ours(_at(out, "y.jpg"))

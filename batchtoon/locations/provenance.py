@@ -38,6 +38,7 @@ import contextlib
 import errno
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
@@ -46,7 +47,7 @@ from batchtoon.locations import storage
 from batchtoon.locations.files import write_whole
 from batchtoon.locations.storage import Location
 
-__all__ = ["RESULT_EXTENSIONS", "Claim", "Provenance"]
+__all__ = ["RESULT_EXTENSIONS", "Claim", "Made", "Provenance"]
 
 FOLDER = ".batchtoon"  # below the output location: never walked for photos (`sources`)
 RESULT_EXTENSIONS = ("jpg", "png", "webp", "bmp")  # what a result may be written as (`layout`)
@@ -56,23 +57,34 @@ RESULT_EXTENSIONS = ("jpg", "png", "webp", "bmp")  # what a result may be writte
 Claim = Literal["mine", "taken", "elsewhere"]
 
 
+@dataclass(frozen=True, slots=True)
+class Made:
+    """A result the record names: its name below the output, size and sha256."""
+
+    name: str
+    size: int
+    sha256: str
+
+
 class Provenance:
-    def __init__(self, out: Location, journal: str) -> None:
+    def __init__(self, out: Location, journal: str = "") -> None:
         self.out = out
-        self.journal = journal  # the claiming journal's id (`Ledger.journal_id`)
+        self.journal = journal  # the claiming journal's id (`Ledger.journal_id`): for claims
         self._root = storage.join(out, FOLDER)
 
     def __repr__(self) -> str:
         return f"<Provenance {self.out}>"
 
-    def lookup(self, photo: str, style: int) -> str | None:
-        """The name (below the output, with its extension) of this photo's result in this
-        style, if the record has one and its file is there at the recorded size."""
+    def lookup(self, photo: str, style: int) -> Made | None:
+        """This photo's result in this style, if the record has one and its file is there at
+        the recorded size."""
         made = self._read(f"made/{photo}.{style}.json") or {}
-        name = made.get("name")
-        if not isinstance(name, str) or _size(storage.join(self.out, name)) != made.get("size"):
+        name, size = made.get("name"), made.get("size")
+        if not isinstance(name, str) or not isinstance(size, int):
             return None
-        return name
+        if _size(storage.join(self.out, name)) != size:
+            return None
+        return Made(name, size, str(made.get("sha256", "")))
 
     def claim(self, base: str, photo: str, style: int, *, adopt: bool = False) -> Claim:
         """Claim the output name `base` (no extension) for this photo and style. `adopt`: the

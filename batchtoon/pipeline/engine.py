@@ -29,6 +29,7 @@ import anyio
 
 from batchtoon.exitcodes import ExitCode
 from batchtoon.locations.layout import Layout
+from batchtoon.locations.provenance import Provenance
 from batchtoon.locations.sources import count_sources
 from batchtoon.locations.storage import Location, location
 from batchtoon.pipeline.budget import SubmissionBudget
@@ -107,12 +108,14 @@ class Engine:
         self._results, self._result_queue = anyio.create_memory_object_stream[Entry](math.inf)
         self._lost, self._lost_queue = anyio.create_memory_object_stream[Entry](math.inf)
         self._check = checker(settings)
+        self.record = Provenance(self.layout.out, journal.ledger.journal_id)
         self.router = Router(
             journal=journal,
             run=self.control,
             budget=self.budget,
             queues=Queues(self._uploads, self._to_poll, self._results, self._lost),
             layout=self.layout,
+            record=self.record,
             clock=clock,
             result_ttl=settings.result_ttl,
             max_resubmissions=settings.submit.max_resubmissions,
@@ -124,6 +127,7 @@ class Engine:
             self.router,
             run=self.control,
             layout=self.layout,
+            record=self.record,
             check=self._check,
             clock=clock,
             task_ttl=settings.result_ttl,

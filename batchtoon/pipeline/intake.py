@@ -4,14 +4,25 @@ judged by `admission.decide` and put where the verdict says.
 Guarantees:
 - an item is opened (`RunControl.open`) before its first await, so a duplicate of it admitted
   meanwhile is attached to it rather than submitted again;
+- the output location's record (`locations.provenance`) is asked before the journal's silence
+  is taken for "new": a (photo, style) whose result the record names, and whose file is
+  there, is already done, whatever journal made it (nothing paid, nothing downloaded; it is
+  journaled as downloaded, at that file);
 - every (source file, style) gets an output path of its own, whatever the template: a path
-  already claimed by another source or another style gets the content's first 8 hex digits
-  (and the style) appended;
+  already claimed by another source or another style, in this journal or in the output
+  location's record, or where a file is that no record gives to this photo and style (the
+  user's own), gets the content's first 8 hex digits (and the style, then a number)
+  appended; the name is claimed in the record before anything is paid for it;
+- a (photo, style) that another journal has claimed and not finished is left to it (said, and
+  counted as left): two processes given one shard never pay twice;
 - a lost item is submitted again only from its own unchanged bytes (its source read again and
   checked against the item's sha256); if none of its sources still holds them, it fails.
 """
 
 from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
 
 import anyio
 from anyio.abc import ObjectReceiveStream
@@ -19,6 +30,7 @@ from anyio.abc import ObjectReceiveStream
 from batchtoon.errors import InputError, Unwritable
 from batchtoon.images.preflight import Prepared
 from batchtoon.locations.layout import Layout
+from batchtoon.locations.provenance import Claim, Made, Provenance
 from batchtoon.locations.results import copy_result
 from batchtoon.locations.sources import BadLine, Source, display
 from batchtoon.locations.storage import location
@@ -29,6 +41,7 @@ from batchtoon.pipeline.producer import Check
 from batchtoon.pipeline.router import Router
 from batchtoon.pipeline.stats import Stats
 from batchtoon.records.ledger import Entry
+from batchtoon.settings.styles import style_slug
 
 __all__ = ["Intake"]
 
@@ -40,6 +53,7 @@ class Intake:
         *,
         run: RunControl,
         layout: Layout,
+        record: Provenance,
         check: Check,
         clock: Clock,
         task_ttl: float,
@@ -49,6 +63,7 @@ class Intake:
     ) -> None:
         self._router, self.ledger = router, router.journal.ledger
         self._run, self._layout, self._check, self._clock = run, layout, check, clock
+        self._record = record
         self._task_ttl, self._styles = task_ttl, styles
         self.stats = stats
         self._retry_failed = retry_failed
@@ -117,7 +132,15 @@ class Intake:
         """Take one (source file, style) on, as `admission.decide` says."""
         key = f"{image.sha256}:{style}"
         entry = self.ledger.entries.get(key)
-        base = self._claim(source, style, key, entry)
+        if entry is None and not self._run.is_open(key):
+            made = await anyio.to_thread.run_sync(self._record.lookup, image.sha256, style)
+            if made is not None:
+                await self._adopt(source, key, made)
+                return
+        base = await self._claim(source, style, key, entry)
+        if base is None:
+            self._leave(source, style)
+            return
         retry = self._retry_failed and entry is not None and entry.state == "failed"
         if entry is None or base not in entry.targets or retry:
             extra = {"retry": True} if retry else {}
@@ -135,6 +158,26 @@ class Intake:
         )  # fmt: skip
         self._count(str(source.path), verdict, key, base in present)
         await self._follow(verdict, entry, image, present)
+
+    async def _adopt(self, source: Source, key: str, made: Made) -> None:
+        """A result the output location's record names: this journal takes it as done."""
+        base, _, _ = made.name.rpartition(".")
+        write, where = self._router.journal.write, str(source.path)
+        await write("queued", durable=False, key=key, source=where, output=base)
+        output = str(self._layout.file(base, made.name.rpartition(".")[2]))
+        await write(
+            "downloaded", key=key, source=where, output=output, size=made.size, sha256=made.sha256
+        )
+        self.stats.tally.result(where, "already done")
+
+    def _leave(self, source: Source, style: int) -> None:
+        """Another journal has this photo in this style in hand: it is left to that run."""
+        self._router.report(
+            f"left {display(source.path)} ({style_slug(style)}): another batchtoon run (another "
+            "journal) has it in hand for this output; that run finishes it"
+        )
+        self.stats.left += 1
+        self.stats.tally.result(str(source.path), "left")
 
     def _count(self, source: str, verdict: Verdict, key: str, there: bool) -> None:
         """This (photo, style)'s term, now or once its item ends (see `stats.Tally`)."""
@@ -167,19 +210,38 @@ class Intake:
         else:
             self._router.route(entry)
 
-    def _claim(self, source: Source, style: int, key: str, entry: Entry | None) -> str:
-        """This target's output path: the one the journal knows, or a new one no other takes."""
-        source_text = str(source.path)
-        if entry is not None:
-            for base, owner in entry.targets.items():
-                if owner == source_text:
-                    return base
-        base, sha8 = self._layout.base(source, style, key[:64]), key[:8]
+    async def _claim(self, source: Source, style: int, key: str, entry: Entry | None) -> str | None:
+        """This target's output path: the one the journal knows, or a new one that no other
+        source takes, in the journal or in the output location's record; None if another
+        journal has claimed this photo in this style."""
+        source_text, sha256 = str(source.path), key[:64]
+        known = next(
+            (b for b, s in (entry.targets.items() if entry else ()) if s == source_text), None
+        )
+        if known is not None:  # claimed for the record too (a journal from before the record)
+            await anyio.to_thread.run_sync(self._ask, known, sha256, style, True)
+            return known
         mine = (source_text, style)
-        for candidate in (base, f"{base}-{sha8}", f"{base}-{sha8}-{style}"):
-            if self.ledger.owner(candidate) in (None, mine):  # free, or this file's before
-                return candidate
-        return f"{base}-{sha8}-{style}-{len(self.ledger.outputs)}"  # never claimed: counts up
+        for candidate in self._candidates(self._layout.base(source, style, sha256), key, style):
+            if self.ledger.owner(candidate) not in (None, mine):
+                continue  # this journal gave it to another source or style
+            claim = await anyio.to_thread.run_sync(self._ask, candidate, sha256, style, False)
+            if claim == "elsewhere":
+                return None
+            if claim == "mine" and self.ledger.owner(candidate) in (None, mine):
+                return candidate  # (asked again: another source may have taken it meanwhile)
+        raise AssertionError("unreachable: the candidates never end")
+
+    def _ask(self, base: str, sha256: str, style: int, adopt: bool) -> Claim:
+        return self._record.claim(base, sha256, style, adopt=adopt)
+
+    @staticmethod
+    def _candidates(base: str, key: str, style: int) -> Iterator[str]:
+        """The names a target may take, in order: the template's, then ones of its own."""
+        sha8 = key[:8]
+        yield from (base, f"{base}-{sha8}", f"{base}-{sha8}-{style}")
+        for number in itertools.count(1):
+            yield f"{base}-{sha8}-{style}-{number}"
 
     async def _present(self, entry: Entry) -> set[str]:
         """The entry's output bases whose files exist (asked of the disk for a done entry)."""

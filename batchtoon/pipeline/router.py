@@ -16,6 +16,8 @@ Guarantees:
 - money is bounded: the provider losing an item makes it submitted again at most
   `max_resubmissions` times, then it fails with the reason; a task id the API gives to two
   photos is trusted for neither (both are submitted again, within the same bound);
+- the output location's record (`locations.provenance`) names every file written, before the
+  journal does: any journal, on any machine, finds it there;
 - a result that cannot be written stops the run as Ctrl-C does (`Blocked`), leaving the item
   `succeeded` for the same command to finish;
 - the router calls no stage: it only puts work on their queues.
@@ -34,6 +36,7 @@ from anyio.streams.memory import MemoryObjectSendStream
 from batchtoon.errors import StoreFailure, Unwritable
 from batchtoon.images.preflight import Prepared
 from batchtoon.locations.layout import Layout
+from batchtoon.locations.provenance import Provenance
 from batchtoon.locations.results import copy_result
 from batchtoon.locations.sources import display
 from batchtoon.locations.storage import Location, remove
@@ -86,6 +89,7 @@ class Router:
         budget: SubmissionBudget,
         queues: Queues,
         layout: Layout,
+        record: Provenance,
         clock: Clock,
         result_ttl: float,
         max_resubmissions: int,
@@ -95,7 +99,7 @@ class Router:
     ) -> None:
         self.journal = journal
         self._run, self._budget, self._queues = run, budget, queues
-        self._layout, self._clock = layout, clock
+        self._layout, self._clock, self._record = layout, clock, record
         self._result_ttl, self._max_resubmissions = result_ttl, max_resubmissions
         self.stats = stats
         self._log = log or logging.getLogger("batchtoon")
@@ -190,6 +194,11 @@ class Router:
         meanwhile (a copy of the photo admitted while it downloaded); then the entry is done."""
         written = set(on_disk)
         while True:
+            try:
+                await anyio.to_thread.run_sync(self._note, entry, filed)
+            except Unwritable as problem:
+                self.blocked(entry, problem)
+                return
             for base, path in zip(filed.bases, filed.paths, strict=True):
                 await self.record(
                     "downloaded", entry, source=entry.targets[base], output=str(path),
@@ -208,6 +217,12 @@ class Router:
                 self.blocked(entry, problem)
                 return
         self._run.close(entry.key)
+
+    def _note(self, entry: Entry, filed: Filed) -> None:
+        """Name the files written in the output location's record (blocking)."""
+        for base, path in zip(filed.bases, filed.paths, strict=True):
+            name = f"{base}.{str(path).rpartition('.')[2]}"
+            self._record.record(base, name, entry.sha256, entry.style, filed.size, filed.sha256)
 
     async def lose(self, entry: Entry, reason: str, *, by_provider: bool = True) -> bool:
         """The item's task, result or files are gone: submit it again, if the bound on what the
