@@ -18,6 +18,9 @@ import pytest
 from harness import photo
 from test_s3 import S3, echo_sandbox, s3  # noqa: F401  the moto server fixture
 
+from batchtoon.errors import Unwritable
+from batchtoon.locations.layout import Layout
+from batchtoon.locations.results import Spool, file_spool
 from batchtoon.sandbox import Sandbox
 
 PHOTOS = 6
@@ -231,3 +234,49 @@ async def test_a_journal_that_is_not_ours_is_refused_with_one_line_and_left_alon
     assert profile.read_text() == "export PATH=$HOME/bin:$PATH\n"
     assert sorted(p.name for p in home.iterdir()) == [".profile"]  # no lock, no log beside it
     assert paid(sandbox) == (0, 0) and not (tmp_path / "site" / "out").exists()
+
+
+# Part files.
+
+
+def test_two_writers_of_one_output_each_write_it_whole(tmp_path: Path) -> None:
+    layout = Layout(tmp_path / "out", "{dir}/{stem}.{style_name}.{ext}")
+    first, second = photo(seed=1), photo(seed=2)
+    spools = [Spool(layout.part("x.2d"), in_memory=1) for _ in range(2)]
+    for spool, data in zip(spools, (first, second), strict=True):
+        spool.write(data)  # both under way at once, each in its own part file
+    assert spools[0].part != spools[1].part
+    for spool in spools:
+        file_spool(spool, ["x.2d"], layout)  # neither fails: no shared part to lose
+    assert (tmp_path / "out" / "x.2d.jpg").read_bytes() == second
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["x.2d.jpg"]
+
+
+async def test_a_link_planted_where_a_part_file_went_is_left_alone(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    site = Site(str(tmp_path / "site"))
+    taken = camera(site, "in", 0)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    out = tmp_path / "site" / "out"
+    out.mkdir()
+    links = [out / ".IMG_0000.2d.jpg.batchtoon-part", out / ".IMG_0000.2d.batchtoon-part"]
+    for link in links:
+        link.symlink_to(victim)  # the names part files had
+    done = await run(sandbox, site, tmp_path, "in", "out")
+    assert done.returncode == 0, done.stderr.decode()
+    assert victim.read_text() == "keep me" and all(link.is_symlink() for link in links)
+    assert (out / "IMG_0000.2d.jpg").read_bytes() == taken["IMG_0000.jpg"]
+
+
+def test_a_part_file_is_never_created_through_a_link(tmp_path: Path) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    part = tmp_path / ".x.2d.jpg.0123456789ab.batchtoon-part"
+    part.symlink_to(victim)
+    spool = Spool(part, in_memory=1)
+    with pytest.raises(Unwritable, match="a file of that name is in the way"):
+        spool.write(photo())
+    spool.close()
+    assert victim.read_text() == "keep me" and part.is_symlink()

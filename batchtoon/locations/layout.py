@@ -13,6 +13,9 @@ FAT-formatted card or a Mac without a file refused or renamed on the way.
 The output may be a URL (`s3://bucket/cartoons`, see `storage`): names are the same below it;
 a result's part file is then a local one in `spill` (the run's work folder), and which results
 exist is known from one listing of the output, kept current with what this run writes.
+
+A part file's name is unique to its write (`files.part_name`): two writers of one output, in
+two processes, never share one.
 """
 
 from __future__ import annotations
@@ -28,13 +31,14 @@ from pathlib import Path, PurePosixPath
 
 from batchtoon.errors import StoreFailure, Unwritable, UsageError
 from batchtoon.locations import storage
+from batchtoon.locations.files import part_name
 from batchtoon.locations.sources import Source
 from batchtoon.locations.storage import Location
 from batchtoon.settings.styles import style_slug
 
 __all__ = ["EXTENSIONS", "PART_SUFFIX", "Layout", "portable_part"]
 
-PART_SUFFIX = ".batchtoon-part"  # a result being written: `.<name>.batchtoon-part`, beside it
+PART_SUFFIX = ".batchtoon-part"  # a result being written: `.<name>.<unique>.batchtoon-part`
 # A name's bytes at most, so that with what may be added (a `-<sha8>-<style>` to tell it from a
 # namesake, `.jpeg`, the part file's `.` and suffix) it fits the 255 bytes file systems allow.
 MAX_NAME_BYTES = 200
@@ -95,13 +99,13 @@ class Layout:
         return storage.join(self.out, f"{base}.{ext}")
 
     def part(self, base: str) -> Path:
-        """The part file a result for `base` is written through: in the result's own folder;
-        for a URL output, a local file in `spill` (its name fixed by `base`, as the other)."""
+        """A part file a result for `base` may be written through, unique to this write: in
+        the result's own folder; for a URL output, a local file in `spill`."""
         if isinstance(self.out, Path):
             path = self.out / base
-            return path.with_name(f".{path.name}{PART_SUFFIX}")
+            return path.with_name(part_name(path.name, PART_SUFFIX))
         tag = hashlib.sha256(base.encode("utf-8", "surrogateescape")).hexdigest()[:32]
-        return (self._spill or Path(tempfile.gettempdir())) / f".{tag}{PART_SUFFIX}"
+        return (self._spill or Path(tempfile.gettempdir())) / part_name(tag, PART_SUFFIX)
 
     def existing(self, bases: Iterable[str], ext: str) -> set[str]:
         """The bases whose file with extension `ext` exists (blocking: run it in a thread).
