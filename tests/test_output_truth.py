@@ -6,6 +6,7 @@ against unique photo x style) and the exit code."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from pathlib import Path
 import anyio
 import pytest
 from harness import photo
+from test_gallery import _data
 from test_s3 import S3, echo_sandbox, s3  # noqa: F401  the moto server fixture
 
 from batchtoon.errors import Unwritable
@@ -280,3 +282,70 @@ def test_a_part_file_is_never_created_through_a_link(tmp_path: Path) -> None:
         spool.write(photo())
     spool.close()
     assert victim.read_text() == "keep me" and part.is_symlink()
+
+
+# The gallery, status.
+
+
+def cards(page: Path) -> list[str]:
+    """The photos a gallery page shows, by name."""
+    return sorted(card[0] for card in _data(page)["cards"])
+
+
+async def test_a_page_the_user_wrote_is_kept_and_the_gallery_takes_its_own_name(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    site = Site(str(tmp_path / "site"))
+    camera(site, "in", 0)
+    out = tmp_path / "site" / "out"
+    out.mkdir()
+    (out / "index.html").write_text("<h1>my album</h1>")
+    done = await run(sandbox, site, tmp_path, "in", "out")
+    assert done.returncode == 0, done.stderr.decode()
+    assert (out / "index.html").read_text() == "<h1>my album</h1>"
+    assert len(cards(out / "batchtoon-gallery.html")) == PHOTOS
+    (out / "batchtoon-gallery.html").write_text("<h1>mine too</h1>")
+    again = await run(sandbox, site, tmp_path, "in", "out")  # both names the user's: none
+    assert again.returncode == 0
+    assert "no gallery written" in again.stderr.decode()
+    assert (out / "batchtoon-gallery.html").read_text() == "<h1>mine too</h1>"
+
+
+async def test_each_shards_gallery_shows_the_whole_output_and_report_takes_a_glob(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    site = Site(str(tmp_path / "site"))
+    camera(site, "in", 0)
+    out = tmp_path / "site" / "out"
+    for k in range(2):
+        done = await run(sandbox, site, tmp_path, "in", "out", "--shard", f"{k}/2",
+                         "--journal", str(tmp_path / f"j-{k}.jsonl"))  # fmt: skip
+        assert done.returncode == 0, done.stderr.decode()
+        # What the output holds: after the second shard, the first one's photos too.
+        assert len(cards(out / "index.html")) == len(site.files("out"))
+    assert len(site.files("out")) == PHOTOS
+    (out / "index.html").unlink()
+    (out / ".batchtoon" / "made").rename(tmp_path / "made")  # the journals alone, now
+    report = await anyio.run_process(
+        [sys.executable, "-m", "batchtoon", "report", "--out", str(out),
+         "--journal", str(tmp_path / "j-*.jsonl")], cwd=tmp_path, check=False,
+    )  # fmt: skip
+    assert report.returncode == 0, report.stderr.decode()
+    assert len(cards(out / "index.html")) == PHOTOS
+
+
+async def test_status_list_without_out_names_the_files_where_they_are(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    site = Site(str(tmp_path / "site"))
+    camera(site, "in", 0)
+    done = await run(sandbox, site, tmp_path, "in", "out", "--journal", str(tmp_path / "j"))
+    assert done.returncode == 0, done.stderr.decode()
+    (tmp_path / "elsewhere").mkdir()
+    listed = await anyio.run_process(
+        [sys.executable, "-m", "batchtoon", "status", "--journal", str(tmp_path / "j"),
+         "--list", "--json"], cwd=tmp_path / "elsewhere", check=False,
+    )  # fmt: skip
+    assert listed.returncode == 0, listed.stderr.decode()
+    paths = [json.loads(line)["output"] for line in listed.stdout.splitlines()]
+    assert len(paths) == PHOTOS and all(Path(p).is_file() for p in paths)

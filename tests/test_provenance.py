@@ -60,7 +60,7 @@ def test_a_recorded_result_is_found_by_any_journal_while_its_file_is_there(
     first = Provenance(out, "journal-1")
     assert first.claim("x.2d", PHOTO, 2) == "mine"
     put(out, "x.2d.jpg", b"12345")
-    first.record("x.2d", "x.2d.jpg", PHOTO, 2, 5, "c" * 64)
+    first.record("x.2d", PHOTO, 2, Made("x.2d.jpg", 5, "c" * 64), "in/x.jpg")
     other = Provenance(out, "journal-2")
     assert other.lookup(PHOTO, 2) == Made("x.2d.jpg", 5, "c" * 64)
     assert other.lookup(PHOTO, 3) is None and other.lookup(OTHER, 2) is None

@@ -85,10 +85,11 @@ def kinds(failures: Iterable[Item]) -> list[dict[str, Any]]:
 
 
 def status(args: argparse.Namespace) -> int:
-    settings = resolved(args).settings
+    found = resolved(args)
+    settings = found.settings
     ledgers = [Journal.replay(path).ledger for path in journals(args.journals, settings)]
-    out = location(settings.output.dir)
-    every = [item for ledger in ledgers for item in items(ledger, out)]
+    given = found.origins["output.dir"] != "default"
+    every = [item for ledger in ledgers for item in items(ledger, _out(ledger, settings, given))]
     if args.list or args.state:
         chosen = sorted(
             (i for i in every if args.state in (None, i.state)), key=lambda i: (i.source, i.style)
@@ -122,6 +123,12 @@ def status(args: argparse.Namespace) -> int:
         print(f"  {group['count']:>5} x {display(example['reason'])}")
         print(f"          e.g. {display(example['source'])} ({style_slug(example['style'])})")
     return 0
+
+
+def _out(ledger: Ledger, settings: Settings, given: bool) -> Location:
+    """Where a journal's results are: `--out` (or its setting) if given, else where the
+    journal's own records say they were written."""
+    return location(settings.output.dir if given or not ledger.out else ledger.out)
 
 
 def journals(given: list[str] | None, settings: Settings) -> list[Path]:
@@ -164,12 +171,11 @@ def _sum(terms: dict[str, int]) -> str:
 
 
 def report(args: argparse.Namespace) -> int:
-    """Write the gallery of what the journal knows (`<out>/index.html`) and say where."""
+    """Write the gallery of what the journals know (`<out>/index.html`, see `report.page`)
+    and say where."""
     settings = resolved(args).settings
-    path = settings.journal_path
-    if not path.exists():
-        raise UsageError(f"no journal at {display(str(path))}: pass --journal or --out")
-    page = write_report(settings, Journal.replay(path).ledger)
+    ledgers = [Journal.replay(path).ledger for path in journals(args.journals, settings)]
+    page = write_report(settings, ledgers)
     print(display(str(page)))
     return 0
 

@@ -7,7 +7,8 @@ takes photos from), one per output name and one per (photo, style):
 
     names/<base>.json            a claim: {"photo": sha256, "style": 3, "journal": id}, and
                                  once the result is written, "name": "<base>.<ext>" too
-    made/<sha256>.<style>.json   {"name": "<base>.<ext>", "size": bytes, "sha256": result's}
+    made/<sha256>.<style>.json   {"name": "<base>.<ext>", "size": bytes, "sha256": result's,
+                                  "source": the photo as the run that made it named it}
 
 Why files of their own, not one index: a store has no append and no rename, and two processes
 may write one output location at once. Each fact is its own file, written whole by the one
@@ -47,7 +48,7 @@ from batchtoon.locations import storage
 from batchtoon.locations.files import write_whole
 from batchtoon.locations.storage import Location
 
-__all__ = ["RESULT_EXTENSIONS", "Claim", "Made", "Provenance"]
+__all__ = ["RESULT_EXTENSIONS", "Claim", "Made", "Provenance", "Result"]
 
 FOLDER = ".batchtoon"  # below the output location: never walked for photos (`sources`)
 RESULT_EXTENSIONS = ("jpg", "png", "webp", "bmp")  # what a result may be written as (`layout`)
@@ -64,6 +65,16 @@ class Made:
     name: str
     size: int
     sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """A result of a local output folder, as its record has it (for the gallery)."""
+
+    photo: str
+    style: int
+    name: str
+    source: str
 
 
 class Provenance:
@@ -100,11 +111,25 @@ class Provenance:
                 return "mine"
         return "taken"
 
-    def record(self, base: str, name: str, photo: str, style: int, size: int, digest: str) -> None:
-        """Say that `name` (below the output) now holds this photo's result in this style."""
-        claim = {"photo": photo, "style": style, "journal": self.journal, "name": name}
+    def record(self, base: str, photo: str, style: int, made: Made, source: str) -> None:
+        """Say that `made.name` (`base` and its extension) now holds this photo's result in
+        this style; `source`: the photo, as this run names it."""
+        claim = {"photo": photo, "style": style, "journal": self.journal, "name": made.name}
         self._write(_name_file(base), claim)
-        self._write(f"made/{photo}.{style}.json", {"name": name, "size": size, "sha256": digest})
+        result = {"name": made.name, "size": made.size, "sha256": made.sha256, "source": source}
+        self._write(f"made/{photo}.{style}.json", result)
+
+    def results(self) -> list[Result]:
+        """Every result a local output folder's record names whose file is there."""
+        assert isinstance(self.out, Path), "a gallery is made for a local folder only"
+        found = []
+        for path in sorted((self.out / FOLDER / "made").glob("*.json")):
+            photo, _, style = path.stem.partition(".")
+            made = self.lookup(photo, int(style)) if style.isdigit() else None
+            source = (self._read(f"made/{path.name}") or {}).get("source")
+            if made is not None and isinstance(source, str):
+                found.append(Result(photo, int(style), made.name, source))
+        return found
 
     def is_ours(self, where: Location) -> bool:
         """Whether `where` is a result the record names (False for anything not below the

@@ -36,7 +36,7 @@ from anyio.streams.memory import MemoryObjectSendStream
 from batchtoon.errors import StoreFailure, Unwritable
 from batchtoon.images.preflight import Prepared
 from batchtoon.locations.layout import Layout
-from batchtoon.locations.provenance import Provenance
+from batchtoon.locations.provenance import Made, Provenance
 from batchtoon.locations.results import copy_result
 from batchtoon.locations.sources import display
 from batchtoon.locations.storage import Location, remove
@@ -222,7 +222,8 @@ class Router:
         """Name the files written in the output location's record (blocking)."""
         for base, path in zip(filed.bases, filed.paths, strict=True):
             name = f"{base}.{str(path).rpartition('.')[2]}"
-            self._record.record(base, name, entry.sha256, entry.style, filed.size, filed.sha256)
+            made = Made(name, filed.size, filed.sha256)
+            self._record.record(base, entry.sha256, entry.style, made, entry.targets[base])
 
     async def lose(self, entry: Entry, reason: str, *, by_provider: bool = True) -> bool:
         """The item's task, result or files are gone: submit it again, if the bound on what the

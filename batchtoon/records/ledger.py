@@ -110,6 +110,7 @@ class Ledger:
         self.outputs: dict[str, str] = {}
         self.uploads = Uploads()
         self.journal_id = ""  # the journal's own id (its `journal` record), once it has one
+        self.out = ""  # where its results went, as its first `downloaded` record says
 
     def __repr__(self) -> str:
         return f"<Ledger entries={len(self.entries)} rejected={len(self.rejected)}>"
@@ -152,6 +153,8 @@ class Ledger:
         elif event == "downloaded":
             output = record["output"]
             entry.ext = sys.intern(output[output.rfind(".") + 1 :])  # "jpg", once: not per item
+            if not self.out:
+                self.out = _folder_of(output, entry)
             entry.written += 1
             if entry.written >= len(entry.targets):
                 # Done: what only a pending task needs is let go (a ledger may hold millions).
@@ -198,6 +201,18 @@ class Ledger:
                     for source in entry.targets.values()
                 ]
         return rows
+
+
+def _folder_of(output: str, entry: Entry) -> str:
+    """The output location `output` (a file written for `entry`) is below: "." for the current
+    folder, "" if no target of the entry names it."""
+    for base in entry.targets:
+        name = f"{base}.{entry.ext}"
+        if output == name:
+            return "."
+        if output.endswith(f"/{name}"):
+            return output[: -len(name) - 1]
+    return ""
 
 
 def _pending(state: State) -> State:
