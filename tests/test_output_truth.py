@@ -16,7 +16,9 @@ from pathlib import Path
 
 import anyio
 import pytest
+import yaml
 from harness import photo
+from test_cli import ROOT
 from test_gallery import _data
 from test_s3 import S3, echo_sandbox, s3  # noqa: F401  the moto server fixture
 
@@ -349,3 +351,26 @@ async def test_status_list_without_out_names_the_files_where_they_are(
     assert listed.returncode == 0, listed.stderr.decode()
     paths = [json.loads(line)["output"] for line in listed.stdout.splitlines()]
     assert len(paths) == PHOTOS and all(Path(p).is_file() for p in paths)
+
+
+async def test_the_plan_of_a_finished_output_with_a_new_journal_bills_nothing(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    site = Site(str(tmp_path / "site"))
+    camera(site, "in", 0)
+    done = await run(sandbox, site, tmp_path, "in", "out")
+    assert done.returncode == 0, done.stderr.decode()
+    planned = await anyio.run_process(
+        [sys.executable, "-m", "batchtoon", "plan", site.at("in"), "--out", site.at("out"),
+         "--style", "2d", "--journal", str(tmp_path / "new.jsonl"), "--json"],
+        cwd=tmp_path, check=False,
+    )  # fmt: skip
+    assert planned.returncode == 0, planned.stderr.decode()
+    plan = json.loads(planned.stdout)
+    assert plan["billable_submissions"] == 0 and plan["already_done"] == PHOTOS
+
+
+def test_the_kubernetes_example_never_runs_two_pods_of_one_index() -> None:
+    job = yaml.safe_load((ROOT / "docs" / "kubernetes-indexed-job.yaml").read_text())
+    assert job["spec"]["podReplacementPolicy"] == "Failed"
+    assert job["spec"]["backoffLimitPerIndex"] >= 1 and job["spec"]["completionMode"] == "Indexed"

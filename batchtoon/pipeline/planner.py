@@ -5,7 +5,9 @@ It runs the run's own pre-flight fan-out (`producer.preflight_sources`, the same
 same number of threads, filling the same prepared-image cache) over a read-only replay of the
 journal, and judges every (photo, style) by the run's own admission rule
 (`admission.decide`): the plan's "billable" count is the run's number of submissions, not a
-second implementation's guess. With a key it also asks the account's balance.
+second implementation's guess. As a run does, it asks the output location's record
+(`locations.provenance`) first: a result there for a (photo, style) the journal does not know
+is already done. With a key it also asks the account's balance.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import anyio
 
 from batchtoon.images.preflight import Prepared
 from batchtoon.locations.layout import Layout
+from batchtoon.locations.provenance import Provenance
 from batchtoon.locations.sources import BadLine, Source, display
 from batchtoon.locations.storage import Location, location
 from batchtoon.pipeline.admission import OPENS, Verdict, decide
@@ -118,9 +121,14 @@ async def make_plan(
         settings.output.template,
         portable=settings.output.portable_names,
     )
+    record = Provenance(layout.out)
     in_hand: set[str] = set()  # what a run would have open by now: its duplicates cost nothing
 
     async def judge(entry: Entry | None, key: str) -> Verdict:
+        if entry is None and key not in in_hand:
+            photo, _, style = key.partition(":")
+            if await anyio.to_thread.run_sync(record.lookup, photo, int(style)):
+                return "done"
         present = set[str]()
         if entry is not None and entry.state == "downloaded":
             present = await anyio.to_thread.run_sync(layout.existing, entry.targets, entry.ext)
