@@ -91,3 +91,16 @@ def test_a_claim_is_never_made_through_a_planted_link(tmp_path: Path) -> None:
 
 def _at(out: Location, name: str) -> Location:
     return out / name if isinstance(out, Path) else f"{out}/{name}"
+
+
+def test_a_failed_items_claim_is_let_go_and_only_that(out: Location) -> None:
+    first, second = Provenance(out, "journal-1"), Provenance(out, "journal-2")
+    assert first.claim("x.2d", PHOTO, 2) == "mine"
+    second.release("x.2d", PHOTO, 2)  # not its claim: kept
+    assert second.claim("x.2d", PHOTO, 2) == "elsewhere"
+    first.release("x.2d", PHOTO, 2)
+    assert second.claim("x.2d", PHOTO, 2) == "mine"
+    put(out, "x.2d.jpg", b"12345")
+    second.record("x.2d", PHOTO, 2, Made("x.2d.jpg", 5, "c" * 64), "in/x.jpg")
+    second.release("x.2d", PHOTO, 2)  # a result is named in it: kept
+    assert first.claim("x.2d", PHOTO, 2) == "elsewhere"

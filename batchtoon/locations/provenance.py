@@ -39,6 +39,7 @@ import contextlib
 import errno
 import json
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
@@ -82,6 +83,8 @@ class Provenance:
         self.out = out
         self.journal = journal  # the claiming journal's id (`Ledger.journal_id`): for claims
         self._root = storage.join(out, FOLDER)
+        self._objects: set[str] | None = None  # a store's names below `out`, once listed
+        self._listing = threading.Lock()
 
     def __repr__(self) -> str:
         return f"<Provenance {self.out}>"
@@ -146,9 +149,26 @@ class Provenance:
         return "mine" if held.get("journal") == self.journal else "elsewhere"
 
     def _occupied(self, base: str) -> bool:
-        """Whether a file is at `base` with any extension a result could have."""
-        return any(_size(storage.join(self.out, f"{base}.{ext}")) is not None
-                   for ext in RESULT_EXTENSIONS)  # fmt: skip
+        """Whether a file is at `base` with any extension a result could have. In a store, by
+        one listing of the output made once (the files in question were there before)."""
+        names = [f"{base}.{ext}" for ext in RESULT_EXTENSIONS]
+        if isinstance(self.out, Path):
+            return any(_size(self.out / name) is not None for name in names)
+        with self._listing:
+            if self._objects is None:
+                try:
+                    self._objects = storage.listing(self.out)
+                except StoreFailure as failure:
+                    raise Unwritable(f"cannot list {self.out}: {failure}") from None
+            return any(name in self._objects for name in names)
+
+    def release(self, base: str, photo: str, style: int) -> None:
+        """Let go of this journal's claim of `base` for a photo and style that will have no
+        result (it failed): another journal may take the photo on."""
+        held = self._read(_name_file(base))
+        mine = {"photo": photo, "style": style, "journal": self.journal}
+        if held is not None and held == mine:  # claimed by us, and no result named in it
+            storage.remove(storage.join(self._root, _name_file(base)))
 
     def _below(self, where: Location) -> PurePosixPath | None:
         if isinstance(where, Path) and isinstance(self.out, Path):

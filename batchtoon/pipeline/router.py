@@ -225,6 +225,11 @@ class Router:
             made = Made(name, filed.size, filed.sha256)
             self._record.record(base, entry.sha256, entry.style, made, entry.targets[base])
 
+    def _release(self, entry: Entry) -> None:
+        """Let go of the failed item's names in the output's record (blocking)."""
+        for base in entry.targets:
+            self._record.release(base, entry.sha256, entry.style)
+
     async def lose(self, entry: Entry, reason: str, *, by_provider: bool = True) -> bool:
         """The item's task, result or files are gone: submit it again, if the bound on what the
         provider loses allows (`by_provider`); else it fails. True if it goes again."""
@@ -242,6 +247,8 @@ class Router:
 
     async def fail(self, entry: Entry, kind: str, reason: str) -> None:
         await self.record("failed", entry, **{"class": kind}, reason=reason)
+        with contextlib.suppress(Unwritable, StoreFailure, OSError):  # left: others only wait
+            await anyio.to_thread.run_sync(self._release, entry)
         for source in entry.targets.values():
             self.report(f"failed {display(source)} ({style_slug(entry.style)}): {reason}")
         self.stats.news(reason, max(1, self.stats.tally.held(entry.key)))
