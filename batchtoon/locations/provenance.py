@@ -5,8 +5,7 @@ bucket prefix), so any journal, on any machine, from any current folder, reads t
 Its form: small JSON files (objects in a store) below `<out>/.batchtoon/` (a folder no walk
 takes photos from), one per output name and one per (photo, style):
 
-    names/<base>.json            a claim: {"photo": sha256, "style": 3, "journal": id}, and
-                                 once the result is written, "name": "<base>.<ext>" too
+    names/<base>.json            a claim: {"photo": sha256, "style": 3, "journal": id}
     made/<sha256>.<style>.json   {"name": "<base>.<ext>", "size": bytes, "sha256": result's,
                                   "source": the photo as the run that made it named it}
 
@@ -85,6 +84,7 @@ class Provenance:
         self._root = storage.join(out, FOLDER)
         self._objects: set[str] | None = None  # a store's names below `out`, once listed
         self._listing = threading.Lock()
+        self._folders: set[Path] = set()  # local folders of the record made by this process
 
     def __repr__(self) -> str:
         return f"<Provenance {self.out}>"
@@ -117,8 +117,6 @@ class Provenance:
     def record(self, base: str, photo: str, style: int, made: Made, source: str) -> None:
         """Say that `made.name` (`base` and its extension) now holds this photo's result in
         this style; `source`: the photo, as this run names it."""
-        claim = {"photo": photo, "style": style, "journal": self.journal, "name": made.name}
-        self._write(_name_file(base), claim)
         result = {"name": made.name, "size": made.size, "sha256": made.sha256, "source": source}
         self._write(f"made/{photo}.{style}.json", result)
 
@@ -140,8 +138,15 @@ class Provenance:
         rel = self._below(where)
         if rel is None or "." not in rel.name:
             return False
-        held = self._read(_name_file(str(rel.with_suffix(""))))
-        return held is not None and held.get("name") == str(rel)
+        held = self._read(_name_file(str(rel.with_suffix("")))) or {}
+        return self._named(held.get("photo"), held.get("style")) == str(rel)
+
+    def _named(self, photo: object, style: object) -> str | None:
+        """The result's name the record gives this photo and style, if any (its file may be
+        gone)."""
+        made = self._read(f"made/{photo}.{style}.json") if photo and style is not None else None
+        name = (made or {}).get("name")
+        return name if isinstance(name, str) else None
 
     def _verdict(self, held: dict[str, Any], wanted: dict[str, Any]) -> Claim:
         if any(held.get(k) != v for k, v in wanted.items()):
@@ -167,7 +172,8 @@ class Provenance:
         result (it failed): another journal may take the photo on."""
         held = self._read(_name_file(base))
         mine = {"photo": photo, "style": style, "journal": self.journal}
-        if held is not None and held == mine:  # claimed by us, and no result named in it
+        named = self._named(photo, style)
+        if held == mine and (named is None or named.rpartition(".")[0] != base):
             storage.remove(storage.join(self._root, _name_file(base)))
 
     def _below(self, where: Location) -> PurePosixPath | None:
@@ -208,7 +214,7 @@ class Provenance:
             except StoreFailure as failure:
                 raise Unwritable(f"cannot claim {where}: {failure}") from None
         try:
-            where.parent.mkdir(parents=True, exist_ok=True)
+            self._folder(where.parent)
             fd = os.open(where, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
         except FileExistsError:
             return False
@@ -218,6 +224,12 @@ class Provenance:
             file.write(data)
         return True
 
+    def _folder(self, folder: Path) -> None:
+        """Make `folder` (once a process: a claim a photo must not cost a walk up the tree)."""
+        if folder not in self._folders:
+            folder.mkdir(parents=True, exist_ok=True)
+            self._folders.add(folder)
+
     def _write(self, rel: str, content: dict[str, Any]) -> None:
         where = storage.join(self._root, rel)
         data = json.dumps(content).encode()
@@ -225,7 +237,7 @@ class Provenance:
             if isinstance(where, str):
                 storage.put(where, data)
                 return
-            where.parent.mkdir(parents=True, exist_ok=True)
+            self._folder(where.parent)
             write_whole(where, data, durable=False)
         except StoreFailure as failure:
             raise Unwritable(f"cannot write {where}: {failure}") from None

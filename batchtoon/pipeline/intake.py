@@ -30,13 +30,13 @@ from anyio.abc import ObjectReceiveStream
 from batchtoon.errors import InputError, Unwritable
 from batchtoon.images.preflight import Prepared
 from batchtoon.locations.layout import Layout
-from batchtoon.locations.provenance import Claim, Made, Provenance
+from batchtoon.locations.provenance import Made, Provenance
 from batchtoon.locations.results import copy_result
 from batchtoon.locations.sources import BadLine, Source, display
 from batchtoon.locations.storage import location
 from batchtoon.pipeline.admission import Verdict, decide
 from batchtoon.pipeline.clock import Clock
-from batchtoon.pipeline.lifecycle import RunControl
+from batchtoon.pipeline.lifecycle import RunControl, RunOutcome
 from batchtoon.pipeline.producer import Check
 from batchtoon.pipeline.router import Router
 from batchtoon.pipeline.stats import Stats
@@ -132,15 +132,19 @@ class Intake:
         """Take one (source file, style) on, as `admission.decide` says."""
         key = f"{image.sha256}:{style}"
         entry = self.ledger.entries.get(key)
-        if entry is None and not self._run.is_open(key):
-            made = await anyio.to_thread.run_sync(self._record.lookup, image.sha256, style)
-            if made is not None:
-                await self._adopt(source, key, made)
-                return
-        base = await self._claim(source, style, key, entry)
-        if base is None:
+        try:
+            placed = await self._place(source, style, key, entry)
+        except Unwritable as problem:  # the output's record cannot be written: as a result
+            self._run.stop(RunOutcome.BLOCKED, problem)
+            self.stats.tally.result(str(source.path), "left")
+            return
+        if isinstance(placed, Made):
+            await self._adopt(source, key, placed)
+            return
+        if placed is None:
             self._leave(source, style)
             return
+        base = placed
         retry = self._retry_failed and entry is not None and entry.state == "failed"
         if entry is None or base not in entry.targets or retry:
             extra = {"retry": True} if retry else {}
@@ -210,30 +214,40 @@ class Intake:
         else:
             self._router.route(entry)
 
-    async def _claim(self, source: Source, style: int, key: str, entry: Entry | None) -> str | None:
-        """This target's output path: the one the journal knows, or a new one that no other
-        source takes, in the journal or in the output location's record; None if another
-        journal has claimed this photo in this style."""
-        source_text, sha256 = str(source.path), key[:64]
-        known = next(
-            (b for b, s in (entry.targets.items() if entry else ()) if s == source_text), None
-        )
-        if known is not None:  # claimed for the record too (a journal from before the record)
-            await anyio.to_thread.run_sync(self._ask, known, sha256, style, True)
-            return known
-        mine = (source_text, style)
-        for candidate in self._candidates(self._layout.base(source, style, sha256), key, style):
-            if self.ledger.owner(candidate) not in (None, mine):
-                continue  # this journal gave it to another source or style
-            claim = await anyio.to_thread.run_sync(self._ask, candidate, sha256, style, False)
-            if claim == "elsewhere":
-                return None
-            if claim == "mine" and self.ledger.owner(candidate) in (None, mine):
-                return candidate  # (asked again: another source may have taken it meanwhile)
-        raise AssertionError("unreachable: the candidates never end")
+    async def _place(
+        self, source: Source, style: int, key: str, entry: Entry | None
+    ) -> Made | str | None:
+        """Where this target goes, in one thread hop (see `_placed`); asked again if another
+        source of this run took the same name meanwhile."""
+        mine, look = (str(source.path), style), entry is None and not self._run.is_open(key)
+        while True:
+            placed = await anyio.to_thread.run_sync(self._placed, source, style, key, entry, look)
+            if not isinstance(placed, str) or self.ledger.owner(placed) in (None, mine):
+                return placed
 
-    def _ask(self, base: str, sha256: str, style: int, adopt: bool) -> Claim:
-        return self._record.claim(base, sha256, style, adopt=adopt)
+    def _placed(
+        self, source: Source, style: int, key: str, entry: Entry | None, look: bool
+    ) -> Made | str | None:
+        """Blocking. A result the output's record already holds for this photo and style (if
+        `look`: the journal does not know it); else this target's output name: the one the
+        journal knows (claimed in the record too, for a journal from before the record), or a
+        new one that no other source takes, in the journal or in the record; None if another
+        journal has claimed this photo in this style."""
+        sha256, record = key[:64], self._record
+        if look and (made := record.lookup(sha256, style)) is not None:
+            return made
+        source_text = str(source.path)
+        known = [b for b, s in (entry.targets.items() if entry else ()) if s == source_text]
+        if known:
+            record.claim(known[0], sha256, style, adopt=True)
+            return known[0]
+        for candidate in self._candidates(self._layout.base(source, style, sha256), key, style):
+            if self.ledger.owner(candidate) not in (None, (source_text, style)):
+                continue  # this journal gave it to another source or style
+            claim = record.claim(candidate, sha256, style)
+            if claim != "taken":
+                return candidate if claim == "mine" else None
+        raise AssertionError("unreachable: the candidates never end")
 
     @staticmethod
     def _candidates(base: str, key: str, style: int) -> Iterator[str]:
