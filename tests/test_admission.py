@@ -1,5 +1,6 @@
-"""One admission rule: for every state the journal can hold, the plan's verdict and what a run
-then does agree — the plan's billable count is the run's number of submissions."""
+"""One admission: for every state the journal can hold, and for the same photo found twice, the
+plan and the run judge alike (the same intake and state machine) — the plan's verdicts are the
+run's, and its billable count is the run's number of submissions."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ class World:
     sandbox: Sandbox
     folder: Path
     out: Path
+    sources: list[Path]
 
     def journal(self, *records: dict[str, Any]) -> None:
         """Write these records as an earlier run would have, about `a.jpg`."""
@@ -109,6 +111,24 @@ async def copied_twice_new(world: World) -> None:
     (world.folder / "copy.jpg").write_bytes(DATA)  # two new files, one content
 
 
+async def given_twice(world: World) -> None:
+    world.sources.append(world.folder / "a.jpg")  # `plan dir dir/a.jpg`: the file is taken once
+
+
+async def done_given_twice(world: World) -> None:
+    await done(world)
+    await given_twice(world)
+
+
+async def submitted_long_ago_given_twice(world: World) -> None:
+    await submitted_long_ago(world)
+    await given_twice(world)
+
+
+async def not_an_image_beside(world: World) -> None:
+    (world.folder / "notes.jpg").write_bytes(b"not an image")
+
+
 Setup = Callable[[World], Awaitable[None]]
 CASES: list[tuple[str, Setup, bool, Counter[str]]] = [
     ("new", nothing, False, Counter(submit=1)),
@@ -121,8 +141,12 @@ CASES: list[tuple[str, Setup, bool, Counter[str]]] = [
     ("succeeded, URL expired", succeeded_expired, False, Counter(resubmit=1)),
     ("done", done, False, Counter(done=1)),
     ("done, file deleted", done_then_deleted, False, Counter(resubmit=1)),
-    ("done, and a copy of the photo added", done_and_copied, False, Counter(done=2)),
+    ("done, and a copy of the photo added", done_and_copied, False, Counter(done=1, copy=1)),
     ("two new files, one content", copied_twice_new, False, Counter(submit=1, duplicate=1)),
+    ("the same file given twice", given_twice, False, Counter(submit=1)),
+    ("done, and given twice", done_given_twice, False, Counter(done=1)),
+    ("submitted long ago, given twice", submitted_long_ago_given_twice, False, Counter(resubmit=1)),
+    ("a file that is not an image", not_an_image_beside, False, Counter(submit=1, refused=1)),
 ]
 
 
@@ -135,19 +159,22 @@ async def test_the_plan_and_the_run_agree(
     folder.mkdir()
     (folder / "a.jpg").write_bytes(DATA)
     async with Sandbox(time_scale=0.001, render="echo") as sandbox:
-        world = World(sandbox, folder, out)
+        world = World(sandbox, folder, out, [folder])
         out.mkdir()
         await setup(world)
         settings = settings_for(sandbox, out)
         path = settings.journal_path
         ledger = Journal.replay(path).ledger if path.exists() else Journal(path).ledger
-        plan = await make_plan(settings, [folder], ledger, retry_failed=retry_failed)
+        plan = await make_plan(settings, [*world.sources], ledger, retry_failed=retry_failed)
         assert plan.verdicts == verdicts
+        assert plan.photos == sum(verdicts.values())  # one style: a photo a verdict
         before = sandbox.counters.accepted_total
-        engine = await run_engine(sandbox, [folder], out, retry_failed=retry_failed)
+        engine = await run_engine(sandbox, world.sources, out, retry_failed=retry_failed)
+        assert engine.machine.verdicts == plan.verdicts
         assert sandbox.counters.accepted_total - before == plan.billable
         assert engine.stats.submitted == plan.billable
-    if "failed" not in verdicts:  # and every photo ends with its output
+        assert engine.stats.tally.photos_found == plan.photos
+    if not {"failed", "refused"} & set(verdicts):  # and every photo ends with its output
         assert sorted(p.name for p in out.glob("*.jpg")) == sorted(
             f"{p.stem}.vintage-comic.jpg" for p in folder.iterdir()
         )

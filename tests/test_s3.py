@@ -23,7 +23,7 @@ from fakes import FakeApi, ManualClock
 from harness import photo
 from moto.server import ThreadedMotoServer
 from test_crash import kill_and_resume, start
-from test_stages import download_one, entry
+from test_stages import download_one, result
 
 from batchtoon.errors import Retryable, StoreBusy, StoreFailure, Unwritable
 from batchtoon.locations import storage
@@ -297,7 +297,7 @@ async def test_a_result_for_a_bucket_gone_stops_the_run_and_keeps_the_item(
     clock = ManualClock()
     api = FakeApi(clock)
     api.script("http://cdn/u1", photo(seed=1))
-    item = entry(1, clock, state="succeeded")
+    item = result(1, clock)
     out = f"s3://no-such-{s3.bucket()}/out"
     outbox = await download_one(api, item, out, spill=tmp_path)
     [blocked] = outbox.delivered

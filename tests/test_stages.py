@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import io
 import math
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import anyio
@@ -16,38 +18,60 @@ from anyio.streams.memory import MemoryObjectSendStream
 from fakes import PENDING, FakeApi, ManualClock, RecordingOutbox, success
 from PIL import Image
 
-from batchtoon.errors import ItemRejected, RunFatal, TaskGone, Throttled, Transient
+from batchtoon.errors import InputError, ItemRejected, RunFatal, TaskGone, Throttled, Transient
 from batchtoon.images.preflight import Prepared
 from batchtoon.locations.layout import Layout
+from batchtoon.locations.provenance import Provenance
+from batchtoon.locations.sources import BadLine, Source, display
+from batchtoon.locations.storage import Location
 from batchtoon.pipeline.budget import SubmissionBudget
 from batchtoon.pipeline.downloader import Downloader
-from batchtoon.pipeline.outcomes import Accepted, Finished, Gone, Left, Refused, Stored
+from batchtoon.pipeline.intake import Intake
+from batchtoon.pipeline.outcomes import (
+    Accepted,
+    Finished,
+    Found,
+    Gone,
+    Left,
+    Refused,
+    Rejected,
+    Reread,
+    Stored,
+)
 from batchtoon.pipeline.poller import Poller, PollLimits
-from batchtoon.pipeline.submitter import SubmitWorker, Upload
+from batchtoon.pipeline.submitter import SubmitWorker
+from batchtoon.pipeline.tickets import (
+    TASK_EXPIRED,
+    URL_EXPIRED,
+    CopyTicket,
+    DownloadTicket,
+    PollTicket,
+    RereadTicket,
+    UploadTicket,
+)
 from batchtoon.provider.api import Submitted
 from batchtoon.provider.pacing import SharedRate
 from batchtoon.provider.retry import RetryPolicy
-from batchtoon.records.ledger import Entry, State
+from batchtoon.records.ledger import Ledger
 from batchtoon.settings.config import RetrySettings
 
 INTERVAL = 5.0
-LIMITS = PollLimits(
-    interval=INTERVAL, concurrency=4, rate=None, task_ttl=86_400, give_up_after=60.0,
-    min_failures=3,
-)  # fmt: skip
+LIMITS = PollLimits(interval=INTERVAL, concurrency=4, rate=None, give_up_after=60.0, min_failures=3)
 NO_WAIT = RetrySettings(attempts=3, backoff=0.0, max_backoff=0.0, total=60.0)
 
 
-def entry(n: int, clock: ManualClock, *, state: State = "submitted", age: float = 0.0) -> Entry:
-    return Entry(
-        f"{n:064x}:0",
-        state=state,
-        task_id=f"t{n}",
-        submitted_at=clock.wall() - age,
-        result_url=f"http://cdn/u{n}",
-        expires_at=clock.wall() + 3600,
-        targets={f"photo{n}.0": f"in/photo{n}.jpg"},
-    )
+def key(n: int) -> str:
+    return f"{n:064x}:0"
+
+
+def task(n: int, clock: ManualClock, *, age: float = 0.0) -> PollTicket:
+    submitted = clock.wall() - age
+    return PollTicket(key(n), f"t{n}", submitted, f"in/photo{n}.jpg", submitted + 86_400)
+
+
+def result(n: int, clock: ManualClock, *bases: str) -> DownloadTicket:
+    bases = bases or (f"photo{n}.0",)
+    return DownloadTicket(key(n), f"http://cdn/u{n}", clock.wall() + 3600, bases, f"photo{n}")
 
 
 @asynccontextmanager
@@ -63,12 +87,12 @@ async def running(start: Callable[[], Coroutine[Any, Any, None]]) -> AsyncIterat
 
 @asynccontextmanager
 async def poller_with(
-    api: FakeApi, clock: ManualClock, outbox: RecordingOutbox, entries: list[Entry]
-) -> AsyncIterator[tuple[Poller, MemoryObjectSendStream[Entry], SharedRate]]:
+    api: FakeApi, clock: ManualClock, outbox: RecordingOutbox, tickets: list[PollTicket]
+) -> AsyncIterator[tuple[Poller, MemoryObjectSendStream[PollTicket], SharedRate]]:
     rate = SharedRate(1000.0, clock=clock)
     poller = Poller(api, rate, outbox, LIMITS, clock=clock)
-    send, receive = anyio.create_memory_object_stream[Entry](math.inf)
-    for item in entries:
+    send, receive = anyio.create_memory_object_stream[PollTicket](math.inf)
+    for item in tickets:
         send.send_nowait(item)
     async with running(lambda: poller.run(receive)):
         yield poller, send, rate
@@ -81,7 +105,7 @@ def tick_of(at: float, start: float) -> int:
 async def test_the_poller_asks_each_pending_task_once_per_tick_oldest_first() -> None:
     clock, outbox = ManualClock(), RecordingOutbox()
     api, start = FakeApi(clock), clock.monotonic()
-    entries = [entry(n, clock, age=10 - n) for n in range(5)]
+    entries = [task(n, clock, age=10 - n) for n in range(5)]
     for n in range(5):  # task n is done at its (n + 2)th query
         api.script(f"t{n}", *[PENDING] * (n + 1), success(f"http://cdn/u{n}"))
     async with poller_with(api, clock, outbox, entries):
@@ -93,8 +117,18 @@ async def test_the_poller_asks_each_pending_task_once_per_tick_oldest_first() ->
     first_tick = [key for at, kind, key in api.calls if tick_of(at, start) == 0]
     assert first_tick == [f"t{n}" for n in range(5)]  # oldest submission first
     finished = [o for o in outbox.delivered if isinstance(o, Finished)]
-    assert [o.entry.task_id for o in finished] == [f"t{n}" for n in range(5)]
+    assert [o.ticket.task_id for o in finished] == [o.about for o in finished]
+    assert [o.about for o in finished] == [f"t{n}" for n in range(5)]
     assert all(o.state.succeeded for o in finished)
+
+
+async def test_a_task_past_its_tickets_deadline_is_gone_without_a_query() -> None:
+    clock, outbox = ManualClock(), RecordingOutbox()
+    api = FakeApi(clock)
+    async with poller_with(api, clock, outbox, [task(1, clock, age=90_000)]):
+        await clock.advance(0)
+    [gone] = outbox.delivered
+    assert isinstance(gone, Gone) and gone.reason == TASK_EXPIRED and api.calls == []
 
 
 async def test_a_task_joining_mid_run_is_asked_from_the_next_tick() -> None:
@@ -103,27 +137,19 @@ async def test_a_task_joining_mid_run_is_asked_from_the_next_tick() -> None:
     api.script("t1", PENDING)
     async with poller_with(api, clock, outbox, []) as (_, send, _rate):
         await clock.advance(INTERVAL * 2 + 1)
-        send.send_nowait(entry(1, clock))
+        send.send_nowait(task(1, clock))
         await clock.advance(INTERVAL * 2)
     assert [tick_of(at, start) for at in api.times("query", "t1")] == [3, 4]
-
-
-async def test_a_task_older_than_the_provider_keeps_tasks_is_gone_without_a_query() -> None:
-    clock, outbox = ManualClock(), RecordingOutbox()
-    api = FakeApi(clock)
-    async with poller_with(api, clock, outbox, [entry(1, clock, age=90_000)]):
-        await clock.advance(0)
-    assert outbox.kinds() == ["Gone"] and api.calls == []
 
 
 async def test_a_task_the_provider_lost_is_gone() -> None:
     clock, outbox = ManualClock(), RecordingOutbox()
     api = FakeApi(clock)
     api.script("t1", TaskGone("not found", status=404))
-    async with poller_with(api, clock, outbox, [entry(1, clock)]):
+    async with poller_with(api, clock, outbox, [task(1, clock)]):
         await clock.advance(INTERVAL)
     [gone] = outbox.delivered
-    assert isinstance(gone, Gone) and gone.reason == "404: not found"
+    assert isinstance(gone, Gone) and gone.reason == "404: not found" and gone.about == "t1"
 
 
 async def test_failing_queries_are_asked_again_then_the_task_is_left_not_failed() -> None:
@@ -131,7 +157,7 @@ async def test_failing_queries_are_asked_again_then_the_task_is_left_not_failed(
     api = FakeApi(clock)
     api.script("t1", Transient("reset"), Throttled("slow down", status=429), PENDING)
     api.script("t2", Transient("the API answered HTTP 200 with a body that is not JSON"))
-    async with poller_with(api, clock, outbox, [entry(1, clock), entry(2, clock)]) as (
+    async with poller_with(api, clock, outbox, [task(1, clock), task(2, clock)]) as (
         poller,
         _,
         rate,
@@ -141,7 +167,7 @@ async def test_failing_queries_are_asked_again_then_the_task_is_left_not_failed(
         assert [e.task_id for e in poller.pending.values()] == ["t1"]  # recovered: still asked
     assert rate.slowdowns == 1
     [left] = outbox.delivered
-    assert isinstance(left, Left) and left.entry.task_id == "t2"
+    assert isinstance(left, Left) and left.about == left.ticket.task_id == "t2"
     assert "kept failing" in left.reason and "not JSON" in left.reason
     assert len(api.times("query", "t2")) == 13  # failing from 0 s; left once 60 s have passed
 
@@ -151,7 +177,7 @@ async def test_a_run_fatal_answer_leaves_every_task_and_stops_asking() -> None:
     api = FakeApi(clock)
     api.script("t0", RunFatal("bad key", status=401))
     api.script("t1", PENDING)
-    async with poller_with(api, clock, outbox, [entry(0, clock, age=1), entry(1, clock)]) as (
+    async with poller_with(api, clock, outbox, [task(0, clock, age=1), task(1, clock)]) as (
         poller,
         _,
         _rate,
@@ -165,17 +191,17 @@ async def test_a_run_fatal_answer_leaves_every_task_and_stops_asking() -> None:
 # The submit worker.
 
 
-def upload(n: int, clock: ManualClock) -> Upload:
+def upload(n: int, clock: ManualClock) -> UploadTicket:
     image = Prepared(f"{n:064x}", b"jpeg bytes", "JPEG", (320, 256))
-    return Upload(entry(n, clock, state="queued"), image, f"in/photo{n}.jpg")
+    return UploadTicket(key(n), image, 0, f"in/photo{n}.jpg")
 
 
 async def submit_all(
-    api: FakeApi, budget: SubmissionBudget, uploads: list[Upload], *, workers: int = 1
+    api: FakeApi, budget: SubmissionBudget, uploads: list[UploadTicket], *, workers: int = 1
 ) -> RecordingOutbox:
     clock, outbox = api.clock, RecordingOutbox()
     retry = RetryPolicy(NO_WAIT)
-    send, receive = anyio.create_memory_object_stream[Upload](math.inf)
+    send, receive = anyio.create_memory_object_stream[UploadTicket](math.inf)
     for item in uploads:
         send.send_nowait(item)
     send.close()
@@ -256,13 +282,18 @@ def png() -> bytes:
 
 
 async def download_one(
-    api: FakeApi, item: Entry, out: Path | str, attempts: int = 3, spill: Path | None = None
+    api: FakeApi,
+    item: DownloadTicket | CopyTicket,
+    out: Path | str,
+    attempts: int = 3,
+    spill: Path | None = None,
 ) -> RecordingOutbox:
     outbox = RecordingOutbox()
     retry = RetryPolicy(RetrySettings(attempts=attempts, backoff=0.0, max_backoff=0.0))
     layout = Layout(out, "{dir}/{stem}.{style}.{ext}", spill=spill)
-    downloader = Downloader(api, retry, outbox, layout, max_bytes=1 << 20, clock=api.clock)
-    send, receive = anyio.create_memory_object_stream[Entry](1)
+    record = Provenance(layout.out, "journal-1")
+    downloader = Downloader(api, retry, outbox, layout, record, max_bytes=1 << 20, clock=api.clock)
+    send, receive = anyio.create_memory_object_stream[DownloadTicket | CopyTicket](1)
     send.send_nowait(item)
     send.close()
     await downloader.run(receive)
@@ -274,15 +305,21 @@ async def test_a_result_is_checked_written_under_every_target_and_stored(tmp_pat
     api = FakeApi(clock)
     data = png()
     api.script("http://cdn/u1", data[: len(data) // 2], data)  # cut short once, then whole
-    item = entry(1, clock, state="succeeded")
-    item.targets["copy.0"] = "in/copy.jpg"
+    item = result(1, clock, "photo1.0", "copy.0")
     outbox = await download_one(api, item, tmp_path)
     [stored] = outbox.delivered
-    assert isinstance(stored, Stored)
+    assert isinstance(stored, Stored) and stored.ticket is item and stored.about == item.result_url
     paths = [Path(p) for p in stored.filed.paths]  # local files: Paths
     assert [p.name for p in paths] == ["photo1.0.png", "copy.0.png"]
     assert all(p.read_bytes() == data for p in paths)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["copy.0.png", "photo1.0.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".batchtoon",
+        "copy.0.png",
+        "photo1.0.png",
+    ]
+    photo, _, style = item.key.partition(":")  # and the output's record says what they are
+    made = Provenance(tmp_path).lookup(photo, int(style))
+    assert made is not None and made.name in ("photo1.0.png", "copy.0.png")
 
 
 @pytest.mark.parametrize(
@@ -295,24 +332,39 @@ async def test_a_gone_or_refused_result_is_said_so(
     clock = ManualClock()
     api = FakeApi(clock)
     api.script("http://cdn/u1", answer)  # type: ignore[arg-type]
-    outbox = await download_one(api, entry(1, clock, state="succeeded"), tmp_path)
+    outbox = await download_one(api, result(1, clock), tmp_path)
     assert [type(o) for o in outbox.delivered] == [kind]
     assert list(tmp_path.iterdir()) == []
 
 
-async def test_an_expired_result_url_is_gone_without_a_request(tmp_path: Path) -> None:
+async def test_a_result_url_past_its_tickets_expiry_is_gone_without_a_request(
+    tmp_path: Path,
+) -> None:
     clock = ManualClock()
     api = FakeApi(clock)
-    item = entry(1, clock, state="succeeded")
-    item.expires_at = clock.wall() - 1
-    outbox = await download_one(api, item, tmp_path)
-    assert outbox.kinds() == ["Gone"] and api.calls == []
+    expired = dataclasses.replace(result(1, clock), expires_at=clock.wall() - 1)
+    outbox = await download_one(api, expired, tmp_path)
+    [gone] = outbox.delivered
+    assert isinstance(gone, Gone) and gone.reason == URL_EXPIRED and api.calls == []
+
+
+async def test_a_copy_writes_a_result_already_there_under_the_bases_that_lack_it(
+    tmp_path: Path,
+) -> None:
+    data = png()
+    (tmp_path / "photo1.0.png").write_bytes(data)
+    ticket = CopyTicket(key(1), "photo1.0", "png", ("copy.0", "more.0"), ("photo1.0",), 0, "p1")
+    outbox = await download_one(FakeApi(ManualClock()), ticket, tmp_path)
+    [stored] = outbox.delivered
+    assert isinstance(stored, Stored) and stored.ticket is ticket
+    assert stored.filed.bases == ("copy.0", "more.0") and stored.filed.size == len(data)
+    assert all(Path(p).read_bytes() == data for p in stored.filed.paths)
 
 
 async def test_the_poll_rate_is_sized_from_the_work_unless_capped() -> None:
     clock = ManualClock()
     api = FakeApi(clock)
-    entries = [entry(n, clock) for n in range(100)]
+    entries = [task(n, clock) for n in range(100)]
     for n in range(100):
         api.script(f"t{n}", PENDING)
     async with poller_with(api, clock, RecordingOutbox(), entries) as (_, _send, rate):
@@ -330,11 +382,86 @@ async def test_a_poll_rate_ceiling_too_low_for_the_work_is_said_once() -> None:
         api, SharedRate(4.0, clock=clock), RecordingOutbox(), capped, clock=clock,
         say=said.append,
     )  # fmt: skip
-    send, receive = anyio.create_memory_object_stream[Entry](math.inf)
+    send, receive = anyio.create_memory_object_stream[PollTicket](math.inf)
     for n in range(100):
-        send.send_nowait(entry(n, clock))
+        send.send_nowait(task(n, clock))
     async with running(lambda: poller.run(receive)):
         for _ in range(3):
             await clock.advance(INTERVAL * 6)
     [line] = said
     assert "(4/s) cannot ask about 100 pending tasks every 5 s (20/s needed)" in line
+
+
+# Intake.
+
+
+def hashing_check(path: Location) -> Prepared:
+    """A pre-flight that only reads: the file's bytes as they are, named by their sha256."""
+    try:
+        data = Path(str(path)).read_bytes()
+    except OSError:
+        raise InputError("file not found: it was moved or deleted") from None
+    return Prepared(hashlib.sha256(data).hexdigest(), data, "JPEG", (300, 300))
+
+
+def intake_for(tmp_path: Path, outbox: RecordingOutbox, ledger: Ledger) -> Intake:
+    layout = Layout(tmp_path / "out", "{stem}.{style}.{ext}")
+    record = Provenance(layout.out, "journal-1")
+    return Intake(
+        outbox, ledger=ledger, layout=layout, record=record, check=hashing_check, styles=(0, 3)
+    )
+
+
+async def test_intake_delivers_a_photo_with_which_outputs_of_its_done_items_exist(
+    tmp_path: Path,
+) -> None:
+    sha = "cd" * 32
+    ledger = Ledger()
+    for base, path in (("a.0", "in/a.jpg"), ("b.0", "in/b.jpg")):
+        done = {"v": 1, "t": 1.0, "key": f"{sha}:0", "source": path}
+        ledger.apply({**done, "event": "queued", "output": base})
+        ledger.apply({**done, "event": "downloaded", "output": f"out/{base}.jpg", "size": 1})
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "a.0.jpg").write_bytes(b"cartoon")  # b.0.jpg was deleted
+    outbox = RecordingOutbox()
+    source = Source(tmp_path / "in" / "a.jpg", PurePosixPath("a.jpg"))
+    image = Prepared(sha, b"jpeg", "JPEG", (300, 300))
+    await intake_for(tmp_path, outbox, ledger).take(source, image)
+    [found] = outbox.delivered
+    assert isinstance(found, Found) and found.styles == (0, 3)
+    assert found.present == {0: {"a.0"}, 3: set()}  # style 3 was never done
+    assert ledger.entries[f"{sha}:0"].state == "downloaded"  # intake wrote nothing
+
+
+async def test_intake_refuses_in_one_outcome_what_pre_flight_refused(tmp_path: Path) -> None:
+    outbox = RecordingOutbox()
+    intake = intake_for(tmp_path, outbox, Ledger())
+    source = Source(tmp_path / "in" / "x.jpg", PurePosixPath("x.jpg"))
+    await intake.take(source, "not an image")
+    await intake.take(BadLine("list.csv line 7", "no path"), "no path")
+    first, second = outbox.delivered
+    assert first == Rejected(display(source.path), (0, 3), "not an image", str(source.path))
+    assert second == Rejected("list.csv line 7", (0, 3), "no path")
+
+
+async def test_intake_reads_a_lost_item_again_from_a_source_that_still_holds_its_bytes(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "changed.jpg").write_bytes(b"other bytes")
+    (tmp_path / "same.jpg").write_bytes(b"the item's bytes")
+    sha = hashlib.sha256(b"the item's bytes").hexdigest()
+    sources = [str(tmp_path / name) for name in ("gone.jpg", "changed.jpg", "same.jpg")]
+    tickets = [
+        RereadTicket(f"{sha}:0", tuple(sources), sha, 0, "gone.jpg"),
+        RereadTicket(f"{sha}:0", tuple(sources[:2]), sha, 0, "gone.jpg"),
+    ]
+    outbox = RecordingOutbox()
+    send, receive = anyio.create_memory_object_stream[RereadTicket](2)
+    for ticket in tickets:
+        send.send_nowait(ticket)
+    send.close()
+    await intake_for(tmp_path, outbox, Ledger()).reread(receive)
+    again, lost = outbox.delivered
+    assert isinstance(again, Reread) and again.ticket is tickets[0]
+    assert again.image is not None and again.image.data == b"the item's bytes"
+    assert isinstance(lost, Reread) and lost.image is None

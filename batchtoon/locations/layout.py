@@ -14,8 +14,10 @@ The output may be a URL (`s3://bucket/cartoons`, see `storage`): names are the s
 a result's part file is then a local one in `spill` (the run's work folder), and which results
 exist is known from one listing of the output, kept current with what this run writes.
 
-A part file's name is unique to its write (`files.part_name`): two writers of one output, in
-two processes, never share one.
+A part file's name is its writer's own: `.<name>.<tag>.batchtoon-part`, the tag being the
+journal's (one process at a time holds a journal), else random for each write: two writers of
+one output, in two processes, never share one, and a part a killed run left is the resume's to
+replace (`files.create_part`).
 """
 
 from __future__ import annotations
@@ -56,11 +58,18 @@ MAX_PART_BYTES = 240  # of 255 (ext4, NTFS, APFS): room for ".<sha8>" and ".<ext
 
 class Layout:
     def __init__(
-        self, out: Location, template: str, *, portable: bool = False, spill: Path | None = None
+        self,
+        out: Location,
+        template: str,
+        *,
+        portable: bool = False,
+        spill: Path | None = None,
+        tag: str = "",
     ) -> None:
         self.out = out
         self.portable = portable
         self._spill = spill
+        self._tag = tag  # in part files' names: the writer's own (see the module docstring)
         self._objects: set[str] | None = None  # a URL output's names below it, once listed
         self._listing = threading.Lock()
         used = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
@@ -99,13 +108,22 @@ class Layout:
         return storage.join(self.out, f"{base}.{ext}")
 
     def part(self, base: str) -> Path:
-        """A part file a result for `base` may be written through, unique to this write: in
+        """The part file a result for `base` is written through (see the module docstring): in
         the result's own folder; for a URL output, a local file in `spill`."""
         if isinstance(self.out, Path):
-            path = self.out / base
-            return path.with_name(part_name(path.name, PART_SUFFIX))
-        tag = hashlib.sha256(base.encode("utf-8", "surrogateescape")).hexdigest()[:32]
-        return (self._spill or Path(tempfile.gettempdir())) / part_name(tag, PART_SUFFIX)
+            return self._part(self.out / base)
+        name = hashlib.sha256(base.encode("utf-8", "surrogateescape")).hexdigest()[:32]
+        return self._part((self._spill or Path(tempfile.gettempdir())) / name)
+
+    def part_of(self, dest: Path) -> Path:
+        """The part file for the local result `dest` (the same as its base's, whatever its
+        extension)."""
+        return self._part(dest.with_suffix(""))
+
+    def _part(self, bare: Path) -> Path:
+        if self._tag:
+            return bare.with_name(f".{bare.name}.{self._tag}{PART_SUFFIX}")
+        return bare.with_name(part_name(bare.name, PART_SUFFIX))
 
     def existing(self, bases: Iterable[str], ext: str) -> set[str]:
         """The bases whose file with extension `ext` exists (blocking: run it in a thread).

@@ -10,11 +10,11 @@ Guarantees:
   (`.<name>.<unique>.batchtoon-part`), fsync'd, then renamed over its final name: `<out>`
   never holds a partial result, and any journal location and any file system work (the
   rename never crosses devices);
-- a part file's name is unique to its write and it is created exclusively, never through a
-  symbolic link (`files.create_part`): two writers of one output never share a part, and a
-  link planted where a part goes is left alone and named in the error; a failed attempt
-  removes its own part by name (a killed run's part stays, hidden, under a name no later
-  write uses);
+- a part file's name is its writer's own (`Layout.part`) and it is created exclusively,
+  never through a symbolic link (`files.create_part`): two writers of one output never share a
+  part, a link planted where a part goes is left alone and named in the error, and a part a
+  killed run left is replaced by the resume's write of the same output; a failed attempt
+  removes its own part by name;
 - a file that cannot be written is `Unwritable`, naming the path (disk full, read-only...);
 - the bytes are kept as served; the extension follows the content, not the URL.
 
@@ -108,7 +108,7 @@ class Spool:
             self._upload(dest)
             return
         if self._file is None:
-            _through_part(dest, bytes(self._buffer))
+            _through_part(dest, bytes(self._buffer), self.part)
             return
         try:
             self._file.flush()
@@ -198,13 +198,13 @@ def _copy(source: Location, dest: Location, layout: Layout) -> None:
         with open(source, "rb") as original:
             shutil.copyfileobj(original, file, CHUNK)
 
-    _through_part(dest, copy)
+    _through_part(dest, copy, layout.part_of(dest))
 
 
-def _through_part(dest: Path, data: bytes | Fill) -> None:
+def _through_part(dest: Path, data: bytes | Fill, part: Path) -> None:
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        write_whole(dest, data)
+        write_whole(dest, data, part=part)
     except OSError as error:
         raise Unwritable.from_os_error(error, dest, "write") from None
 

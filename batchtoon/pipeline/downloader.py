@@ -1,16 +1,21 @@
-"""`Downloader`: fetches finished results before their URLs expire and files them.
+"""`Downloader`: fetches finished results and files them; copies a result already written to
+the outputs that still lack it.
 
 Guarantees:
 - a result is checked whole (its `Content-Length` met, its structure intact) before anything
   is written; a cut-short or broken body is fetched again within the retry policy;
-- every target of the item (each source file with that content and style) gets its own file
+- every base on the ticket (each source file with that content and style) gets its own file
   (see `batchtoon.locations.results` for how a file is written);
-- an expired URL, or one that is already past its expiry when its turn comes, is `Gone`: the
-  item goes back to be submitted again; a result that can never be kept is `Refused`;
+- an expired URL, or one whose ticket's `expires_at` has passed when its turn comes, is
+  `Gone`: the machine has the item submitted again; a result that can never be kept is
+  `Refused`;
 - a result that cannot be written (the disk or the store, not the result) is `Blocked`: it
   stays `succeeded` in the journal for the same command to finish later; a store's passing
   failure (`StoreBusy`) is retried first, within the retry policy;
-- memory is bounded whatever a server sends (see `batchtoon.locations.results.Spool`).
+- memory is bounded whatever a server sends (see `batchtoon.locations.results.Spool`);
+- every file written is named in the output location's record (`locations.provenance`:
+  which photo and style it is the result of, with one of the item's sources) before the
+  outcome is delivered: any journal, on any machine, finds it there.
 """
 
 from __future__ import annotations
@@ -20,12 +25,14 @@ from anyio.abc import ObjectReceiveStream
 
 from batchtoon.errors import ApiError, StoreBusy, TaskGone, Unwritable
 from batchtoon.locations.layout import Layout
-from batchtoon.locations.results import Spool, file_spool
+from batchtoon.locations.provenance import Made, Provenance
+from batchtoon.locations.results import Spool, copy_result, file_spool
+from batchtoon.locations.storage import Location
 from batchtoon.pipeline.clock import SYSTEM_CLOCK, Clock
 from batchtoon.pipeline.outcomes import Blocked, Filed, Gone, Outbox, Outcome, Refused, Stored
+from batchtoon.pipeline.tickets import URL_EXPIRED, CopyTicket, DownloadTicket
 from batchtoon.provider.api import Api
 from batchtoon.provider.retry import RetryPolicy
-from batchtoon.records.ledger import Entry
 
 __all__ = ["Downloader"]
 
@@ -37,11 +44,13 @@ class Downloader:
         retry: RetryPolicy,
         outbox: Outbox,
         layout: Layout,
+        record: Provenance,
         *,
         max_bytes: int,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._api, self._retry, self._outbox, self._layout = api, retry, outbox, layout
+        self._record = record
         self._max_bytes = max_bytes
         self._clock = clock
         self.downloaded = 0
@@ -49,38 +58,65 @@ class Downloader:
     def __repr__(self) -> str:
         return f"<Downloader downloaded={self.downloaded}>"
 
-    async def run(self, results: ObjectReceiveStream[Entry]) -> None:
-        async with results:
-            async for entry in results:
-                await self._outbox.deliver(await self._fetch(entry))
+    async def run(self, tickets: ObjectReceiveStream[DownloadTicket | CopyTicket]) -> None:
+        async with tickets:
+            async for ticket in tickets:
+                if isinstance(ticket, CopyTicket):
+                    await self._outbox.deliver(await self._copy(ticket))
+                else:
+                    await self._outbox.deliver(await self._fetch(ticket))
 
-    async def _fetch(self, entry: Entry) -> Outcome:
-        url = entry.result_url  # the one fetched, whatever happens to the entry meanwhile
-        if self._clock.wall() > entry.expires_at:
-            return Gone(entry, "the result URL expired before it was downloaded", url)
-        bases = list(entry.targets)  # all of them: a resume may come after a partial write
+    async def _fetch(self, ticket: DownloadTicket) -> Outcome:
+        url = ticket.result_url
+        if self._clock.wall() > ticket.expires_at:
+            return Gone(ticket, URL_EXPIRED, url)
         try:
-            filed = await self._fetch_and_file(entry, url, bases)
+            filed = await self._fetch_and_file(ticket)
         except TaskGone as error:
-            return Gone(entry, error.reason, url)
+            return Gone(ticket, error.reason, url)
         except StoreBusy as error:  # retried to the policy's end: the store stays unwritable
-            return Blocked(entry, Unwritable(f"{error}: check the store, then run again"), url)
+            return Blocked(ticket, Unwritable(f"{error}: check the store, then run again"), url)
         except ApiError as error:
-            return Refused(entry, error, about=url)
+            return Refused(ticket, error, about=url)
         except Unwritable as problem:
-            return Blocked(entry, problem, url)
+            return Blocked(ticket, problem, url)
         self.downloaded += 1
-        return Stored(entry, filed, url)
+        return Stored(ticket, filed, url)
 
-    async def _fetch_and_file(self, entry: Entry, url: str, bases: list[str]) -> Filed:
-        async for attempt in self._retry.attempts(entry.name):
+    async def _fetch_and_file(self, ticket: DownloadTicket) -> Filed:
+        bases = ticket.bases  # all of them: a resume may come after a partial write
+        async for attempt in self._retry.attempts(ticket.name):
             with attempt:
                 spool = Spool(self._layout.part(bases[0]))
                 try:
-                    await self._api.download(url, spool, max_bytes=self._max_bytes)
-                    if not entry.holds(url):  # lost meanwhile: these bytes are not its result
-                        raise TaskGone("the item was submitted again while this downloaded")
-                    return await anyio.to_thread.run_sync(file_spool, spool, bases, self._layout)
+                    await self._api.download(ticket.result_url, spool, max_bytes=self._max_bytes)
+                    return await anyio.to_thread.run_sync(self._file, spool, ticket)
                 finally:
                     spool.close()
         raise AssertionError("unreachable: tenacity reraises the last error")
+
+    async def _copy(self, ticket: CopyTicket) -> Outcome:
+        """The result already in `first`'s file, written again under the ticket's bases."""
+        first = self._layout.file(ticket.first, ticket.ext)
+        try:
+            filed = await anyio.to_thread.run_sync(self._copy_file, first, ticket)
+        except Unwritable as problem:
+            return Blocked(ticket, problem)
+        return Stored(ticket, filed)
+
+    # Blocking: the files, then the output's record of them.
+
+    def _file(self, spool: Spool, ticket: DownloadTicket) -> Filed:
+        return self._recorded(file_spool(spool, ticket.bases, self._layout), ticket)
+
+    def _copy_file(self, first: Location, ticket: CopyTicket) -> Filed:
+        filed = copy_result(first, ticket.bases, self._layout, ticket.known)
+        return self._recorded(filed, ticket)
+
+    def _recorded(self, filed: Filed, ticket: DownloadTicket | CopyTicket) -> Filed:
+        """Name the files written in the output's record (`Unwritable` if it says no)."""
+        photo, _, style = ticket.key.partition(":")
+        for base, path in zip(filed.bases, filed.paths, strict=True):
+            made = Made(f"{base}.{str(path).rpartition('.')[2]}", filed.size, filed.sha256)
+            self._record.record(base, photo, int(style), made, ticket.name)
+        return filed

@@ -1,16 +1,18 @@
 """`Engine`: one run, from SOURCE arguments to files, as stages in one anyio task group.
 
-    sources ──> pre-flight ──> uploads ──> SubmitWorker xN ──> Poller ──> results ──> Downloader xM
-    (thread)    (threads)      (bounded)   (SharedRate,         (ticks)    (queue)     (checked,
-                                            SubmissionBudget)                           renamed)
-                    │              outcomes, one way: stage ──> Router ──> queues         │
-                    └──────────── Journal (every state change, fsync'd) ─────────────────┘
+    sources ──> pre-flight ──> Intake ──> uploads ──> SubmitWorker xN ──> Poller ──> Downloader xM
+    (thread)    (threads)     (facts)    (bounded)   (SharedRate,         (one       (checked,
+                                 ▲                    SubmissionBudget)    loop)      renamed)
+                                 │ rereads
+            outcomes, one way: stage ──> Driver: Machine.step ──> journal, then tickets ──> queues
 
 The engine builds the pieces and runs them; it decides nothing about items. The stages compute
-outcomes and deliver them to the `Router`, which journals and routes them; `RunControl` says
+outcomes and deliver them to the `Driver`, which has the state machine (`Machine`) turn each
+into journal records and tickets, writes the records and queues the tickets; `RunControl` says
 when the run is over. Guarantees:
 
-- the stages get their dependencies explicitly and never see the engine or the router;
+- the stages get their dependencies explicitly and never see the engine, the driver or the
+  machine;
 - `stop()` takes no new work and ends the run once the uploads already on the wire have their
   answer journaled (or after `STOP_GRACE` seconds); everything else is in the journal;
 - the exit code follows the run's outcome (`ExitCode`);
@@ -35,8 +37,10 @@ from batchtoon.locations.storage import Location, location
 from batchtoon.pipeline.budget import SubmissionBudget
 from batchtoon.pipeline.clock import SYSTEM_CLOCK, Clock
 from batchtoon.pipeline.downloader import Downloader
+from batchtoon.pipeline.driver import Driver, Queues
 from batchtoon.pipeline.intake import Intake
 from batchtoon.pipeline.lifecycle import RunControl, RunOutcome
+from batchtoon.pipeline.machine import Machine
 from batchtoon.pipeline.poller import MIN_RATE, Poller, PollLimits
 from batchtoon.pipeline.producer import (
     checker,
@@ -45,14 +49,19 @@ from batchtoon.pipeline.producer import (
     shard_of,
     source_filter,
 )
-from batchtoon.pipeline.router import Queues, Router
 from batchtoon.pipeline.stats import Stats
-from batchtoon.pipeline.submitter import SubmitWorker, Upload
+from batchtoon.pipeline.submitter import SubmitWorker
+from batchtoon.pipeline.tickets import (
+    CopyTicket,
+    DownloadTicket,
+    PollTicket,
+    RereadTicket,
+    UploadTicket,
+)
 from batchtoon.provider.api import Api
 from batchtoon.provider.pacing import SharedRate
 from batchtoon.provider.retry import RetryPolicy
 from batchtoon.records.journal import Journal
-from batchtoon.records.ledger import Entry
 from batchtoon.settings.config import Settings
 
 __all__ = ["STOP_GRACE", "Engine", "uploads_ahead"]
@@ -100,50 +109,55 @@ class Engine:
             settings.output.template,
             portable=settings.output.portable_names,
             spill=settings.work_dir / "spill",
+            tag=journal.ledger.journal_id[:12],
         )
-        self._uploads, self._upload_queue = anyio.create_memory_object_stream[Upload](
+        uploads, self._upload_queue = anyio.create_memory_object_stream[UploadTicket](
             uploads_ahead(settings)
         )
-        self._to_poll, self._poll_queue = anyio.create_memory_object_stream[Entry](math.inf)
-        self._results, self._result_queue = anyio.create_memory_object_stream[Entry](math.inf)
-        self._lost, self._lost_queue = anyio.create_memory_object_stream[Entry](math.inf)
+        to_poll, self._poll_queue = anyio.create_memory_object_stream[PollTicket](math.inf)
+        to_store, self._store_queue = anyio.create_memory_object_stream[
+            DownloadTicket | CopyTicket
+        ](math.inf)
+        to_reread, self._reread_queue = anyio.create_memory_object_stream[RereadTicket](math.inf)
         self._check = checker(settings)
         self.record = Provenance(self.layout.out, journal.ledger.journal_id)
-        self.router = Router(
+        self.machine = Machine(
+            journal.ledger,
+            self.stats,
+            naming=self.layout.base,
+            task_ttl=settings.result_ttl,
+            result_ttl=settings.result_ttl,
+            max_resubmissions=settings.submit.max_resubmissions,
+            retry_failed=retry_failed,
+        )
+        self.driver = Driver(
+            self.machine,
             journal=journal,
             run=self.control,
             budget=self.budget,
-            queues=Queues(self._uploads, self._to_poll, self._results, self._lost),
+            queues=Queues(uploads, to_poll, to_store, to_reread),
             layout=self.layout,
             record=self.record,
             clock=clock,
-            result_ttl=settings.result_ttl,
-            max_resubmissions=settings.submit.max_resubmissions,
-            stats=self.stats,
             report=report,
             log=self._log,
         )
         self.intake = Intake(
-            self.router,
-            run=self.control,
+            self.driver,
+            ledger=journal.ledger,
             layout=self.layout,
             record=self.record,
             check=self._check,
-            clock=clock,
-            task_ttl=settings.result_ttl,
             styles=settings.styles,
-            stats=self.stats,
-            retry_failed=retry_failed,
         )
         self.poller = Poller(
             api,
             self.poll_rate,
-            self.router,
+            self.driver,
             PollLimits(
                 interval=settings.poll.interval,
                 concurrency=settings.poll.concurrency,
                 rate=poll_ceiling,
-                task_ttl=settings.result_ttl,
                 give_up_after=settings.retry.total,
                 min_failures=settings.retry.attempts,
             ),
@@ -177,24 +191,24 @@ class Engine:
     async def run(self) -> ExitCode:
         settings, api = self.settings, self._api
         async with anyio.create_task_group() as group:
-            await self.intake.resume()
+            await self.driver.resume()
             group.start_soon(self._count_sources)
             group.start_soon(self._end_when_stopped)
             group.start_soon(self._produce)
-            group.start_soon(self.intake.resubmit, self._lost_queue)
+            group.start_soon(self.intake.reread, self._reread_queue)
             for _ in range(settings.submit.concurrency):
                 worker = SubmitWorker(
-                    api, self.submit_rate, self.retry, self.budget, self.router,
+                    api, self.submit_rate, self.retry, self.budget, self.driver,
                     max_unanswered=settings.submit.max_resubmissions, clock=self.clock,
                 )  # fmt: skip
                 group.start_soon(worker.run, self._upload_queue.clone())
             group.start_soon(self.poller.run, self._poll_queue)
             for _ in range(settings.download.workers):
                 downloader = Downloader(
-                    api, self.retry, self.router, self.layout,
+                    api, self.retry, self.driver, self.layout, self.record,
                     max_bytes=settings.output.max_result_bytes, clock=self.clock,
                 )  # fmt: skip
-                group.start_soon(downloader.run, self._result_queue.clone())
+                group.start_soon(downloader.run, self._store_queue.clone())
             await self.control.finished.wait()
             group.cancel_scope.cancel()
         self.stats.tally.finish()

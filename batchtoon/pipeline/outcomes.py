@@ -1,11 +1,19 @@
 """What a stage hands on: one typed outcome per piece of work, delivered to one `Outbox`.
 
-The stages (`SubmitWorker`, `Poller`, `Downloader`) never decide what an outcome means for the
-run; they compute it and `await outbox.deliver(outcome)` in their own task. The engine's
-`Router` is the one implementation: the single fold from outcome to journal record and route.
+The stages (`Intake`, `SubmitWorker`, `Poller`, `Downloader`) never decide what an outcome means
+for the run; they compute it and `await outbox.deliver(outcome)` in their own task. The engine's
+`Driver` is the one implementation: it hands the outcome to the state machine (`machine`), which
+alone turns it into journal records and routes.
 
     outcome    from             meaning                                   the journal then says
-    Accepted   SubmitWorker     the API took the upload: a paid task     submitted
+    Found      Intake           a photo pre-flighted, with the facts       queued (new targets);
+                                admission needs (which outputs exist;      downloaded, for a
+                                per style, a result the output's record    result the record
+                                holds, or the name claimed in it)          holds
+    Rejected   Intake           pre-flight refused a photo                 rejected
+    Reread     Intake           a lost item's source read again (its      (unchanged: queued)
+                                image, or None if no source holds it)
+    Accepted   SubmitWorker     the API took the upload: a paid task      submitted
     Refused    any stage        this item cannot succeed                  failed
     Fatal      SubmitWorker,    the account cannot go on (bad key,        (unchanged)
                Poller           locked, out of credits): stop submitting
@@ -23,19 +31,28 @@ run; they compute it and `await outbox.deliver(outcome)` in their own task. The 
 `Accepted` and `Refused` from the submit worker also say how many uploads of the item went
 unanswered on the way (`unanswered`): each may have been accepted, so each is possible extra
 cost. An outcome of the poller or the downloader says what it is `about`: the task id asked
-about, or the result URL fetched. If the item has moved on since (the task was lost, the item
-submitted again), the outcome is stale, and the router drops it.
+about, or the result URL fetched; and every outcome carries the ticket it answers. Whether the
+item still waits on that ticket is for the machine to say.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 from batchtoon.errors import ApiError, InputError, RunFatal, Unwritable
+from batchtoon.images.preflight import Prepared
+from batchtoon.locations.sources import Source
+from batchtoon.pipeline.tickets import (
+    CopyTicket,
+    DownloadTicket,
+    PollTicket,
+    RereadTicket,
+    UploadTicket,
+)
 from batchtoon.provider.api import TaskState
-from batchtoon.records.ledger import Entry
 
 __all__ = [
     "Accepted",
@@ -43,14 +60,20 @@ __all__ = [
     "Fatal",
     "Filed",
     "Finished",
+    "Found",
     "Gone",
     "Left",
     "Outbox",
     "Outcome",
+    "Recorded",
     "Refused",
+    "Rejected",
+    "Reread",
     "Stored",
     "Unsent",
 ]
+
+StoreTicket = DownloadTicket | CopyTicket
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,8 +87,46 @@ class Filed:
 
 
 @dataclass(frozen=True, slots=True)
+class Recorded:
+    """A result the output location's record holds for a photo and style (any journal's)."""
+
+    base: str  # its output path, without extension
+    output: str  # its file (a URL as text)
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    source: Source
+    image: Prepared
+    styles: tuple[int, ...]
+    present: Mapping[int, frozenset[str]]  # style -> output bases whose files exist (done items)
+    # style -> a result the output's record holds for an item the journal does not know
+    recorded: Mapping[int, Recorded] = field(default_factory=dict)
+    # style -> the output base claimed in the output's record for this target; None: another
+    # journal has claimed this photo in this style. A style not here: the machine names it
+    # (the plan, which claims nothing).
+    names: Mapping[int, str | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    where: str  # the file, or the manifest line, for messages
+    styles: tuple[int, ...]
+    reason: str
+    path: str = ""  # the file's own path (a file reached twice is taken once); "" for a line
+
+
+@dataclass(frozen=True, slots=True)
+class Reread:
+    ticket: RereadTicket
+    image: Prepared | None  # None: no source holds the item's bytes any more
+
+
+@dataclass(frozen=True, slots=True)
 class Accepted:
-    entry: Entry
+    ticket: UploadTicket
     task_id: str
     unanswered: int = 0
     sent: int = 0  # bytes uploaded
@@ -75,7 +136,7 @@ class Accepted:
 
 @dataclass(frozen=True, slots=True)
 class Refused:
-    entry: Entry
+    ticket: UploadTicket | StoreTicket
     error: ApiError | InputError
     unanswered: int = 0
     about: str = ""  # the result URL, when a download was refused
@@ -83,50 +144,65 @@ class Refused:
 
 @dataclass(frozen=True, slots=True)
 class Fatal:
-    entry: Entry
+    ticket: UploadTicket | PollTicket
     error: RunFatal
+    about: str = ""  # the task id, when a query met it
 
 
 @dataclass(frozen=True, slots=True)
 class Unsent:
-    entry: Entry
+    ticket: UploadTicket
 
 
 @dataclass(frozen=True, slots=True)
 class Finished:
-    entry: Entry
+    ticket: PollTicket
     about: str  # the task asked about
     state: TaskState
 
 
 @dataclass(frozen=True, slots=True)
 class Gone:
-    entry: Entry
+    ticket: PollTicket | StoreTicket
     reason: str
     about: str  # the task, or the result URL, that is gone
 
 
 @dataclass(frozen=True, slots=True)
 class Stored:
-    entry: Entry
+    ticket: StoreTicket
     filed: Filed
-    about: str = ""  # the result URL the files came from ("" for copies made on arrival)
+    about: str = ""  # the result URL ("" for a copy)
 
 
 @dataclass(frozen=True, slots=True)
 class Left:
-    entry: Entry
+    ticket: PollTicket
     reason: str
+    about: str = ""  # the task that cannot be followed
 
 
 @dataclass(frozen=True, slots=True)
 class Blocked:
-    entry: Entry
+    ticket: StoreTicket
     problem: Unwritable
     about: str = ""
 
 
-Outcome = Accepted | Refused | Fatal | Unsent | Finished | Gone | Stored | Left | Blocked
+Outcome = (
+    Found
+    | Rejected
+    | Reread
+    | Accepted
+    | Refused
+    | Fatal
+    | Unsent
+    | Finished
+    | Gone
+    | Stored
+    | Left
+    | Blocked
+)
 
 
 class Outbox(Protocol):

@@ -2,12 +2,13 @@
 submitting anything.
 
 It runs the run's own pre-flight fan-out (`producer.preflight_sources`, the same checks in the
-same number of threads, filling the same prepared-image cache) over a read-only replay of the
-journal, and judges every (photo, style) by the run's own admission rule
-(`admission.decide`): the plan's "billable" count is the run's number of submissions, not a
-second implementation's guess. As a run does, it asks the output location's record
-(`locations.provenance`) first: a result there for a (photo, style) the journal does not know
-is already done. With a key it also asks the account's balance.
+same number of threads, filling the same prepared-image cache) and the run's own admission: the
+same `Intake` delivers what it finds to the same state machine (`machine.Machine`), over a replay
+of the journal, after the same `resume` — so a file reached twice is taken once, and an item an
+earlier run left is judged as the run judges it. The machine's records go to that replay only
+(it is used up: nothing is written), its routes nowhere. The plan's "billable" count is the
+run's number of submissions, not a second implementation's guess. With a key it also asks the
+account's balance.
 """
 
 from __future__ import annotations
@@ -16,17 +17,17 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-import anyio
-
-from batchtoon.images.preflight import Prepared
 from batchtoon.locations.layout import Layout
 from batchtoon.locations.provenance import Provenance
-from batchtoon.locations.sources import BadLine, Source, display
+from batchtoon.locations.sources import display
 from batchtoon.locations.storage import Location, location
-from batchtoon.pipeline.admission import OPENS, Verdict, decide
 from batchtoon.pipeline.clock import SYSTEM_CLOCK, Clock
+from batchtoon.pipeline.intake import Intake
+from batchtoon.pipeline.machine import Machine, Verdict
+from batchtoon.pipeline.outcomes import Found, Outcome, Rejected
 from batchtoon.pipeline.producer import checker, preflight_sources, preflight_workers, source_filter
-from batchtoon.records.ledger import Entry, Ledger
+from batchtoon.pipeline.stats import Stats
+from batchtoon.records.ledger import Ledger
 from batchtoon.settings.config import Settings
 
 __all__ = ["ROWS", "Plan", "make_plan"]
@@ -42,6 +43,7 @@ ROWS: dict[Verdict, str] = {
     "copy": "already done",
     "duplicate": "duplicates",
     "failed": "failed earlier",
+    "refused": "refused",
 }
 ORDER = (
     "already done", "to submit", "to submit again", "duplicates", "in progress",
@@ -115,52 +117,50 @@ async def make_plan(
     retry_failed: bool = False,
     clock: Clock = SYSTEM_CLOCK,
 ) -> Plan:
+    """The plan for these sources; `ledger` (a replay of the journal) is used up."""
     plan = Plan(styles=len(settings.styles))
     layout = Layout(
         location(settings.output.dir),
         settings.output.template,
         portable=settings.output.portable_names,
     )
-    record = Provenance(layout.out)
-    in_hand: set[str] = set()  # what a run would have open by now: its duplicates cost nothing
-
-    async def judge(entry: Entry | None, key: str) -> Verdict:
-        if entry is None and key not in in_hand:
-            photo, _, style = key.partition(":")
-            if await anyio.to_thread.run_sync(record.lookup, photo, int(style)):
-                return "done"
-        present = set[str]()
-        if entry is not None and entry.state == "downloaded":
-            present = await anyio.to_thread.run_sync(layout.existing, entry.targets, entry.ext)
-        return decide(
-            entry, in_hand=key in in_hand, retry_failed=retry_failed, now=clock.wall(),
-            task_ttl=settings.result_ttl, present=present,
-        )  # fmt: skip
-
-    async def take(item: Source | BadLine, outcome: Prepared | str) -> None:
-        plan.photos += 1
-        styles = (item.styles if isinstance(item, Source) else None) or settings.styles
-        if isinstance(outcome, str):
-            where = item.where if isinstance(item, BadLine) else display(item.path)
-            plan.invalid[where] = outcome
-            plan.counts["refused"] += len(styles)
-            return
-        assert isinstance(item, Source)
-        if outcome.converted:
-            plan.to_convert += 1
-            plan.converted.update(outcome.reasons)
-        for style in styles:
-            key = f"{outcome.sha256}:{style}"
-            verdict = await judge(ledger.entries.get(key), key)
-            if verdict in OPENS:
-                in_hand.add(key)
-            plan.verdicts[verdict] += 1
-            plan.counts[ROWS[verdict]] += 1
-
+    machine = Machine(
+        ledger, Stats(started=clock.monotonic()), naming=layout.base,
+        task_ttl=settings.result_ttl, result_ttl=settings.result_ttl,
+        max_resubmissions=settings.submit.max_resubmissions, retry_failed=retry_failed,
+    )  # fmt: skip
+    machine.resume(clock.wall())  # what a run takes on first, judged as the run judges it
+    check = checker(settings)
+    intake = Intake(
+        _Judged(plan, machine, clock), ledger=ledger, layout=layout,
+        record=Provenance(layout.out), check=check, styles=settings.styles, claims=False,
+    )  # fmt: skip
     plan.notes += _notes(settings, sources)
     workers = preflight_workers(settings, sources)
-    await preflight_sources(sources, checker(settings), workers, take, only=source_filter(settings))
+    await preflight_sources(sources, check, workers, intake.take, only=source_filter(settings))
     return plan
+
+
+class _Judged:
+    """The plan's outbox: each photo intake delivers, judged by the machine, and counted."""
+
+    def __init__(self, plan: Plan, machine: Machine, clock: Clock) -> None:
+        self._plan, self._machine, self._clock = plan, machine, clock
+
+    async def deliver(self, outcome: Outcome) -> None:
+        plan = self._plan
+        verdicts = self._machine.step(outcome, self._clock.wall()).verdicts
+        if not verdicts:
+            return  # a file reached twice: taken once
+        plan.photos += 1
+        for verdict in verdicts:
+            plan.verdicts[verdict] += 1
+            plan.counts[ROWS[verdict]] += 1
+        if isinstance(outcome, Rejected):
+            plan.invalid[outcome.where] = outcome.reason
+        elif isinstance(outcome, Found) and outcome.image.converted:
+            plan.to_convert += 1
+            plan.converted.update(outcome.image.reasons)
 
 
 def _photos(n: int) -> str:

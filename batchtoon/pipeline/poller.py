@@ -7,7 +7,9 @@ Guarantees:
   from the work (every pending task once per interval, with a fifth to spare); a configured
   ceiling too low for the work is said once, with the numbers;
 - a task is handed on as soon as its answer is final (`Finished`), or once it is known to be
-  gone (`Gone`: the provider lost it, or it is older than the provider keeps tasks);
+  gone (`Gone`: the provider lost it, or its ticket's `gone_at` has passed: it is older than
+  the provider keeps tasks); every outcome says which task id it is `about` (whether the item
+  still waits on it is the state machine's call);
 - a query that fails (a fault, a throttle, an answer that makes no sense) is simply asked again
   next tick; a throttled one also slows the poll rate down for everyone;
 - the failures are bounded: a task whose queries have failed for `give_up_after` seconds and
@@ -29,9 +31,9 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 from batchtoon.errors import ApiError, RunFatal, TaskGone, Throttled
 from batchtoon.pipeline.clock import SYSTEM_CLOCK, Clock, ticks
 from batchtoon.pipeline.outcomes import Fatal, Finished, Gone, Left, Outbox, Outcome
+from batchtoon.pipeline.tickets import TASK_EXPIRED, PollTicket
 from batchtoon.provider.api import Api
 from batchtoon.provider.pacing import SharedRate
-from batchtoon.records.ledger import Entry
 
 __all__ = ["MIN_RATE", "PollLimits", "Poller"]
 
@@ -44,7 +46,6 @@ class PollLimits:
     interval: float  # seconds between ticks
     concurrency: int  # queries in flight at once
     rate: float | None  # a ceiling on queries per second; None: sized from the work
-    task_ttl: float  # seconds the provider keeps a task
     give_up_after: float  # seconds of failing queries before a task is left ...
     min_failures: int  # ... and at least this many failures in a row
 
@@ -72,7 +73,7 @@ class Poller:
         self._log = log or logging.getLogger("batchtoon")
         self._say = say or self._log.warning
         self._warned = False
-        self.pending: dict[str, Entry] = {}  # item key -> entry; insertion order is age order
+        self.pending: dict[str, PollTicket] = {}  # item key -> ticket; in order of age
         self._failing: dict[str, _Streak] = {}  # item key -> its failures in a row
         self.queries = 0
         self.ticks = 0
@@ -80,7 +81,7 @@ class Poller:
     def __repr__(self) -> str:
         return f"<Poller pending={len(self.pending)} queries={self.queries} ticks={self.ticks}>"
 
-    async def run(self, new_tasks: MemoryObjectReceiveStream[Entry]) -> None:
+    async def run(self, new_tasks: MemoryObjectReceiveStream[PollTicket]) -> None:
         """Poll until cancelled; tasks sent on `new_tasks` join at the next tick."""
         async with new_tasks:
             async for _ in ticks(self._limits.interval, self._clock):
@@ -88,13 +89,13 @@ class Poller:
                 self._size_rate()
                 await self._poll_once()
 
-    def _take_new(self, new_tasks: MemoryObjectReceiveStream[Entry]) -> None:
+    def _take_new(self, new_tasks: MemoryObjectReceiveStream[PollTicket]) -> None:
         while True:
             try:
-                entry = new_tasks.receive_nowait()
+                ticket = new_tasks.receive_nowait()
             except (anyio.WouldBlock, anyio.EndOfStream):
                 return
-            self.pending[entry.key] = entry
+            self.pending[ticket.key] = ticket
 
     def _size_rate(self) -> None:
         needed = len(self.pending) / self._limits.interval  # queries per second
@@ -113,63 +114,57 @@ class Poller:
         self.ticks += 1
         limit = anyio.Semaphore(self._limits.concurrency)
         async with anyio.create_task_group() as group:
-            for entry in list(self.pending.values()):
+            for ticket in list(self.pending.values()):
                 await limit.acquire()
-                group.start_soon(self._query, entry, limit)
+                group.start_soon(self._query, ticket, limit)
 
-    async def _query(self, entry: Entry, limit: anyio.Semaphore) -> None:
+    async def _query(self, ticket: PollTicket, limit: anyio.Semaphore) -> None:
         try:
-            outcome = await self._ask(entry)
+            outcome = await self._ask(ticket)
         finally:
             limit.release()
-        if outcome is None or not self._settles(outcome):
+        if outcome is None:
             return
-        del self.pending[entry.key]
-        self._failing.pop(entry.key, None)
+        if self.pending.get(ticket.key) is ticket:  # (not a newer task of the item's)
+            del self.pending[ticket.key]
+            self._failing.pop(ticket.key, None)
         await self._outbox.deliver(outcome)
         if isinstance(outcome, Fatal):
             await self._abandon(f"the API refused the account: {outcome.error.reason}")
 
-    def _settles(self, outcome: Outcome) -> bool:
-        """Is the entry still pending, on the task this answer is about? (It may have been
-        abandoned, or lost and submitted again meanwhile: then the answer is stale.)"""
-        entry = outcome.entry
-        about = getattr(outcome, "about", entry.task_id)
-        return self.pending.get(entry.key) is entry and entry.task_id == about
-
-    async def _ask(self, entry: Entry) -> Outcome | None:
+    async def _ask(self, ticket: PollTicket) -> Outcome | None:
         """The task's outcome if this query settles it, else None (ask again next tick)."""
-        task_id = entry.task_id  # the one asked about, whatever happens to the entry meanwhile
-        if self._clock.wall() - entry.submitted_at > self._limits.task_ttl:
-            return Gone(entry, "the task is older than the provider keeps tasks", task_id)
+        task_id = ticket.task_id
+        if self._clock.wall() > ticket.gone_at:
+            return Gone(ticket, TASK_EXPIRED, task_id)
         sent_at = await self._rate.acquire()
         self.queries += 1
         try:
             state = await self._api.query(task_id)
         except TaskGone as error:
-            return Gone(entry, error.reason, task_id)
+            return Gone(ticket, error.reason, task_id)
         except RunFatal as error:
-            return Fatal(entry, error)
+            return Fatal(ticket, error, task_id)
         except ApiError as error:
             if isinstance(error, Throttled):
                 self._rate.throttled(sent_at, error.retry_after)
-            return self._failed(entry, error)
-        self._failing.pop(entry.key, None)
-        return Finished(entry, task_id, state) if state.done else None
+            return self._failed(ticket, error)
+        self._failing.pop(ticket.key, None)
+        return Finished(ticket, task_id, state) if state.done else None
 
-    def _failed(self, entry: Entry, error: ApiError) -> Left | None:
+    def _failed(self, ticket: PollTicket, error: ApiError) -> Left | None:
         now = self._clock.monotonic()
-        streak = self._failing.setdefault(entry.key, _Streak(now, 0))
+        streak = self._failing.setdefault(ticket.key, _Streak(now, 0))
         streak.count += 1
-        self._log.info("query for %s failed (%d in a row): %s", entry.name, streak.count, error)
+        self._log.info("query for %s failed (%d in a row): %s", ticket.name, streak.count, error)
         limits = self._limits
         if streak.count >= limits.min_failures and now - streak.first >= limits.give_up_after:
-            return Left(entry, f"its queries kept failing: {error.reason}")
+            return Left(ticket, f"its queries kept failing: {error.reason}", ticket.task_id)
         return None
 
     async def _abandon(self, reason: str) -> None:
         """Stop watching every task (they stay `submitted` in the journal for the next run)."""
         pending, self.pending = self.pending, {}
         self._failing.clear()
-        for entry in pending.values():
-            await self._outbox.deliver(Left(entry, reason))
+        for ticket in pending.values():
+            await self._outbox.deliver(Left(ticket, reason, ticket.task_id))

@@ -1,4 +1,4 @@
-"""`SubmitWorker`: takes prepared uploads off the upload queue and submits them, one at a time.
+"""`SubmitWorker`: takes upload tickets off the upload queue and submits them, one at a time.
 
 The engine runs `submit.concurrency` workers, which is the concurrency limit; they share one
 `SharedRate`, which is the request-rate limit, and one `SubmissionBudget`.
@@ -20,23 +20,20 @@ from dataclasses import dataclass
 from anyio.abc import ObjectReceiveStream
 
 from batchtoon.errors import ApiError, ItemRejected, RunFatal, Throttled, Unanswered
-from batchtoon.images.preflight import Prepared
 from batchtoon.pipeline.budget import SubmissionBudget
 from batchtoon.pipeline.clock import SYSTEM_CLOCK, Clock
 from batchtoon.pipeline.outcomes import Accepted, Fatal, Outbox, Outcome, Refused, Unsent
+from batchtoon.pipeline.tickets import UploadTicket
 from batchtoon.provider.api import Api
 from batchtoon.provider.pacing import SharedRate
 from batchtoon.provider.retry import RetryPolicy
-from batchtoon.records.ledger import Entry
 
-__all__ = ["SubmitWorker", "Upload"]
+__all__ = ["SubmitWorker"]
 
 
 @dataclass(slots=True)
-class Upload:
-    entry: Entry
-    image: Prepared
-    source: str  # a source path of the item, for the log
+class _Sending:
+    ticket: UploadTicket
     unanswered: int = 0  # uploads of it sent whole whose answer never came
 
 
@@ -61,40 +58,41 @@ class SubmitWorker:
     def __repr__(self) -> str:
         return f"<SubmitWorker submitted={self.submitted}>"
 
-    async def run(self, uploads: ObjectReceiveStream[Upload]) -> None:
+    async def run(self, uploads: ObjectReceiveStream[UploadTicket]) -> None:
         async with uploads:
-            async for upload in uploads:
+            async for ticket in uploads:
                 async with self._budget.slot() as slot:
                     if slot is None:
-                        await self._outbox.deliver(Unsent(upload.entry))
+                        await self._outbox.deliver(Unsent(ticket))
                         continue
-                    outcome = await self._submit(upload)
+                    outcome = await self._submit(_Sending(ticket))
                     if isinstance(outcome, Accepted):
                         slot.spend()
                         self.submitted += 1
                     await self._outbox.deliver(outcome)
 
-    async def _submit(self, upload: Upload) -> Outcome:
+    async def _submit(self, upload: _Sending) -> Outcome:
+        ticket = upload.ticket
         try:
             task_id, began = await self._send(upload)
         except RunFatal as error:
-            return Fatal(upload.entry, error)
+            return Fatal(ticket, error)
         except ApiError as error:
-            return Refused(upload.entry, error, upload.unanswered)
-        image = upload.image
-        sent = len(image.data)
-        saved = max(0, image.original_bytes - sent)
-        return Accepted(upload.entry, task_id, upload.unanswered, sent, saved, began)
+            return Refused(ticket, error, upload.unanswered)
+        sent = len(ticket.image.data)
+        saved = max(0, ticket.image.original_bytes - sent)
+        return Accepted(ticket, task_id, upload.unanswered, sent, saved, began)
 
-    async def _send(self, upload: Upload) -> tuple[str, float]:
+    async def _send(self, upload: _Sending) -> tuple[str, float]:
         """The task id, and when the attempt that got it began."""
-        async for attempt in self._retry.attempts(upload.source):
+        ticket = upload.ticket
+        async for attempt in self._retry.attempts(ticket.name):
             with attempt:
                 sent_at = await self._rate.acquire()
                 began = self._clock.monotonic()
                 try:
                     answer = await self._api.submit(
-                        upload.image.data, upload.entry.style, upload.image.format
+                        ticket.image.data, ticket.style, ticket.image.format
                     )
                 except Throttled as error:
                     self._rate.throttled(sent_at, error.retry_after)

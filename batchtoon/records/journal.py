@@ -43,7 +43,7 @@ from filelock import FileLock, Timeout
 
 from batchtoon.errors import Unwritable, UsageError
 from batchtoon.pipeline.clock import SYSTEM_CLOCK, Clock
-from batchtoon.records.ledger import FORMAT_VERSION, Event, Ledger
+from batchtoon.records.ledger import Event, Ledger, make_record
 
 __all__ = ["Journal"]
 
@@ -110,8 +110,7 @@ class Journal:
     def _identify(self) -> None:
         """Give the journal its id: a `journal` record, on disk before anything else."""
         assert self._file is not None
-        record = {"v": FORMAT_VERSION, "t": round(self._clock.wall(), 3), "event": "journal",
-                  "id": uuid.uuid4().hex}  # fmt: skip
+        record = make_record("journal", self._clock.wall(), id=uuid.uuid4().hex)
         _append(self._file, _encode(record))
         self.ledger.apply(record)
 
@@ -178,15 +177,22 @@ class Journal:
         return good_length
 
     async def write(self, event: Event, *, durable: bool = True, **fields: Any) -> None:
-        """Append a record; with `durable` (the default) return once it is on disk.
+        """Fold a record into the ledger and append it (see `append`), stamped now."""
+        record = make_record(event, self._clock.wall(), **fields)
+        if self._broken is not None:
+            raise self._broken
+        self.ledger.apply(record)
+        await self.append(record, durable=durable)
+
+    async def append(self, record: dict[str, Any], *, durable: bool = True) -> None:
+        """Append a record the ledger has folded in already (the state machine folds its own);
+        with `durable` (the default) return once it is on disk.
 
         `durable=False` is for records whose loss costs nothing (a resume redoes them): they go
         out with the next flush, and since flushes keep order, any durable record written after
-        one carries it to disk too."""
+        one carries it to disk too; such an append returns without yielding to another task."""
         if self._broken is not None:
             raise self._broken
-        record = {"v": FORMAT_VERSION, "t": round(self._clock.wall(), 3), "event": event, **fields}
-        self.ledger.apply(record)
         self._pending.append((_encode(record), record))
         self._written += 1
         mine = self._written

@@ -26,7 +26,9 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
-__all__ = ["FORMAT_VERSION", "STATES", "Entry", "Event", "Ledger", "State", "Uploads"]
+__all__ = [
+    "FORMAT_VERSION", "STATES", "Entry", "Event", "Ledger", "State", "Uploads", "make_record",
+]  # fmt: skip
 
 FORMAT_VERSION = 1
 State = Literal["queued", "submitted", "succeeded", "downloaded", "failed"]
@@ -34,6 +36,11 @@ STATES: tuple[State, ...] = get_args(State)
 Event = Literal[
     "queued", "submitted", "succeeded", "downloaded", "lost", "failed", "rejected", "journal"
 ]
+
+
+def make_record(event: Event, t: float, **fields: Any) -> dict[str, Any]:
+    """One journal record as written: format version, unix time (to the ms), event, fields."""
+    return {"v": FORMAT_VERSION, "t": round(t, 3), "event": event, **fields}
 
 
 @dataclass(slots=True)
@@ -50,13 +57,6 @@ class Entry:
     error_class: str = ""
     reason: str = ""
     submissions: int = 0  # accepted submissions over all runs: more than 1 is extra cost
-
-    def holds(self, about: str) -> bool:
-        """Does the item still wait on this task id (submitted) or result URL (succeeded)? An
-        answer about anything else is stale: the item was lost and submitted again since."""
-        if self.state == "submitted":
-            return about == self.task_id
-        return self.state == "succeeded" and about == self.result_url
 
     @property
     def name(self) -> str:
