@@ -162,6 +162,8 @@ async def test_an_output_equal_to_its_source_never_takes_its_results_as_photos(
     sandbox: Sandbox, site: Site, tmp_path: Path
 ) -> None:
     taken = camera(site, "photos", 0)
+    taken["IMG_copy.jpg"] = taken["IMG_0000.jpg"]  # the same photo twice: its result copied
+    site.put("photos/IMG_copy.jpg", taken["IMG_copy.jpg"])
     for _ in range(2):
         done = await run(sandbox, site, tmp_path, "photos", "photos")
         assert done.returncode == 0, done.stderr.decode()

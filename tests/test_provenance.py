@@ -60,12 +60,12 @@ def test_a_recorded_result_is_found_by_any_journal_while_its_file_is_there(
     first = Provenance(out, "journal-1")
     assert first.claim("x.2d", PHOTO, 2) == "mine"
     put(out, "x.2d.jpg", b"12345")
-    first.record("x.2d", PHOTO, 2, Made("x.2d.jpg", 5, "c" * 64), "in/x.jpg")
+    first.record(PHOTO, 2, Made("x.2d.jpg", 5, "c" * 64), "in/x.jpg")
     other = Provenance(out, "journal-2")
     assert other.lookup(PHOTO, 2) == Made("x.2d.jpg", 5, "c" * 64)
     assert other.lookup(PHOTO, 3) is None and other.lookup(OTHER, 2) is None
     assert other.is_ours(_at(out, "x.2d.jpg"))
-    assert not other.is_ours(_at(out, "x.2d.png")) and not other.is_ours(_at(out, "y.jpg"))
+    assert not other.is_ours(_at(out, "x.2d.json")) and not other.is_ours(_at(out, "y.jpg"))
     put(out, "x.2d.jpg", b"123")  # changed since: not the result recorded
     assert other.lookup(PHOTO, 2) is None
 
@@ -101,6 +101,6 @@ def test_a_failed_items_claim_is_let_go_and_only_that(out: Location) -> None:
     first.release("x.2d", PHOTO, 2)
     assert second.claim("x.2d", PHOTO, 2) == "mine"
     put(out, "x.2d.jpg", b"12345")
-    second.record("x.2d", PHOTO, 2, Made("x.2d.jpg", 5, "c" * 64), "in/x.jpg")
+    second.record(PHOTO, 2, Made("x.2d.jpg", 5, "c" * 64), "in/x.jpg")
     second.release("x.2d", PHOTO, 2)  # a result is named in it: kept
     assert first.claim("x.2d", PHOTO, 2) == "elsewhere"

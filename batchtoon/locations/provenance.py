@@ -24,8 +24,9 @@ Guarantees:
   user's own, another photo's, a result of a batchtoon before this record) is never claimed,
   unless the journal itself knows that file as its own (`adopt`);
 - `lookup` gives a result only if its file is there now, at the size recorded;
-- `is_ours` says whether a file below the output location is a result the record names, so a
-  walk never takes one as a photo (`--out` inside SOURCE, or equal to it);
+- `is_ours` says whether a file below the output location is a result (at a name claimed for
+  a photo and style the record holds a result of), so a walk never takes one as a photo
+  (`--out` inside SOURCE, or equal to it);
 - a record that cannot be read (garbled, or not JSON) claims nothing for anyone: its name is
   left alone as taken.
 
@@ -46,12 +47,13 @@ from typing import Any, Literal
 from batchtoon.errors import StoreFailure, Unwritable
 from batchtoon.locations import storage
 from batchtoon.locations.files import write_whole
+from batchtoon.locations.layout import EXTENSIONS
 from batchtoon.locations.storage import Location
 
 __all__ = ["RESULT_EXTENSIONS", "Claim", "Made", "Provenance", "Result"]
 
 FOLDER = ".batchtoon"  # below the output location: never walked for photos (`sources`)
-RESULT_EXTENSIONS = ("jpg", "png", "webp", "bmp")  # what a result may be written as (`layout`)
+RESULT_EXTENSIONS = tuple(EXTENSIONS.values())  # what a result may be written as
 
 # mine: the name is this photo's in this style, for this journal; taken: someone else's (or a
 # file that is no one's result); elsewhere: this photo in this style, claimed by another journal.
@@ -114,9 +116,9 @@ class Provenance:
                 return "mine"
         return "taken"
 
-    def record(self, base: str, photo: str, style: int, made: Made, source: str) -> None:
-        """Say that `made.name` (`base` and its extension) now holds this photo's result in
-        this style; `source`: the photo, as this run names it."""
+    def record(self, photo: str, style: int, made: Made, source: str) -> None:
+        """Say that `made.name` (a claimed name and its extension) now holds this photo's
+        result in this style; `source`: the photo, as this run names it."""
         result = {"name": made.name, "size": made.size, "sha256": made.sha256, "source": source}
         self._write(f"made/{photo}.{style}.json", result)
 
@@ -133,13 +135,14 @@ class Provenance:
         return found
 
     def is_ours(self, where: Location) -> bool:
-        """Whether `where` is a result the record names (False for anything not below the
-        output location)."""
+        """Whether `where` is one of batchtoon's results: below the output location, with a
+        result's extension, at a name claimed for a photo and style the record holds a result
+        of (the first file written, or a copy of it for the photo's other paths)."""
         rel = self._below(where)
-        if rel is None or "." not in rel.name:
+        if rel is None or rel.suffix[1:].lower() not in RESULT_EXTENSIONS:
             return False
         held = self._read(_name_file(str(rel.with_suffix("")))) or {}
-        return self._named(held.get("photo"), held.get("style")) == str(rel)
+        return self._named(held.get("photo"), held.get("style")) is not None
 
     def _named(self, photo: object, style: object) -> str | None:
         """The result's name the record gives this photo and style, if any (its file may be

@@ -13,7 +13,7 @@ Guarantees:
   stays `succeeded` in the journal for the same command to finish later; a store's passing
   failure (`StoreBusy`) is retried first, within the retry policy;
 - memory is bounded whatever a server sends (see `batchtoon.locations.results.Spool`);
-- every file written is named in the output location's record (`locations.provenance`:
+- every result written is named in the output location's record (`locations.provenance`:
   which photo and style it is the result of, with one of the item's sources) before the
   outcome is delivered: any journal, on any machine, finds it there.
 """
@@ -114,9 +114,9 @@ class Downloader:
         return self._recorded(filed, ticket)
 
     def _recorded(self, filed: Filed, ticket: DownloadTicket | CopyTicket) -> Filed:
-        """Name the files written in the output's record (`Unwritable` if it says no)."""
+        """Name the result written in the output's record (`Unwritable` if it says no): its
+        first file (the others are copies of it: the record needs one)."""
         photo, _, style = ticket.key.partition(":")
-        for base, path in zip(filed.bases, filed.paths, strict=True):
-            made = Made(f"{base}.{str(path).rpartition('.')[2]}", filed.size, filed.sha256)
-            self._record.record(base, photo, int(style), made, ticket.name)
+        name = f"{filed.bases[0]}.{str(filed.paths[0]).rpartition('.')[2]}"
+        self._record.record(photo, int(style), Made(name, filed.size, filed.sha256), ticket.name)
         return filed
