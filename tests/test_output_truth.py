@@ -122,6 +122,30 @@ async def test_two_cameras_into_one_output_never_replace_each_other(
     # The echo sandbox's result is its photo: each photo's cartoon is there, once.
     assert sorted(map(sha, after_b.values())) == sorted(map(sha, [*a.values(), *b.values()]))
     assert paid(sandbox) == (2 * PHOTOS, 2 * PHOTOS)
+    assert site.files("a") == a and site.files("b") == b  # nothing outside --out touched
+
+
+async def test_two_cameras_into_one_output_at_once_each_get_their_own_files(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    (tmp_path / "site").mkdir()  # a folder: see the next test about moto's conditional put
+    site = Site(str(tmp_path / "site"))
+    a, b = camera(site, "a", 0), camera(site, "b", 100)
+    codes: list[int] = []
+
+    async def one(camera: str) -> None:
+        journal = str(tmp_path / f"j{camera}")
+        codes.append(
+            (await run(sandbox, site, tmp_path, camera, "out", "--journal", journal)).returncode
+        )
+
+    async with anyio.create_task_group() as both:
+        for name in ("a", "b"):
+            both.start_soon(one, name)
+    assert codes == [0, 0]
+    found = site.files("out")
+    assert sorted(map(sha, found.values())) == sorted(map(sha, [*a.values(), *b.values()]))
+    assert paid(sandbox) == (2 * PHOTOS, 2 * PHOTOS)
 
 
 async def test_a_finished_output_costs_nothing_to_a_new_journal_or_another_machine(
