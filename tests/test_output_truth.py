@@ -400,3 +400,16 @@ def test_the_kubernetes_example_never_runs_two_pods_of_one_index() -> None:
     job = yaml.safe_load((ROOT / "docs" / "kubernetes-indexed-job.yaml").read_text())
     assert job["spec"]["podReplacementPolicy"] == "Failed"
     assert job["spec"]["backoffLimitPerIndex"] >= 1 and job["spec"]["completionMode"] == "Indexed"
+
+
+async def test_a_run_started_afresh_after_its_journal_was_removed_finishes_the_batch(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    site = Site(str(tmp_path / "site"))
+    camera(site, "in", 0)
+    first = await run(sandbox, site, tmp_path, "in", "out", "--max-submissions", "2")
+    assert first.returncode == 4  # the budget: the rest claimed, never paid
+    (tmp_path / "site" / "out" / ".batchtoon" / "journal.jsonl").unlink()
+    again = await run(sandbox, site, tmp_path, "in", "out")
+    assert again.returncode == 0, again.stderr.decode()  # its claims taken over, not left
+    assert len(site.files("out")) == PHOTOS and paid(sandbox) == (PHOTOS, PHOTOS)

@@ -104,3 +104,16 @@ def test_a_failed_items_claim_is_let_go_and_only_that(out: Location) -> None:
     second.record(PHOTO, 2, Made("x.2d.jpg", 5, "c" * 64), "in/x.jpg")
     second.release("x.2d", PHOTO, 2)  # a result is named in it: kept
     assert first.claim("x.2d", PHOTO, 2) == "elsewhere"
+
+
+def test_a_claim_of_a_journal_gone_from_this_host_is_taken_over(tmp_path: Path) -> None:
+    journal = tmp_path / "old.jsonl"
+    journal.write_text('{"v":1,"t":1.0,"event":"journal","id":"journal-1"}\n')
+    old = Provenance(tmp_path / "out", "journal-1", journal)
+    assert old.claim("x.2d", PHOTO, 2) == "mine"
+    assert Provenance(tmp_path / "out", "journal-2").claim("x.2d", PHOTO, 2) == "elsewhere"
+    journal.unlink()  # the user started afresh
+    (tmp_path / "new.jsonl").write_text('{"v":1,"t":2.0,"event":"journal","id":"journal-2"}\n')
+    fresh = Provenance(tmp_path / "out", "journal-2", tmp_path / "new.jsonl")
+    assert fresh.claim("x.2d", PHOTO, 2) == "mine"
+    assert old.claim("x.2d", PHOTO, 2) == "elsewhere"  # (were it still running, it is told)

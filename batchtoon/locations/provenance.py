@@ -5,7 +5,8 @@ bucket prefix), so any journal, on any machine, from any current folder, reads t
 Its form: small JSON files (objects in a store) below `<out>/.batchtoon/` (a folder no walk
 takes photos from), one per output name and one per (photo, style):
 
-    names/<base>.json            a claim: {"photo": sha256, "style": 3, "journal": id}
+    names/<base>.json            a claim: {"photo": sha256, "style": 3, "journal": id,
+                                 "host": the claimant's host name, "path": its journal}
     made/<sha256>.<style>.json   {"name": "<base>.<ext>", "size": bytes, "sha256": result's,
                                   "source": the photo as the run that made it named it}
 
@@ -28,7 +29,10 @@ Guarantees:
   a photo and style the record holds a result of), so a walk never takes one as a photo
   (`--out` inside SOURCE, or equal to it);
 - a record that cannot be read (garbled, or not JSON) claims nothing for anyone: its name is
-  left alone as taken.
+  left alone as taken;
+- a claim of another journal is that run's, but for one made on this host by a journal that
+  is gone (its file deleted, or another journal in its place): that one is taken over, so a
+  run started afresh after its journal was removed finishes what the old one left.
 
 Blocking: call it from a worker thread.
 """
@@ -39,6 +43,7 @@ import contextlib
 import errno
 import json
 import os
+import socket
 import threading
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -52,6 +57,7 @@ from batchtoon.locations.storage import Location
 
 __all__ = ["RESULT_EXTENSIONS", "Claim", "Made", "Provenance", "Result"]
 
+HOST = socket.gethostname()
 FOLDER = ".batchtoon"  # below the output location: never walked for photos (`sources`)
 RESULT_EXTENSIONS = tuple(EXTENSIONS.values())  # what a result may be written as
 
@@ -80,9 +86,11 @@ class Result:
 
 
 class Provenance:
-    def __init__(self, out: Location, journal: str = "") -> None:
+    def __init__(self, out: Location, journal: str = "", journal_path: Path | None = None) -> None:
         self.out = out
         self.journal = journal  # the claiming journal's id (`Ledger.journal_id`): for claims
+        self._me = {"journal": journal, "host": HOST, "path": str(journal_path or "")}
+        self._living: dict[tuple[str, str], bool] = {}  # (journal path, id) -> it is there
         self._root = storage.join(out, FOLDER)
         self._objects: set[str] | None = None  # a store's names below `out`, once listed
         self._listing = threading.Lock()
@@ -109,10 +117,10 @@ class Provenance:
         for _ in range(2):  # a claim removed between our create and our read: once more
             held = self._read(_name_file(base))
             if held is not None:
-                return self._verdict(held, wanted)
+                return self._verdict(base, held, wanted)
             if not adopt and self._occupied(base):
                 return "taken"
-            if self._create(_name_file(base), {**wanted, "journal": self.journal}):
+            if self._create(_name_file(base), {**wanted, **self._me}):
                 return "mine"
         return "taken"
 
@@ -151,10 +159,27 @@ class Provenance:
         name = (made or {}).get("name")
         return name if isinstance(name, str) else None
 
-    def _verdict(self, held: dict[str, Any], wanted: dict[str, Any]) -> Claim:
+    def _verdict(self, base: str, held: dict[str, Any], wanted: dict[str, Any]) -> Claim:
         if any(held.get(k) != v for k, v in wanted.items()):
             return "taken"
-        return "mine" if held.get("journal") == self.journal else "elsewhere"
+        if held.get("journal") == self.journal:
+            return "mine"
+        if not self._gone(held):
+            return "elsewhere"
+        self._write(_name_file(base), {**wanted, **self._me})  # taken over (see the docstring)
+        return "mine"
+
+    def _gone(self, held: dict[str, Any]) -> bool:
+        """Whether the journal that made this claim is gone: on this host, and its file is no
+        longer there with that id in it (asked once a journal)."""
+        path, journal = held.get("path"), held.get("journal")
+        if held.get("host") != HOST or not isinstance(path, str) or not path:
+            return False
+        if not isinstance(journal, str) or not journal:
+            return False
+        if (path, journal) not in self._living:
+            self._living[path, journal] = _holds(Path(path), journal)
+        return not self._living[path, journal]
 
     def _occupied(self, base: str) -> bool:
         """Whether a file is at `base` with any extension a result could have. In a store, by
@@ -173,10 +198,11 @@ class Provenance:
     def release(self, base: str, photo: str, style: int) -> None:
         """Let go of this journal's claim of `base` for a photo and style that will have no
         result (it failed): another journal may take the photo on."""
-        held = self._read(_name_file(base))
+        held = self._read(_name_file(base)) or {}
         mine = {"photo": photo, "style": style, "journal": self.journal}
         named = self._named(photo, style)
-        if held == mine and (named is None or named.rpartition(".")[0] != base):
+        ours = all(held.get(k) == v for k, v in mine.items())
+        if ours and (named is None or named.rpartition(".")[0] != base):
             storage.remove(storage.join(self._root, _name_file(base)))
 
     def _below(self, where: Location) -> PurePosixPath | None:
@@ -246,6 +272,18 @@ class Provenance:
             raise Unwritable(f"cannot write {where}: {failure}") from None
         except OSError as error:
             raise Unwritable.from_os_error(error, where, "write") from None
+
+
+def _holds(journal: Path, journal_id: str) -> bool:
+    """Whether the file `journal` is there with the record of this id in it (in doubt: yes)."""
+    wanted = f'"id":"{journal_id}"'.encode()
+    try:
+        with open(journal, "rb") as file:
+            return any(wanted in line for line in file if line.startswith(b'{"v":'))
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True
 
 
 def _name_file(base: str) -> str:

@@ -120,7 +120,7 @@ class Engine:
         ](math.inf)
         to_reread, self._reread_queue = anyio.create_memory_object_stream[RereadTicket](math.inf)
         self._check = checker(settings)
-        self.record = Provenance(self.layout.out, journal.ledger.journal_id)
+        self.record = Provenance(self.layout.out, journal.ledger.journal_id, journal.path.resolve())
         self.machine = Machine(
             journal.ledger,
             self.stats,
