@@ -413,3 +413,17 @@ async def test_a_run_started_afresh_after_its_journal_was_removed_finishes_the_b
     again = await run(sandbox, site, tmp_path, "in", "out")
     assert again.returncode == 0, again.stderr.decode()  # its claims taken over, not left
     assert len(site.files("out")) == PHOTOS and paid(sandbox) == (PHOTOS, PHOTOS)
+
+
+async def test_a_record_that_cannot_be_written_is_one_line_and_exit_74(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    site = Site(str(tmp_path / "site"))
+    camera(site, "in", 0)
+    site.put("out/.batchtoon/names", b"a file where the record's folder goes")
+    with anyio.fail_after(60):  # never a claim loop that goes on for ever
+        done = await run(sandbox, site, tmp_path, "in", "out")
+    assert done.returncode == 74
+    [line] = done.stderr.decode().splitlines()
+    assert "cannot make the folder" in line and "names" in line
+    assert paid(sandbox) == (0, 0)

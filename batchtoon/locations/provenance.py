@@ -244,6 +244,9 @@ class Provenance:
                 raise Unwritable(f"cannot claim {where}: {failure}") from None
         try:
             self._folder(where.parent)
+        except OSError as error:  # (a file where the folder goes: never "claimed already")
+            raise Unwritable.from_os_error(error, where.parent, "make the folder") from None
+        try:
             fd = os.open(where, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
         except FileExistsError:
             return False
