@@ -313,7 +313,9 @@ def _read_local(where: Path) -> bytes:
     except OSError as error:
         if error.errno in (errno.ENOENT, errno.ENOTDIR):
             raise FileNotFoundError(where) from None
-        return b""  # a link or worse where a record should be: it claims nothing
+        if error.errno == errno.ELOOP:
+            return b""  # a link where a record should be: it claims nothing
+        raise Unwritable.from_os_error(error, where, "read") from None
     with os.fdopen(fd, "rb") as file:
         return file.read(1 << 16)
 

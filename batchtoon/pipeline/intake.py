@@ -24,13 +24,12 @@ reads (the ledger, the sources, the output folder), but for its claims in the ou
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator
 
 import anyio
 from anyio.abc import ObjectReceiveStream
 
-from batchtoon.errors import InputError
+from batchtoon.errors import InputError, Unwritable
 from batchtoon.images.preflight import Prepared
 from batchtoon.locations.layout import Layout
 from batchtoon.locations.provenance import Provenance
@@ -41,6 +40,7 @@ from batchtoon.pipeline.producer import Check
 from batchtoon.pipeline.tickets import RereadTicket
 from batchtoon.records.ledger import Entry, Ledger
 
+MOST_NAMES = 1000  # names tried for one target: more means the record is broken, not busy
 Placed = Recorded | str | None  # a result already there; the name claimed; another's
 
 __all__ = ["Intake"]
@@ -128,7 +128,11 @@ class Intake:
             claim = record.claim(candidate, sha256, style)
             if claim != "taken":
                 return candidate if claim == "mine" else None
-        raise AssertionError("unreachable: the candidates never end")
+        raise Unwritable(
+            f"no free output name for {display(source.path)} in {MOST_NAMES} tries: the "
+            f"output's record ({display(str(self._record.out))}/.batchtoon/names) is not as "
+            "batchtoon writes it; check it"
+        )
 
     async def _present(self, key: str) -> frozenset[str]:
         """The output bases of an item an earlier run finished whose files exist."""
@@ -159,5 +163,5 @@ def _candidates(base: str, key: str, style: int) -> Iterator[str]:
     """The names a target may take, in order: the template's, then ones of its own."""
     sha8 = key[:8]
     yield from (base, f"{base}-{sha8}", f"{base}-{sha8}-{style}")
-    for number in itertools.count(1):
+    for number in range(1, MOST_NAMES - 2):
         yield f"{base}-{sha8}-{style}-{number}"
