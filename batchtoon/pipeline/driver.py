@@ -16,6 +16,8 @@ Guarantees:
   in the journal for a later run;
 - `on_stored(source, output)`, if given, is called in the event loop for every result file
   once its record is durable: it must return at once (the gallery's thumbnails use it);
+- a failed item's claims in the output's record are let go of (`Release`), after its failure
+  is journaled; a record that says no keeps them (another journal then leaves the photo);
 - the driver calls no stage: it only puts tickets on their queues.
 """
 
@@ -28,13 +30,14 @@ from collections.abc import Callable
 import anyio
 from anyio.streams.memory import MemoryObjectSendStream
 
-from batchtoon.errors import StoreFailure
+from batchtoon.errors import StoreFailure, Unwritable
 from batchtoon.locations.layout import Layout
+from batchtoon.locations.provenance import Provenance
 from batchtoon.locations.storage import Location, location, remove
 from batchtoon.pipeline.budget import SubmissionBudget
 from batchtoon.pipeline.clock import Clock
 from batchtoon.pipeline.lifecycle import RunControl, RunOutcome
-from batchtoon.pipeline.machine import Discard, Machine, Route, Step
+from batchtoon.pipeline.machine import Discard, Machine, Release, Route, Step
 from batchtoon.pipeline.outcomes import Accepted, Outcome, Unsent
 from batchtoon.pipeline.tickets import (
     CopyTicket,
@@ -72,6 +75,7 @@ class Driver:
         budget: SubmissionBudget,
         queues: Queues,
         layout: Layout,
+        record: Provenance,
         clock: Clock,
         report: Callable[[str], None] | None = None,
         on_stored: Callable[[str, Location], None] | None = None,
@@ -80,7 +84,7 @@ class Driver:
         self.machine, self.journal = machine, journal
         self._on_stored = on_stored
         self._run, self._budget, self._queues = run, budget, queues
-        self._layout, self._clock = layout, clock
+        self._layout, self._clock, self._record = layout, clock, record
         self._log = log or logging.getLogger("batchtoon")
         self.report = report or self._log.warning
 
@@ -138,6 +142,8 @@ class Driver:
             queues.to_store.send_nowait(route)
         elif isinstance(route, RereadTicket):
             queues.to_reread.send_nowait(route)
+        elif isinstance(route, Release):
+            await self._release(route)
         else:
             await self._discard(route)
 
@@ -152,6 +158,16 @@ class Driver:
             self.machine.step(Unsent(ticket), self._clock.wall())  # it stays queued
             self._run.close(ticket.key)
             raise
+
+    async def _release(self, release: Release) -> None:
+        photo, _, style = release.key.partition(":")
+
+        def let_go() -> None:
+            for base in release.bases:
+                self._record.release(base, photo, int(style))
+
+        with contextlib.suppress(Unwritable, StoreFailure, OSError):  # kept: others only wait
+            await anyio.to_thread.run_sync(let_go)
 
     async def _discard(self, discard: Discard) -> None:
         files = [self._layout.file(base, discard.ext) for base in discard.bases]
