@@ -273,6 +273,25 @@ async def test_a_journal_that_is_not_ours_is_refused_with_one_line_and_left_alon
     assert paid(sandbox) == (0, 0) and not (tmp_path / "site" / "out").exists()
 
 
+async def test_a_journal_that_is_not_ours_is_refused_before_the_sandbox_starts(
+    tmp_path: Path,
+) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes\n")
+    camera(Site(str(tmp_path / "site")), "in", 0)
+    argv = [
+        sys.executable, "-m", "batchtoon", "run", str(tmp_path / "site" / "in"), "--sandbox",
+        "--out", str(tmp_path / "out"), "--journal", str(notes),
+    ]  # fmt: skip
+    done = await anyio.run_process(argv, cwd=tmp_path, check=False)
+    assert done.returncode == 2
+    assert done.stderr.decode().splitlines() == [
+        f"batchtoon: {notes} is not a batchtoon journal (it holds something else): "
+        "give --journal a new file name, or an existing journal"
+    ]
+    assert notes.read_text() == "my notes\n" and not (tmp_path / "out").exists()
+
+
 # Part files.
 
 

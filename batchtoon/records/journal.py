@@ -46,7 +46,7 @@ from batchtoon.errors import Unwritable, UsageError
 from batchtoon.pipeline.clock import SYSTEM_CLOCK, Clock
 from batchtoon.records.ledger import Event, Ledger, make_record
 
-__all__ = ["Journal"]
+__all__ = ["Journal", "refuse_foreign"]
 
 
 class Journal:
@@ -85,14 +85,14 @@ class Journal:
     @classmethod
     def replay(cls, path: Path) -> Journal:
         """Read the journal (without locking or opening it for writing)."""
-        _refuse_foreign(path)
+        refuse_foreign(path)
         journal = cls(path)
         journal._read()
         return journal
 
     def open(self) -> None:
         """Lock the journal, replay it, and make it ready for appending."""
-        _refuse_foreign(self.path)
+        refuse_foreign(self.path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._lock = self._acquire_lock()
@@ -243,7 +243,7 @@ def _decode(line: bytes) -> dict[str, Any]:
 JOURNAL_START = re.compile(rb'\{\s*"v"\s*:')  # how every record starts (`_encode`: v first)
 
 
-def _refuse_foreign(path: Path) -> None:
+def refuse_foreign(path: Path) -> None:
     """`UsageError` if `path` is a file that is not a batchtoon journal (see the docstring)."""
     try:
         with open(path, "rb") as file:
