@@ -49,7 +49,7 @@ import contextlib
 import dataclasses
 import logging
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -62,6 +62,7 @@ import anyio
 
 from batchtoon.errors import Unwritable, UsageError
 from batchtoon.exitcodes import ExitCode
+from batchtoon.locations.provenance import Provenance, Result
 from batchtoon.locations.sources import check_sources, display
 from batchtoon.locations.storage import Location, is_url, location
 from batchtoon.pipeline.clock import ticks
@@ -392,15 +393,16 @@ class Batch:
 
 def write_report(
     settings: Settings,
-    ledger: Ledger,
+    ledger: Ledger | Sequence[Ledger],
     done: Summary | None = None,
     thumbnails: Thumbnails | None = None,
 ) -> Path:
-    """Write the gallery of everything the journal knows, `<out>/index.html`, with this run's
-    counts in its header (or the journal's, without a run); blocking. The `thumbnails` a run
-    made as it went are looked up, not made again. For a local output folder only (`UsageError`
-    for a URL: the page links its files by relative paths). `Stopped` if `thumbnails.stop()`
-    came first."""
+    """Write the gallery of everything the journal (or journals) knows, and of every result
+    the output folder's record holds (another shard's too), as `<out>/index.html` (see
+    `report.page` for a page the user wrote there), with this run's counts in its header (or
+    the journals', without a run); blocking. The `thumbnails` a run made as it went are looked
+    up, not made again. For a local output folder only (`UsageError` for a URL: the page links
+    its files by relative paths). `Stopped` if `thumbnails.stop()` came first."""
     if is_url(settings.output.dir):
         raise UsageError(
             f"the gallery is written for a local output folder only, not {settings.output.dir}"
@@ -418,11 +420,24 @@ def write_report(
         counts |= {"submitted": done.submitted}
         finished = datetime.now().astimezone()
         started = finished - timedelta(seconds=done.wall)
-    gallery = from_ledger(ledger, out, counts=counts, started=started, finished=finished)
+    recorded = _recorded(Provenance(out).results())
+    gallery = from_ledger(
+        ledger, out, counts=counts, started=started, finished=finished, shown_too=[recorded]
+    )
     try:
         return write_gallery(out, gallery, workers=settings.prepare.threads, thumbnails=thumbnails)
     except OSError as error:
         raise Unwritable.from_os_error(error, out / "index.html", "write the gallery") from None
+
+
+def _recorded(results: list[Result]) -> Ledger:
+    """The output folder's record as a ledger: each result a target, downloaded."""
+    ledger = Ledger()
+    for result in results:
+        key, base = f"{result.photo}:{result.style}", result.name.rpartition(".")[0]
+        ledger.apply({"event": "queued", "key": key, "source": result.source, "output": base})
+        ledger.apply({"event": "downloaded", "key": key, "output": result.name})
+    return ledger
 
 
 def _start_line(settings: Settings, sources: list[Location], key: str, config: Path | None) -> str:

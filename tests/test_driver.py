@@ -16,6 +16,7 @@ from fakes import ManualClock
 
 from batchtoon.images.preflight import Prepared
 from batchtoon.locations.layout import Layout
+from batchtoon.locations.provenance import Provenance
 from batchtoon.locations.sources import Source
 from batchtoon.pipeline.budget import SubmissionBudget
 from batchtoon.pipeline.driver import Driver, Queues
@@ -67,7 +68,7 @@ class Rig:
         queues = Queues(uploads, self.polls, to_store, to_reread)  # type: ignore[arg-type]
         self.driver = Driver(
             machine, journal=self.journal, run=self.run, budget=self.budget, queues=queues,
-            layout=layout, clock=self.clock,
+            layout=layout, record=Provenance(layout.out, "journal-1"), clock=self.clock,
         )  # fmt: skip
 
 
@@ -91,7 +92,8 @@ async def test_the_records_are_on_disk_before_the_ticket_is_queued(tmp_path: Pat
     assert rig.run.is_open(f"{SHA}:0")
     [upload] = queued(rig.uploads)
     await rig.driver.deliver(Accepted(upload, "task-1"))
-    assert rig.polls.seen == [("task-1", ["queued", "submitted"])]  # "queued" went out with it
+    # "queued" went out with it (after the journal's own first record, its id)
+    assert rig.polls.seen == [("task-1", ["journal", "queued", "submitted"])]
     rig.journal.close()
 
 

@@ -118,7 +118,7 @@ async def test_a_replaced_photo_is_done_again_and_an_identical_copy_is_not_paid(
         old = Path(events.of("done")[0]["output"]).read_bytes()
         shot.write_bytes(second)  # a new version of the same photo
         await events.until(lambda: len(events.of("done")) == 2)
-        assert Path(events.of("done")[1]["output"]).read_bytes() != old
+        assert Path(events.of("done")[0]["output"]).read_bytes() == old  # kept as it was
         (folder / "copy.jpg").write_bytes(second)  # the same content again
         await events.until(lambda: len(events.of("done")) == 3)
 
@@ -127,8 +127,10 @@ async def test_a_replaced_photo_is_done_again_and_an_identical_copy_is_not_paid(
     assert done.exit_code == ExitCode.OK
     assert sum(sandbox.counters.accepted.values()) == 2  # the copy cost nothing
     assert [e["photo"] for e in events.of("submitted")] == [str(shot), str(shot)]
-    outputs = [e["output"] for e in events.of("done")]
-    assert outputs[0] == outputs[1] != outputs[2]  # the source path's result, made again
+    first, again, copy = (Path(e["output"]) for e in events.of("done"))
+    assert again.name == f"shot.vintage-comic-{hashlib.sha256(second).hexdigest()[:8]}.jpg"
+    assert first.name == "shot.vintage-comic.jpg" and copy.name == "copy.vintage-comic.jpg"
+    assert copy.read_bytes() == again.read_bytes()
 
 
 async def test_idle_exit_ends_a_watch_with_nothing_to_do(sandbox: Sandbox, tmp_path: Path) -> None:

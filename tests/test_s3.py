@@ -57,8 +57,11 @@ class S3:
         return photos
 
     def objects(self, bucket: str, prefix: str) -> dict[str, dict[str, Any]]:
+        """The objects below `prefix` but batchtoon's bookkeeping (its `.batchtoon/` record),
+        as `harness.outputs` sees a folder."""
         pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-        return {o["Key"]: o for page in pages for o in page.get("Contents", [])}
+        found = (o for page in pages for o in page.get("Contents", []))
+        return {o["Key"]: o for o in found if "/.batchtoon/" not in f"/{o['Key']}"}
 
     def body(self, bucket: str, key: str) -> bytes:
         data: bytes = self.client.get_object(Bucket=bucket, Key=key)["Body"].read()

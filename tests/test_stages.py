@@ -23,6 +23,7 @@ from PIL import Image
 from batchtoon.errors import InputError, ItemRejected, RunFatal, TaskGone, Throttled, Transient
 from batchtoon.images.preflight import Prepared
 from batchtoon.locations.layout import Layout
+from batchtoon.locations.provenance import Provenance
 from batchtoon.locations.sources import BadLine, Source, count_sources, display
 from batchtoon.locations.storage import Location
 from batchtoon.pipeline.budget import SubmissionBudget
@@ -365,7 +366,8 @@ async def download_one(
     outbox = RecordingOutbox()
     retry = RetryPolicy(RetrySettings(attempts=attempts, backoff=0.0, max_backoff=0.0))
     layout = Layout(out, "{dir}/{stem}.{style}.{ext}", spill=spill)
-    downloader = Downloader(api, retry, outbox, layout, max_bytes=1 << 20, clock=api.clock)
+    record = Provenance(layout.out, "journal-1")
+    downloader = Downloader(api, retry, outbox, layout, record, max_bytes=1 << 20, clock=api.clock)
     send, receive = anyio.create_memory_object_stream[DownloadTicket | CopyTicket](1)
     send.send_nowait(item)
     send.close()
@@ -385,7 +387,14 @@ async def test_a_result_is_checked_written_under_every_target_and_stored(tmp_pat
     paths = [Path(p) for p in stored.filed.paths]  # local files: Paths
     assert [p.name for p in paths] == ["photo1.0.png", "copy.0.png"]
     assert all(p.read_bytes() == data for p in paths)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["copy.0.png", "photo1.0.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".batchtoon",
+        "copy.0.png",
+        "photo1.0.png",
+    ]
+    photo, _, style = item.key.partition(":")  # and the output's record says what they are
+    made = Provenance(tmp_path).lookup(photo, int(style))
+    assert made is not None and made.name in ("photo1.0.png", "copy.0.png")
 
 
 @pytest.mark.parametrize(
@@ -513,7 +522,10 @@ def hashing_check(path: Location) -> Prepared:
 
 def intake_for(tmp_path: Path, outbox: RecordingOutbox, ledger: Ledger) -> Intake:
     layout = Layout(tmp_path / "out", "{stem}.{style}.{ext}")
-    return Intake(outbox, ledger=ledger, layout=layout, check=hashing_check, styles=(0, 3))
+    record = Provenance(layout.out, "journal-1")
+    return Intake(
+        outbox, ledger=ledger, layout=layout, record=record, check=hashing_check, styles=(0, 3)
+    )
 
 
 async def test_intake_delivers_a_photo_with_which_outputs_of_its_done_items_exist(

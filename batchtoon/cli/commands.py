@@ -36,7 +36,7 @@ from batchtoon.pipeline.planner import Plan, make_plan
 from batchtoon.pipeline.producer import checker
 from batchtoon.provider.api import ApiClient, key_problem, trimmed_key
 from batchtoon.records.events import EventStream
-from batchtoon.records.journal import Journal
+from batchtoon.records.journal import Journal, refuse_foreign
 from batchtoon.records.ledger import Ledger
 from batchtoon.records.logs import LOGGER, screen_handler
 from batchtoon.report.contact import write_contact
@@ -101,9 +101,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def check_places(sources: list[Location], settings: Settings) -> None:
-    """Refuse, before anything runs, a SOURCE that cannot be read, or an output in a store that
-    cannot be used (no backend, no bucket, no right, no network): one line naming it."""
+    """Refuse, before anything runs (the sandbox included), a SOURCE that cannot be read, a
+    journal file that is not one, or an output in a store that cannot be used (no backend, no
+    bucket, no right, no network): one line naming it."""
     check_sources(sources)
+    refuse_foreign(Path(settings.journal_path))
     out = location(settings.output.dir)
     if isinstance(out, str):
         try:

@@ -353,14 +353,7 @@ def build(handlers: dict[str, Handler]) -> argparse.ArgumentParser:
     status = command("status", "what a journal says: counts, failures by kind, items")
     add_config_arguments(status)
     add_setting_flags(status, ("output.dir",))
-    status.add_argument(
-        "--journal",
-        action="append",
-        metavar="FILE",
-        dest="journals",
-        help="journal (repeatable, or a glob such as 'journal-*.jsonl': their sum; default: "
-        "<out>/.batchtoon/journal.jsonl)",
-    )
+    _add_journals_argument(status, "their sum")
     status.add_argument("--state", choices=STATES, help="list only the items in this state")
     status.add_argument(
         "--list", action="store_true", help="each item: source, style, state, output or reason"
@@ -369,9 +362,10 @@ def build(handlers: dict[str, Handler]) -> argparse.ArgumentParser:
         "--json", action="store_true", help="JSON (with --list or --state: one object a line)"
     )
 
-    report = command("report", "write the before/after gallery of a journal: <out>/index.html")
+    report = command("report", "write the before/after gallery of journals: <out>/index.html")
     add_config_arguments(report)
-    add_setting_flags(report, ("output.dir", "journal"))
+    add_setting_flags(report, ("output.dir",))
+    _add_journals_argument(report, "one page")
 
     config = command("config", "the settings in force, and where each came from")
     add_config_arguments(config)
@@ -465,6 +459,17 @@ def _add_run_arguments(run: argparse.ArgumentParser, *, only_run: bool) -> None:
         ),
     )
     add_setting_flags(run, unlisted=() if only_run else RUN_ONLY)
+
+
+def _add_journals_argument(parser: argparse.ArgumentParser, together: str) -> None:
+    parser.add_argument(
+        "--journal",
+        action="append",
+        metavar="FILE",
+        dest="journals",
+        help=f"journal (repeatable, or a glob such as 'journal-*.jsonl': {together}; default: "
+        "<out>/.batchtoon/journal.jsonl)",
+    )
 
 
 def _add_sandbox_arguments(sandbox: argparse.ArgumentParser) -> None:

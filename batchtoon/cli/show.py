@@ -87,11 +87,12 @@ def kinds(failures: Iterable[Item]) -> list[dict[str, Any]]:
 
 
 def status(args: argparse.Namespace) -> int:
-    settings = resolved(args).settings
+    found = resolved(args)
+    settings = found.settings
     paths = journals(args.journals, settings)
     ledgers = [Journal.replay(path).ledger for path in paths]
-    out = location(settings.output.dir)
-    every = [item for ledger in ledgers for item in items(ledger, out)]
+    given = found.origins["output.dir"] != "default"
+    every = [item for ledger in ledgers for item in items(ledger, _out(ledger, settings, given))]
     if args.list or args.state:
         chosen = sorted(
             (i for i in every if args.state in (None, i.state)), key=lambda i: (i.source, i.style)
@@ -142,6 +143,12 @@ def _live_json(journal: Path, live: Snapshot) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def _out(ledger: Ledger, settings: Settings, given: bool) -> Location:
+    """Where a journal's results are: `--out` (or its setting) if given, else where the
+    journal's own records say they were written."""
+    return location(settings.output.dir if given or not ledger.out else ledger.out)
+
+
 def journals(given: list[str] | None, settings: Settings) -> list[Path]:
     """The journals to read: each `--journal` (a glob is expanded, for shells that did not), or
     the one the settings name; `UsageError` for one that is not there."""
@@ -182,12 +189,12 @@ def _sum(terms: dict[str, int]) -> str:
 
 
 def report(args: argparse.Namespace) -> int:
-    """Write the gallery of what the journal knows (`<out>/index.html`) and say where."""
+    """Write the gallery of what the journals know (`<out>/index.html`, see `report.page`)
+    and say where."""
     settings = resolved(args).settings
-    path = settings.journal_path
-    if not path.exists():
-        raise UsageError(f"no journal at {display(str(path))}: pass --journal or --out")
-    page = write_report(settings, Journal.replay(path).ledger)
+    paths = journals(args.journals, settings)
+    ledgers = [Journal.replay(path).ledger for path in paths]
+    page = write_report(settings, ledgers)
     print(display(str(page)))
     return 0
 

@@ -13,6 +13,11 @@ FAT-formatted card or a Mac without a file refused or renamed on the way.
 The output may be a URL (`s3://bucket/cartoons`, see `storage`): names are the same below it;
 a result's part file is then a local one in `spill` (the run's work folder), and which results
 exist is known from one listing of the output, kept current with what this run writes.
+
+A part file's name is its writer's own: `.<name>.<tag>.batchtoon-part`, the tag being the
+journal's (one process at a time holds a journal), else random for each write: two writers of
+one output, in two processes, never share one, and a part a killed run left is the resume's to
+replace (`files.create_part`).
 """
 
 from __future__ import annotations
@@ -28,13 +33,14 @@ from pathlib import Path, PurePosixPath
 
 from batchtoon.errors import StoreFailure, Unwritable, UsageError
 from batchtoon.locations import storage
+from batchtoon.locations.files import part_name
 from batchtoon.locations.sources import Source
 from batchtoon.locations.storage import Location
 from batchtoon.settings.styles import style_slug
 
 __all__ = ["EXTENSIONS", "PART_SUFFIX", "Layout", "portable_part"]
 
-PART_SUFFIX = ".batchtoon-part"  # a result being written: `.<name>.batchtoon-part`, beside it
+PART_SUFFIX = ".batchtoon-part"  # a result being written: `.<name>.<unique>.batchtoon-part`
 # A name's bytes at most, so that with what may be added (a `-<sha8>-<style>` to tell it from a
 # namesake, `.jpeg`, the part file's `.` and suffix) it fits the 255 bytes file systems allow.
 MAX_NAME_BYTES = 200
@@ -52,11 +58,18 @@ MAX_PART_BYTES = 240  # of 255 (ext4, NTFS, APFS): room for ".<sha8>" and ".<ext
 
 class Layout:
     def __init__(
-        self, out: Location, template: str, *, portable: bool = False, spill: Path | None = None
+        self,
+        out: Location,
+        template: str,
+        *,
+        portable: bool = False,
+        spill: Path | None = None,
+        tag: str = "",
     ) -> None:
         self.out = out
         self.portable = portable
         self._spill = spill
+        self._tag = tag  # in part files' names: the writer's own (see the module docstring)
         self._objects: set[str] | None = None  # a URL output's names below it, once listed
         self._listing = threading.Lock()
         used = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
@@ -95,13 +108,22 @@ class Layout:
         return storage.join(self.out, f"{base}.{ext}")
 
     def part(self, base: str) -> Path:
-        """The part file a result for `base` is written through: in the result's own folder;
-        for a URL output, a local file in `spill` (its name fixed by `base`, as the other)."""
+        """The part file a result for `base` is written through (see the module docstring): in
+        the result's own folder; for a URL output, a local file in `spill`."""
         if isinstance(self.out, Path):
-            path = self.out / base
-            return path.with_name(f".{path.name}{PART_SUFFIX}")
-        tag = hashlib.sha256(base.encode("utf-8", "surrogateescape")).hexdigest()[:32]
-        return (self._spill or Path(tempfile.gettempdir())) / f".{tag}{PART_SUFFIX}"
+            return self._part(self.out / base)
+        name = hashlib.sha256(base.encode("utf-8", "surrogateescape")).hexdigest()[:32]
+        return self._part((self._spill or Path(tempfile.gettempdir())) / name)
+
+    def part_of(self, dest: Path) -> Path:
+        """The part file for the local result `dest` (the same as its base's, whatever its
+        extension)."""
+        return self._part(dest.with_suffix(""))
+
+    def _part(self, bare: Path) -> Path:
+        if self._tag:
+            return bare.with_name(f".{bare.name}.{self._tag}{PART_SUFFIX}")
+        return bare.with_name(part_name(bare.name, PART_SUFFIX))
 
     def existing(self, bases: Iterable[str], ext: str) -> set[str]:
         """The bases whose file with extension `ext` exists (blocking: run it in a thread).

@@ -6,11 +6,15 @@ Guarantees:
   whatever a server sends (with every download worker busy: workers x `IN_MEMORY`);
 - nothing is kept unless it is a whole image (`intact_format`): a cut-short or broken body
   raises `Transient` (the caller fetches it again), a pixel bomb `ItemRejected`;
-- each output is written to a part file *in its own folder* (`.<name>.batchtoon-part`),
-  fsync'd, then renamed over its final name: `<out>` never holds a partial result, and any
-  journal location and any file system work (the rename never crosses devices);
-- the part name is fixed per output, so a part left by a killed run is overwritten by the
-  resume's write of the same output, and a failed attempt removes its own part by name;
+- each output is written to a part file *in its own folder*
+  (`.<name>.<unique>.batchtoon-part`), fsync'd, then renamed over its final name: `<out>`
+  never holds a partial result, and any journal location and any file system work (the
+  rename never crosses devices);
+- a part file's name is its writer's own (`Layout.part`) and it is created exclusively,
+  never through a symbolic link (`files.create_part`): two writers of one output never share a
+  part, a link planted where a part goes is left alone and named in the error, and a part a
+  killed run left is replaced by the resume's write of the same output; a failed attempt
+  removes its own part by name;
 - a file that cannot be written is `Unwritable`, naming the path (disk full, read-only...);
 - the bytes are kept as served; the extension follows the content, not the URL.
 
@@ -39,8 +43,8 @@ from PIL import Image
 from batchtoon.errors import ItemRejected, StoreBusy, StoreFailure, Transient, Unwritable
 from batchtoon.images.intact import TooManyPixels, intact_format
 from batchtoon.locations import storage
-from batchtoon.locations.files import Fill, write_whole
-from batchtoon.locations.layout import PART_SUFFIX, Layout
+from batchtoon.locations.files import Fill, create_part, write_whole
+from batchtoon.locations.layout import Layout
 from batchtoon.locations.storage import Location
 from batchtoon.pipeline.outcomes import Filed
 
@@ -70,7 +74,7 @@ class Spool:
         try:
             if self._file is None:
                 self.part.parent.mkdir(parents=True, exist_ok=True)
-                self._file = open(self.part, "wb")  # noqa: SIM115  closed in close()
+                self._file = create_part(self.part)
                 self._file.write(self._buffer)
                 self._buffer = bytearray()
             self._file.write(chunk)
@@ -104,7 +108,7 @@ class Spool:
             self._upload(dest)
             return
         if self._file is None:
-            _through_part(dest, bytes(self._buffer))
+            _through_part(dest, bytes(self._buffer), self.part)
             return
         try:
             self._file.flush()
@@ -194,14 +198,13 @@ def _copy(source: Location, dest: Location, layout: Layout) -> None:
         with open(source, "rb") as original:
             shutil.copyfileobj(original, file, CHUNK)
 
-    _through_part(dest, copy)
+    _through_part(dest, copy, layout.part_of(dest))
 
 
-def _through_part(dest: Path, data: bytes | Fill) -> None:
+def _through_part(dest: Path, data: bytes | Fill, part: Path) -> None:
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        # The part's name is fixed (as `Layout.part` names it): a killed run's is overwritten.
-        write_whole(dest, data, part=dest.with_name(f".{dest.stem}{PART_SUFFIX}"))
+        write_whole(dest, data, part=part)
     except OSError as error:
         raise Unwritable.from_os_error(error, dest, "write") from None
 

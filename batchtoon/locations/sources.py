@@ -140,8 +140,10 @@ class Filter:
     """Which files of a folder SOURCE to take: those matching an `include` glob (every one, if
     there are none) and no `exclude` glob; a folder matching an `exclude` glob is skipped, and
     so is batchtoon's own: any `.batchtoon` folder, and the folders in `avoid` (the output
-    folder), so a run never cartoonises its own cartoons. With a `shard`, of every SOURCE's
-    items (manifest lines and single images too) only that shard's.
+    folder), so a run never cartoonises its own cartoons. A file `results` says is one of
+    batchtoon's results (the output location's record) is never taken either, wherever it is
+    met (the output folder given as a SOURCE, a manifest line). With a `shard`, of every
+    SOURCE's items (manifest lines and single images too) only that shard's.
 
     As rclone's filters do, a pattern that matches a folder matches everything below it:
     `--include 'Summer trip'` takes the files in that folder (at any depth), as `--exclude
@@ -151,6 +153,7 @@ class Filter:
     exclude: tuple[str, ...] = ()
     avoid: tuple[Location, ...] = ()
     shard: Shard | None = None
+    results: Callable[[Location], bool] | None = None
     _includes: glob.WcMatcher[str] | None = field(init=False, repr=False, compare=False)
     _excludes: glob.WcMatcher[str] | None = field(init=False, repr=False, compare=False)
     # each pattern that has matched nothing yet, by its flag: ("--include", "Summer trip")
@@ -201,6 +204,12 @@ class Filter:
         for (kind, pattern), matcher in list(self._unseen.items()):
             if kind == flag and any(matcher.match(path) for path in paths):
                 del self._unseen[kind, pattern]
+
+    def keeps(self, item: Source | BadLine, identity: str | None = None) -> bool:
+        """Whether `item` is taken: this process's, and no result of batchtoon's."""
+        if not self.in_shard(item, identity):
+            return False
+        return not (isinstance(item, Source) and self.results and self.results(item.path))
 
     def in_shard(self, item: Source | BadLine, identity: str | None = None) -> bool:
         """Whether `item` is this process's (always, without a shard)."""
@@ -273,7 +282,7 @@ def iter_sources(
             yield from walk
         elif kind == "image":
             item = Source(argument, PurePosixPath(_name(argument)))
-            if only.in_shard(item):
+            if only.keeps(item):
                 yield item
         else:
             yield from _manifest(argument, only)
@@ -330,7 +339,7 @@ def _ext(where: Location) -> str:
 def _manifest(manifest: Location, only: Filter) -> Iterator[Source | BadLine]:
     try:
         read = _jsonl if _ext(manifest) == ".jsonl" else _csv
-        yield from (item for item, identity in read(manifest) if only.in_shard(item, identity))
+        yield from (item for item, identity in read(manifest) if only.keeps(item, identity))
     except (OSError, UnicodeError, csv.Error, StoreFailure) as exc:
         reason = getattr(exc, "strerror", None) or str(exc)
         yield BadLine(display(manifest), f"cannot read the manifest: {reason}")
@@ -376,7 +385,7 @@ def _walk(root: Path, only: Filter) -> Iterator[Source | BadLine]:
                 rel = rel_folder / os.fsdecode(name)
                 if only.takes(str(rel)):
                     item = Source(Path(folder, name), rel)
-                    if only.in_shard(item):
+                    if only.keeps(item):
                         yield item
 
 
@@ -403,7 +412,7 @@ def _walk_url(root: str, only: Filter) -> Iterator[Source | BadLine]:
         rel = PurePosixPath(text)
         if _suffix(rel.name) in IMAGE_SUFFIXES and not skips(rel.parent) and only.takes(text):
             item = Source(url, rel)
-            if only.in_shard(item):
+            if only.keeps(item):
                 yield item
 
 

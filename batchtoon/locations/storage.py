@@ -21,7 +21,8 @@ Guarantees (URLs):
 - stat and read are uncached: every `stat` asks the store (listings cached by fsspec are
   dropped first), so a before-and-after pair of stats sees a change between them.
 
-Requests (S3): a photo is a HEAD, a ranged GET and a HEAD; a result a PUT and a HEAD; a copy a
+Requests (S3): a photo is a HEAD, a ranged GET and a HEAD; a result a PUT and a HEAD; a
+claim (`create`) a conditional PUT; a copy a
 COPY and a HEAD; a folder or "which outputs exist" is one listing of its prefix (1,000 keys a
 request). Blocking: run it in worker threads, as the local file code is.
 """
@@ -47,6 +48,7 @@ __all__ = [
     "Stat",
     "check_container",
     "copy",
+    "create",
     "find",
     "is_dir",
     "is_url",
@@ -322,6 +324,19 @@ def put(url: str, data: bytes | Path) -> None:
         _call(url, fs.pipe_file, path, data)
         size, md5 = len(data), hashlib.md5(data, usedforsecurity=False).hexdigest()
     _verify(url, size, md5)
+
+
+def create(url: str, data: bytes) -> bool:
+    """Write the object only if none is there (S3's conditional put, `If-None-Match: *`): True
+    if this call made it, False if an object was there already (left as it is)."""
+    fs, path = _filesystem(url)
+    try:
+        fs.pipe_file(path, data, mode="create")
+    except FileExistsError:
+        return False
+    except Exception as error:  # the boundary, as in `_call`
+        raise _failure(url, error) from None
+    return True
 
 
 def copy(source: str, dest: str) -> Stat:

@@ -15,6 +15,9 @@ Guarantees:
 - memory is bounded whatever a server sends (see `batchtoon.locations.results.Spool`);
 - once a result is stored, the photo's prepared upload is removed from the `prepared` cache
   (`preflight.forget`): a finished batch leaves no converted copies behind.
+- every result written is named in the output location's record (`locations.provenance`:
+  which photo and style it is the result of, with one of the item's sources) before the
+  outcome is delivered: any journal, on any machine, finds it there.
 """
 
 from __future__ import annotations
@@ -27,7 +30,9 @@ from anyio.abc import ObjectReceiveStream
 from batchtoon.errors import ApiError, StoreBusy, TaskGone, Unwritable
 from batchtoon.images.preflight import forget
 from batchtoon.locations.layout import Layout
+from batchtoon.locations.provenance import Made, Provenance
 from batchtoon.locations.results import Spool, copy_result, file_spool
+from batchtoon.locations.storage import Location
 from batchtoon.pipeline.clock import SYSTEM_CLOCK, Clock
 from batchtoon.pipeline.outcomes import Blocked, Filed, Gone, Outbox, Outcome, Refused, Stored
 from batchtoon.pipeline.tickets import URL_EXPIRED, CopyTicket, DownloadTicket
@@ -44,12 +49,14 @@ class Downloader:
         retry: RetryPolicy,
         outbox: Outbox,
         layout: Layout,
+        record: Provenance,
         *,
         max_bytes: int,
         clock: Clock = SYSTEM_CLOCK,
         prepared: Path | None = None,
     ) -> None:
         self._api, self._retry, self._outbox, self._layout = api, retry, outbox, layout
+        self._record = record
         self._max_bytes = max_bytes
         self._prepared = prepared  # the cache of prepared uploads, emptied as results are stored
         self._clock = clock
@@ -93,7 +100,7 @@ class Downloader:
                 spool = Spool(self._layout.part(bases[0]))
                 try:
                     await self._api.download(ticket.result_url, spool, max_bytes=self._max_bytes)
-                    return await anyio.to_thread.run_sync(file_spool, spool, bases, self._layout)
+                    return await anyio.to_thread.run_sync(self._file, spool, ticket)
                 finally:
                     spool.close()
         raise AssertionError("unreachable: tenacity reraises the last error")
@@ -102,9 +109,24 @@ class Downloader:
         """The result already in `first`'s file, written again under the ticket's bases."""
         first = self._layout.file(ticket.first, ticket.ext)
         try:
-            filed = await anyio.to_thread.run_sync(
-                copy_result, first, ticket.bases, self._layout, ticket.known
-            )
+            filed = await anyio.to_thread.run_sync(self._copy_file, first, ticket)
         except Unwritable as problem:
             return Blocked(ticket, problem)
         return Stored(ticket, filed)
+
+    # Blocking: the files, then the output's record of them.
+
+    def _file(self, spool: Spool, ticket: DownloadTicket) -> Filed:
+        return self._recorded(file_spool(spool, ticket.bases, self._layout), ticket)
+
+    def _copy_file(self, first: Location, ticket: CopyTicket) -> Filed:
+        filed = copy_result(first, ticket.bases, self._layout, ticket.known)
+        return self._recorded(filed, ticket)
+
+    def _recorded(self, filed: Filed, ticket: DownloadTicket | CopyTicket) -> Filed:
+        """Name the result written in the output's record (`Unwritable` if it says no): its
+        first file (the others are copies of it: the record needs one)."""
+        photo, _, style = ticket.key.partition(":")
+        name = f"{filed.bases[0]}.{str(filed.paths[0]).rpartition('.')[2]}"
+        self._record.record(photo, int(style), Made(name, filed.size, filed.sha256), ticket.name)
+        return filed

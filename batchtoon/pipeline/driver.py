@@ -19,6 +19,8 @@ Guarantees:
 - `on_event(event)`, if given, gets the events (`records.events`) of every record once it is
   journaled, in journal order, and at the end (`leave`) one `left` per result still waiting:
   the one place events are made; it must return at once;
+- a failed item's claims in the output's record are let go of (`Release`), after its failure
+  is journaled; a record that says no keeps them (another journal then leaves the photo);
 - the driver calls no stage: it only puts tickets on their queues.
 """
 
@@ -31,13 +33,14 @@ from collections.abc import Callable
 import anyio
 from anyio.streams.memory import MemoryObjectSendStream
 
-from batchtoon.errors import StoreFailure
+from batchtoon.errors import StoreFailure, Unwritable
 from batchtoon.locations.layout import Layout
+from batchtoon.locations.provenance import Provenance
 from batchtoon.locations.storage import Location, location, remove
 from batchtoon.pipeline.budget import SubmissionBudget
 from batchtoon.pipeline.clock import Clock
 from batchtoon.pipeline.lifecycle import RunControl, RunOutcome
-from batchtoon.pipeline.machine import Discard, Machine, Route, Step
+from batchtoon.pipeline.machine import Discard, Machine, Release, Route, Step
 from batchtoon.pipeline.outcomes import Accepted, Outcome, Unsent
 from batchtoon.pipeline.tickets import (
     CopyTicket,
@@ -77,6 +80,7 @@ class Driver:
         budget: SubmissionBudget,
         queues: Queues,
         layout: Layout,
+        record: Provenance,
         clock: Clock,
         report: Callable[[str], None] | None = None,
         on_stored: Callable[[str, Location], None] | None = None,
@@ -86,7 +90,7 @@ class Driver:
         self.machine, self.journal = machine, journal
         self._on_stored, self._on_event = on_stored, on_event
         self._run, self._budget, self._queues = run, budget, queues
-        self._layout, self._clock = layout, clock
+        self._layout, self._clock, self._record = layout, clock, record
         self._log = log or logging.getLogger("batchtoon")
         self.report = report or self._log.warning
 
@@ -161,6 +165,8 @@ class Driver:
             queues.to_store.send_nowait(route)
         elif isinstance(route, RereadTicket):
             queues.to_reread.send_nowait(route)
+        elif isinstance(route, Release):
+            await self._release(route)
         else:
             await self._discard(route)
 
@@ -175,6 +181,16 @@ class Driver:
             self.machine.step(Unsent(ticket), self._clock.wall())  # it stays queued
             self._run.close(ticket.key)
             raise
+
+    async def _release(self, release: Release) -> None:
+        photo, _, style = release.key.partition(":")
+
+        def let_go() -> None:
+            for base in release.bases:
+                self._record.release(base, photo, int(style))
+
+        with contextlib.suppress(Unwritable, StoreFailure, OSError):  # kept: others only wait
+            await anyio.to_thread.run_sync(let_go)
 
     async def _discard(self, discard: Discard) -> None:
         files = [self._layout.file(base, discard.ext) for base in discard.bases]

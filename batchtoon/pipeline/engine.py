@@ -38,6 +38,7 @@ import anyio
 from batchtoon.exitcodes import ExitCode
 from batchtoon.images.preflight import Prepared
 from batchtoon.locations.layout import Layout
+from batchtoon.locations.provenance import Provenance
 from batchtoon.locations.sources import BadLine, Source, count_sources
 from batchtoon.locations.storage import Location, location
 from batchtoon.pipeline.budget import SubmissionBudget
@@ -122,6 +123,7 @@ class Engine:
             settings.output.template,
             portable=settings.output.portable_names,
             spill=settings.work_dir / "spill",
+            tag=journal.ledger.journal_id[:12],
         )
         uploads, self._upload_queue = anyio.create_memory_object_stream[UploadTicket](
             uploads_ahead(settings)
@@ -132,6 +134,7 @@ class Engine:
         ](math.inf)
         to_reread, self._reread_queue = anyio.create_memory_object_stream[RereadTicket](math.inf)
         self._check = checker(settings)
+        self.record = Provenance(self.layout.out, journal.ledger.journal_id, journal.path.resolve())
         self.machine = Machine(
             journal.ledger,
             self.stats,
@@ -148,6 +151,7 @@ class Engine:
             budget=self.budget,
             queues=Queues(uploads, to_poll, to_store, to_reread),
             layout=self.layout,
+            record=self.record,
             clock=clock,
             report=report,
             on_stored=on_stored,
@@ -158,6 +162,7 @@ class Engine:
             self.driver,
             ledger=journal.ledger,
             layout=self.layout,
+            record=self.record,
             check=self._check,
             styles=settings.styles,
         )
@@ -222,7 +227,7 @@ class Engine:
             group.start_soon(self.poller.run, self._poll_queue)
             for _ in range(settings.download.workers):
                 downloader = Downloader(
-                    api, self.retry, self.driver, self.layout,
+                    api, self.retry, self.driver, self.layout, self.record,
                     max_bytes=settings.output.max_result_bytes, clock=self.clock,
                     prepared=prepared_cache(settings),
                 )  # fmt: skip

@@ -3,28 +3,45 @@ them as outcomes; what becomes of an item is the state machine's call (`machine`
 
 - `take` (the producer's `Take`): a pre-flighted photo is `Found`, with, for each of its styles
   whose item an earlier run finished, which of its output files exist (asked of the disk or
-  the store); a photo pre-flight refused is `Rejected`;
+  the store); for each style whose item the journal does not know, a result the output
+  location's record holds (`locations.provenance`: any journal's, from any machine); and, in a
+  run (`claims`), each target's output name, claimed in that record first; a photo pre-flight
+  refused is `Rejected`;
 - `reread`: a lost item routed here (`RereadTicket`) has its sources read and checked again,
   and is delivered as `Reread` with the first image whose bytes are still the item's, or None.
 
-Guarantees: intake only reads (the ledger, the sources, the output folder): it never writes
-the journal, and calls nothing of the machine's.
+Guarantees: intake never writes the journal, and calls nothing of the machine's; it only
+reads (the ledger, the sources, the output folder), but for its claims in the output's record:
+- every (source file, style) gets an output name of its own, whatever the template: the one
+  the journal knows for it, else the template's, unless the journal gives it to another
+  source or style, another target of this run is taking it, or the record does (another photo
+  or style's, or a file there that no record gives to this photo and style: the user's own);
+  then the content's first 8 hex digits (and the style, then a number) are appended;
+- the name is claimed in the record before the machine may pay for it; a photo and style
+  another journal has claimed is named None: left to that run (two processes given one shard
+  never pay twice).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import anyio
 from anyio.abc import ObjectReceiveStream
 
-from batchtoon.errors import InputError
+from batchtoon.errors import InputError, Unwritable
 from batchtoon.images.preflight import Prepared
 from batchtoon.locations.layout import Layout
+from batchtoon.locations.provenance import Provenance
 from batchtoon.locations.sources import BadLine, Source, display
 from batchtoon.locations.storage import location
-from batchtoon.pipeline.outcomes import Found, Outbox, Rejected, Reread
+from batchtoon.pipeline.outcomes import Found, Outbox, Recorded, Rejected, Reread
 from batchtoon.pipeline.producer import Check
 from batchtoon.pipeline.tickets import RereadTicket
-from batchtoon.records.ledger import Ledger
+from batchtoon.records.ledger import Entry, Ledger
+
+MOST_NAMES = 1000  # names tried for one target: more means the record is broken, not busy
+Placed = Recorded | str | None  # a result already there; the name claimed; another's
 
 __all__ = ["Intake"]
 
@@ -36,11 +53,15 @@ class Intake:
         *,
         ledger: Ledger,
         layout: Layout,
+        record: Provenance,
         check: Check,
         styles: tuple[int, ...],
+        claims: bool = True,
     ) -> None:
         self._outbox, self._ledger, self._layout = outbox, ledger, layout
+        self._record, self._claims = record, claims  # the plan claims nothing
         self._check, self._styles = check, styles
+        self._placing: set[str] = set()  # names claimed for photos not yet delivered
 
     def __repr__(self) -> str:
         return f"<Intake styles={self._styles}>"
@@ -55,7 +76,63 @@ class Intake:
             await self._outbox.deliver(Rejected(where, styles, outcome, path))
         else:
             present = {style: await self._present(f"{outcome.sha256}:{style}") for style in styles}
-            await self._outbox.deliver(Found(item, outcome, styles, present))
+            placed = {style: await self._place(item, style, outcome.sha256) for style in styles}
+            recorded = {s: p for s, p in placed.items() if isinstance(p, Recorded)}
+            names = {s: p for s, p in placed.items() if p is None or isinstance(p, str)}
+            try:
+                found = Found(item, outcome, styles, present, recorded, names)
+                await self._outbox.deliver(found)
+            finally:  # the journal holds them now (or the run is over)
+                self._placing.difference_update(n for n in names.values() if n is not None)
+
+    async def _place(self, source: Source, style: int, sha256: str) -> Placed | bool:
+        """What the output's record says of this target (see the docstring); False: nothing
+        (the plan, for an item the journal knows). One thread hop, unless another target
+        took the name meanwhile."""
+        key = f"{sha256}:{style}"
+        entry = self._ledger.entries.get(key)
+        if entry is not None and not self._claims:
+            return False
+        mine = (str(source.path), style)
+        while True:
+            skip = frozenset(self._placing)
+            placed = await anyio.to_thread.run_sync(self._placed, source, style, key, entry, skip)
+            if not isinstance(placed, str):
+                return placed
+            if placed not in self._placing and self._ledger.owner(placed) in (None, mine):
+                self._placing.add(placed)
+                return placed
+
+    def _placed(
+        self, source: Source, style: int, key: str, entry: Entry | None, skip: frozenset[str]
+    ) -> Placed | bool:
+        """Blocking: `_place`'s answer, names in `skip` passed over."""
+        sha256, record = key[:64], self._record
+        if entry is None and (made := record.lookup(sha256, style)) is not None:
+            base, _, ext = made.name.rpartition(".")
+            output = str(self._layout.file(base, ext))
+            return Recorded(base, output, made.size, made.sha256)
+        if not self._claims:
+            return False
+        source_text = str(source.path)
+        known = [b for b, s in (entry.targets.items() if entry else ()) if s == source_text]
+        if known:  # claimed for the record too (a journal from before the record)
+            record.claim(known[0], sha256, style, adopt=True)
+            return known[0]
+        for candidate in _candidates(self._layout.base(source, style, sha256), key, style):
+            if candidate in skip or self._ledger.owner(candidate) not in (
+                None,
+                (source_text, style),
+            ):
+                continue  # another target's, in this run or in the journal
+            claim = record.claim(candidate, sha256, style)
+            if claim != "taken":
+                return candidate if claim == "mine" else None
+        raise Unwritable(
+            f"no free output name for {display(source.path)} in {MOST_NAMES} tries: the "
+            f"output's record ({display(str(self._record.out))}/.batchtoon/names) is not as "
+            "batchtoon writes it; check it"
+        )
 
     async def _present(self, key: str) -> frozenset[str]:
         """The output bases of an item an earlier run finished whose files exist."""
@@ -80,3 +157,11 @@ class Intake:
             if image.sha256 == ticket.sha256:
                 return image
         return None
+
+
+def _candidates(base: str, key: str, style: int) -> Iterator[str]:
+    """The names a target may take, in order: the template's, then ones of its own."""
+    sha8 = key[:8]
+    yield from (base, f"{base}-{sha8}", f"{base}-{sha8}-{style}")
+    for number in range(1, MOST_NAMES - 2):
+        yield f"{base}-{sha8}-{style}-{number}"

@@ -29,9 +29,14 @@ Guarantees:
 - a file is taken once, however often it is reached (a folder and an image in it), and again
   only with new content (a photo replaced in a watched folder); the same
   content in the same style is one item, submitted once, written to each of its targets;
+- the output location is the truth (`locations.provenance`): a result its record holds for an
+  item the journal does not know is already done (journaled as downloaded, at that file:
+  nothing paid, nothing downloaded); a target takes the output name intake claimed in that
+  record, and one whose photo and style another journal has claimed is left to that run
+  (said, counted as left); a failed item lets go of its claims (`Release`);
 - every (source file, style) gets an output path of its own, whatever the template: a path
   already claimed by another source or another style gets the content's first 8 hex digits
-  (and the style) appended;
+  (and the style) appended (intake's claimed names follow the same rule);
 - staleness: an item in hand waits on one ticket at a time, the last one routed; an answer
   about any other task id or result URL (the item was lost and submitted again meanwhile),
   to any other ticket, or one that came twice, is dropped, decided here alone;
@@ -71,6 +76,7 @@ from batchtoon.pipeline.outcomes import (
     Gone,
     Left,
     Outcome,
+    Recorded,
     Refused,
     Rejected,
     Reread,
@@ -92,7 +98,7 @@ from batchtoon.provider.api import SUCCESS
 from batchtoon.records.ledger import Entry, Event, Ledger, make_record
 from batchtoon.settings.styles import style_slug
 
-__all__ = ["Discard", "Machine", "Naming", "Route", "Step", "Verdict", "decide"]
+__all__ = ["Discard", "Machine", "Naming", "Release", "Route", "Step", "Verdict", "decide"]
 
 Verdict = Literal[
     "submit", "resubmit", "poll", "download", "done", "copy", "duplicate", "failed", "refused"
@@ -109,7 +115,15 @@ class Discard:
     ext: str
 
 
-Route = Ticket | Discard
+@dataclass(frozen=True, slots=True)
+class Release:
+    """The output names a failed item claimed in the output's record, let go of."""
+
+    key: str
+    bases: tuple[str, ...]
+
+
+Route = Ticket | Discard | Release
 
 
 @dataclass(slots=True)
@@ -365,7 +379,34 @@ class Machine:
             where = display(source.path)
             step.logged.append((logging.INFO, f"the provider will crop {where}: {image.crop}"))
         for style in found.styles:
-            self._admit(step, source, style, image, found.present.get(style, frozenset()))
+            recorded = found.recorded.get(style)
+            if recorded is not None:
+                self._adopt(step, str(source.path), f"{image.sha256}:{style}", recorded)
+            elif style in found.names and found.names[style] is None:
+                self._leave(step, str(source.path), style)
+            else:
+                base = found.names.get(style)
+                present = found.present.get(style, frozenset())
+                self._admit(step, source, style, image, present, base)
+
+    def _adopt(self, step: Step, path: str, key: str, recorded: Recorded) -> None:
+        """A result the output's record holds, made by another journal: done, as it is."""
+        self._write(step, "queued", key=key, source=path, output=recorded.base)
+        self._write(
+            step, "downloaded", key=key, source=path, output=recorded.output,
+            size=recorded.size, sha256=recorded.sha256,
+        )  # fmt: skip
+        self._judged(step, "done")
+        self.stats.tally.result(path, "already done")
+
+    def _leave(self, step: Step, path: str, style: int) -> None:
+        """Another journal has claimed this photo in this style: it is left to that run."""
+        step.said.append(
+            f"left {display(path)} ({style_slug(style)}): another batchtoon run (another "
+            "journal) has it in hand for this output; that run finishes it"
+        )
+        self.stats.left += 1
+        self.stats.tally.result(path, "left")
 
     def _rejected(self, step: Step, rejected: Rejected) -> None:
         """Refused by pre-flight: news, unless an earlier run said the same of it already."""
@@ -393,14 +434,21 @@ class Machine:
         return True
 
     def _admit(
-        self, step: Step, source: Source, style: int, image: Prepared, present: frozenset[str]
+        self,
+        step: Step,
+        source: Source,
+        style: int,
+        image: Prepared,
+        present: frozenset[str],
+        base: str | None,
     ) -> None:
-        """Take one (source file, style) on, as `decide` says."""
+        """Take one (source file, style) on, as `decide` says; `base`: the name intake claimed
+        for it (None: the machine names it, as for the plan)."""
         key, path = f"{image.sha256}:{style}", str(source.path)
         entry = self.ledger.entries.get(key)
         if entry is not None and hash(key) in self._completed:
             present = frozenset(entry.targets)  # written by this run, since intake looked
-        base = self._claim(source, style, key, entry)
+        base = base or self._claim(source, style, key, entry)
         retry = self._retry_failed and entry is not None and entry.state == "failed"
         if entry is None or base not in entry.targets or retry:
             extra = {"retry": True} if retry else {}
@@ -494,6 +542,7 @@ class Machine:
 
     def _fail(self, step: Step, entry: Entry, kind: str, reason: str) -> None:
         self._record(step, "failed", entry, **{"class": kind}, reason=reason)
+        step.routes.append(Release(entry.key, tuple(entry.targets)))
         for source in entry.targets.values():
             step.said.append(f"failed {display(source)} ({style_slug(entry.style)}): {reason}")
         self.stats.news(reason, max(1, self.stats.tally.held(entry.key)))

@@ -6,8 +6,10 @@ for the run; they compute it and `await outbox.deliver(outcome)` in their own ta
 alone turns it into journal records and routes.
 
     outcome    from             meaning                                   the journal then says
-    Found      Intake           a photo pre-flighted, with the facts       queued (new targets)
-                                admission needs (which outputs exist)
+    Found      Intake           a photo pre-flighted, with the facts       queued (new targets);
+                                admission needs (which outputs exist;      downloaded, for a
+                                per style, a result the output's record    result the record
+                                holds, or the name claimed in it)          holds
     Rejected   Intake           pre-flight refused a photo                 rejected
     Reread     Intake           a lost item's source read again (its      (unchanged: queued)
                                 image, or None if no source holds it)
@@ -36,7 +38,7 @@ item still waits on that ticket is for the machine to say.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -64,6 +66,7 @@ __all__ = [
     "Left",
     "Outbox",
     "Outcome",
+    "Recorded",
     "Refused",
     "Rejected",
     "Reread",
@@ -85,11 +88,27 @@ class Filed:
 
 
 @dataclass(frozen=True, slots=True)
+class Recorded:
+    """A result the output location's record holds for a photo and style (any journal's)."""
+
+    base: str  # its output path, without extension
+    output: str  # its file (a URL as text)
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
 class Found:
     source: Source
     image: Prepared
     styles: tuple[int, ...]
     present: Mapping[int, frozenset[str]]  # style -> output bases whose files exist (done items)
+    # style -> a result the output's record holds for an item the journal does not know
+    recorded: Mapping[int, Recorded] = field(default_factory=dict)
+    # style -> the output base claimed in the output's record for this target; None: another
+    # journal has claimed this photo in this style. A style not here: the machine names it
+    # (the plan, which claims nothing).
+    names: Mapping[int, str | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ from typing import Any
 
 from batchtoon.images.preflight import Crop
 from batchtoon.locations.layout import Layout
+from batchtoon.locations.provenance import Provenance
 from batchtoon.locations.sources import display
 from batchtoon.locations.storage import Location, location
 from batchtoon.pipeline.clock import SYSTEM_CLOCK, Clock
@@ -144,8 +145,8 @@ async def make_plan(
     machine.resume(clock.wall())  # what a run takes on first, judged as the run judges it
     check = checker(settings, cache=False)  # a plan writes nothing
     intake = Intake(
-        _Judged(plan, machine, clock), ledger=ledger, layout=layout, check=check,
-        styles=settings.styles,
+        _Judged(plan, machine, clock), ledger=ledger, layout=layout,
+        record=Provenance(layout.out), check=check, styles=settings.styles, claims=False,
     )  # fmt: skip
     plan.notes += _notes(settings, sources)
     workers = preflight_workers(settings, sources)

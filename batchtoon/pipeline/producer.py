@@ -22,6 +22,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 
 from batchtoon.errors import InputError
 from batchtoon.images.preflight import Prepared, check
+from batchtoon.locations.provenance import Provenance
 from batchtoon.locations.sources import (
     EVERYTHING,
     BadLine,
@@ -70,10 +71,14 @@ def checker(settings: Settings, *, cache: bool = True) -> Check:
 
 def source_filter(settings: Settings) -> Filter:
     """Which files of a folder SOURCE these settings take (`sources.include`/`exclude`), never
-    those in the output folder; with `sources.shard`, only that shard's items."""
+    those in the output folder nor a result its record names (wherever they are met); with
+    `sources.shard`, only that shard's items."""
     found = settings.sources
     out = location(settings.output.dir)
-    return Filter(found.include, found.exclude, avoid=(out,), shard=shard_of(settings))
+    results = Provenance(out).is_ours
+    return Filter(
+        found.include, found.exclude, avoid=(out,), shard=shard_of(settings), results=results
+    )
 
 
 def preflight_workers(settings: Settings, sources: Sequence[Location]) -> int:

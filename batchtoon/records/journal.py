@@ -10,6 +10,12 @@ Guarantees:
 - `replay` tolerates a torn last line (a crash mid-write) and truncates it before appending;
   a line it cannot read (garbled, or written by another version with other types) is skipped
   and counted, and so is every such line that held a task id: that task may be paid again.
+- only a batchtoon journal is ever written, read or given a lock and a log: an existing file
+  that is not one (not empty, and its first line no journal record: a user's notes, a photo,
+  `~/.profile` named by a config file) is refused with one line (`UsageError`, exit 2) before
+  anything is made beside it;
+- a journal has an id (its `journal` record, written when it is first opened), by which the
+  output location's record (`locations.provenance`) tells this journal's claims from others';
 - a lock file beside the journal's real file (symbolic links resolved, so no path trick runs
   two writers; `filelock`, so it works on every platform) stops a second run from sharing the
   journal; the OS drops the lock when the process dies, even by SIGKILL.
@@ -26,6 +32,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
@@ -38,7 +46,7 @@ from batchtoon.errors import Unwritable, UsageError
 from batchtoon.pipeline.clock import SYSTEM_CLOCK, Clock
 from batchtoon.records.ledger import Event, Ledger, make_record
 
-__all__ = ["Journal"]
+__all__ = ["Journal", "refuse_foreign"]
 
 
 class Journal:
@@ -77,12 +85,14 @@ class Journal:
     @classmethod
     def replay(cls, path: Path) -> Journal:
         """Read the journal (without locking or opening it for writing)."""
+        refuse_foreign(path)
         journal = cls(path)
         journal._read()
         return journal
 
     def open(self) -> None:
         """Lock the journal, replay it, and make it ready for appending."""
+        refuse_foreign(self.path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._lock = self._acquire_lock()
@@ -92,9 +102,18 @@ class Journal:
                 self._file.truncate(good_length)  # drop a torn last line
             elif good_length and not self._ends_with_newline():
                 _append(self._file, b"\n")  # a whole last record whose newline never came
+            if not self.ledger.journal_id:
+                self._identify()
         except OSError as error:
             self.close()
             raise Unwritable.from_os_error(error, self.path, "open the journal") from None
+
+    def _identify(self) -> None:
+        """Give the journal its id: a `journal` record, on disk before anything else."""
+        assert self._file is not None
+        record = make_record("journal", self._clock.wall(), id=uuid.uuid4().hex)
+        _append(self._file, _encode(record))
+        self.ledger.apply(record)
 
     def close(self) -> None:
         """Write what is still pending (records that were not waited for), then let go."""
@@ -219,6 +238,25 @@ def _decode(line: bytes) -> dict[str, Any]:
     except orjson.JSONDecodeError:
         record = json.loads(line)  # the escaped surrogates of _encode's fallback
     return record
+
+
+JOURNAL_START = re.compile(rb'\{\s*"v"\s*:')  # how every record starts (`_encode`: v first)
+
+
+def refuse_foreign(path: Path) -> None:
+    """`UsageError` if `path` is a file that is not a batchtoon journal (see the docstring)."""
+    try:
+        with open(path, "rb") as file:
+            start = file.read(64)
+    except (FileNotFoundError, IsADirectoryError):
+        return  # a new journal; a folder is refused by the open, naming it
+    except OSError:
+        return  # unreadable: the open says why, naming it
+    if start and not JOURNAL_START.match(start):
+        raise UsageError(
+            f"{path} is not a batchtoon journal (it holds something else): give --journal a "
+            "new file name, or an existing journal"
+        )
 
 
 def _write_pid(fd: int) -> None:

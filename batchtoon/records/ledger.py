@@ -17,6 +17,7 @@ source path(s): `source` where the record is about one file, else `sources`, all
     lost        sources, reason            the task or its result URL is gone: submit again
     failed      sources, class, reason     the item cannot succeed
     rejected    source, style, reason      pre-flight refused a source file (no key)
+    journal     id                         the journal's id (no key), its first record
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ __all__ = [
 FORMAT_VERSION = 1
 State = Literal["queued", "submitted", "succeeded", "downloaded", "failed"]
 STATES: tuple[State, ...] = get_args(State)
-Event = Literal["queued", "submitted", "succeeded", "downloaded", "lost", "failed", "rejected"]
+Event = Literal[
+    "queued", "submitted", "succeeded", "downloaded", "lost", "failed", "rejected", "journal"
+]
 
 
 def make_record(event: Event, t: float, **fields: Any) -> dict[str, Any]:
@@ -106,6 +109,8 @@ class Ledger:
         # output base -> the key of the item claiming it (the entry's own string: no copy)
         self.outputs: dict[str, str] = {}
         self.uploads = Uploads()
+        self.journal_id = ""  # the journal's own id (its `journal` record), once it has one
+        self.out = ""  # where its results went, as its first `downloaded` record says
 
     def __repr__(self) -> str:
         return f"<Ledger entries={len(self.entries)} rejected={len(self.rejected)}>"
@@ -115,6 +120,9 @@ class Ledger:
         event = record["event"]
         if event == "rejected":
             self.rejected[record["source"], record["style"]] = record["reason"]
+            return
+        if event == "journal":
+            self.journal_id = str(record["id"])
             return
         key = record["key"]
         entry = self.entries.get(key)
@@ -145,6 +153,8 @@ class Ledger:
         elif event == "downloaded":
             output = record["output"]
             entry.ext = sys.intern(output[output.rfind(".") + 1 :])  # "jpg", once: not per item
+            if not self.out:
+                self.out = _folder_of(output, entry)
             entry.written += 1
             if entry.written >= len(entry.targets):
                 # Done: what only a pending task needs is let go (a ledger may hold millions).
@@ -191,6 +201,18 @@ class Ledger:
                     for source in entry.targets.values()
                 ]
         return rows
+
+
+def _folder_of(output: str, entry: Entry) -> str:
+    """The output location `output` (a file written for `entry`) is below: "." for the current
+    folder, "" if no target of the entry names it."""
+    for base in entry.targets:
+        name = f"{base}.{entry.ext}"
+        if output == name:
+            return "."
+        if output.endswith(f"/{name}"):
+            return output[: -len(name) - 1]
+    return ""
 
 
 def _pending(state: State) -> State:

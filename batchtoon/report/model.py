@@ -76,7 +76,7 @@ class Gallery:
 
 
 def from_ledger(
-    ledger: Ledger,
+    ledger: Ledger | Sequence[Ledger],
     out: Path,
     *,
     title: str | None = None,
@@ -84,33 +84,49 @@ def from_ledger(
     started: datetime | None = None,
     finished: datetime | None = None,
     cwd: Path | None = None,
+    shown_too: Sequence[Ledger] = (),
 ) -> Gallery:
-    """The gallery of everything the ledger knows about, cards in source-path order.
+    """The gallery of everything the ledger (or ledgers: several journals, one page) knows
+    about, cards in source-path order; where two ledgers know a target, the later one's word
+    stands.
 
     Relative source paths are taken from `cwd` (default: the current folder), as the run that
     journaled them did. A target is `done` only if its result file is on disk. `counts`
-    defaults to the ledger's own per-state counts."""
+    defaults to the ledgers' own per-state counts, added up. `shown_too`: ledgers whose
+    targets are shown (first, so the ledgers' word stands) but not counted: what the output
+    location's record holds that other journals made (another shard's results)."""
+    ledgers = [ledger] if isinstance(ledger, Ledger) else list(ledger)
     base = cwd or Path.cwd()
     cells: dict[str, dict[int, Cell]] = {}
     layout = Layout(out, OutputSettings().template)  # only its file naming is used
-    for entry in ledger.entries.values():  # in journal order: a photo changed since shows its
-        for output, source in entry.targets.items():  # newest content's item, written last
-            cells.setdefault(source, {})[entry.style] = _entry_cell(entry, layout, output)
-    for (source, style), reason in ledger.rejected.items():
-        cells.setdefault(source, {}).setdefault(style, Cell("refused", reason=reason))
+    for each in [*shown_too, *ledgers]:
+        for entry in each.entries.values():  # in journal order: a photo changed since shows
+            for output, source in entry.targets.items():  # its newest item, written last
+                cells.setdefault(source, {})[entry.style] = _entry_cell(entry, layout, output)
+    for each in ledgers:
+        for (source, style), reason in each.rejected.items():
+            cells.setdefault(source, {}).setdefault(style, Cell("refused", reason=reason))
     cards = [
         Card(source, _existing(base, source), results) for source, results in sorted(cells.items())
     ]
     return Gallery(
         title=title or f"batchtoon: {os.fsdecode(Path(out).absolute().name)}",
-        counts=dict(counts) if counts is not None else {k: n for k, n in ledger.counts().items()},
+        counts=dict(counts) if counts is not None else _counts(ledgers),
         styles=sorted({style for results in cells.values() for style in results}),
         cards=cards,
-        accepted=sum(entry.submissions for entry in ledger.entries.values()),
-        extra=sum(max(0, entry.submissions - 1) for entry in ledger.entries.values()),
+        accepted=sum(e.submissions for each in ledgers for e in each.entries.values()),
+        extra=sum(max(0, e.submissions - 1) for each in ledgers for e in each.entries.values()),
         started=started,
         finished=finished,
     )
+
+
+def _counts(ledgers: Sequence[Ledger]) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for each in ledgers:
+        for state, number in each.counts().items():
+            total[state] = total.get(state, 0) + number
+    return total
 
 
 def _entry_cell(entry: Entry, layout: Layout, output: str) -> Cell:

@@ -1,5 +1,10 @@
 """`write_gallery`: a run's static before/after page, `<out>/index.html`.
 
+A page the user wrote is never replaced: a page is ours when it carries our mark (`<meta
+name="generator" content="batchtoon">` in its head); if `<out>/index.html` is there and not
+ours, the gallery is `<out>/batchtoon-gallery.html`; if that name too holds a page that is not
+ours, no page is written and the `Unwritable` error says why.
+
 Guarantees:
 - the page is one self-contained file: its style, its script and its data are inline, and its
   Content-Security-Policy lets it fetch nothing but images (no network, no other script), so
@@ -28,6 +33,7 @@ from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 
+from batchtoon.errors import Unwritable
 from batchtoon.locations.files import write_whole
 from batchtoon.report.model import Gallery
 from batchtoon.report.pack import pack, shown
@@ -36,7 +42,8 @@ from batchtoon.report.viewable import viewable_copies
 
 __all__ = ["render", "write_gallery"]
 
-PAGE = "index.html"
+PAGES = ("index.html", "batchtoon-gallery.html")  # the page's name, else its own
+MARK = b'<meta name="generator" content="batchtoon">'
 PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 # The JSON text is inlined in HTML: these must not appear raw (`</script>`, `<!--`, entities).
 JSON_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"}
@@ -57,9 +64,33 @@ def write_gallery(
     thumbnails = thumbnails or Thumbnails(thumbs_dir(out))
     thumbs = thumbnails.names(files, workers=workers)
     thumbnails.save(complete=True)
-    page = out / PAGE
+    page = page_path(out)
     write_whole(page, render(gallery, out, thumbs, views).encode("utf-8"), durable=True)
     return page
+
+
+def page_path(out: Path) -> Path:
+    """Where the gallery goes: the first of `PAGES` that is free or ours (see the docstring)."""
+    for name in PAGES:
+        if not _theirs(out / name):
+            return out / name
+    raise Unwritable(
+        f"no gallery written: {out / PAGES[0]} and {out / PAGES[1]} are pages batchtoon did not "
+        "write (they lack its mark), and it never replaces them: move one, or --no-report"
+    )
+
+
+def _theirs(page: Path) -> bool:
+    """Whether a file is at `page` that is not a gallery of ours (a link counts as theirs)."""
+    if page.is_symlink():
+        return True
+    try:
+        with open(page, "rb") as file:
+            return MARK not in file.read(4096)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True
 
 
 def render(

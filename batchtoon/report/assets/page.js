@@ -21,15 +21,18 @@
     return node;
   }
 
-  // A path that may break after each "/" (a <wbr>), never inside a name when avoidable.
-  function pathText(tag, className, text) {
+  // Text that may break only after the characters `after` matches (a <wbr> each): a path
+  // after each "/", never inside a name when avoidable; a photo's name also after "_" or "-".
+  function breakable(tag, className, text, after) {
     const node = el(tag, className);
-    text.split(/(?<=\/)/).forEach((part, k) => {
+    text.split(after).forEach((part, k) => {
       if (k) node.append(el("wbr"));
       node.append(part);
     });
     return node;
   }
+  const pathText = (tag, className, text) => breakable(tag, className, text, /(?<=\/)/);
+  const nameText = (tag, className, text) => breakable(tag, className, text, /(?<=[_-])/);
 
   // A link's text: what is UTF-8 decoded, other bytes as \xNN, controls escaped as pack.py does.
   const CONTROL = /[\u0000-\u001f\u007f-\u009f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
@@ -136,7 +139,7 @@
   function cardNode(card) {
     const node = el("article", "card");
     const head = el("header", "card-head");
-    head.append(el("h2", "name", card[0]), pathText("p", "path", sourcePath(card)), tally(card));
+    head.append(nameText("h2", "name", card[0]), pathText("p", "path", sourcePath(card)), tally(card));
     const row = el("div", "row");
     const href = originalLink(card);
     row.append(figure({ state: "original", label: "Original", href, thumb: card[3],
