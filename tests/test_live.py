@@ -127,9 +127,9 @@ async def test_a_replaced_photo_is_done_again_and_an_identical_copy_is_not_paid(
     assert done.exit_code == ExitCode.OK
     assert sum(sandbox.counters.accepted.values()) == 2  # the copy cost nothing
     assert [e["photo"] for e in events.of("submitted")] == [str(shot), str(shot)]
-    first, again, copy = (Path(e["output"]) for e in events.of("done"))
+    original, again, copy = (Path(e["output"]) for e in events.of("done"))
     assert again.name == f"shot.vintage-comic-{hashlib.sha256(second).hexdigest()[:8]}.jpg"
-    assert first.name == "shot.vintage-comic.jpg" and copy.name == "copy.vintage-comic.jpg"
+    assert original.name == "shot.vintage-comic.jpg" and copy.name == "copy.vintage-comic.jpg"
     assert copy.read_bytes() == again.read_bytes()
 
 

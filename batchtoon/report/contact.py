@@ -3,21 +3,21 @@
 `write_contact(photo, results, folder, stem)` writes `<folder>/<stem>.contact.jpg`, a grid of
 labelled tiles (the photo first, then each style: its number and name; a grey tile for a style
 without a result), and `<folder>/<stem>.try.html`, a page of the same images
-linked by relative paths. Both are written to a temporary file beside them and renamed into
-place, so a planted symlink at either name is replaced, never written through.
+linked by relative paths. Both are written whole through a part file renamed into place
+(`locations.files.write_whole`), so a planted symlink at either name is replaced, never
+written through.
 """
 
 from __future__ import annotations
 
 import html
 import os
-import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import BinaryIO
 
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
+from batchtoon.locations.files import write_whole
 from batchtoon.settings.styles import STYLE_NAMES
 
 __all__ = ["Tile", "contact_sheet", "write_contact"]
@@ -75,8 +75,8 @@ def write_contact(
     tiles += [(f"{style} {STYLE_NAMES[style]}", path) for style, path in sorted(results.items())]
     folder.mkdir(parents=True, exist_ok=True)
     sheet, page = folder / f"{stem}.contact.jpg", folder / f"{stem}.try.html"
-    _replace(sheet, lambda file: contact_sheet(tiles).save(file, "JPEG", quality=88))
-    _replace(page, lambda file: file.write(_page(tiles, folder, sheet).encode()))
+    write_whole(sheet, lambda file: contact_sheet(tiles).save(file, "JPEG", quality=88))
+    write_whole(page, _page(tiles, folder, sheet).encode())
     return sheet, page
 
 
@@ -99,16 +99,3 @@ def _page(tiles: Sequence[Tile], folder: Path, sheet: Path) -> str:
 
 def _link(image: Path, folder: Path) -> str:
     return Path(os.path.relpath(image.resolve(), folder.resolve())).as_posix()
-
-
-def _replace(dest: Path, write: Callable[[BinaryIO], object]) -> None:
-    """Write `dest` through a new temporary file renamed over it (never through a link)."""
-    descriptor, temporary = tempfile.mkstemp(dir=dest.parent, prefix=".", suffix=".part")
-    try:
-        with os.fdopen(descriptor, "wb") as file:
-            write(file)
-        os.chmod(temporary, 0o644)  # as a file the user made (mkstemp's is private)
-        os.replace(temporary, dest)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
