@@ -18,7 +18,11 @@ Guarantees:
   never in the journal, the log, a `Snapshot`, a `Summary` or an error message;
 - `on_progress` is called with a `Snapshot` every `progress_interval` seconds, once when the
   items are over, and once more as the gallery is written (`Snapshot.doing`); `on_problem`
-  with a one-line message for every item that is refused or fails;
+  with a one-line message for every item that is refused or fails; `on_event` with every
+  event (`batchtoon.records.events`: the schema `--events` writes), in journal order;
+- with `exec.command`, a hook runs after each stored result (`batchtoon.pipeline.hooks`); the
+  run waits for the hooks offered before it returns, and `Summary.hooks_failed` counts those
+  that failed;
 - the gallery (`<out>/index.html`, `settings.report`) is written at the end of a run that was
   not stopped (`Summary.gallery` is its path); its thumbnails are made while the run goes, as
   results arrive (`batchtoon.report.arriving`), so the end only looks them up;
@@ -35,7 +39,7 @@ Its contract, guarded (each breach a `UsageError` raised at once, nothing writte
   is not there or not readable raises, with no journal record and no gallery;
 - one run at a time: a second `run()` while one is going raises at once;
 - `run()` outside `async with`, or after it closed, raises;
-- an exception in `on_progress` or `on_problem` is the caller's: it is logged with its
+- an exception in `on_progress`, `on_problem` or `on_event` is the caller's: it is logged with its
   traceback and the run goes on, every record journaled (it never reaches the pipeline).
 """
 
@@ -63,9 +67,11 @@ from batchtoon.locations.sources import check_sources, display
 from batchtoon.locations.storage import Location, is_url, location
 from batchtoon.pipeline.clock import ticks
 from batchtoon.pipeline.engine import Engine
+from batchtoon.pipeline.hooks import Hooks, split_command
 from batchtoon.pipeline.lifecycle import RunOutcome
 from batchtoon.pipeline.stats import TERMS
 from batchtoon.provider.api import ApiClient, key_problem, trimmed_key
+from batchtoon.records.events import OnEvent
 from batchtoon.records.journal import Journal
 from batchtoon.records.ledger import Ledger
 from batchtoon.records.logs import open_log
@@ -164,6 +170,9 @@ class Summary:
     problem: str | None = None  # a file that could not be written, and what to do
     cropped: int = 0  # photos wider or taller than 3:2: the provider keeps their centre 3:2
     gallery: str | None = None  # the page written at the end: not after a stop (see Batch)
+    hooks_ran: int = 0  # --exec: hooks run
+    hooks_failed: int = 0  # of those, hooks that failed or were killed (see the log)
+    hooks_not_run: int = 0  # hooks a stop left unrun
 
     @property
     def found(self) -> int:
@@ -192,6 +201,7 @@ class Batch:
         on_progress: Callable[[Snapshot], None] | None = None,
         progress_interval: float = 0.25,
         on_problem: Callable[[str], None] | None = None,
+        on_event: OnEvent | None = None,
         config_file: Path | None = None,
     ) -> None:
         given = os.environ.get(settings.api.key_env, "") if api_key is None else api_key
@@ -203,14 +213,17 @@ class Batch:
         if problem := key_problem(key):
             raise UsageError(f"{settings.api.key_env}: the API key {problem}: set it again")
         self.settings = validate(settings)  # as a file's, a variable's or a flag's would be
+        if settings.exec.command is not None:
+            split_command(settings.exec.command)  # a command that cannot be split: said now
         self._key = key
         self._retry_failed = retry_failed
         self._on_progress, self._interval = on_progress, progress_interval
-        self._on_problem = on_problem
+        self._on_problem, self._on_event = on_problem, on_event
         self._config_file = config_file  # the log's start line names it
         self._journal = Journal(settings.journal_path, secret=key)
         self._session: aiohttp.ClientSession | None = None
         self._engine: Engine | None = None
+        self._hooks: Hooks | None = None  # of the run going on, with exec.command
         self._thumbnails: Thumbnails | None = None  # of the run going on, if it has a gallery
         self._running = self._closed = False
         self.log: logging.Logger = logging.getLogger("batchtoon")
@@ -270,12 +283,14 @@ class Batch:
         api = ApiClient.from_settings(session, settings, self._key)
         arriving = _arriving_thumbnails(settings)
         self._thumbnails = arriving.thumbnails if arriving is not None else None
+        hooks = Hooks(settings.exec, self.log) if settings.exec.command else None
         engine = Engine(
             settings, api, self._journal, sources,
             retry_failed=self._retry_failed, log=self.log, report=self._problem,
             on_stored=arriving.offer if arriving is not None else None,
+            on_event=partial(self._event, hooks),
         )  # fmt: skip
-        self._engine = engine
+        self._engine, self._hooks = engine, hooks
         self.log.info(
             "start: %s", _start_line(settings, engine.sources, self._key, self._config_file)
         )
@@ -285,12 +300,21 @@ class Batch:
                     group.start_soon(self._report_progress, engine)
                 if arriving is not None:
                     group.start_soon(arriving.run)
+                if hooks is not None:
+                    group.start_soon(hooks.run)
                 await engine.run()
+                if hooks is not None:  # the hooks offered run (each bounded), unless stopped
+                    hooks.close()
+                    await hooks.done.wait()
                 group.cancel_scope.cancel()
         finally:
-            self._engine = None
+            self._engine = self._hooks = None
             self._call_back("on_progress", self._on_progress, snapshot(engine))
         done = summarize(engine)
+        if hooks is not None:
+            done = dataclasses.replace(
+                done, hooks_ran=hooks.ran, hooks_failed=hooks.failed, hooks_not_run=hooks.not_run
+            )
         self.log.info("end: %s", _end_line(done))
         try:
             if self._thumbnails is not None:
@@ -340,6 +364,8 @@ class Batch:
             self._engine.stop()
         if self._thumbnails is not None:
             self._thumbnails.stop()
+        if self._hooks is not None:
+            self._hooks.stop()
 
     async def _report_progress(self, engine: Engine) -> None:
         async for _ in ticks(self._interval):
@@ -348,6 +374,11 @@ class Batch:
     def _problem(self, line: str) -> None:
         self.log.warning(line)
         self._call_back("on_problem", self._on_problem, line)
+
+    def _event(self, hooks: Hooks | None, event: dict[str, Any]) -> None:
+        if hooks is not None:
+            hooks.on_event(event)
+        self._call_back("on_event", self._on_event, event)
 
     def _call_back(self, name: str, callback: Callable[[T], None] | None, value: T) -> None:
         """The caller's `callback`; what it raises is logged, never let into the pipeline

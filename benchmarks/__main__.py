@@ -21,6 +21,7 @@ from . import (
     bench_client_cost,
     bench_end,
     bench_gallery,
+    bench_hotfolder,
     bench_memory,
     bench_pipeline,
     bench_preflight,
@@ -59,6 +60,7 @@ BENCHMARKS: dict[str, Callable[[Options], list[Row]]] = {
     bench_startup.NAME: bench_startup.run,
     bench_end.NAME: bench_end.run,
     bench_wire.NAME: bench_wire.run,
+    bench_hotfolder.NAME: bench_hotfolder.run,
 }
 
 

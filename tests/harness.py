@@ -11,7 +11,9 @@ from typing import Any
 
 import aiohttp
 import anyio
+import anyio.abc
 import numpy as np
+from anyio.streams.text import TextReceiveStream
 from PIL import Image
 
 from batchtoon.pipeline.engine import Engine
@@ -136,3 +138,12 @@ def outputs(out: Path) -> list[Path]:
     return sorted(
         p for p in out.rglob("*") if p.is_file() and ".batchtoon" not in p.parts and p not in own
     )
+
+
+async def json_lines(stream: anyio.abc.ByteReceiveStream) -> AsyncIterator[dict[str, Any]]:
+    """Each whole line of `stream` (a child's stdout), as JSON, as soon as it is written."""
+    pending = ""
+    async for text in TextReceiveStream(stream):
+        *lines, pending = (pending + text).split("\n")
+        for line in lines:
+            yield json.loads(line)

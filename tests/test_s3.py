@@ -20,7 +20,7 @@ import anyio
 import boto3
 import pytest
 from fakes import FakeApi, ManualClock
-from harness import photo
+from harness import json_lines, photo
 from moto.server import ThreadedMotoServer
 from test_crash import kill_and_resume, start
 from test_stages import download_one, result
@@ -343,3 +343,31 @@ def test_store_errors_are_sorted_into_what_passes_and_what_does_not() -> None:
         "no such bucket"
     )
     assert issubclass(StoreBusy, Retryable) and not issubclass(Unwritable, Retryable)
+
+
+async def test_a_watched_bucket_is_scanned_and_a_new_photo_taken(tmp_path: Path, s3: S3) -> None:
+    bucket = s3.bucket()
+    s3.upload_photos(bucket, "in", 2)
+    async with echo_sandbox() as sandbox:
+        argv = [
+            sys.executable, "-m", "batchtoon", "run", f"s3://{bucket}/in", "--out",
+            str(tmp_path / "out"), "--api-base", sandbox.base_url, "--poll-interval", "0.02",
+            "--watch", "--settle", "0.2", "--scan-interval", "0.1", "--idle-exit", "2",
+            "--events", "-",
+        ]  # fmt: skip
+        env = {**os.environ, **s3.env, "AILAB_API_KEY": sandbox.api_key}
+        async with await anyio.open_process(argv, env=env, cwd=tmp_path) as process:
+            assert process.stdout is not None
+            done: list[str] = []
+            with anyio.fail_after(60):
+                async for event in json_lines(process.stdout):
+                    if event["event"] != "done":
+                        continue
+                    done.append(event["photo"])
+                    if len(done) == 2:  # the backfill is done: a new photo arrives
+                        s3.client.put_object(Bucket=bucket, Key="in/new.jpg", Body=photo(seed=9))
+                    if len(done) == 3:
+                        break
+                code = await process.wait()
+    assert code == 0
+    assert done[-1] == f"s3://{bucket}/in/new.jpg"

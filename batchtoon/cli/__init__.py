@@ -44,6 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         {
             "run": _lazy("commands", "run"),
             "plan": _lazy("commands", "plan"),
+            "try": _lazy("commands", "try_styles"),
             "status": _lazy("show", "status"),
             "report": _lazy("show", "report"),
             "config": _lazy("show", "config"),

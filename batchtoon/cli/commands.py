@@ -14,7 +14,7 @@ import sys
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any, TextIO, get_args
 
 import aiohttp
 import anyio
@@ -25,20 +25,28 @@ from batchtoon.batch import Batch, Summary
 from batchtoon.cli.live import LiveFile, live_path
 from batchtoon.cli.parser import did_you_mean, flag_variables, setting_flags
 from batchtoon.cli.progress import Bars, StatusLines, summary
-from batchtoon.errors import ApiError, RunFatal, StoreFailure, UsageError
+from batchtoon.errors import ApiError, InputError, RunFatal, StoreFailure, UsageError
 from batchtoon.exitcodes import ExitCode
 from batchtoon.locations import storage
+from batchtoon.locations.layout import Layout
 from batchtoon.locations.sources import check_sources, display
 from batchtoon.locations.storage import Location, is_url, location
 from batchtoon.pipeline.engine import STOP_GRACE
 from batchtoon.pipeline.planner import Plan, make_plan
+from batchtoon.pipeline.producer import checker
 from batchtoon.provider.api import ApiClient, key_problem, trimmed_key
+from batchtoon.records.events import EventStream
 from batchtoon.records.journal import Journal, refuse_foreign
 from batchtoon.records.ledger import Ledger
 from batchtoon.records.logs import LOGGER, screen_handler
+from batchtoon.report.contact import write_contact
 from batchtoon.settings.config import Resolved, Settings, check_number, check_whole, resolve, shown
+from batchtoon.settings.styles import STYLE_SLUGS
+from batchtoon.words import counted
 
-__all__ = ["SANDBOX_SPEEDUP", "api_key", "check_places", "plan", "resolved", "run", "sandbox"]
+__all__ = [
+    "SANDBOX_SPEEDUP", "api_key", "check_places", "plan", "resolved", "run", "sandbox", "try_styles"
+]  # fmt: skip
 
 SANDBOX_SPEEDUP = 10.0  # --sandbox runs the provider's timings ten times faster
 
@@ -120,13 +128,15 @@ def _say_where(settings: Settings) -> None:
 
 async def _run_async(args: argparse.Namespace, resolved: Resolved, key: str) -> int:
     bars = _progress(args, resolved.settings)
+    events = resolved.settings.events
     try:
         async with api_target(args, resolved, key, keep_state=True) as (settings, key):
-            with _log_on_screen(args.verbose, key):
+            with _log_on_screen(args.verbose, key), _event_stream(events) as stream:
                 batch = Batch(
                     settings, api_key=key, retry_failed=args.retry_failed,
                     on_progress=LiveFile(live_path(settings.journal_path), bars),
                     on_problem=None if args.verbose else _show_problem,
+                    on_event=stream.write if stream is not None else None,
                     config_file=resolved.config,
                 )  # fmt: skip
                 async with batch, anyio.create_task_group() as group:
@@ -136,13 +146,14 @@ async def _run_async(args: argparse.Namespace, resolved: Resolved, key: str) -> 
     finally:
         if isinstance(bars, Bars):
             bars.close()
+    out = sys.stderr if events == "-" else sys.stdout  # stdout carries the events
     try:
         if args.json:
-            print(json.dumps(done.as_json(), ensure_ascii=False))
+            print(json.dumps(done.as_json(), ensure_ascii=False), file=out)
         else:
-            print_lines(summary(done))
+            print_lines(summary(done), out)
             if done.gallery is not None:
-                print_lines(f"gallery: {done.gallery}")
+                print_lines(f"gallery: {done.gallery}", out)
     finally:  # on stderr even if stdout's reader is gone (`| tee`, which a Ctrl-C ends too)
         _advise(done, settings, args.argv)
         _advise_gallery(done, settings)
@@ -263,9 +274,18 @@ def _show_problem(line: str) -> None:
     tqdm.write(f"batchtoon: {display(line)}", file=sys.stderr)
 
 
-def print_lines(text: str) -> None:
+def print_lines(text: str, out: TextIO | None = None) -> None:
     """Print `text` line by line, each fit for a terminal (`sources.display`)."""
-    print("\n".join(display(line) for line in text.split("\n")))
+    print("\n".join(display(line) for line in text.split("\n")), file=out or sys.stdout)
+
+
+@contextmanager
+def _event_stream(where: str | None) -> Iterator[EventStream | None]:
+    if where is None:
+        yield None
+        return
+    with EventStream(where) as stream:
+        yield stream
 
 
 def _again(argv: list[str]) -> str:
@@ -465,3 +485,69 @@ def _pair(item: str, flag: str, form: str, names: Any) -> tuple[str, str]:
         hint = did_you_mean(name, list(names)) or f" (one of {', '.join(names)})"
         raise UsageError(f"{flag}: unknown {form.partition('=')[0].lower()} {shown(name)}{hint}")
     return name, value
+
+
+def try_styles(args: argparse.Namespace) -> int:
+    """`batchtoon try PHOTO`: the photo in each style (all nine unless --style), a contact
+    sheet and a small page of them; its results go in the journal like a run's."""
+    found = resolved(args)
+    say_first(found)
+    if "styles" not in setting_flags(args):
+        found = dataclasses.replace(
+            found, settings=found.settings.override(styles=tuple(range(len(STYLE_SLUGS))))
+        )
+    settings = found.settings
+    photo = location(args.photo)
+    if not isinstance(photo, Path) or is_url(settings.output.dir):
+        raise UsageError("try takes a local photo and a local --out (its sheet is a file)")
+    check_places([photo], settings)
+    try:
+        checker(settings, cache=False)(photo)  # refused now, before anything is asked
+    except InputError as error:
+        raise UsageError(f"{display(str(photo))}: {error}") from None
+    _ask(args, photo, len(settings.styles))
+    key = "" if args.sandbox else api_key(settings, required=True)
+    return anyio.run(_try_async, args, found, key, photo)
+
+
+def _ask(args: argparse.Namespace, photo: Path, styles: int) -> None:
+    """Say the cost; on a terminal ask, elsewhere go on only with --yes."""
+    cost = f"{counted(styles, 'style')} of {display(str(photo))}: up to " + counted(
+        styles, "submission"
+    )
+    print(f"batchtoon: {cost} (a style already done costs nothing)", file=sys.stderr)
+    if args.yes:
+        return
+    if not sys.stdin.isatty():
+        raise UsageError(f"not on a terminal: pass --yes to pay for up to {styles} submissions")
+    if input("go on? [y/N] ").strip().lower() not in ("y", "yes"):
+        raise UsageError("nothing sent")
+
+
+async def _try_async(args: argparse.Namespace, found: Resolved, key: str, photo: Path) -> int:
+    async with api_target(args, found, key, keep_state=True) as (settings, key):
+        settings = settings.override(report__enabled=False)  # its own small page instead
+        async with Batch(settings, api_key=key, on_problem=_show_problem) as batch:
+            done = await batch.run([photo])
+    results = _results(settings, photo)
+    folder = Path(settings.output.dir) / "try"
+    sheet, page = await anyio.to_thread.run_sync(write_contact, photo, results, folder, photo.stem)
+    print_lines(summary(done))
+    print_lines(f"contact sheet: {sheet}\ngallery: {page}")
+    return done.exit_code
+
+
+def _results(settings: Settings, photo: Path) -> dict[int, Path | None]:
+    """Each style's result file of `photo`, as the journal knows it (None: none)."""
+    ledger = Journal.replay(settings.journal_path).ledger
+    layout = Layout(location(settings.output.dir), settings.output.template,
+                    portable=settings.output.portable_names)  # fmt: skip
+    results: dict[int, Path | None] = dict.fromkeys(settings.styles)
+    for entry in ledger.entries.values():
+        if entry.state != "downloaded" or entry.style not in results:
+            continue
+        for base, source in entry.targets.items():
+            if source == str(photo):
+                file = layout.file(base, entry.ext)
+                results[entry.style] = file if isinstance(file, Path) and file.is_file() else None
+    return results

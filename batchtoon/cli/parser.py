@@ -42,7 +42,7 @@ __all__ = [
     "variable",
 ]
 
-COMMANDS = ("run", "plan", "status", "report", "config", "sandbox", "completion")
+COMMANDS = ("run", "plan", "status", "report", "config", "try", "sandbox", "completion")
 STATES = ("failed", "refused", "pending", "done")
 
 
@@ -79,6 +79,19 @@ FLAGS: tuple[Flag, ...] = (
     Flag("sources.shard", "--shard", "K/N", "take only share K of N (0 <= K < N) of the "
          "photos, the same share on every machine; it then takes 1/N of the account's rates",
          _WHAT),
+    Flag("watch.enabled", "--watch", "", "after the photos there, keep running and take each "
+         "new or replaced photo once it stopped changing", _WHAT),
+    Flag("watch.settle", "--settle", "S", "with --watch: seconds a photo must not change", _WHAT),
+    Flag("watch.scan_interval", "--scan-interval", "S", "with --watch: seconds between scans",
+         _WHAT),
+    Flag("watch.idle_exit", "--idle-exit", "S", "with --watch: end after S seconds with nothing "
+         "new and nothing in flight", _WHAT),
+    Flag("events", "--events", "FILE", "one JSON object a line per change of a result's state "
+         "(- for stdout; the summary then goes to stderr)", _WHERE),
+    Flag("exec.command", "--exec", "CMD", "run CMD after each stored result; {output} {photo} "
+         "{style} replaced as whole arguments, no shell", _WHERE),
+    Flag("exec.concurrency", "--exec-concurrency", "N", "hooks running at once", _WHERE),
+    Flag("exec.timeout", "--exec-timeout", "S", "seconds before a hook is killed", _WHERE),
     Flag("output.dir", "--out", "DIR", "output folder or URL (s3://bucket/x)", _WHERE),
     Flag("journal", "--journal", "FILE", "journal (default: <out>/.batchtoon/journal.jsonl; "
          "for a URL --out, ./.batchtoon/<the URL>/journal.jsonl)", _WHERE),
@@ -138,6 +151,8 @@ RUN_ONLY = frozenset({
     "submit.concurrency", "submit.rate", "submit.max_resubmissions", "poll.interval",
     "poll.rate", "poll.concurrency", "download.workers", "max_submissions", "retry.attempts",
     "retry.backoff", "retry.max_backoff", "retry.total", "retry.max_wait", "progress.interval",
+    "watch.enabled", "watch.settle", "watch.scan_interval", "watch.idle_exit", "events",
+    "exec.command", "exec.concurrency", "exec.timeout",
 })  # fmt: skip
 
 _DEST = "setting:"  # a setting flag's dest: "setting:submit.rate"
@@ -356,6 +371,17 @@ def build(handlers: dict[str, Handler]) -> argparse.ArgumentParser:
     add_config_arguments(config)
     config.add_argument("--json", action="store_true", help="one JSON object")
     add_setting_flags(config)
+
+    preview = command(
+        "try",
+        "one photo in each style (all nine unless --style): a contact sheet and a small page",
+    )
+    preview.add_argument("photo", metavar="PHOTO", help="a photo (a local file)")
+    add_config_arguments(preview)
+    preview.add_argument("--sandbox", action="store_true", help="try against a built-in sandbox")
+    preview.add_argument("--yes", action="store_true", help="do not ask before paying")
+    preview.set_defaults(quiet=False)
+    add_setting_flags(preview, unlisted=RUN_ONLY)
 
     completion = command("completion", "print the shell completion script", _COMPLETION)
     completion.add_argument("shell", choices=("bash", "zsh", "fish"))

@@ -138,6 +138,8 @@ def summary(done: Summary) -> str:
             "centre 3:2 (the log names them; --fit pad keeps all)"
         )
     lines.append(f"time:    {_time(done)}")
+    if done.hooks_ran or done.hooks_not_run:
+        lines.append(f"hooks:   {_hooks(done)}")
     if done.left_tasks:
         lines.append(
             f"left:    {counted(done.left_tasks, 'paid task')} could not be followed to the "
@@ -153,6 +155,15 @@ def summary(done: Summary) -> str:
         lines.append("failed or refused in this run:")
         lines += [f"  {n:>5} x {reason}" for reason, n in _kinds(done.failures)]
     return "\n".join(lines)
+
+
+def _hooks(done: Summary) -> str:
+    text = f"{counted(done.hooks_ran, 'hook')} run, {done.hooks_failed} failed"
+    if done.hooks_failed:
+        text += " (the log says why)"
+    if done.hooks_not_run:
+        text += f"; {done.hooks_not_run} not run (stopped)"
+    return text
 
 
 def _cost(done: Summary) -> str:

@@ -16,6 +16,9 @@ Guarantees:
   in the journal for a later run;
 - `on_stored(source, output)`, if given, is called in the event loop for every result file
   once its record is durable: it must return at once (the gallery's thumbnails use it);
+- `on_event(event)`, if given, gets the events (`records.events`) of every record once it is
+  journaled, in journal order, and at the end (`leave`) one `left` per result still waiting:
+  the one place events are made; it must return at once;
 - a failed item's claims in the output's record are let go of (`Release`), after its failure
   is journaled; a record that says no keeps them (another journal then leaves the photo);
 - the driver calls no stage: it only puts tickets on their queues.
@@ -46,6 +49,8 @@ from batchtoon.pipeline.tickets import (
     RereadTicket,
     UploadTicket,
 )
+from batchtoon.records import events
+from batchtoon.records.events import OnEvent
 from batchtoon.records.journal import Journal
 
 __all__ = ["Driver", "Queues"]
@@ -79,10 +84,11 @@ class Driver:
         clock: Clock,
         report: Callable[[str], None] | None = None,
         on_stored: Callable[[str, Location], None] | None = None,
+        on_event: OnEvent | None = None,
         log: logging.Logger | None = None,
     ) -> None:
         self.machine, self.journal = machine, journal
-        self._on_stored = on_stored
+        self._on_stored, self._on_event = on_stored, on_event
         self._run, self._budget, self._queues = run, budget, queues
         self._layout, self._clock, self._record = layout, clock, record
         self._log = log or logging.getLogger("batchtoon")
@@ -112,6 +118,7 @@ class Driver:
                 await self.journal.append(record, durable=False)
             await self.journal.append(last, durable=step.durable)
             self._stored(step)
+            self._emit(step)
         for level, line in step.logged:
             self._log.log(level, "%s", line)
         for line in step.said:
@@ -131,6 +138,22 @@ class Driver:
         for record in step.records:
             if record["event"] == "downloaded":
                 self._on_stored(record["source"], location(record["output"]))
+
+    def _emit(self, step: Step) -> None:
+        if self._on_event is None:
+            return
+        for record in step.records:
+            for event in events.from_record(record):
+                self._on_event(event)
+
+    def leave(self) -> None:
+        """The run is over: a `left` event for each result still waiting on an item."""
+        if self._on_event is None:
+            return
+        now = round(self._clock.wall(), 3)
+        for key, photos in self.machine.stats.tally.waiting_items().items():
+            for event in events.left(now, key, photos):
+                self._on_event(event)
 
     async def _route(self, route: Route) -> None:
         queues = self._queues

@@ -17,6 +17,10 @@ when the run is over. Guarantees:
   once its record is durable: it must return at once (the gallery's thumbnails use it);
 - `stop()` takes no new work and ends the run once the uploads already on the wire have their
   answer journaled (or after `STOP_GRACE` seconds); everything else is in the journal;
+- `on_event(event)`, if given, gets every event (`records.events`) as its record is journaled;
+- with `watch.enabled` the sources are watched (`pipeline.watcher.Watch`) instead of walked
+  once: the run goes on after the photos already there until it is stopped, or idle for
+  `watch.idle_exit` seconds (nothing settling, nothing waiting for pre-flight or in hand);
 - the exit code follows the run's outcome (`ExitCode`);
 - with `--shard K/N` the submit and poll rates are the account's divided by N: N processes
   together keep to the account's rate.
@@ -32,9 +36,10 @@ from functools import partial
 import anyio
 
 from batchtoon.exitcodes import ExitCode
+from batchtoon.images.preflight import Prepared
 from batchtoon.locations.layout import Layout
 from batchtoon.locations.provenance import Provenance
-from batchtoon.locations.sources import count_sources
+from batchtoon.locations.sources import BadLine, Source, count_sources
 from batchtoon.locations.storage import Location, location
 from batchtoon.pipeline.budget import SubmissionBudget
 from batchtoon.pipeline.clock import SYSTEM_CLOCK, Clock
@@ -45,12 +50,14 @@ from batchtoon.pipeline.lifecycle import RunControl, RunOutcome
 from batchtoon.pipeline.machine import Machine
 from batchtoon.pipeline.poller import MIN_RATE, Poller, PollLimits
 from batchtoon.pipeline.producer import (
+    Feed,
     checker,
-    preflight_sources,
+    preflight_feed,
     preflight_workers,
     prepared_cache,
     shard_of,
     source_filter,
+    walk,
 )
 from batchtoon.pipeline.stats import Stats
 from batchtoon.pipeline.submitter import SubmitWorker
@@ -61,9 +68,11 @@ from batchtoon.pipeline.tickets import (
     RereadTicket,
     UploadTicket,
 )
+from batchtoon.pipeline.watcher import Watch
 from batchtoon.provider.api import Api
 from batchtoon.provider.pacing import SharedRate
 from batchtoon.provider.retry import RetryPolicy
+from batchtoon.records.events import OnEvent
 from batchtoon.records.journal import Journal
 from batchtoon.settings.config import Settings
 
@@ -95,6 +104,7 @@ class Engine:
         log: logging.Logger | None = None,
         report: Callable[[str], None] | None = None,
         on_stored: Callable[[str, Location], None] | None = None,
+        on_event: OnEvent | None = None,
     ) -> None:
         self.settings, self.journal, self.sources = settings, journal, list(sources)
         self._api, self.clock = api, clock
@@ -145,6 +155,7 @@ class Engine:
             clock=clock,
             report=report,
             on_stored=on_stored,
+            on_event=on_event,
             log=self._log,
         )
         self.intake = Intake(
@@ -155,6 +166,12 @@ class Engine:
             check=self._check,
             styles=settings.styles,
         )
+        self._watch: Watch | None = None
+        if settings.watch.enabled:
+            self._watch = Watch(
+                self.sources, source_filter(settings), settings.watch,
+                busy=lambda: self.control.busy, clock=clock, log=self._log,
+            )  # fmt: skip
         self.poller = Poller(
             api,
             self.poll_rate,
@@ -217,6 +234,7 @@ class Engine:
                 group.start_soon(downloader.run, self._store_queue.clone())
             await self.control.finished.wait()
             group.cancel_scope.cancel()
+        self.driver.leave()
         self.stats.tally.finish()
         self.stats.expected = self.stats.tally.found  # the quick count was a guess: now it is known
         return self.exit_code
@@ -252,12 +270,18 @@ class Engine:
             self.driver.report(f"{pattern} matched no file nor folder: check its spelling")
 
     async def _produce(self) -> None:
+        """The sources walked once; or, with `watch.enabled`, watched until idle or stopped."""
+        only, workers = source_filter(self.settings), preflight_workers(self.settings, self.sources)
+        feed: Feed = partial(walk, self.sources, only)
+        if self._watch is not None:
+            feed = self._watch.run
         with self.control.producer_scope:
-            await preflight_sources(
-                self.sources,
-                self._check,
-                preflight_workers(self.settings, self.sources),
-                self.intake.take,
-                only=source_filter(self.settings),
-            )
+            await preflight_feed(feed, self._check, workers, self._take)
         self.control.producer_done()
+
+    async def _take(self, item: Source | BadLine, outcome: Prepared | str) -> None:
+        try:
+            await self.intake.take(item, outcome)
+        finally:
+            if self._watch is not None:
+                self._watch.taken()

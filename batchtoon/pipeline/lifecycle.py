@@ -77,6 +77,11 @@ class RunControl:
         self.halt(outcome)
         self.stopping.set()
 
+    @property
+    def busy(self) -> bool:
+        """Has the run any item in hand?"""
+        return bool(self._open)
+
     def is_open(self, key: str) -> bool:
         return key in self._open
 

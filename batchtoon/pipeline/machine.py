@@ -26,7 +26,8 @@ its item; `resume` judges what an earlier run left with the provider, before any
     refused    pre-flight refused the photo                           none
 
 Guarantees:
-- a file is taken once, however often it is reached (a folder and an image in it); the same
+- a file is taken once, however often it is reached (a folder and an image in it), and again
+  only with new content (a photo replaced in a watched folder); the same
   content in the same style is one item, submitted once, written to each of its targets;
 - the output location is the truth (`locations.provenance`): a result its record holds for an
   item the journal does not know is already done (journaled as downloaded, at that file:
@@ -367,7 +368,7 @@ class Machine:
 
     def _found(self, step: Step, found: Found) -> None:
         source, image = found.source, found.image
-        if not self._first_time(str(source.path)):
+        if not self._first_time(f"{source.path}\0{image.sha256}"):  # replaced: a new photo
             return
         self.stats.tally.photo(str(source.path), len(found.styles))
         if image.converted:

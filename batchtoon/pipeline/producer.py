@@ -1,17 +1,20 @@
 """The producer: SOURCE arguments walked in a thread, each item pre-flighted in worker threads.
 
-`preflight_sources` is the one fan-out, used by the run and by the plan: one thread walks the
-sources lazily (a million-line manifest costs one batch of lines at a time), `workers` tasks
-check the items (each check in a worker thread, several items per thread hop), and every item
-is handed to `take(item, outcome)` — its `Prepared` upload, or the one-line reason it cannot
-be sent — awaited in the checking task, so a slow `take` holds the walk back (backpressure).
+`preflight_feed` is the one fan-out, used by the run and by the plan: a feed sends the items
+(`walk`: one thread walks the sources lazily, a million-line manifest costing one batch of
+lines at a time; or, with --watch, `watcher.Watch`), `workers` tasks check them (each check in
+a worker thread, several items per thread hop), and every item is handed to `take(item,
+outcome)` — its `Prepared` upload, or the one-line reason it cannot be sent — awaited in the
+checking task, so a slow `take` holds the feed back (backpressure). `preflight_sources` is
+the walk's fan-out.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import anyio
 from anyio.abc import ObjectSendStream
@@ -34,13 +37,16 @@ from batchtoon.settings.config import Settings
 
 __all__ = [
     "Check",
+    "Feed",
     "Take",
     "checker",
+    "preflight_feed",
     "preflight_sources",
     "preflight_workers",
     "prepared_cache",
     "shard_of",
     "source_filter",
+    "walk",
 ]
 
 PREPARE_BATCH = 16  # items pre-flighted in one thread hop, at most
@@ -48,6 +54,7 @@ STORE_WORKERS_PER_CORE = 4  # photos in a store: each read waits on the network,
 
 Check = Callable[[Location], Prepared]
 Take = Callable[[Source | BadLine, Prepared | str], Awaitable[None]]
+Feed = Callable[[ObjectSendStream[Source | BadLine]], Coroutine[Any, Any, None]]
 
 
 def prepared_cache(settings: Settings) -> Path:
@@ -90,17 +97,23 @@ def shard_of(settings: Settings) -> Shard | None:
 async def preflight_sources(
     sources: list[Location], check: Check, workers: int, take: Take, *, only: Filter = EVERYTHING
 ) -> None:
+    await preflight_feed(partial(walk, sources, only), check, workers, take)
+
+
+async def preflight_feed(feed: Feed, check: Check, workers: int, take: Take) -> None:
+    """Pre-flight every item `feed` sends (a walk, or a watch), `workers` at once."""
     send, receive = anyio.create_memory_object_stream[Source | BadLine](64)
     async with anyio.create_task_group() as group:
-        group.start_soon(_walk, sources, only, send)
+        group.start_soon(feed, send)
         for _ in range(workers):
             group.start_soon(_prepare, receive.clone(), check, take)
         receive.close()
 
 
-async def _walk(
+async def walk(
     sources: list[Location], only: Filter, send: ObjectSendStream[Source | BadLine]
 ) -> None:
+    """Send every item of the sources, once."""
     items = iter_sources(sources, only)
     async with send:
         while batch := await anyio.to_thread.run_sync(next_batch, items):

@@ -76,8 +76,14 @@ class Tally:
         return sum(self.results.values())
 
     def photo(self, source: str, styles: int) -> None:
-        """A photo found, to be judged in `styles` styles."""
-        self._photos[source] = _Photo(styles)
+        """A photo found, to be judged in `styles` styles. A path found again with new content
+        (replaced in a watched folder) while its first version still waits is one photo with
+        both versions' results."""
+        waiting = self._photos.get(source)
+        if waiting is not None:
+            waiting.waiting += styles
+        else:
+            self._photos[source] = _Photo(styles)
 
     def result(self, source: str, term: Term) -> None:
         """One (photo, style) has its term now."""
@@ -92,6 +98,10 @@ class Tally:
     def held(self, key: str) -> int:
         """How many (photo, style) results wait on item `key`."""
         return len(self._holding.get(key, ()))
+
+    def waiting_items(self) -> dict[str, list[str]]:
+        """Item key -> the sources whose results wait on it."""
+        return {key: list(sources) for key, sources in self._holding.items()}
 
     def hold(self, key: str, source: str) -> None:
         """One (photo, style) waits on item `key` (submitted, polled, downloaded...)."""

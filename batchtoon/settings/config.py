@@ -165,6 +165,21 @@ class ReportSettings:
 
 
 @dataclass(frozen=True)
+class WatchSettings:
+    enabled: bool = False  # after the backfill, keep taking new and replaced photos
+    settle: float = field(default=2.0, metadata=_range(0.0, 3600.0))  # steady size and mtime
+    scan_interval: float = field(default=5.0, metadata=_range(0.05, 3600.0))
+    idle_exit: float | None = field(default=None, metadata=_range(0.0))
+
+
+@dataclass(frozen=True)
+class ExecSettings:
+    command: str | None = None  # run after each stored result: {output} {photo} {style}
+    concurrency: int = field(default=2, metadata=_range(1, 64))
+    timeout: float = field(default=60.0, metadata=_range(0.1))
+
+
+@dataclass(frozen=True)
 class Settings:
     api: ApiSettings = ApiSettings()
     styles: tuple[int, ...] = (0,)
@@ -179,6 +194,9 @@ class Settings:
     prepare: PrepareSettings = PrepareSettings()
     progress: ProgressSettings = ProgressSettings()
     report: ReportSettings = ReportSettings()
+    watch: WatchSettings = WatchSettings()
+    exec: ExecSettings = ExecSettings()
+    events: str | None = None  # a JSON-lines file of state changes; "-": stdout
     result_ttl: float = field(default=86_400.0, metadata=_range(1.0))
     max_submissions: int | None = field(default=None, metadata=_range(0))
 
