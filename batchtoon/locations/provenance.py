@@ -45,6 +45,7 @@ import json
 import os
 import socket
 import threading
+import uuid
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
@@ -247,14 +248,9 @@ class Provenance:
         except OSError as error:  # (a file where the folder goes: never "claimed already")
             raise Unwritable.from_os_error(error, where.parent, "make the folder") from None
         try:
-            fd = os.open(where, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-        except FileExistsError:
-            return False
+            return _create_whole(where, data)
         except OSError as error:
             raise Unwritable.from_os_error(error, where, "write") from None
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-        return True
 
     def _folder(self, folder: Path) -> None:
         """Make `folder` (once a process: a claim a photo must not cost a walk up the tree)."""
@@ -275,6 +271,36 @@ class Provenance:
             raise Unwritable(f"cannot write {where}: {failure}") from None
         except OSError as error:
             raise Unwritable.from_os_error(error, where, "write") from None
+
+
+def _create_whole(where: Path, data: bytes) -> bool:
+    """Create `where` holding `data`, unless something (a file, a link) is there: False then.
+    Written beside it first and hard-linked into place, so that another process never reads
+    a claim half written (it would take it for garbage, name the photo apart and pay for it
+    again); where the file system has no hard links, created in place exclusively."""
+    part = where.with_name(f".{where.name}.{uuid.uuid4().hex}.part")
+    _write_new(part, data)
+    try:
+        os.link(part, where)  # never through a link planted at `where`: EEXIST
+        return True
+    except FileExistsError:
+        return False
+    except OSError as error:
+        if error.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
+            raise
+    finally:
+        part.unlink(missing_ok=True)
+    try:
+        _write_new(where, data)
+    except FileExistsError:
+        return False
+    return True
+
+
+def _write_new(where: Path, data: bytes) -> None:
+    fd = os.open(where, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "wb") as file:
+        file.write(data)
 
 
 def _holds(journal: Path, journal_id: str) -> bool:
