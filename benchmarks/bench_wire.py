@@ -98,7 +98,7 @@ def _measure(photos: Path, tmp: Path, n: int, flags: tuple[str, ...]) -> Wire:
             "--rate", f"{TIMING.real_rate:g}", "--poll-interval", f"{TIMING.real_tick:g}",
             *flags,
         )  # fmt: skip
-        env = {**os.environ, "AILAB_API_KEY": API_KEY}
+        env = {**os.environ, "AILAB_API_KEY": API_KEY, "BATCHTOON_COMPACT_JOURNAL": "0"}
         timeout = 120 + 10 * TIMING.bound(n)
         child = run_child(argv, timeout=timeout, env=env, watch=sandbox.alive)
         counters = sandbox.counters()

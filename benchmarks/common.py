@@ -365,7 +365,8 @@ def run_batchtoon(
         argv += ["--journal", str(journal)]
     if profile is not None:
         argv = profiled(argv, "batchtoon", profile)
-    env = {**os.environ, **(env or {}), "AILAB_API_KEY": API_KEY}
+    # The journal kept whole: its records' times are the run's timeline (`Timeline`).
+    env = {**os.environ, **(env or {}), "AILAB_API_KEY": API_KEY, "BATCHTOON_COMPACT_JOURNAL": "0"}
     cwd = journal.parent if journal is not None else None
     return run_child(argv, timeout=timeout, env=env, cwd=cwd, watch=watch).check("batchtoon run")
 

@@ -112,7 +112,7 @@ async def test_outputs_are_checked_images_named_by_content(tmp_path: Path) -> No
     folder.mkdir()
     Image.new("RGB", (300, 300), "red").save(folder / "a.png")
     async with Sandbox(time_scale=0.001, render="echo") as sandbox:
-        await run_engine(sandbox, [folder], tmp_path / "out")
+        await run_engine(sandbox, [folder], tmp_path / "out", compact_journal=False)
     [result] = outputs(tmp_path / "out")
     assert result.name == "a.vintage-comic.png"  # echo serves the PNG: the extension follows it
     done = [r for r in journal_records(tmp_path / "out") if r["event"] == "downloaded"]

@@ -97,7 +97,7 @@ def replay(records: list[dict[str, Any]]) -> Ledger:
 
 def state_of(ledger: Ledger) -> tuple[Any, ...]:
     entries = {key: dataclasses.asdict(entry) for key, entry in ledger.entries.items()}
-    return entries, ledger.rejected, ledger.outputs
+    return entries, ledger.rejected, sorted(ledger.claims.items())
 
 
 class World:

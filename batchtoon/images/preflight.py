@@ -61,7 +61,9 @@ from batchtoon.locations.files import write_whole
 from batchtoon.locations.storage import Location
 from batchtoon.settings.config import PrepareSettings
 
-__all__ = ["MAX_UPLOAD_BYTES", "REASONS", "Crop", "Prepared", "check", "forget", "opened"]
+__all__ = [
+    "MAX_UPLOAD_BYTES", "REASONS", "Crop", "Prepared", "check", "fingerprint", "forget", "opened",
+]  # fmt: skip
 
 REASONS = {
     "heic": "HEIC/HEIF, which the API does not take (so for any other such format: its name)",
@@ -109,6 +111,7 @@ class Prepared:
     original_bytes: int = 0
     cached: bool = False  # the conversion was read back from the cache, not made now
     crop: Crop | None = None  # what the provider will crop it to, if it will
+    seen: int = 0  # the file's `fingerprint` as read (0: not known)
 
     @property
     def converted(self) -> bool:
@@ -124,13 +127,15 @@ def check(
 ) -> Prepared:
     """The upload for `path`, or `InputError`; see the module docstring for guarantees."""
     settings = settings or DEFAULTS
-    data = _read_stable(path, MAX_FIX_BYTES if settings.fix else MAX_UPLOAD_BYTES)
-    sha = hashlib.sha256(data).hexdigest()
+    data, look = _read_stable(path, MAX_FIX_BYTES if settings.fix else MAX_UPLOAD_BYTES)
+    sha, seen = hashlib.sha256(data).hexdigest(), _fingerprint(look)
     with _one_line_errors(), opened(data) as image:
         _refuse_unsafe(image)
         orientation = _orientation(image) if settings.fix else 1
         crop = _crop(image.size, orientation)
-        as_is = Prepared(sha, data, image.format or "", image.size, (), len(data), crop=crop)
+        as_is = Prepared(
+            sha, data, image.format or "", image.size, (), len(data), crop=crop, seen=seen
+        )
         if not settings.fix:
             _refuse_strict(image, data)
             return _scrubbed(as_is, settings)
@@ -144,7 +149,7 @@ def check(
         hit = _from_cache(cache / name) if cache is not None else None
         if hit is not None:
             return dataclasses.replace(
-                hit, sha256=sha, reasons=reasons, original_bytes=len(data), crop=crop
+                hit, sha256=sha, reasons=reasons, original_bytes=len(data), crop=crop, seen=seen
             )
         upload = shrink.prepare(
             image,
@@ -155,7 +160,9 @@ def check(
         )
     if cache is not None:
         _store(cache, name, upload.data)
-    return Prepared(sha, upload.data, upload.format, upload.size, reasons, len(data), crop=crop)
+    return Prepared(
+        sha, upload.data, upload.format, upload.size, reasons, len(data), crop=crop, seen=seen
+    )
 
 
 def _crop(size: tuple[int, int], orientation: int) -> Crop | None:
@@ -181,7 +188,19 @@ def _scrubbed(as_is: Prepared, settings: PrepareSettings) -> Prepared:
 Look = tuple[int, tuple[object, ...]]  # a file's size, and what tells its versions apart
 
 
-def _read_stable(path: Location, limit: int) -> bytes:
+def fingerprint(path: Location) -> int:
+    """What tells this version of the file from others without reading it, as a number: its
+    size, modification and change times, device and inode (for an object, its size and
+    version), as rsync compares; `InputError` as `check` says it."""
+    return _fingerprint(_look_at(path, MAX_FIX_BYTES))
+
+
+def _fingerprint(look: Look) -> int:
+    digest = hashlib.blake2b(repr(look).encode(), digest_size=6).digest()
+    return int.from_bytes(digest, "big") or 1  # 48 bits: one change in 2**48 goes unseen
+
+
+def _read_stable(path: Location, limit: int) -> tuple[bytes, Look]:
     """The file's bytes, read while it did not change (see the module docstring)."""
     for attempt in range(READ_ATTEMPTS):
         if attempt:
@@ -189,7 +208,7 @@ def _read_stable(path: Location, limit: int) -> bytes:
         before = _look_at(path, limit)
         data = _read_bytes(path) if isinstance(path, Path) else _read_url(path, before[0])
         if len(data) == before[0] and _look_at(path, limit) == before:
-            return data
+            return data, before
     raise InputError(
         f"it changed while being read, {READ_ATTEMPTS} times: run again once it is written"
     )

@@ -22,6 +22,8 @@ when the run is over. Guarantees:
   once: the run goes on after the photos already there until it is stopped, or idle for
   `watch.idle_exit` seconds (nothing settling, nothing waiting for pre-flight or in hand);
 - the exit code follows the run's outcome (`ExitCode`);
+- a run that was not stopped ends by compacting the journal (`Journal.compact`), unless
+  `compact_journal` is false;
 - with `--shard K/N` the submit and poll rates are the account's divided by N: N processes
   together keep to the account's rate.
 """
@@ -237,7 +239,20 @@ class Engine:
         self.driver.leave()
         self.stats.tally.finish()
         self.stats.expected = self.stats.tally.found  # the quick count was a guess: now it is known
+        stopped = self.control.outcome is RunOutcome.STOPPED  # a stop takes no new work
+        if self.settings.compact_journal and not stopped:
+            await anyio.to_thread.run_sync(self._compact)
         return self.exit_code
+
+    def _compact(self) -> None:
+        """The journal, down to one record an item, if it holds more (blocking)."""
+        journal = self.journal
+        if journal.lines <= journal.ledger.item_count() + 2:  # its `journal` and `totals`
+            return
+        try:
+            journal.compact()
+        except OSError as error:  # the journal as it was is whole: only its size is lost
+            self._log.warning("could not compact the journal %s: %s", journal.path, error)
 
     def stop(self) -> None:
         """Take no new work; end once the uploads already sent have their answer (or soon)."""
@@ -272,7 +287,7 @@ class Engine:
     async def _produce(self) -> None:
         """The sources walked once; or, with `watch.enabled`, watched until idle or stopped."""
         only, workers = source_filter(self.settings), preflight_workers(self.settings, self.sources)
-        feed: Feed = partial(walk, self.sources, only)
+        feed: Feed = partial(walk, self.sources, only, known=self.intake)
         if self._watch is not None:
             feed = self._watch.run
         with self.control.producer_scope:

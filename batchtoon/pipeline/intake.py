@@ -1,6 +1,10 @@
 """`Intake`: the stage where photos come in. It gathers the facts admission needs and delivers
 them as outcomes; what becomes of an item is the state machine's call (`machine`).
 
+- `sift` (in the walk's thread, before anything is read): a photo whose every style an earlier
+  run finished, whose fingerprint (size, times: `preflight.fingerprint`) is the one the
+  journal recorded, and whose output files are there, is delivered in bulk as `Unchanged`,
+  neither read nor hashed; any other goes on to pre-flight;
 - `take` (the producer's `Take`): a pre-flighted photo is `Found`, with, for each of its styles
   whose item an earlier run finished, which of its output files exist (asked of the disk or
   the store); for each style whose item the journal does not know, a result the output
@@ -25,23 +29,26 @@ reads (the ledger, the sources, the output folder), but for its claims in the ou
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import anyio
 from anyio.abc import ObjectReceiveStream
 
 from batchtoon.errors import InputError, Unwritable
-from batchtoon.images.preflight import Prepared
+from batchtoon.images.preflight import Prepared, fingerprint
 from batchtoon.locations.layout import Layout
 from batchtoon.locations.provenance import Provenance
 from batchtoon.locations.sources import BadLine, Source, display
 from batchtoon.locations.storage import location
-from batchtoon.pipeline.outcomes import Found, Outbox, Recorded, Rejected, Reread
+from batchtoon.pipeline.outcomes import Found, Outbox, Recorded, Rejected, Reread, Unchanged
 from batchtoon.pipeline.producer import Check
 from batchtoon.pipeline.tickets import RereadTicket
+from batchtoon.records.compact import MISSING
 from batchtoon.records.ledger import Entry, Ledger
 
 MOST_NAMES = 1000  # names tried for one target: more means the record is broken, not busy
 Placed = Recorded | str | None  # a result already there; the name claimed; another's
+Known = tuple[str, str, tuple[int, ...]]  # an unchanged photo: path, sha256, styles
 
 __all__ = ["Intake"]
 
@@ -65,6 +72,42 @@ class Intake:
 
     def __repr__(self) -> str:
         return f"<Intake styles={self._styles}>"
+
+    def sift(self, batch: list[Source | BadLine]) -> tuple[list[Source | BadLine], list[Known]]:
+        """Blocking: the items of `batch` to pre-flight, and the photos that need none (see
+        the module docstring)."""
+        rest: list[Source | BadLine] = []
+        known: list[Known] = []
+        for item in batch:
+            found = self._unchanged(item) if isinstance(item, Source) else None
+            if found is None:
+                rest.append(item)
+            else:
+                known.append(found)
+        return rest, known
+
+    async def unchanged(self, known: list[Known]) -> None:
+        await self._outbox.deliver(Unchanged(tuple(known)))
+
+    def _unchanged(self, source: Source) -> Known | None:
+        """The photo as `Unchanged` knows it, if it is (one stat, and one of each output)."""
+        if not isinstance(source.path, Path) or not self._ledger.done.count:
+            return None
+        path, styles, sha256 = str(source.path), source.styles or self._styles, ""
+        try:
+            now = fingerprint(source.path)
+        except InputError:
+            return None
+        for style in styles:
+            seen, offset = self._ledger.done.seen(path, style)
+            if seen != now or offset == MISSING:
+                return None
+            record = self._ledger.read(offset)
+            base = next((base for base, source, _ in record["targets"] if source == path), None)
+            if base is None or not self._layout.existing([base], record["ext"]):
+                return None
+            sha256 = record["key"][:64]
+        return path, sha256, styles
 
     async def take(self, item: Source | BadLine, outcome: Prepared | str) -> None:
         """One pre-flighted source: its image and what exists of its outputs, or why not."""
@@ -93,13 +136,13 @@ class Intake:
         entry = self._ledger.entries.get(key)
         if entry is not None and not self._claims:
             return False
-        mine = (str(source.path), style)
+        mine = str(source.path), style
         while True:
             skip = frozenset(self._placing)
             placed = await anyio.to_thread.run_sync(self._placed, source, style, key, entry, skip)
             if not isinstance(placed, str):
                 return placed
-            if placed not in self._placing and self._ledger.owner(placed) in (None, mine):
+            if placed not in self._placing and not self._ledger.taken_by_other(placed, *mine):
                 self._placing.add(placed)
                 return placed
 
@@ -120,10 +163,7 @@ class Intake:
             record.claim(known[0], sha256, style, adopt=True)
             return known[0]
         for candidate in _candidates(self._layout.base(source, style, sha256), key, style):
-            if candidate in skip or self._ledger.owner(candidate) not in (
-                None,
-                (source_text, style),
-            ):
+            if candidate in skip or self._ledger.taken_by_other(candidate, source_text, style):
                 continue  # another target's, in this run or in the journal
             claim = record.claim(candidate, sha256, style)
             if claim != "taken":

@@ -81,6 +81,7 @@ from batchtoon.pipeline.outcomes import (
     Rejected,
     Reread,
     Stored,
+    Unchanged,
     Unsent,
 )
 from batchtoon.pipeline.stats import Stats, Term
@@ -95,6 +96,7 @@ from batchtoon.pipeline.tickets import (
     UploadTicket,
 )
 from batchtoon.provider.api import SUCCESS
+from batchtoon.records.compact import MISSING, HashIndex, HashSet, key_of
 from batchtoon.records.ledger import Entry, Event, Ledger, make_record
 from batchtoon.settings.styles import style_slug
 
@@ -103,7 +105,7 @@ __all__ = ["Discard", "Machine", "Naming", "Release", "Route", "Step", "Verdict"
 Verdict = Literal[
     "submit", "resubmit", "poll", "download", "done", "copy", "duplicate", "failed", "refused"
 ]
-LAZY: frozenset[str] = frozenset({"queued", "rejected"})  # records a resume redoes if lost
+LAZY: frozenset[str] = frozenset({"queued", "seen", "rejected"})  # a resume redoes them if lost
 Naming = Callable[[Source, int, str], str]  # (source, style, sha256) -> output base
 
 
@@ -210,11 +212,11 @@ class Machine:
         self.verdicts: Counter[Verdict] = Counter()  # what admission judged, for plan and run
         # The items this run has in hand -> the ticket each waits on: the one it routed last.
         self._open: dict[str, Ticket] = {}
-        # Every task id this run met (its hash) -> its item's key (the entry's own string): a
-        # reused id is caught even once the first task is done, for some 60 bytes a task.
-        self._tasks: dict[int, str] = {}
-        self._taken: set[int] = set()  # the source files taken (hashes of their paths)
-        self._completed: set[int] = set()  # items this run wrote every target of (key hashes)
+        # Every task id this run met -> its item's key (both hashed, `key_of`): a reused id is
+        # caught even once the first task is done, for some 24 bytes a task.
+        self._tasks = HashIndex(wide=True)
+        self._taken = HashSet()  # the source files taken (hashes of path and content)
+        self._completed = HashSet()  # items this run wrote every target of (key hashes)
         # Items resume took on that no target found yet points to -> what resume judged them:
         # the verdict counted for the first target found (as the plan counts it).
         self._resumed: dict[str, Verdict] = {}
@@ -251,6 +253,9 @@ class Machine:
             return step
         if isinstance(outcome, Rejected):
             self._rejected(step, outcome)
+            return step
+        if isinstance(outcome, Unchanged):
+            self._unchanged(step, outcome)
             return step
         if isinstance(outcome, Fatal):
             step.halt = outcome.error  # whichever item met it: the account cannot go on
@@ -307,14 +312,16 @@ class Machine:
             step, "submitted", entry,
             task_id=task_id, sent=outcome.sent, saved=outcome.saved, **extra,
         )  # fmt: skip
-        other = self._tasks.setdefault(hash(task_id), entry.key)
-        if other == entry.key:
+        other = self._task(task_id, entry)
+        if other == key_of(entry.key):
             self._route(step, self._poll_ticket(entry))
             return
         # One id for two items: it answers for at most one of them, and maybe already did.
         reason = "the API gave the same task id to two photos: neither result can be trusted"
-        earlier = self.ledger.entries[other]
-        if _had_task(earlier, task_id):  # (reopened if it was done: its files are discarded)
+        earlier = self.ledger.find(other)
+        if earlier is not None and _had_task(
+            earlier, task_id
+        ):  # (reopened if it was done: its files are discarded)
             if earlier.state == "downloaded":
                 step.routes.append(Discard(tuple(earlier.targets), earlier.ext))
             self._lose(step, earlier, reason)
@@ -346,7 +353,8 @@ class Machine:
         written = (ticket.written if isinstance(ticket, CopyTicket) else 0) + len(filed.bases)
         missing = tuple(base for base in entry.targets if base not in have)
         if not missing:
-            self._completed.add(hash(entry.key))
+            self._completed.add(key_of(entry.key))
+            self._write(step, "item", **entry.fields())
             self._end(step, entry.key, "done now", files=written)
             return
         ext = str(filed.paths[0]).rpartition(".")[2]
@@ -396,8 +404,19 @@ class Machine:
             step, "downloaded", key=key, source=path, output=recorded.output,
             size=recorded.size, sha256=recorded.sha256,
         )  # fmt: skip
+        self._write(step, "item", **self.ledger.entries[key].fields())
         self._judged(step, "done")
         self.stats.tally.result(path, "already done")
+
+    def _unchanged(self, step: Step, unchanged: Unchanged) -> None:
+        """Photos an earlier run finished, unchanged since: done, as they are (nothing read)."""
+        for path, sha256, styles in unchanged.photos:
+            if not self._first_time(f"{path}\0{sha256}"):
+                continue
+            self.stats.tally.photo(path, len(styles))
+            for style in styles:
+                self._judged(step, "done")
+                self.stats.tally.found_done(f"{sha256}:{style}", path)
 
     def _leave(self, step: Step, path: str, style: int) -> None:
         """Another journal has claimed this photo in this style: it is left to that run."""
@@ -427,11 +446,7 @@ class Machine:
             self._write(step, "rejected", source=where, style=style, reason=reason)
 
     def _first_time(self, path: str) -> bool:
-        mark = hash(path)  # 8 bytes a photo, where the path would be tens
-        if mark in self._taken:
-            return False
-        self._taken.add(mark)
-        return True
+        return self._taken.add(key_of(path))  # some 16 bytes a photo, where the path is tens
 
     def _admit(
         self,
@@ -446,14 +461,19 @@ class Machine:
         for it (None: the machine names it, as for the plan)."""
         key, path = f"{image.sha256}:{style}", str(source.path)
         entry = self.ledger.entries.get(key)
-        if entry is not None and hash(key) in self._completed:
+        if entry is not None and key_of(key) in self._completed:
             present = frozenset(entry.targets)  # written by this run, since intake looked
         base = base or self._claim(source, style, key, entry)
         retry = self._retry_failed and entry is not None and entry.state == "failed"
         if entry is None or base not in entry.targets or retry:
             extra = {"retry": True} if retry else {}
-            self._write(step, "queued", key=key, source=path, output=base, **extra)
+            self._write(step, "queued", key=key, source=path, output=base, seen=image.seen, **extra)
             entry = self.ledger.entries[key]
+        elif image.seen and entry.seen.get(base) != image.seen:  # touched, or from before seen
+            self._write(step, "seen", key=key, source=path, output=base, seen=image.seen)
+            entry = self.ledger.entries[key]
+            if entry.done:  # its record takes the new fingerprint: the next resume skips it
+                self._write(step, "item", **entry.fields())
         resumed = self._resumed.pop(key, None)
         if resumed is not None and key in self._open:  # under way since resume: it joins it
             self._judged(step, resumed)
@@ -496,7 +516,7 @@ class Machine:
     def _follow_provider(self, step: Step, entry: Entry) -> Verdict:
         """Route an item the provider has: to the poller, or to the downloaders."""
         if entry.state == "submitted":
-            self._tasks.setdefault(hash(entry.task_id), entry.key)
+            self._task(entry.task_id, entry)
             self._route(step, self._poll_ticket(entry))
             return "poll"
         self._route(step, _download_ticket(entry))
@@ -510,11 +530,20 @@ class Machine:
                 if owner == source_text:
                     return base
         base, sha8 = self._naming(source, style, key[:64]), key[:8]
-        mine = (source_text, style)
         for candidate in (base, f"{base}-{sha8}", f"{base}-{sha8}-{style}"):
-            if self.ledger.owner(candidate) in (None, mine):  # free, or this file's before
+            if not self.ledger.taken_by_other(candidate, source_text, style):  # free, or ours
                 return candidate
-        return f"{base}-{sha8}-{style}-{len(self.ledger.outputs)}"  # never claimed: counts up
+        return f"{base}-{sha8}-{style}-{len(self.ledger.claims)}"  # never claimed: counts up
+
+    def _task(self, task_id: str, entry: Entry) -> int:
+        """The item (`key_of` its key) that task id `task_id` was first met for: `entry`'s,
+        unless another item had it first."""
+        task, mine = key_of(task_id), key_of(entry.key)
+        other = self._tasks.get(task)
+        if other == MISSING:
+            self._tasks.put(task, mine)
+            return mine
+        return other
 
     # The transitions that end or restart an item.
 

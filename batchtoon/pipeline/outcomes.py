@@ -11,6 +11,8 @@ alone turns it into journal records and routes.
                                 per style, a result the output's record    result the record
                                 holds, or the name claimed in it)          holds
     Rejected   Intake           pre-flight refused a photo                 rejected
+    Unchanged  Intake           photos an earlier run finished, unchanged  (unchanged)
+                                since (size, times): nothing read
     Reread     Intake           a lost item's source read again (its      (unchanged: queued)
                                 image, or None if no source holds it)
     Accepted   SubmitWorker     the API took the upload: a paid task      submitted
@@ -71,6 +73,7 @@ __all__ = [
     "Rejected",
     "Reread",
     "Stored",
+    "Unchanged",
     "Unsent",
 ]
 
@@ -117,6 +120,14 @@ class Rejected:
     styles: tuple[int, ...]
     reason: str
     path: str = ""  # the file's own path (a file reached twice is taken once); "" for a line
+
+
+@dataclass(frozen=True, slots=True)
+class Unchanged:
+    """Photos whose every style an earlier run finished, with the same fingerprint (size and
+    times) as now, and whose output files are there: (path, sha256, styles) each."""
+
+    photos: tuple[tuple[str, str, tuple[int, ...]], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,7 +203,7 @@ class Blocked:
 
 # An answer to a ticket (it carries the ticket it answers); an outcome: an answer, or a photo.
 Answer = Reread | Accepted | Refused | Fatal | Unsent | Finished | Gone | Stored | Left | Blocked
-Outcome = Found | Rejected | Answer
+Outcome = Found | Rejected | Unchanged | Answer
 
 
 class Outbox(Protocol):

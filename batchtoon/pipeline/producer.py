@@ -2,19 +2,20 @@
 
 `preflight_feed` is the one fan-out, used by the run and by the plan: a feed sends the items
 (`walk`: one thread walks the sources lazily, a million-line manifest costing one batch of
-lines at a time; or, with --watch, `watcher.Watch`), `workers` tasks check them (each check in
-a worker thread, several items per thread hop), and every item is handed to `take(item,
-outcome)` — its `Prepared` upload, or the one-line reason it cannot be sent — awaited in the
-checking task, so a slow `take` holds the feed back (backpressure). `preflight_sources` is
-the walk's fan-out.
+lines at a time, and with a `Known` sifts out in that thread, in bulk, the photos an earlier
+run finished that have not changed since; or, with --watch, `watcher.Watch`), `workers` tasks
+check them (each check in a worker thread, several items per thread hop), and every item is
+handed to `take(item, outcome)` — its `Prepared` upload, or the one-line reason it cannot be
+sent — awaited in the checking task, so a slow `take` holds the feed back (backpressure).
+`preflight_sources` is the walk's fan-out.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 from anyio.abc import ObjectSendStream
@@ -38,6 +39,7 @@ from batchtoon.settings.config import Settings
 __all__ = [
     "Check",
     "Feed",
+    "Known",
     "Take",
     "checker",
     "preflight_feed",
@@ -55,6 +57,18 @@ STORE_WORKERS_PER_CORE = 4  # photos in a store: each read waits on the network,
 Check = Callable[[Location], Prepared]
 Take = Callable[[Source | BadLine, Prepared | str], Awaitable[None]]
 Feed = Callable[[ObjectSendStream[Source | BadLine]], Coroutine[Any, Any, None]]
+
+
+class Known(Protocol):
+    """What a walk asks before it hands photos on (`intake.Intake`)."""
+
+    def sift(self, batch: list[Source | BadLine]) -> tuple[list[Source | BadLine], list[Any]]:
+        """Blocking: the items still to pre-flight, and those known as they are."""
+        ...
+
+    async def unchanged(self, known: list[Any]) -> None:
+        """Hand on the photos `sift` knew."""
+        ...
 
 
 def prepared_cache(settings: Settings) -> Path:
@@ -111,14 +125,31 @@ async def preflight_feed(feed: Feed, check: Check, workers: int, take: Take) -> 
 
 
 async def walk(
-    sources: list[Location], only: Filter, send: ObjectSendStream[Source | BadLine]
+    sources: list[Location],
+    only: Filter,
+    send: ObjectSendStream[Source | BadLine],
+    *,
+    known: Known | None = None,
 ) -> None:
-    """Send every item of the sources, once."""
+    """Send every item of the sources, once; with `known`, those it knows go to it instead."""
     items = iter_sources(sources, only)
     async with send:
-        while batch := await anyio.to_thread.run_sync(next_batch, items):
+        while True:
+            batch, done = await anyio.to_thread.run_sync(_next_sifted, items, known)
+            if done and known is not None:
+                await known.unchanged(done)
             for item in batch:
                 await send.send(item)
+            if not batch and not done:
+                return
+
+
+def _next_sifted(
+    items: Iterator[Source | BadLine], known: Known | None
+) -> tuple[list[Source | BadLine], list[Any]]:
+    """The next batch of items (empty lists at the end), sifted by `known`."""
+    batch = next_batch(items)
+    return known.sift(batch) if known is not None and batch else (batch, [])
 
 
 async def _prepare(

@@ -24,6 +24,14 @@ Guarantees:
   torn line, which the next `open` drops.
 - nothing secret goes in: the API key, if a record holds it (an answer echoing it back), is
   replaced by `***` in the bytes written.
+- compaction (`compact`: at the end of a run, and on opening a journal that holds over
+  `COMPACT_RATIO` lines an item) rewrites it as one record per item (`item`, `rejected`) after
+  its `journal` and `totals` records, beside the real file and then renamed over it, fsync'd
+  before and after: a crash at any point leaves the old journal or the new one, whole, and
+  the lock is held throughout; the rewrite's own temporary file (`.<name>.compacting`) is the
+  only file it removes, by that name. Every format ever written is still read.
+- done items are read back from the journal itself when asked for (`Ledger.entries`): the
+  ledger keeps where their `item` record is, not the record.
 - nothing process-wide is touched (an application may embed `Batch`): replay leaves the garbage
   collector alone, at a cost measured in `benchmarks/bench_replay.py`.
 """
@@ -46,7 +54,10 @@ from batchtoon.errors import Unwritable, UsageError
 from batchtoon.pipeline.clock import SYSTEM_CLOCK, Clock
 from batchtoon.records.ledger import Event, Ledger, make_record
 
-__all__ = ["Journal", "refuse_foreign"]
+__all__ = ["COMPACT_RATIO", "Journal", "refuse_foreign"]
+
+COMPACT_RATIO = 3  # lines an item over which opening a journal compacts it ...
+COMPACT_FLOOR = 1000  # ... once it holds at least this many lines
 
 
 class Journal:
@@ -60,7 +71,10 @@ class Journal:
     ) -> None:
         self.path = path
         self.linger = linger
-        self.ledger = Ledger()
+        self.ledger = Ledger(self._record_at)
+        self.lines = 0  # records in the file (as read, and written since)
+        self.compactions = 0
+        self._reader: IO[bytes] | None = None  # for the records of done items
         self.skipped_lines = 0  # unreadable lines met by replay (not counting a torn tail)
         self.skipped_tasks = 0  # of those, lines that held a task id: possibly paid again
         self._secret = secret.encode()
@@ -97,6 +111,7 @@ class Journal:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._lock = self._acquire_lock()
             good_length = self._read()
+            self._compaction_file()[1].unlink(missing_ok=True)  # a crashed compaction's
             self._file = open(self.path, "ab")  # noqa: SIM115  closed in close()
             if self._file.tell() != good_length:
                 self._file.truncate(good_length)  # drop a torn last line
@@ -104,6 +119,10 @@ class Journal:
                 _append(self._file, b"\n")  # a whole last record whose newline never came
             if not self.ledger.journal_id:
                 self._identify()
+            if self.lines >= COMPACT_FLOOR and self.lines > COMPACT_RATIO * (
+                self.ledger.item_count() + 2
+            ):
+                self.compact()
         except OSError as error:
             self.close()
             raise Unwritable.from_os_error(error, self.path, "open the journal") from None
@@ -114,6 +133,7 @@ class Journal:
         record = make_record("journal", self._clock.wall(), id=uuid.uuid4().hex)
         _append(self._file, _encode(record))
         self.ledger.apply(record)
+        self.lines += 1
 
     def close(self) -> None:
         """Write what is still pending (records that were not waited for), then let go."""
@@ -127,6 +147,9 @@ class Journal:
             if self._file is not None:
                 self._file.close()
                 self._file = None
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
             if self._lock is not None:
                 self._lock.release()
                 self._lock = None
@@ -157,18 +180,102 @@ class Journal:
             file = open(self.path, "rb")  # noqa: SIM115  closed by the with below
         except FileNotFoundError:
             return 0
-        good_length, apply = 0, self.ledger.apply
+        good_length, lines, apply = 0, 0, self.ledger.apply
         with file:
             for line in file:
                 try:
-                    apply(_decode(line))
+                    apply(_decode(line), good_length)
+                    lines += 1
                 except (ValueError, KeyError, TypeError, AttributeError):
                     if not line.endswith(b"\n"):
                         break  # a torn tail: the record never finished
                     self.skipped_lines += bool(line.strip())
                     self.skipped_tasks += b'"task_id"' in line
                 good_length += len(line)
+        self.lines = lines
+        self._reader = open(self.path, "rb")  # noqa: SIM115  closed in close(), or with it
         return good_length
+
+    def _record_at(self, offset: int) -> dict[str, Any]:
+        """The record at `offset` (a done item's, which the ledger asks for)."""
+        return _decode(self._line_at(offset))
+
+    def _line_at(self, offset: int) -> bytes:
+        if self._reader is None:
+            self._reader = open(self.path, "rb")  # noqa: SIM115  closed in close()
+        fd, chunk = self._reader.fileno(), b""
+        while True:
+            more = os.pread(fd, 4096, offset + len(chunk))
+            chunk += more
+            end = chunk.find(b"\n")
+            if end >= 0:
+                return chunk[: end + 1]
+            if not more:
+                raise ValueError(f"no whole record at offset {offset} of {self.path}")
+
+    def compact(self) -> None:
+        """Rewrite the journal as one record per item (see the module docstring). Blocking."""
+        assert self._file is not None, "Journal.open() first"
+        if self._pending:  # records nobody waited for: they go first, as they would have
+            _append(self._file, self._encoded(self._pending))
+            self._pending = []
+        real, temp = self._compaction_file()
+        temp.unlink(missing_ok=True)  # a crashed compaction's, by its name
+        try:
+            moved, placed, lines = self._write_compacted(temp)
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+        os.replace(temp, real)  # from here on, the new journal: a reader sees one or the other
+        _sync_folder(real.parent)
+        self._file.close()
+        self._file = open(self.path, "ab")  # noqa: SIM115  closed in close()
+        if self._reader is not None:
+            self._reader.close()
+        self._reader = open(self.path, "rb")  # noqa: SIM115  closed in close()
+        for row, offset in moved:
+            self.ledger.done.offsets[row] = offset
+        for record, offset in placed:  # done items that were in hand: rows now
+            self.ledger.located(record, offset)
+        self.lines = lines
+        self.compactions += 1
+
+    def _compaction_file(self) -> tuple[Path, Path]:
+        """The journal's real file (through links) and the compaction's file beside it."""
+        real = self.path.resolve()
+        return real, real.with_name(f".{real.name}.compacting")
+
+    def _write_compacted(
+        self, temp: Path
+    ) -> tuple[list[tuple[int, int]], list[tuple[dict[str, Any], int]], int]:
+        """Write the compacted journal to `temp` (new, never through a link), fsync'd; the new
+        offset of each done item's row, the records of the items in hand and their offsets,
+        and the lines written."""
+        ledger, now = self.ledger, self._clock.wall()
+        head = [
+            make_record("journal", now, id=ledger.journal_id),
+            make_record("totals", now, **ledger.uploads.fields(), out=ledger.out),
+            *(
+                make_record("rejected", now, source=source, style=style, reason=reason)
+                for (source, style), reason in ledger.rejected.items()
+            ),
+        ]
+        moved: list[tuple[int, int]] = []
+        placed: list[tuple[dict[str, Any], int]] = []
+        with open(temp, "xb") as out:  # O_EXCL: a link planted there is refused, not followed
+            offset = 0
+            for record in head:
+                offset += out.write(self._scrubbed(_encode(record)))
+            for row, old in ledger.done.located():
+                moved.append((row, offset))
+                offset += out.write(self._line_at(old))
+            for entry in list(ledger.live.values()):
+                record = make_record("item", now, **entry.fields())
+                placed.append((record, offset))
+                offset += out.write(self._scrubbed(_encode(record)))
+            out.flush()
+            os.fsync(out.fileno())
+        return moved, placed, len(head) + len(moved) + len(placed)
 
     async def write(self, event: Event, *, durable: bool = True, **fields: Any) -> None:
         """Fold a record into the ledger and append it (see `append`), stamped now."""
@@ -189,6 +296,7 @@ class Journal:
             raise self._broken
         self._pending.append((_encode(record), record))
         self._written += 1
+        self.lines += 1
         mine = self._written
         while durable and self._durable < mine:
             if self._flushing:
@@ -204,6 +312,7 @@ class Journal:
         await anyio.sleep(self.linger)  # let the records written meanwhile join this batch
         batch, self._pending, upto = self._pending, [], self._written
         try:
+            start = self._file.tell()
             await anyio.to_thread.run_sync(_append, self._file, self._encoded(batch))
             self._durable = upto
         except OSError as error:
@@ -216,12 +325,18 @@ class Journal:
             self._flushing = False
             self._flushed.set()
             self._flushed = anyio.Event()
-        for _, record in batch:
+        offset = start
+        for encoded, record in batch:
+            if record["event"] == "item":
+                self.ledger.located(record, offset)
+            offset += len(self._scrubbed(encoded)) if self._secret else len(encoded)
             for observer in self.observers:
                 observer(record)
 
     def _encoded(self, batch: list[tuple[bytes, dict[str, Any]]]) -> bytes:
-        data = b"".join(encoded for encoded, _ in batch)
+        return self._scrubbed(b"".join(encoded for encoded, _ in batch))
+
+    def _scrubbed(self, data: bytes) -> bytes:
         return data.replace(self._secret, b"***") if self._secret else data
 
 
@@ -270,6 +385,20 @@ def _holder(lock: Path) -> str:
         return lock.read_text(errors="replace").strip() or "unknown"
     except OSError:
         return "unknown"
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make a rename in `folder` durable (where the platform can: not on Windows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # a folder that cannot be fsync'd: the rename is as durable as the system makes it
+    finally:
+        os.close(fd)
 
 
 def _append(file: IO[bytes], data: bytes) -> None:

@@ -8,38 +8,61 @@ so that what a run decides and what a resume would decide are the same function.
 Records (one JSON object a line; `v` format version, `t` unix time, `event`, `key`, and the
 source path(s): `source` where the record is about one file, else `sources`, all of the item's):
 
-    queued      source, output [, retry]   a target (source file -> output path, no extension)
+    queued      source, output [, seen, retry]   a target (source file -> output path, no
+                                           extension; `seen`: the source's `fingerprint` as read)
     submitted   sources, task_id [, sent, saved, unanswered]
                                            the API accepted the image (bytes sent; bytes
                                            preparation saved; uploads before it unanswered)
+    seen        source, output, seen       the source of a target read again, with this
+                                           fingerprint (touched: same bytes, new times)
     succeeded   sources, result_url, expires_at
     downloaded  source, output, size, sha256   one per target file written
     lost        sources, reason            the task or its result URL is gone: submit again
     failed      sources, class, reason     the item cannot succeed
+    item        state, targets [[output, source, seen]...] and the state's own fields (ext,
+                written, task_id, submitted_at, result_url, expires_at, class, reason, subs):
+                                           the whole item, as of then (format 2: written when
+                                           an item is done, and by compaction)
     rejected    source, style, reason      pre-flight refused a source file (no key)
+    totals      sent, saved, first, last, out   the uploads of the records compaction dropped,
+                                           and where results went (no key; format 2)
     journal     id                         the journal's id (no key), its first record
+
+Memory: an item in hand is an `Entry`; a done item whose `item` record is on disk is a row of
+compact tables (`DoneItems`: about 100 bytes, whatever its paths), made into an `Entry` again,
+from that record, when something asks for it (`entries` is the mapping of both).
 """
 
 from __future__ import annotations
 
 import sys
+from array import array
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
+from batchtoon.records.compact import MISSING, HashIndex, key_of
+
 __all__ = [
-    "FORMAT_VERSION", "STATES", "Entry", "Event", "Ledger", "State", "Uploads", "make_record",
+    "COMPACT_FORMAT", "FORMAT_VERSION", "STATES", "DoneItems", "Entries", "Entry", "Event",
+    "Ledger", "State", "Uploads", "make_record",
 ]  # fmt: skip
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 1  # of the records a run writes as it goes
+COMPACT_FORMAT = 2  # of `item` and `totals`, which old versions of batchtoon do not read
 State = Literal["queued", "submitted", "succeeded", "downloaded", "failed"]
 STATES: tuple[State, ...] = get_args(State)
 Event = Literal[
-    "queued", "submitted", "succeeded", "downloaded", "lost", "failed", "rejected", "journal"
-]
+    "queued", "seen", "submitted", "succeeded", "downloaded", "lost", "failed", "item",
+    "rejected", "totals", "journal",
+]  # fmt: skip
+Reader = Callable[[int], dict[str, Any]]  # a journal offset -> the record written there
 
 
 def make_record(event: Event, t: float, **fields: Any) -> dict[str, Any]:
     """One journal record as written: format version, unix time (to the ms), event, fields."""
+    if event in ("item", "totals"):  # a snapshot: to the second is enough, and shorter
+        return {"v": COMPACT_FORMAT, "t": round(t), "event": event, **fields}
     return {"v": FORMAT_VERSION, "t": round(t, 3), "event": event, **fields}
 
 
@@ -48,6 +71,7 @@ class Entry:
     key: str
     state: State = "queued"
     targets: dict[str, str] = field(default_factory=dict)  # output base -> source path
+    seen: dict[str, int] = field(default_factory=dict)  # output base -> its source's fingerprint
     ext: str = ""  # the result's file extension, once downloaded
     written: int = 0  # target files written since the result was last (re)made
     task_id: str = ""
@@ -71,6 +95,50 @@ class Entry:
     def style(self) -> int:
         return int(self.key.rpartition(":")[2])
 
+    @property
+    def done(self) -> bool:
+        return self.state == "downloaded" and self.written >= len(self.targets)
+
+    def fields(self) -> dict[str, Any]:
+        """The item as an `item` record's fields: what its state needs, and no default."""
+        targets = [[base, source, self.seen.get(base, 0)] for base, source in self.targets.items()]
+        fields: dict[str, Any] = {"key": self.key, "state": self.state, "targets": targets}
+        state = self.state
+        for name, value, needed in (
+            ("ext", self.ext, True), ("written", self.written, not self.done),
+            ("subs", self.submissions, True),
+            ("task_id", self.task_id, state in ("submitted", "succeeded")),
+            ("submitted_at", self.submitted_at, state in ("submitted", "succeeded")),
+            ("result_url", self.result_url, state == "succeeded"),
+            ("expires_at", self.expires_at, state == "succeeded"),
+            ("class", self.error_class, True), ("reason", self.reason, True),
+        ):  # fmt: skip
+            if value and needed:
+                fields[name] = value
+        return fields
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Entry:
+        """The item an `item` record holds."""
+        targets, done = record["targets"], record["state"] == "downloaded"
+        entry = cls(
+            str(record["key"]), record["state"], ext=sys.intern(record.get("ext", "")),
+            written=int(record.get("written", len(targets) if done else 0)),
+            task_id=str(record.get("task_id", "")),
+            submitted_at=float(record.get("submitted_at", 0.0)),
+            result_url=str(record.get("result_url", "")),
+            expires_at=float(record.get("expires_at", 0.0)),
+            error_class=str(record.get("class", "")), reason=str(record.get("reason", "")),
+            submissions=int(record.get("subs", 0)),
+        )  # fmt: skip
+        if entry.state not in STATES:
+            raise ValueError(f"unknown state {entry.state!r}")
+        for base, source, seen in targets:
+            entry.targets[base] = source
+            if seen:
+                entry.seen[base] = seen
+        return entry
+
 
 @dataclass(slots=True)
 class Uploads:
@@ -85,6 +153,19 @@ class Uploads:
         self.sent += record.get("sent", 0)
         self.saved += record.get("saved", 0)
         self.first, self.last = min(self.first, record["t"]), max(self.last, record["t"])
+
+    def fold(self, totals: dict[str, Any]) -> None:
+        """Add a `totals` record's uploads."""
+        self.sent += totals["sent"]
+        self.saved += totals["saved"]
+        if totals.get("first") is not None:
+            self.first = min(self.first, totals["first"])
+            self.last = max(self.last, totals["last"])
+
+    def fields(self) -> dict[str, Any]:
+        """As a `totals` record's fields."""
+        span = {"first": self.first, "last": self.last} if self.last >= self.first else {}
+        return {"sent": self.sent, "saved": self.saved, **span}
 
     @classmethod
     def joint(cls, each: list[Uploads]) -> Uploads:
@@ -102,21 +183,133 @@ class Uploads:
         return {name: round(value, 2) for name, value in mb.items()}
 
 
-class Ledger:
+class DoneItems:
+    """Done items as rows: where each one's `item` record is in the journal, how many target
+    files it has, and, per target, its source's fingerprint. About 100 bytes an item with one
+    target (measured in tests/test_compact.py), whatever the lengths of its paths."""
+
     def __init__(self) -> None:
-        self.entries: dict[str, Entry] = {}
+        self.rows = HashIndex()  # key_of(item key) -> row
+        self.offsets = array("q")  # row -> its record's offset in the journal; -1: in hand again
+        self.files = array("H")  # row -> its target files
+        self.targets = HashIndex()  # key_of((source, style)) -> target
+        self.target_rows = array("L")  # target -> row
+        self.target_seen = array("q")  # target -> the source's fingerprint (0: not known)
+        self.count = 0  # rows not in hand again
+
+    def __repr__(self) -> str:
+        return f"<DoneItems {self.count}>"
+
+    @property
+    def nbytes(self) -> int:
+        columns = (self.offsets, self.files, self.target_rows, self.target_seen)
+        arrays = sum(column.itemsize * len(column) for column in columns)
+        return self.rows.nbytes + self.targets.nbytes + arrays
+
+    def add(self, key: str, offset: int, style: int, targets: list[list[Any]]) -> None:
+        self.drop(key)
+        row = len(self.offsets)
+        self.rows.put(key_of(key), row)
+        self.offsets.append(offset)
+        self.files.append(min(len(targets), 0xFFFF))
+        for _, source, seen in targets:
+            self.targets.put(key_of((source, style)), len(self.target_rows))
+            self.target_rows.append(row)
+            self.target_seen.append(int(seen))
+        self.count += 1
+
+    def offset(self, key: str) -> int:
+        """The offset of `key`'s record, or `MISSING`."""
+        row = self.rows.get(key_of(key))
+        return MISSING if row == MISSING else self.offsets[row]
+
+    def drop(self, key: str) -> None:
+        """`key` is in hand again (or made again): its row no longer speaks for it."""
+        row = self.rows.get(key_of(key))
+        if row != MISSING and self.offsets[row] != MISSING:
+            self.offsets[row] = MISSING
+            self.count -= 1
+
+    def seen(self, source: str, style: int) -> tuple[int, int]:
+        """The fingerprint a done target of (`source`, `style`) was read with, and its item's
+        record offset; (0, MISSING) if no done item has that target."""
+        target = self.targets.get(key_of((source, style)))
+        if target == MISSING:
+            return 0, MISSING
+        return self.target_seen[target], self.offsets[self.target_rows[target]]
+
+    def located(self) -> Iterator[tuple[int, int]]:
+        """(row, offset) of every row not in hand again, in journal order."""
+        rows = [(offset, row) for row, offset in enumerate(self.offsets) if offset != MISSING]
+        rows.sort()
+        return ((row, offset) for offset, row in rows)
+
+    def files_written(self) -> int:
+        return sum(
+            n for n, offset in zip(self.files, self.offsets, strict=True) if offset != MISSING
+        )
+
+
+class Entries(Mapping[str, Entry]):
+    """Every item by key: those in hand as they are, done ones made from their record (a new
+    `Entry` each time: change an item through `Ledger.apply` only)."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self._ledger = ledger
+
+    def __getitem__(self, key: str) -> Entry:
+        ledger = self._ledger
+        entry = ledger.live.get(key)
+        if entry is not None:
+            return entry
+        offset = ledger.done.offset(key)
+        if offset != MISSING:
+            entry = Entry.from_record(ledger.read(offset))
+            if entry.key == key:  # (the row's number is a hash: this makes sure)
+                return entry
+        raise KeyError(key)
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self.get(key) is not None
+
+    def __len__(self) -> int:
+        return len(self._ledger.live) + self._ledger.done.count
+
+    def __iter__(self) -> Iterator[str]:
+        return (entry.key for entry in self.values())
+
+    def values(self) -> Iterator[Entry]:  # type: ignore[override]
+        """Done items in journal order, then those in hand; made one at a time."""
+        ledger = self._ledger
+        for _, offset in ledger.done.located():
+            yield Entry.from_record(ledger.read(offset))
+        yield from list(ledger.live.values())
+
+
+class Ledger:
+    def __init__(self, read: Reader | None = None) -> None:
+        self.live: dict[str, Entry] = {}  # items in hand, and done ones not yet on disk whole
+        self.done = DoneItems()
+        self.entries = Entries(self)
         self.rejected: dict[tuple[str, int], str] = {}  # (source, style) -> reason
-        # output base -> the key of the item claiming it (the entry's own string: no copy)
-        self.outputs: dict[str, str] = {}
+        # key_of(output base) -> key_of((source, style)) of the target claiming it
+        self.claims = HashIndex(wide=True)
         self.uploads = Uploads()
         self.journal_id = ""  # the journal's own id (its `journal` record), once it has one
         self.out = ""  # where its results went, as its first `downloaded` record says
+        self._read = read
 
     def __repr__(self) -> str:
         return f"<Ledger entries={len(self.entries)} rejected={len(self.rejected)}>"
 
-    def apply(self, record: dict[str, Any]) -> None:
-        """Fold one record in. Written as one flat function: replay calls it a million times."""
+    def read(self, offset: int) -> dict[str, Any]:
+        if self._read is None:
+            raise KeyError("this ledger has no journal to read its done items from")
+        return self._read(offset)
+
+    def apply(self, record: dict[str, Any], offset: int = MISSING) -> None:
+        """Fold one record in (`offset`: where it is in the journal, if it is there). Written
+        as one flat function: replay calls it a million times."""
         event = record["event"]
         if event == "rejected":
             self.rejected[record["source"], record["style"]] = record["reason"]
@@ -124,18 +317,27 @@ class Ledger:
         if event == "journal":
             self.journal_id = str(record["id"])
             return
+        if event == "totals":
+            self.uploads.fold(record)
+            self.out = self.out or str(record.get("out", ""))
+            return
+        if event == "item":
+            self._item(record, offset)
+            return
         key = record["key"]
-        entry = self.entries.get(key)
-        if entry is None:
-            entry = self.entries[key] = Entry(key)
+        entry = self.live.get(key) or self._in_hand(key)
         if event == "queued":
             output, source = record["output"], record["source"]
-            self.outputs[output] = entry.key
+            self._claim(output, source, entry.style)
             entry.targets[output] = source
+            if record.get("seen"):
+                entry.seen[output] = record["seen"]
             if self.rejected:
                 self.rejected.pop((source, entry.style), None)
             if entry.state == "failed" and record.get("retry"):
                 entry.state, entry.reason, entry.error_class = "queued", "", ""
+        elif event == "seen":
+            entry.seen[record["output"]] = record["seen"]
         elif event == "submitted":
             entry.state, entry.task_id, entry.submitted_at = (
                 "submitted",
@@ -171,18 +373,67 @@ class Ledger:
         else:
             raise KeyError(f"unknown event {event!r}")
 
-    def owner(self, base: str) -> tuple[str, int] | None:
-        """The (source, style) whose output `base` is, if any claims it."""
-        key = self.outputs.get(base)
-        if key is None:
+    def _item(self, record: dict[str, Any], offset: int) -> None:
+        """An `item` record: a done one on disk becomes a row; any other is an `Entry`."""
+        key, targets = str(record["key"]), record["targets"]
+        style = int(key.rpartition(":")[2])
+        for base, source, _ in targets:
+            self._claim(base, source, style)
+        if record["state"] == "downloaded" and offset != MISSING:
+            self.live.pop(key, None)
+            self.done.add(key, offset, style, targets)
+            return
+        if offset != MISSING or key not in self.live:  # (else: the run's own, as it is)
+            self.done.drop(key)
+            self.live[key] = Entry.from_record(record)
+
+    def located(self, record: dict[str, Any], offset: int) -> None:
+        """An `item` record this run wrote is on disk at `offset`: a done item that has not
+        changed since is let go of, to its row."""
+        key = record["key"]
+        entry = self.live.get(key)
+        if (
+            entry is not None
+            and entry.done
+            and record["state"] == "downloaded"
+            and len(record["targets"]) == len(entry.targets)
+            and record.get("subs", 0) == entry.submissions
+        ):
+            del self.live[key]
+            self.done.add(key, offset, entry.style, record["targets"])
+
+    def _in_hand(self, key: str) -> Entry:
+        """The item `key`, taken in hand: made from its record if it is done, else new."""
+        offset = self.done.offset(key)
+        entry = Entry.from_record(self.read(offset)) if offset != MISSING else Entry(key)
+        self.done.drop(key)
+        self.live[key] = entry
+        return entry
+
+    def find(self, hashed: int) -> Entry | None:
+        """The item whose key `key_of` makes `hashed`, if any (a rare question: the live items
+        are searched one by one)."""
+        for entry in self.live.values():
+            if key_of(entry.key) == hashed:
+                return entry
+        row = self.done.rows.get(hashed)
+        if row == MISSING or self.done.offsets[row] == MISSING:
             return None
-        entry = self.entries[key]
-        return entry.targets[base], entry.style
+        return Entry.from_record(self.read(self.done.offsets[row]))
+
+    def _claim(self, base: str, source: str, style: int) -> None:
+        self.claims.put(key_of(base), key_of((source, style)))
+
+    def taken_by_other(self, base: str, source: str, style: int) -> bool:
+        """Does another (source, style) than this one claim output `base`?"""
+        claimant = self.claims.get(key_of(base))
+        return claimant not in (MISSING, key_of((source, style)))
 
     def counts(self) -> dict[State, int]:
         """Targets (source file x style) by state; a rejected source counts as failed."""
         counts = dict.fromkeys(STATES, 0)
-        for entry in self.entries.values():
+        counts["downloaded"] = self.done.files_written()
+        for entry in self.live.values():
             written = min(entry.written, len(entry.targets))
             counts["downloaded"] += written
             counts[_pending(entry.state)] += len(entry.targets) - written
@@ -194,13 +445,17 @@ class Ledger:
             {"source": source, "style": style, "reason": reason}
             for (source, style), reason in self.rejected.items()
         ]
-        for entry in self.entries.values():
+        for entry in self.live.values():
             if entry.state == "failed":
                 rows += [
                     {"source": source, "style": entry.style, "reason": entry.reason}
                     for source in entry.targets.values()
                 ]
         return rows
+
+    def item_count(self) -> int:
+        """Records a compacted journal holds: one an item, one a refused target."""
+        return len(self.live) + self.done.count + len(self.rejected)
 
 
 def _folder_of(output: str, entry: Entry) -> str:

@@ -187,6 +187,9 @@ class Settings:
     output: OutputSettings = OutputSettings()
     journal: str | None = None
     log_file: str | None = None  # None: beside the journal (`log_path`)
+    # A run ends by rewriting its journal as one record an item (false: every record is kept,
+    # a run's whole history: the benchmarks' timelines read it).
+    compact_journal: bool = True
     submit: SubmitSettings = SubmitSettings()
     poll: PollSettings = PollSettings()
     download: DownloadSettings = DownloadSettings()

@@ -1,0 +1,128 @@
+"""Compact tables for what a run keeps about every item: sizes that do not grow with path
+lengths nor with Python's per-object overhead.
+
+- `HashIndex`: 64-bit hashes -> a number, in two flat arrays (open addressing, linear
+  probing, at most `MAX_LOAD` full): about 24 bytes an entry with 32-bit numbers, where a dict
+  of ints costs over 100. A key is a hash (Python's `hash()` of a string or a tuple, stable
+  within a process), never the string itself: whoever needs certainty checks what the number
+  leads to.
+- `HashSet`: the same, without the numbers (16 bytes an entry).
+
+Thread safety: lookups may run in worker threads while the event loop adds; the table is
+swapped whole when it grows, so a lookup sees the old or the new one, never half of each. Adds
+come from one thread at a time (the event loop).
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Iterator
+
+__all__ = ["MISSING", "HashIndex", "HashSet", "key_of"]
+
+MAX_LOAD = 0.7  # a table this full doubles: probes stay short, memory stays near 1.4 slots
+MISSING = -1
+_MASK64 = (1 << 64) - 1
+
+
+def key_of(value: object) -> int:
+    """The table key of `value`: its hash as an unsigned 64-bit number, never 0 (0 is empty)."""
+    return (hash(value) & _MASK64) or 1
+
+
+class HashIndex:
+    """Keys (from `key_of`) -> numbers (0 .. 2**32-1, or with `wide` 0 .. 2**64-1)."""
+
+    __slots__ = ("_code", "_table", "_used")
+
+    def __init__(self, *, wide: bool = False, capacity: int = 1024) -> None:
+        self._code = "Q" if wide else "L"
+        self._used = 0
+        self._table = _empty(capacity, self._code)
+
+    def __len__(self) -> int:
+        return self._used
+
+    def __repr__(self) -> str:
+        return f"<HashIndex {self._used} of {len(self._table[0])}>"
+
+    @property
+    def nbytes(self) -> int:
+        keys, values, _ = self._table
+        return keys.itemsize * len(keys) + values.itemsize * len(values)
+
+    def items(self) -> Iterator[tuple[int, int]]:
+        """Every (key, number), in no particular order."""
+        keys, values, _ = self._table
+        return ((key, int(value)) for key, value in zip(keys, values, strict=True) if key)
+
+    def get(self, key: int) -> int:
+        """The number stored for `key`, or `MISSING`."""
+        keys, values, mask = self._table
+        slot = key & mask
+        while True:
+            found = keys[slot]
+            if found == key:
+                return int(values[slot])
+            if not found:
+                return MISSING
+            slot = (slot + 1) & mask
+
+    def put(self, key: int, value: int) -> None:
+        """Store `value` for `key` (replacing what was there)."""
+        keys, values, mask = self._table
+        slot = key & mask
+        while True:
+            found = keys[slot]
+            if found == key:
+                values[slot] = value
+                return
+            if not found:
+                break
+            slot = (slot + 1) & mask
+        if (self._used + 1) > MAX_LOAD * (mask + 1):
+            self._grow()
+            self.put(key, value)
+            return
+        values[slot] = value
+        keys[slot] = key  # the key last: a reader in another thread never sees it without it
+        self._used += 1
+
+    def _grow(self) -> None:
+        keys, values, mask = self._table
+        table = _empty(2 * (mask + 1), self._code)
+        new_keys, new_values, new_mask = table
+        for key, value in zip(keys, values, strict=True):
+            if key:
+                slot = key & new_mask
+                while new_keys[slot]:
+                    slot = (slot + 1) & new_mask
+                new_keys[slot], new_values[slot] = key, value
+        self._table = table
+
+
+class HashSet:
+    """A set of keys (from `key_of`)."""
+
+    __slots__ = ("_index",)
+
+    def __init__(self) -> None:
+        self._index = HashIndex()
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def __contains__(self, key: int) -> bool:
+        return self._index.get(key) != MISSING
+
+    def add(self, key: int) -> bool:
+        """Add `key`; True if it was not there."""
+        if key in self:
+            return False
+        self._index.put(key, 0)
+        return True
+
+
+def _empty(capacity: int, code: str) -> tuple[array[int], array[int], int]:
+    size = 1 << max(4, (capacity - 1).bit_length())
+    return array("Q", bytes(8 * size)), array(code, bytes(array(code).itemsize * size)), size - 1

@@ -1,0 +1,222 @@
+"""Compact state, journal compaction, and a resume that does only the work left (issue 22)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+import pytest
+from harness import journal_records, make_photos, outputs, run_engine
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from batchtoon.records.compact import MISSING, HashIndex, key_of
+from batchtoon.records.journal import Journal
+from batchtoon.records.ledger import Ledger, make_record
+from batchtoon.sandbox import Sandbox
+
+ROOT = Path(__file__).resolve().parents[1]
+SHA = "ab" * 32
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 2**64 - 1), st.integers(0, 2**32 - 1)), max_size=3000))
+def test_a_hash_index_answers_as_a_dict_does(pairs: list[tuple[int, int]]) -> None:
+    index, expected = HashIndex(), {}
+    for key, value in pairs:
+        index.put(key, value)
+        expected[key] = value
+    assert len(index) == len(expected)
+    assert all(index.get(key) == value for key, value in expected.items())
+    assert dict(index.items()) == expected
+    assert index.get(key_of("never put")) in (MISSING, expected.get(key_of("never put")))
+
+
+def done_item(index: int, folder: str) -> dict[str, Any]:
+    key = f"{index:064x}:3"
+    base, source = f"{folder}/photo{index:07d}-3", f"{folder}/photo{index:07d}.jpg"
+    return make_record(
+        "item", 0.0, key=key, state="downloaded", targets=[[base, source, index + 1]],
+        ext="jpg", written=1, subs=1,
+    )  # fmt: skip
+
+
+def ledger_bytes(count: int, folder: str) -> float:
+    """Bytes a done item holds in a ledger (Python's allocations, after replaying `count`)."""
+    records = [done_item(i, folder) for i in range(count)]
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        ledger = Ledger()
+        for offset, record in enumerate(records):
+            ledger.apply(record, offset * 200)
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert ledger.counts()["downloaded"] == count
+    return held / count
+
+
+def test_a_done_item_costs_about_a_hundred_bytes_whatever_its_paths() -> None:
+    short = ledger_bytes(20_000, "p")
+    long = ledger_bytes(20_000, "photos/" + "a-long-folder-name/" * 12)
+    assert short <= 120, short
+    assert abs(long - short) <= 4, (short, long)  # nothing of the paths is kept
+
+
+async def test_a_run_ends_with_one_record_an_item_and_a_resume_pays_nothing(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # photos named as a person names them: in/sub0/photo0000.jpg
+    photos = make_photos(Path("in"), 24)
+    out = Path("out")
+    first = await run_engine(sandbox, [Path("in")], out, styles=(0, 3))
+    assert first.stats.tally.results["done now"] == 48
+    records = journal_records(out)
+    assert [r["event"] for r in records[:2]] == ["journal", "totals"]
+    assert sorted(r["event"] for r in records[2:]) == ["item"] * 48
+    assert all(r["state"] == "downloaded" for r in records[2:])
+    lines = (out / ".batchtoon" / "journal.jsonl").read_bytes().splitlines(keepends=True)
+    per_item = sum(map(len, lines[2:])) / 48  # (the two first are once a journal)
+    assert per_item <= 250, per_item
+    files = {path: path.stat().st_mtime_ns for path in outputs(out)}
+    paid = sandbox.counters.accepted_total
+    again = await run_engine(sandbox, [Path("in")], out, styles=(0, 3))
+    assert sandbox.counters.accepted_total == paid == 48
+    assert again.stats.tally.results["already done"] == 48
+    assert again.stats.tally.photos["already done"] == len(photos)
+    assert {path: path.stat().st_mtime_ns for path in outputs(out)} == files
+
+
+async def test_a_finished_batch_resumes_without_reading_a_photo(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    photos = make_photos(tmp_path / "in", 12)
+    out = tmp_path / "out"
+    await run_engine(sandbox, [tmp_path / "in"], out, styles=(0, 3))
+    opened: list[str] = []
+    watching = [True]
+
+    def audit(event: str, args: tuple[Any, ...]) -> None:
+        if watching[0] and event == "open" and isinstance(args[0], str | Path):
+            opened.append(os.fspath(args[0]))
+
+    sys.addaudithook(audit)  # (hooks cannot be removed: this one goes quiet below)
+    try:
+        again = await run_engine(sandbox, [tmp_path / "in"], out, styles=(0, 3))
+    finally:
+        watching[0] = False
+    assert again.stats.tally.results["already done"] == 24
+    read = {os.path.realpath(path) for path in opened}
+    assert not read & {os.path.realpath(photo) for photo in photos}
+
+
+async def test_a_changed_photo_and_a_deleted_result_are_still_found(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    photos = make_photos(tmp_path / "in", 10)
+    out = tmp_path / "out"
+    await run_engine(sandbox, [tmp_path / "in"], out, styles=(3,))
+    paid = sandbox.counters.accepted_total
+    made = outputs(out)
+    made[0].unlink()  # a result deleted: made again (the photo is unchanged, read again)
+    changed = photos[5]
+    stat = changed.stat()
+    same_size = bytearray(changed.read_bytes())
+    same_size[-3] ^= 0x01  # new content, same size, same modification time: a new photo
+    changed.write_bytes(bytes(same_size))
+    os.utime(changed, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    again = await run_engine(sandbox, [tmp_path / "in"], out, styles=(3,))
+    assert made[0].is_file()
+    assert again.stats.tally.results["already done"] == 8
+    assert sandbox.counters.accepted_total == paid + 2  # the deleted result, the new photo
+
+
+CRASH = """
+import os, signal, sys
+from pathlib import Path
+from batchtoon.records import journal as module
+
+path, point = Path(sys.argv[1]), sys.argv[2]
+def die(*_a, **_k):
+    os.kill(os.getpid(), signal.SIGKILL)
+def dying_at(call, function):
+    calls = [0]
+    def dying(*args):
+        calls[0] += 1
+        if calls[0] == call:
+            die()
+        return function(*args)
+    return dying
+journal = module.Journal(path)
+journal.open()  # an old journal: compacted here, items in hand written whole
+if point == "writing":  # half way through writing the new file
+    module._encode = dying_at(40, module._encode)
+elif point == "copying":  # half way through copying the records of done items
+    module.Journal._line_at = dying_at(150, module.Journal._line_at)
+elif point == "renaming":
+    module.os.replace = die
+elif point == "renamed":
+    module._sync_folder = die
+journal.compact()  # (again: now the done items are rows, their records copied)
+"""
+
+
+def old_journal(path: Path, items: int) -> None:
+    """A journal as batchtoon wrote them before compaction: four records an item."""
+    lines = [make_record("journal", 0.0, id="a" * 32)]
+    for i in range(items):
+        key, source, base = f"{i:064x}:3", f"in/p{i}.jpg", f"p{i}-3"
+        lines += [
+            make_record("queued", 1.0, key=key, source=source, output=base),
+            make_record("submitted", 2.0, key=key, sources=[source], task_id=f"t{i}", sent=9),
+            make_record(
+                "succeeded", 3.0, key=key, sources=[source], result_url="u", expires_at=9e9
+            ),
+        ]
+        if i % 5:  # four in five done; the rest wait on their result
+            output = f"out/{base}.jpg"
+            lines.append(
+                make_record(
+                    "downloaded", 4.0, key=key, source=source, output=output, size=5, sha256=SHA
+                )
+            )
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+
+
+def state(path: Path) -> tuple[Any, ...]:
+    ledger = Journal.replay(path).ledger
+    entries = sorted(
+        (e.key, e.state, sorted(e.targets.items()), e.task_id, e.result_url, e.submissions)
+        for e in ledger.entries.values()
+    )
+    return entries, ledger.counts(), ledger.uploads.sent, ledger.journal_id, ledger.out
+
+
+def test_a_sigkill_during_compaction_loses_nothing(tmp_path: Path) -> None:
+    for point in ("writing", "copying", "renaming", "renamed", "none"):
+        path = tmp_path / point / "journal.jsonl"
+        path.parent.mkdir()
+        old_journal(path, 400)  # 1,520 lines for 400 items: compacted on opening
+        before = state(path)
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        done = subprocess.run(
+            [sys.executable, "-c", CRASH, str(path), point], env=env, timeout=60, check=False
+        )
+        assert done.returncode == (0 if point == "none" else -signal.SIGKILL), point
+        assert state(path) == before, point
+        journal = Journal(path)
+        journal.open()  # what a crash left is compacted (again), and its leftovers gone
+        journal.close()
+        assert state(path) == before, point
+        assert sorted(p.name for p in path.parent.iterdir()) == [
+            "journal.jsonl",
+            "journal.jsonl.lock",
+        ], point
+        assert len(path.read_text().splitlines()) == 2 + 400, point
