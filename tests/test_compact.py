@@ -79,11 +79,11 @@ async def test_a_run_ends_with_one_record_an_item_and_a_resume_pays_nothing(
     first = await run_engine(sandbox, [Path("in")], out, styles=(0, 3))
     assert first.stats.tally.results["done now"] == 48
     records = journal_records(out)
-    assert [r["event"] for r in records[:2]] == ["journal", "totals"]
-    assert sorted(r["event"] for r in records[2:]) == ["item"] * 48
-    assert all(r["state"] == "downloaded" for r in records[2:])
+    assert [r["event"] for r in records[:3]] == ["journal", "totals", "folders"]
+    assert sorted(r["event"] for r in records[3:]) == ["item"] * 48
+    assert all(r["state"] == "downloaded" for r in records[3:])
     lines = (out / ".batchtoon" / "journal.jsonl").read_bytes().splitlines(keepends=True)
-    per_item = sum(map(len, lines[2:])) / 48  # (the two first are once a journal)
+    per_item = sum(map(len, lines[3:])) / 48  # (the three first are once a journal)
     assert per_item <= 250, per_item
     files = {path: path.stat().st_mtime_ns for path in outputs(out)}
     paid = sandbox.counters.accepted_total
@@ -219,4 +219,4 @@ def test_a_sigkill_during_compaction_loses_nothing(tmp_path: Path) -> None:
             "journal.jsonl",
             "journal.jsonl.lock",
         ], point
-        assert len(path.read_text().splitlines()) == 2 + 400, point
+        assert len(path.read_text().splitlines()) == 3 + 400, point

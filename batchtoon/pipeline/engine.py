@@ -247,7 +247,7 @@ class Engine:
     def _compact(self) -> None:
         """The journal, down to one record an item, if it holds more (blocking)."""
         journal = self.journal
-        if journal.lines <= journal.ledger.item_count() + 2:  # its `journal` and `totals`
+        if journal.lines <= journal.compacted_lines:
             return
         try:
             journal.compact()

@@ -58,6 +58,7 @@ __all__ = ["COMPACT_RATIO", "Journal", "refuse_foreign"]
 
 COMPACT_RATIO = 3  # lines an item over which opening a journal compacts it ...
 COMPACT_FLOOR = 1000  # ... once it holds at least this many lines
+HEAD = 3  # a compacted journal's records before its items: journal, totals, folders
 
 
 class Journal:
@@ -119,9 +120,7 @@ class Journal:
                 _append(self._file, b"\n")  # a whole last record whose newline never came
             if not self.ledger.journal_id:
                 self._identify()
-            if self.lines >= COMPACT_FLOOR and self.lines > COMPACT_RATIO * (
-                self.ledger.item_count() + 2
-            ):
+            if self.lines >= COMPACT_FLOOR and self.lines > COMPACT_RATIO * self.compacted_lines:
                 self.compact()
         except OSError as error:
             self.close()
@@ -213,6 +212,11 @@ class Journal:
             if not more:
                 raise ValueError(f"no whole record at offset {offset} of {self.path}")
 
+    @property
+    def compacted_lines(self) -> int:
+        """The lines the journal would hold compacted."""
+        return HEAD + self.ledger.item_count()
+
     def compact(self) -> None:
         """Rewrite the journal as one record per item (see the module docstring). Blocking."""
         assert self._file is not None, "Journal.open() first"
@@ -255,6 +259,7 @@ class Journal:
         head = [
             make_record("journal", now, id=ledger.journal_id),
             make_record("totals", now, **ledger.uploads.fields(), out=ledger.out),
+            make_record("folders", now, folders=list(ledger.folders)),
             *(
                 make_record("rejected", now, source=source, style=style, reason=reason)
                 for (source, style), reason in ledger.rejected.items()
@@ -268,11 +273,17 @@ class Journal:
                 offset += out.write(self._scrubbed(_encode(record)))
             for row, old in ledger.done.located():
                 moved.append((row, offset))
-                offset += out.write(self._line_at(old))
+                line = self._line_at(old)
+                record = _decode(line)
+                if ledger.interned(record):  # (written by a run: sources in full)
+                    line = self._scrubbed(_encode(record))
+                offset += out.write(line)
             for entry in list(ledger.live.values()):
                 record = make_record("item", now, **entry.fields())
                 placed.append((record, offset))
+                ledger.interned(record)
                 offset += out.write(self._scrubbed(_encode(record)))
+                ledger.named(record)  # (as `located` takes it)
             out.flush()
             os.fsync(out.fileno())
         return moved, placed, len(head) + len(moved) + len(placed)

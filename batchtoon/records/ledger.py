@@ -22,10 +22,12 @@ source path(s): `source` where the record is about one file, else `sources`, all
     item        state, targets [[output, source, seen]...] and the state's own fields (ext,
                 written, task_id, submitted_at, result_url, expires_at, class, reason, subs):
                                            the whole item, as of then (format 2: written when
-                                           an item is done, and by compaction)
+                                           an item is done, and by compaction, which writes
+                                           each source as [folder number, name])
     rejected    source, style, reason      pre-flight refused a source file (no key)
     totals      sent, saved, first, last, out   the uploads of the records compaction dropped,
                                            and where results went (no key; format 2)
+    folders     folders                    the sources' folders, numbered in order (format 2)
     journal     id                         the journal's id (no key), its first record
 
 Memory: an item in hand is an `Entry`; a done item whose `item` record is on disk is a row of
@@ -35,6 +37,7 @@ from that record, when something asks for it (`entries` is the mapping of both).
 
 from __future__ import annotations
 
+import os
 import sys
 from array import array
 from collections.abc import Callable, Iterator, Mapping
@@ -54,15 +57,15 @@ State = Literal["queued", "submitted", "succeeded", "downloaded", "failed"]
 STATES: tuple[State, ...] = get_args(State)
 Event = Literal[
     "queued", "seen", "submitted", "succeeded", "downloaded", "lost", "failed", "item",
-    "rejected", "totals", "journal",
+    "rejected", "totals", "folders", "journal",
 ]  # fmt: skip
 Reader = Callable[[int], dict[str, Any]]  # a journal offset -> the record written there
 
 
 def make_record(event: Event, t: float, **fields: Any) -> dict[str, Any]:
     """One journal record as written: format version, unix time (to the ms), event, fields."""
-    if event in ("item", "totals"):  # a snapshot: to the second is enough, and shorter
-        return {"v": COMPACT_FORMAT, "t": round(t), "event": event, **fields}
+    if event in ("item", "totals", "folders"):  # a snapshot: when is not its news
+        return {"v": COMPACT_FORMAT, "event": event, **fields}
     return {"v": FORMAT_VERSION, "t": round(t, 3), "event": event, **fields}
 
 
@@ -295,17 +298,51 @@ class Ledger:
         # key_of(output base) -> key_of((source, style)) of the target claiming it
         self.claims = HashIndex(wide=True)
         self.uploads = Uploads()
+        # The sources' folders (with their last separator), numbered as met: a compacted
+        # journal names a source by its folder's number and its name.
+        self.folders: dict[str, int] = {}
         self.journal_id = ""  # the journal's own id (its `journal` record), once it has one
         self.out = ""  # where its results went, as its first `downloaded` record says
         self._read = read
+        self._folder_names: list[str] = []  # by number
 
     def __repr__(self) -> str:
         return f"<Ledger entries={len(self.entries)} rejected={len(self.rejected)}>"
 
     def read(self, offset: int) -> dict[str, Any]:
+        """The `item` record at `offset` in the journal, its sources named in full."""
         if self._read is None:
             raise KeyError("this ledger has no journal to read its done items from")
-        return self._read(offset)
+        return self.named(self._read(offset))
+
+    def named(self, record: dict[str, Any]) -> dict[str, Any]:
+        """`record` (an `item`) with each [folder number, name] source as one path."""
+        for target in record["targets"]:
+            if isinstance(target[1], list):
+                number, name = target[1]
+                target[1] = self._folder_names[number] + name
+        return record
+
+    def interned(self, record: dict[str, Any]) -> bool:
+        """Name `record`'s sources (an `item`'s) as [folder number, name], each whose folder
+        is numbered (every folder of a target applied is); True if it changed."""
+        changed = False
+        for target in record["targets"]:
+            source = target[1]
+            if isinstance(source, str):
+                cut = _folder_end(source)
+                number = self.folders.get(source[:cut])
+                if number is not None:
+                    target[1] = [number, source[cut:]]
+                    changed = True
+        return changed
+
+    def _folder(self, folder: str) -> int:
+        number = self.folders.get(folder)
+        if number is None:
+            number = self.folders[folder] = len(self.folders)
+            self._folder_names.append(folder)
+        return number
 
     def apply(self, record: dict[str, Any], offset: int = MISSING) -> None:
         """Fold one record in (`offset`: where it is in the journal, if it is there). Written
@@ -322,7 +359,11 @@ class Ledger:
             self.out = self.out or str(record.get("out", ""))
             return
         if event == "item":
-            self._item(record, offset)
+            self._item(self.named(record), offset)
+            return
+        if event == "folders":
+            for folder in record["folders"]:
+                self._folder(folder)
             return
         key = record["key"]
         entry = self.live.get(key) or self._in_hand(key)
@@ -423,6 +464,7 @@ class Ledger:
 
     def _claim(self, base: str, source: str, style: int) -> None:
         self.claims.put(key_of(base), key_of((source, style)))
+        self._folder(source[: _folder_end(source)])
 
     def taken_by_other(self, base: str, source: str, style: int) -> bool:
         """Does another (source, style) than this one claim output `base`?"""
@@ -468,6 +510,11 @@ def _folder_of(output: str, entry: Entry) -> str:
         if output.endswith(f"/{name}"):
             return output[: -len(name) - 1]
     return ""
+
+
+def _folder_end(source: str) -> int:
+    """Where `source`'s folder ends (after its last separator): 0 for a bare name."""
+    return max(source.rfind("/"), source.rfind(os.sep)) + 1
 
 
 def _pending(state: State) -> State:
