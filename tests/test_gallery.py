@@ -634,3 +634,45 @@ def test_cards_are_sorted_beyond_one_run_in_memory(
     assert [card.source for card in cards] == names
     assert cards[5].results[2].state == "failed"  # the later item's word stands
     assert cards[0].results[7].state == "refused" and cards[1].results.keys() == {0, 2}
+
+
+@pytest.mark.slow
+def test_a_page_whose_cards_are_in_many_data_files_reaches_every_photo(
+    tmp_path: Path, browser: Any
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    names = [f"card-{i:03d}.jpg" for i in range(100)]
+    cards = [
+        Card(
+            f"photos/{name}",
+            None,
+            {0: Cell("failed", reason="no face") if i % 5 == 0 else Cell("pending", reason="q")},
+        )
+        for i, name in enumerate(names)
+    ]
+    page_path = write_gallery(out, Gallery("t", {}, [0], cards), workers=1, per_file=7)
+    assert len(_index(page_path)["files"]["sizes"]) == 15
+    page = browser.new_page()
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    page.goto(page_path.as_uri())
+    page.wait_for_selector("body[data-drawn]")
+    seen = _visible_cards(page)
+    for number in (2, 3):  # 40 a screen: three screens, from fifteen data files
+        page.click("#next")
+        _until(page, f"document.getElementById('page').textContent.startsWith('Page {number}')")
+        seen += _visible_cards(page)
+    assert seen == names
+    page.click('#states button[data-state="1"]')  # failed: one card in five, in every file
+    _until(page, "document.getElementById('showing').textContent.includes('of 20 photos')")
+    assert _visible_cards(page) == names[::5]
+    page.click('#states button[data-state="-1"]')
+    page.fill("#search", "CARD-09")
+    _until(page, "document.getElementById('showing').textContent.includes('of 10 photos')")
+    assert _visible_cards(page) == names[90:]
+    page.fill("#search", "")
+    page.click("#kinds details:first-child summary")
+    _until(page, "document.querySelectorAll('#kinds details[open] li .path').length === 20")
+    assert problems == []
