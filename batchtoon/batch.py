@@ -336,7 +336,7 @@ class Batch:
             with contextlib.suppress(Stopped):
                 return await self._write_gallery(engine, done, thumbnails)
         with contextlib.suppress(OSError):  # a memo lost only costs reading the files again
-            await anyio.to_thread.run_sync(partial(thumbnails.save, complete=False))
+            await anyio.to_thread.run_sync(thumbnails.save)
         return None
 
     async def _write_gallery(

@@ -8,22 +8,29 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote_to_bytes
+from urllib.parse import unquote, unquote_to_bytes
 
 import pytest
 from harness import photo
 from PIL import Image
 
 from batchtoon.records.ledger import Ledger
-from batchtoon.report import Card, Cell, Gallery, from_ledger, write_gallery
+from batchtoon.report import Card, Cell, Gallery, from_ledger, model, write_gallery
 from batchtoon.report.pack import shown
-from batchtoon.report.thumbs import Stopped, Thumbnails, make_thumbnails, thumbs_dir
+from batchtoon.report.thumbs import (
+    Stopped,
+    Thumbnails,
+    make_thumbnails,
+    thumbs_dir,
+)
 
 STYLES = (0, 2, 7)
 HOSTILE = "<img src=x onerror=window.__pwned=1>.jpg"
@@ -107,7 +114,7 @@ def _write(run: Run) -> Path:
     return write_gallery(run.out, from_ledger(run.ledger, run.out), workers=2)
 
 
-def _data(page: Path) -> dict[str, Any]:
+def _index(page: Path) -> dict[str, Any]:
     found = re.search(
         r'<script type="application/json" id="gallery-data">(.*?)</script>',
         page.read_text(encoding="utf-8"),
@@ -115,6 +122,35 @@ def _data(page: Path) -> dict[str, Any]:
     )
     assert found is not None
     data: dict[str, Any] = json.loads(found[1])
+    return data
+
+
+def _file(page: Path, index: dict[str, Any], n: int) -> dict[str, Any]:
+    """Data file `n` of a page, as page.js is handed it."""
+    text = (page.parent / unquote(index["files"]["dir"]) / f"{n}.js").read_text(encoding="utf-8")
+    found = re.fullmatch(r"batchtoonData\((\d+),(.*)\);\n", text, re.S)
+    assert found is not None and int(found[1]) == n
+    data: dict[str, Any] = json.loads(found[2])
+    return data
+
+
+def _data(page: Path) -> dict[str, Any]:
+    """The page's index with every data file's cards in it, as if they were one: their
+    folders and reasons in one table each (a card's indexes moved along)."""
+    data = _index(page)
+    data.update(dirs=[], reasons=[], cards=[])
+    for n in range(len(data["files"]["sizes"])):
+        file = _file(page, data, n)
+        dirs, reasons = len(data["dirs"]), len(data["reasons"])
+        for name, sdir, original, thumb, outdir, outprefix, cells, view in file["cards"]:
+            data["cards"].append([
+                name, sdir + dirs, original and [original[0] + dirs, original[1]], thumb,
+                outdir + dirs, outprefix,
+                [c if c == 0 or isinstance(c[0], str) else [c[0], c[1] + reasons] for c in cells],
+                view and [view[0] + dirs, view[1]],
+            ])  # fmt: skip
+        data["dirs"] += file["dirs"]
+        data["reasons"] += file["reasons"]
     return data
 
 
@@ -161,7 +197,7 @@ def test_every_photo_and_style_is_on_the_page(run: Run) -> None:
 
 def test_reasons_are_shown_and_grouped_by_kind(run: Run) -> None:
     data = _data(_write(run))
-    kinds = {label: (state, cells) for state, label, cells in data["kinds"]}
+    kinds = {label: (state, cells) for state, label, cells, _ in data["kinds"]}
     assert kinds == {
         "300x… is under the API's 256 px minimum: use a larger photo": ("refused", 6),
         "not an image (or one no decoder here reads): remove it": ("refused", 3),
@@ -171,6 +207,8 @@ def test_reasons_are_shown_and_grouped_by_kind(run: Run) -> None:
     assert data["reasons"][small[1]][0].startswith("300x225 is under the API's 256 px minimum")
     pending = _cards(data)["mixed.jpg"][6][2]
     assert data["reasons"][pending[1]] == ["queued: not submitted yet", -1]
+    groups = {group: label for _, label, _, group in data["kinds"]}
+    assert groups[data["reasons"][small[1]][1]].startswith("300x… is under")
 
 
 def test_links_are_relative_and_point_at_existing_files(run: Run, tmp_path: Path) -> None:
@@ -518,14 +556,123 @@ def test_thumbnails_made_one_by_one_are_remembered_and_a_stop_ends_a_page(tmp_pa
     make_thumbnails(files[:1], folder, workers=1)  # an earlier page's memo: the first file
     later = Thumbnails(folder)
     assert later.name(files[1]) is not None  # as a result arrives
-    later.save(complete=False)  # a stopped run: the memo keeps the earlier page's file too
-    assert len(json.loads((folder / "hashes.json").read_bytes())) == 2
+    later.save()  # a stopped run
+    assert all(Thumbnails(folder).known(path) for path in files[:2])
     later.stop()
     assert later.name(files[2]) is None  # stopped: nothing more is made
     with pytest.raises(Stopped):
         later.names(files, workers=2)
     assert len(list(folder.glob("*.jpg"))) == 2
-    make_thumbnails(files[1:], folder, workers=1)  # a whole page: the memo keeps its files
-    assert sorted(json.loads((folder / "hashes.json").read_bytes())) == [
-        os.fsdecode(os.path.abspath(path)) for path in files[1:]
+    assert Thumbnails(folder).known(files[2]) is None
+
+
+KILLED = """
+import os, signal, sys
+from pathlib import Path
+from batchtoon.report.thumbs import Thumbnails
+thumbnails = Thumbnails(Path(sys.argv[1]))
+for name in sys.argv[2:]:
+    thumbnails.name(Path(name))  # as results arrive in a run
+os.kill(os.getpid(), signal.SIGKILL)  # and the run is killed: no save, no page
+"""
+
+
+def test_a_run_killed_then_resumed_makes_no_thumbnail_twice(tmp_path: Path) -> None:
+    files = [tmp_path / f"{i}.png" for i in range(300)]
+    for i, path in enumerate(files):
+        Image.new("RGB", (8, 8), (i % 256, i // 256, 7)).save(path)
+    folder = tmp_path / "t"
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED, str(folder), *map(str, files)], check=False
+    )
+    assert killed.returncode == -signal.SIGKILL
+    made = {path.name: path.stat().st_mtime_ns for path in folder.glob("*.jpg")}
+    assert len(made) == len(files)
+    resumed = Thumbnails(folder)
+    assert all(resumed.known(path) for path in files)  # remembered as each was made
+    names = resumed.names(files, workers=2)
+    assert resumed.made == 0 and all(names.values())
+    assert {path.name: path.stat().st_mtime_ns for path in folder.glob("*.jpg")} == made
+    files[0].write_bytes(files[1].read_bytes())  # changed: its new picture's thumbnail, there
+    again = Thumbnails(folder)
+    assert again.names(files[:2], workers=1)[files[0]] == names[files[1]] and again.made == 0
+
+
+def test_the_data_is_in_files_of_a_bounded_size_that_hold_every_card_once(run: Run) -> None:
+    page = write_gallery(run.out, from_ledger(run.ledger, run.out), workers=2, per_file=4)
+    index = _index(page)
+    assert "cards" not in index  # the page itself holds no card
+    assert index["files"]["sizes"] == [4, 4, 1]
+    files = [_file(page, index, n) for n in range(3)]
+    paths = [file["dirs"][card[1]] + card[0] for file in files for card in file["cards"]]
+    assert paths == sorted(paths) and len(set(paths)) == 9  # in source-path order, each once
+    passes = index["files"]["passes"]  # refused (state 2) in any column, file by file
+    assert [p[2] for p in passes] == [
+        sum(2 in [c[0] for c in card[6] if c != 0 and not isinstance(c[0], str)] for card in
+            _file(page, index, n)["cards"]) for n in range(3)
+    ]  # fmt: skip
+    folder = page.parent / unquote(index["files"]["dir"])
+    again = _index(write_gallery(run.out, from_ledger(run.ledger, run.out), workers=2))
+    assert not folder.exists()  # the data of the page before it: removed
+    assert again["files"]["sizes"] == [9]
+
+
+def test_cards_are_sorted_beyond_one_run_in_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(model, "RUN", 7)  # runs of 7 targets: spilled and merged
+    ledger = Ledger()
+    names = [f"p{i:03d}.jpg" for i in range(40)]
+    for i, name in enumerate(reversed(names)):
+        for style in (0, 2):
+            key = f"{i:064x}:{style}"
+            _record(ledger, "queued", key=key, source=name, output=f"{name}.{style}")
+    _record(ledger, "queued", key=f"{99:064x}:2", source=names[5], output="again")
+    _record(ledger, "failed", key=f"{99:064x}:2", sources=[names[5]], reason="no", **{"class": "X"})
+    _record(ledger, "rejected", source="p000.jpg", style=7, reason="refused")
+    cards = list(from_ledger(ledger, tmp_path, cwd=tmp_path).cards)
+    assert [card.source for card in cards] == names
+    assert cards[5].results[2].state == "failed"  # the later item's word stands
+    assert cards[0].results[7].state == "refused" and cards[1].results.keys() == {0, 2}
+
+
+@pytest.mark.slow
+def test_a_page_whose_cards_are_in_many_data_files_reaches_every_photo(
+    tmp_path: Path, browser: Any
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    names = [f"card-{i:03d}.jpg" for i in range(100)]
+    cards = [
+        Card(
+            f"photos/{name}",
+            None,
+            {0: Cell("failed", reason="no face") if i % 5 == 0 else Cell("pending", reason="q")},
+        )
+        for i, name in enumerate(names)
     ]
+    page_path = write_gallery(out, Gallery("t", {}, [0], cards), workers=1, per_file=7)
+    assert len(_index(page_path)["files"]["sizes"]) == 15
+    page = browser.new_page()
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    page.goto(page_path.as_uri())
+    page.wait_for_selector("body[data-drawn]")
+    seen = _visible_cards(page)
+    for number in (2, 3):  # 40 a screen: three screens, from fifteen data files
+        page.click("#next")
+        _until(page, f"document.getElementById('page').textContent.startsWith('Page {number}')")
+        seen += _visible_cards(page)
+    assert seen == names
+    page.click('#states button[data-state="1"]')  # failed: one card in five, in every file
+    _until(page, "document.getElementById('showing').textContent.includes('of 20 photos')")
+    assert _visible_cards(page) == names[::5]
+    page.click('#states button[data-state="-1"]')
+    page.fill("#search", "CARD-09")
+    _until(page, "document.getElementById('showing').textContent.includes('of 10 photos')")
+    assert _visible_cards(page) == names[90:]
+    page.fill("#search", "")
+    page.click("#kinds details:first-child summary")
+    _until(page, "document.querySelectorAll('#kinds details[open] li .path').length === 20")
+    assert problems == []

@@ -291,6 +291,23 @@ async def test_a_missing_bucket_is_one_line_naming_the_url(
     assert SECRET not in line
 
 
+def test_a_folder_is_listed_a_page_at_a_time_as_it_is_read(
+    s3: S3, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bucket = s3.bucket()
+    keys = [*ODD_KEYS, "in/b/1.jpg", "in/b/2.jpg", "in/c.jpg", "inside.jpg", "in2/x.jpg"]
+    for key in keys:
+        s3.client.put_object(Bucket=bucket, Key=key, Body=b"x")
+    monkeypatch.setattr(storage, "PAGE", 2)  # S3 lists 2 keys a request
+    found = storage.find(f"s3://{bucket}/in")
+    first = next(found)  # one page asked for, not the whole listing
+    s3.client.put_object(Bucket=bucket, Key="in/zz-later.jpg", Body=b"x")
+    rels = [first[1], *(rel for _, rel in found)]
+    expected = sorted(key.removeprefix("in/") for key in keys if key.startswith("in/"))
+    assert rels == [*expected, "zz-later.jpg"]  # in path order; the later key: read as it went
+    assert first[0] == f"s3://{bucket}/in/{first[1]}"
+
+
 def test_a_write_is_checked_against_what_the_store_holds(s3: S3) -> None:
     bucket = s3.bucket()
     url = f"s3://{bucket}/out/a.jpg"

@@ -37,7 +37,8 @@ from batchtoon.settings.config import (
 from batchtoon.settings.styles import style_slug
 
 __all__ = [
-    "Item", "completion", "config", "items", "journals", "kinds", "report", "status", "tally",
+    "Item", "Kinds", "completion", "config", "items", "journals", "kinds", "report", "status",
+    "tally",
 ]  # fmt: skip
 
 
@@ -55,35 +56,58 @@ class Item:
     reason: str  # why it failed or was refused
 
 
-def items(ledger: Ledger, out: Location) -> Iterator[Item]:
-    """Every target of the journal: each source file, in each style."""
-    for (source, style), reason in ledger.rejected.items():
-        yield Item(source, style, "refused", None, reason)
+TERMS = {"downloaded": "done", "failed": "failed"}  # a ledger's states in status's words
+
+
+def items(ledger: Ledger, out: Location | None = None, state: str | None = None) -> Iterator[Item]:
+    """Every target of the journal (each source file, in each style), in the journal's order:
+    the refused first. Made one at a time; with `state`, only those in that state; a done
+    one's output path only with `out` (a count needs none: making them is most of the cost)."""
+    if state in (None, "refused"):
+        for (source, style), reason in ledger.rejected.items():
+            yield Item(source, style, "refused", None, reason)
+    if state == "refused":
+        return
     for entry in ledger.entries.values():
-        state = {"downloaded": "done", "failed": "failed"}.get(entry.state, "pending")
+        term = TERMS.get(entry.state, "pending")
+        if state not in (None, term):
+            continue
         for base, source in entry.targets.items():
-            yield Item(
-                source,
-                entry.style,
-                state,
-                str(join(out, f"{base}.{entry.ext}")) if state == "done" else None,
-                entry.reason if state == "failed" else "",
-            )
+            output = None
+            if term == "done" and out is not None:
+                output = str(join(out, f"{base}.{entry.ext}"))
+            yield Item(source, entry.style, term, output, entry.reason if term == "failed" else "")
 
 
 def kinds(failures: Iterable[Item]) -> list[dict[str, Any]]:
     """Failures grouped by the kind of their reason (`reasons.kind_of`), most first, each with
     its count and one example."""
-    groups: dict[str, dict[str, Any]] = {}
+    grouped = Kinds()
     for item in failures:
-        group = groups.setdefault(
-            kind_of(item.reason),
-            {"count": 0, "example": {"source": item.source, "style": item.style,
-                                     "reason": item.reason}},
-        )  # fmt: skip
-        group["count"] += 1
-    ordered = sorted(groups.items(), key=lambda kv: -kv[1]["count"])
-    return [{"kind": kind, **group} for kind, group in ordered]
+        grouped.seen(item)
+    return grouped.rows()
+
+
+class Kinds:
+    """The failed and refused items among those `seen`, counted by kind as they pass."""
+
+    def __init__(self) -> None:
+        self._groups: dict[str, dict[str, Any]] = {}
+
+    def seen(self, item: Item) -> Item:
+        if item.state in ("failed", "refused"):
+            group = self._groups.setdefault(
+                kind_of(item.reason),
+                {"count": 0, "example": {"source": item.source, "style": item.style,
+                                         "reason": item.reason}},
+            )  # fmt: skip
+            group["count"] += 1
+        return item
+
+    def rows(self) -> list[dict[str, Any]]:
+        """The kinds, most first (`kinds`)."""
+        ordered = sorted(self._groups.items(), key=lambda kv: -kv[1]["count"])
+        return [{"kind": kind, **group} for kind, group in ordered]
 
 
 def status(args: argparse.Namespace) -> int:
@@ -92,16 +116,14 @@ def status(args: argparse.Namespace) -> int:
     paths = journals(args.journals, settings)
     ledgers = [Journal.replay(path).ledger for path in paths]
     given = found.origins["output.dir"] != "default"
-    every = [item for ledger in ledgers for item in items(ledger, _out(ledger, settings, given))]
-    if args.list or args.state:
-        chosen = sorted(
-            (i for i in every if args.state in (None, i.state)), key=lambda i: (i.source, i.style)
-        )
-        for item in chosen:
-            print(json.dumps(asdict(item), ensure_ascii=False) if args.json else _row(item))
+    if args.list or args.state:  # each row printed as it is made: none is kept
+        for ledger in ledgers:
+            for item in items(ledger, _out(ledger, settings, given), args.state):
+                print(json.dumps(asdict(item), ensure_ascii=False) if args.json else _row(item))
         return 0
-    results, photos = tally(every)
-    grouped = kinds(i for i in every if i.state in ("failed", "refused"))
+    failures = Kinds()
+    results, photos = tally(failures.seen(item) for ledger in ledgers for item in items(ledger))
+    grouped = failures.rows()
     running = [(path, live) for path in paths if (live := read_live(path)) is not None]
     if args.json:
         failed = [row for ledger in ledgers for row in ledger.failures()]

@@ -390,12 +390,9 @@ def _walk(root: Path, only: Filter) -> Iterator[Source | BadLine]:
 
 
 def _walk_url(root: str, only: Filter) -> Iterator[Source | BadLine]:
-    """A folder in a store: one listing of its prefix, under `_walk`'s rules."""
-    try:
-        found = storage.find(root)
-    except StoreFailure as failure:
-        yield BadLine(display(root), f"cannot read this folder: {failure}")
-        return
+    """A folder in a store: one listing of its prefix, read as it is walked (a page at a
+    time), under `_walk`'s rules."""
+    found = storage.find(root)
     skipped: dict[str, bool] = {}  # folder below root -> skipped, asked once a folder
 
     def skips(folder: PurePosixPath) -> bool:
@@ -407,7 +404,14 @@ def _walk_url(root: str, only: Filter) -> Iterator[Source | BadLine]:
             skipped[key] = skips(folder.parent) or own
         return skipped[key]
 
-    for url, key in found:
+    while True:
+        try:
+            url, key = next(found)
+        except StopIteration:
+            return
+        except StoreFailure as failure:
+            yield BadLine(display(root), f"cannot read this folder: {failure}")
+            return
         text = key.lstrip("/")  # `in//a.jpg`: its URL kept whole, named and filtered as `a.jpg`
         rel = PurePosixPath(text)
         if _suffix(rel.name) in IMAGE_SUFFIXES and not skips(rel.parent) and only.takes(text):

@@ -36,7 +36,7 @@ import io
 import os
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, TypeVar
@@ -235,20 +235,48 @@ def is_dir(url: str) -> bool:
     return bool(_call(url, fs.info, path).get("type") == "directory")
 
 
-def find(url: str) -> list[tuple[str, str]]:
+def find(url: str) -> Iterator[tuple[str, str]]:
     """Every object below the folder `url`, as (its URL, its path below `url`), in path order;
-    both exactly as the store lists it (`//`, spaces, `..`, unicode kept)."""
+    both exactly as the store lists it (`//`, spaces, `..`, unicode kept). Read as it is
+    consumed: from S3 a request of the listing (`PAGE` keys) at a time, in the order S3 lists
+    them, which is path order; another backend, which lists only whole, is sorted whole.
+    `StoreFailure` (while it is read) if the store cannot list it."""
     fs, root = _filesystem(url)
-    paths = _call(url, fs.find, root)
-    rels = sorted(_relpath(root, path) for path in paths if not path.endswith("/"))
-    return [(join_url(url, rel), rel) for rel in rels if rel]
+    if hasattr(fs, "_call_s3") and not fs.version_aware:
+        rels: Iterable[str] = (_relpath(root, path) for path in _s3_listing(url, fs, root))
+    else:
+        paths = _call(url, fs.find, root)
+        rels = sorted(_relpath(root, path) for path in paths if not path.endswith("/"))
+    return ((join_url(url, rel), rel) for rel in rels if rel)
+
+
+PAGE = 1000  # keys a request, S3's most
+
+
+def _s3_listing(url: str, fs: Any, root: str) -> Iterator[str]:
+    """The paths of the objects below `root`, one request of S3's flat listing (`PAGE` keys)
+    at a time, each asked for once the one before is consumed (s3fs's `find` gathers them
+    all first)."""
+    from fsspec.asyn import sync
+
+    bucket, key, _ = fs.split_path(root)
+    asked = {"Bucket": bucket, "Prefix": f"{key.rstrip('/')}/" if key else "", "MaxKeys": PAGE}
+    while True:
+        # s3fs's own call: its retries, and its errors as the OSErrors `_failure` sorts
+        page = _call(url, sync, fs.loop, fs._call_s3, "list_objects_v2", **asked)
+        for found in page.get("Contents", []):
+            if not found["Key"].endswith("/"):
+                yield f"{bucket}/{found['Key']}"
+        if not page.get("IsTruncated"):
+            return
+        asked["ContinuationToken"] = page["NextContinuationToken"]
 
 
 def listing(url: str) -> set[str]:
     """The paths below `url` of every object there, by one listing (none: an empty set; a
     missing bucket is a `StoreFailure`, never "nothing there")."""
     try:
-        return {rel for _, rel in find(url)}
+        return {rel for _, rel in find(url)}  # a set: the one thing here held whole
     except StoreFailure as failure:
         if failure.missing:
             return set()

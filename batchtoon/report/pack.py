@@ -1,8 +1,11 @@
-"""A `Gallery` packed into the compact JSON the page's script renders from.
+"""A `Gallery` packed into the compact JSON the page's script renders from: an index, inline in
+the page, and the cards in data files of `PER_FILE` cards each, which the page loads as it
+needs them (`Packer`: one file's cards at a time, so a page of a million photos is packed in
+the memory of one file).
 
 Every text the page shows is escaped here (`shown`), and every link is made here: relative to
 the page's folder, percent-encoded from the file name's bytes. The script only sets text and
-link properties from it. The format (`assets/page.js` reads it):
+link properties from it. The format (`assets/page.js` reads it), the index:
 
     title, made, run   texts: the title, when the page was made, the last run (when it ran,
                        how long, and its own counts), "" without one
@@ -11,9 +14,16 @@ link properties from it. The format (`assets/page.js` reads it):
     cost               [[label, number], ...]: submissions the journal records
     styles             [[index, name], ...]: the columns, in order
     thumbs             the thumbnails' folder, as a link prefix ("<name>.jpg" follows)
+    kinds              [[state, label, cells, group], ...]: refused and failed, grouped by kind
+    tally              per column, [done, failed, refused, pending]: its cells by state
+    files              {"dir": link prefix of the data files ("<n>.js" follows), "sizes": each
+                       file's cards, "passes": each file's cards that pass each filter, at
+                       (column + 1) * 4 + state (column -1: all)}
+
+and a data file, `batchtoonData(n, {"dirs": ..., "reasons": ..., "cards": ...})`:
+
     dirs               folder prefixes shared by paths and links, each ending in "/" (or "")
-    reasons            [[text, kind], ...]: kind indexes `kinds`, -1 for a pending reason
-    kinds              [[state, label, cells], ...]: refused and failed, grouped by kind
+    reasons            [[text, group], ...]: group is the kind's (`kinds`), -1 for a pending one
     cards              [[name, dir, original, thumb, outdir, outprefix, cells, view], ...]
       name, dir        the source's path is dirs[dir] + name
       original         0 (no file) or [dir, file]: the link dirs[dir] + file (file 0: name)
@@ -32,11 +42,10 @@ styles pack into about 1.3 MB.
 
 from __future__ import annotations
 
+import json
 import os
 import re
-from collections import Counter
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -46,9 +55,11 @@ from batchtoon.report.model import STATES, Card, Cell, Gallery
 from batchtoon.report.thumbs import FOLDER
 from batchtoon.settings.styles import STYLE_NAMES
 
-__all__ = ["Kind", "Links", "header_counts", "pack", "problem_kinds", "shown"]
+__all__ = ["PER_FILE", "Kinds", "Links", "Packer", "file_data", "shown"]
 
 CODES = {"failed": 1, "refused": 2, "pending": 3}
+CODES_ALL = {"done": 0, **CODES}
+KINDS = ("failed", "refused")  # the states grouped by the kind of their reason
 NUMBER = re.compile(r"(\d+(?:\.\d+)?)")  # split by it: texts at even places, numbers at odd
 # C0 and C1 controls, and the characters that reorder text (a name could hide its extension).
 CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
@@ -88,107 +99,117 @@ class Links:
         return prefix + quote(os.fsencode(name), safe="")
 
 
-@dataclass(frozen=True, slots=True)
-class Kind:
-    """Refused or failed cells whose reasons differ at most in their numbers; the label
-    keeps the numbers they share and shows the others as "…"."""
-
-    state: str
-    label: str
-    reasons: frozenset[str]
-    cells: int
+PER_FILE = 1000  # cards in one data file: about 130 KB of it
 
 
-def problem_kinds(cards: Iterable[Card]) -> list[Kind]:
-    """The kinds of problem, refused before failed, the most frequent first."""
-    groups: dict[tuple[str, tuple[str, ...]], list[str]] = {}
-    for card in cards:
-        for cell in card.results.values():
-            if cell.state in ("failed", "refused"):
-                texts = tuple(NUMBER.split(cell.reason)[0::2])
-                groups.setdefault((cell.state, texts), []).append(cell.reason)
-    kinds = [
-        Kind(state, _label(set(reasons)), frozenset(reasons), len(reasons))
-        for (state, _), reasons in groups.items()
-    ]
-    return sorted(kinds, key=lambda kind: (kind.state != "refused", -kind.cells, kind.label))
-
-
-def _label(reasons: set[str]) -> str:
-    splits = [NUMBER.split(reason) for reason in sorted(reasons)]
-    return "".join(
-        part if i % 2 == 0 or all(s[i] == part for s in splits) else "…"
-        for i, part in enumerate(splits[0])
-    )
-
-
-def pack(
-    gallery: Gallery,
-    out: Path,
-    thumbs: Mapping[Path, str | None],
-    views: Mapping[Path, Path] | None = None,
-) -> dict[str, Any]:
-    """The page's data (the format above) for a page in `out`; `thumbs` names the thumbnail
-    of each original and result (as `make_thumbnails` returns), `views` the browser-viewable
-    copy of an original a browser cannot show (as `viewable_copies` returns)."""
-    kinds = problem_kinds(gallery.cards)
-    packer = _Packer(out, thumbs, kinds, views or {})
-    cards = [packer.card(card, gallery.styles) for card in gallery.cards]
-    return {
-        "title": shown(gallery.title),
-        "made": _when(gallery.made),
-        "run": _last_run(gallery),
-        "counts": header_counts(gallery.cards),
-        "cost": [["accepted submissions", gallery.accepted], ["extra cost", gallery.extra]],
-        "styles": [[style, STYLE_NAMES[style]] for style in gallery.styles],
-        "thumbs": f"{FOLDER}/",
-        "dirs": packer.dirs.items,
-        "reasons": packer.reasons.items,
-        "kinds": [[kind.state, shown(kind.label), kind.cells] for kind in kinds],
-        "cards": cards,
-    }
-
-
-class _Table:
-    """Strings (or rows) kept once, referred to by index."""
+class Kinds:
+    """Refused and failed cells whose reasons differ at most in their numbers, counted as
+    they come: a kind's label keeps the numbers all its reasons share and shows the others
+    as "…". Each kind is a group, numbered as it is first met."""
 
     def __init__(self) -> None:
-        self.index: dict[Any, int] = {}
-        self.items: list[Any] = []
+        self._groups: dict[tuple[str, tuple[str, ...]], int] = {}
+        self._labels: list[list[str]] = []  # each group's label, split by NUMBER
+        self._cells: list[int] = []
+        self._states: list[str] = []
 
-    def add(self, key: Any, item: Any) -> int:
-        found = self.index.get(key)
+    def group(self, state: str, reason: str) -> int:
+        """The group of a refused or failed cell, counted."""
+        parts = NUMBER.split(reason)
+        key = (state, tuple(parts[0::2]))
+        found = self._groups.get(key)
         if found is None:
-            found = self.index[key] = len(self.items)
-            self.items.append(item)
+            found = self._groups[key] = len(self._labels)
+            self._labels.append(parts)
+            self._cells.append(0)
+            self._states.append(state)
+        label = self._labels[found]
+        for i in range(1, len(parts), 2):
+            if label[i] != parts[i]:
+                label[i] = "…"
+        self._cells[found] += 1
         return found
 
+    def rows(self) -> list[list[Any]]:
+        """[[state, label, cells, group], ...]: refused before failed, the most frequent first."""
+        rows = [
+            [self._states[g], "".join(label), self._cells[g], g]
+            for g, label in enumerate(self._labels)
+        ]
+        return sorted(rows, key=lambda row: (row[0] != "refused", -row[2], row[1]))
 
-def header_counts(cards: Iterable[Card]) -> list[list[Any]]:
-    """What the page's header counts: photos, results, and results by state, from the cards
-    themselves (so the header and the filters, which count the same cells, agree)."""
-    states = Counter(cell.state for card in cards for cell in card.results.values())
-    photos = sum(1 for card in cards if card.results)
-    rows: list[list[Any]] = [["photos", photos], ["results", states.total()]]
-    return rows + [[state, states[state]] for state in STATES]
+
+def file_data(n: int, packed: Mapping[str, Any]) -> bytes:
+    """A data file's script: JSON (a subset of JavaScript) handed to the page's script."""
+    text = json.dumps(packed, ensure_ascii=False, separators=(",", ":"))
+    return f"batchtoonData({n},{text});\n".encode()
 
 
-class _Packer:
-    def __init__(
-        self,
-        out: Path,
-        thumbs: Mapping[Path, str | None],
-        kinds: list[Kind],
-        views: Mapping[Path, Path],
-    ) -> None:
+class Packer:
+    """The page's data, one file of cards at a time (`file`), and the index of them all
+    (`index`, once every file is packed)."""
+
+    def __init__(self, out: Path, styles: Sequence[int]) -> None:
         self.link = Links(out)
-        self.thumbs = thumbs
-        self.views = views
-        self.kind_of = {(k.state, r): i for i, k in enumerate(kinds) for r in k.reasons}
-        self.dirs = _Table()
-        self.reasons = _Table()
+        self.styles = list(styles)
+        self.kinds = Kinds()
+        self.tally = [[0, 0, 0, 0] for _ in self.styles]
+        self.photos = 0
+        self.sizes: list[int] = []
+        self.passes: list[list[int]] = []
+        self._thumbs: Mapping[Path, str | None] = {}
+        self._views: Mapping[Path, Path] = {}
+        self._dirs, self._reasons = _Table(), _Table()
 
-    def card(self, card: Card, styles: Iterable[int]) -> list[Any]:
+    def file(
+        self,
+        cards: Sequence[Card],
+        thumbs: Mapping[Path, str | None],
+        views: Mapping[Path, Path],
+    ) -> dict[str, Any]:
+        """One data file's cards (the format above); `thumbs` names the thumbnail of each
+        original and result (as `Thumbnails.names` returns), `views` the browser-viewable copy
+        of an original a browser cannot show (as `viewable_copies` returns)."""
+        self._thumbs, self._views = thumbs, views
+        self._dirs, self._reasons = _Table(), _Table()
+        passes = [0] * (len(self.styles) + 1) * 4
+        packed = []
+        for card in cards:
+            packed.append(self._card(card))
+            states = [CODES_ALL.get(cell.state, -1) if cell else -1 for cell in
+                      (card.results.get(style) for style in self.styles)]  # fmt: skip
+            for column, state in enumerate(states):
+                if state >= 0:
+                    self.tally[column][state] += 1
+                    passes[(column + 1) * 4 + state] += 1
+            for state in set(states) - {-1}:
+                passes[state] += 1
+            self.photos += bool(card.results)
+        self.sizes.append(len(packed))
+        self.passes.append(passes)
+        return {"dirs": self._dirs.items, "reasons": self._reasons.items, "cards": packed}
+
+    def index(self, gallery: Gallery, files: str) -> dict[str, Any]:
+        """The page's index, `files` being the data files' folder as a link prefix."""
+        states = [sum(column[k] for column in self.tally) for k in range(4)]
+        counts = [["photos", self.photos], ["results", sum(states)]]
+        return {
+            "title": shown(gallery.title),
+            "made": _when(gallery.made),
+            "run": _last_run(gallery),
+            "counts": counts + [[state, states[k]] for k, state in enumerate(STATES)],
+            "cost": [["accepted submissions", gallery.accepted], ["extra cost", gallery.extra]],
+            "styles": [[style, STYLE_NAMES[style]] for style in self.styles],
+            "thumbs": f"{FOLDER}/",
+            "kinds": [
+                [state, shown(label), cells, group]
+                for state, label, cells, group in self.kinds.rows()
+            ],
+            "tally": self.tally,
+            "files": {"dir": files, "sizes": self.sizes, "passes": self.passes},
+        }
+
+    def _card(self, card: Card) -> list[Any]:
         sdir, name = self._split(shown(card.source))
         original: Any = 0
         implied = ""  # what the results' links start with in the usual layout
@@ -196,13 +217,13 @@ class _Packer:
             odir, file = self._split(self.link(card.original))
             original = [odir, 0 if file == name else file]
             implied = file[: file.rfind(".") + 1]
-        results = [card.results.get(style) for style in styles]
+        results = [card.results.get(style) for style in self.styles]
         links = [self.link(cell.output) if cell and cell.output else "" for cell in results]
         outdir, rest = self._prefix([text for text in links if text], implied)
-        cut = len(self.dirs.items[outdir]) + len(rest)
+        cut = len(self._dirs.items[outdir]) + len(rest)
         cells = [self._cell(cell, text[cut:]) for cell, text in zip(results, links, strict=True)]
         outprefix = 0 if implied and rest == implied else rest
-        view = self.views.get(card.original) if card.original is not None else None
+        view = self._views.get(card.original) if card.original is not None else None
         shows = 0 if view is None else list(self._split(self.link(view)))
         thumb = self._thumb(view or card.original)
         return [name, sdir, original, thumb, outdir, outprefix, cells, shows]
@@ -220,16 +241,31 @@ class _Packer:
         if cell.state == "done":
             thumb = self._thumb(cell.output)
             return [suffix, thumb] if thumb else [suffix]
-        kind = self.kind_of.get((cell.state, cell.reason), -1)
-        reason = self.reasons.add((cell.state, cell.reason), [shown(cell.reason), kind])
+        group = self.kinds.group(cell.state, cell.reason) if cell.state in KINDS else -1
+        reason = self._reasons.add((group, cell.reason), [shown(cell.reason), group])
         return [CODES[cell.state], reason]
 
     def _thumb(self, path: Path | None) -> str:
-        return (self.thumbs.get(path) or "") if path is not None else ""
+        return (self._thumbs.get(path) or "") if path is not None else ""
 
     def _split(self, text: str) -> tuple[int, str]:
         cut = text.rfind("/") + 1
-        return self.dirs.add(text[:cut], text[:cut]), text[cut:]
+        return self._dirs.add(text[:cut], text[:cut]), text[cut:]
+
+
+class _Table:
+    """Strings (or rows) kept once, referred to by index."""
+
+    def __init__(self) -> None:
+        self.index: dict[Any, int] = {}
+        self.items: list[Any] = []
+
+    def add(self, key: Any, item: Any) -> int:
+        found = self.index.get(key)
+        if found is None:
+            found = self.index[key] = len(self.items)
+            self.items.append(item)
+        return found
 
 
 def _when(moment: datetime) -> str:

@@ -6,15 +6,21 @@ ours, the gallery is `<out>/batchtoon-gallery.html`; if that name too holds a pa
 ours, no page is written and the `Unwritable` error says why.
 
 Guarantees:
-- the page is one self-contained file: its style, its script and its data are inline, and its
-  Content-Security-Policy lets it fetch nothing but images (no network, no other script), so
-  it works offline from disk, and a name in the data can never run as code: the data is JSON
-  in a `<script type="application/json">` with `<`, `>` and `&` escaped (no `</script>` can
-  end it), and the script puts names into the page as text only;
+- the page's style, its script and its index are inline; its cards are in data files of
+  `PER_FILE` cards (`<out>/.batchtoon/gallery/<id>/<n>.js`, see `pack.py`), which it loads
+  only as it shows them, so a page of a million photos opens as fast as one of a thousand,
+  and writing it holds one file's cards in memory, never all of them;
+- its Content-Security-Policy lets it fetch nothing but images and the scripts its own script
+  adds (its data files: no network, no other script), so it works offline from disk, and a
+  name in the data can never run as code: the index is JSON in a `<script
+  type="application/json">` with `<`, `>` and `&` escaped (no `</script>` can end it), a data
+  file is JSON handed to a function, and the script puts names into the page as text only;
 - every link is relative to `out` and percent-encoded, so the folder can be moved or zipped
   (originals outside `out` are linked with `../`: they must move along to stay reachable);
 - the page is replaced whole (a temporary file beside it, renamed over it): a browser never
-  reads half of it, and a page that was there stays until the new one is complete;
+  reads half of it, and a page that was there stays until the new one is complete: each page
+  has its own folder of data files, written before it, and the folders of the pages before
+  it are removed once it is in place;
 - thumbnails are made once (see `thumbs.py`); a later call reuses them, so rewriting the page
   of a run that grew costs the new photos only, and a run that made them as its results came
   (`arriving.py`) only looks them up. Nothing is ever deleted;
@@ -27,22 +33,29 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
+import itertools
 import json
 import re
+import secrets
+import shutil
 from collections.abc import Mapping
 from importlib import resources
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import Any
 
 from batchtoon.errors import Unwritable
 from batchtoon.locations.files import write_whole
 from batchtoon.report.model import Gallery
-from batchtoon.report.pack import pack, shown
+from batchtoon.report.pack import PER_FILE, Links, Packer, file_data, shown
 from batchtoon.report.thumbs import Thumbnails, thumbs_dir
 from batchtoon.report.viewable import viewable_copies
 
 __all__ = ["render", "write_gallery"]
 
-PAGES = ("index.html", "batchtoon-gallery.html")  # the page's name, else its own
+PAGES = ("index.html", "batchtoon-gallery.html")
+DATA = PurePosixPath(
+    ".batchtoon", "gallery"
+)  # below the output folder: a folder per page  # the page's name, else its own
 MARK = b'<meta name="generator" content="batchtoon">'
 PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 # The JSON text is inlined in HTML: these must not appear raw (`</script>`, `<!--`, entities).
@@ -50,22 +63,46 @@ JSON_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"}
 
 
 def write_gallery(
-    out: Path, gallery: Gallery, *, workers: int, thumbnails: Thumbnails | None = None
+    out: Path,
+    gallery: Gallery,
+    *,
+    workers: int,
+    thumbnails: Thumbnails | None = None,
+    per_file: int = PER_FILE,
 ) -> Path:
     """Write `<out>/index.html` for `gallery` (making the thumbnails it needs in `workers`
-    threads; those `thumbnails` made already are looked up) and return its path. `Stopped`
-    if `thumbnails.stop()` came first."""
-    originals = [card.original for card in gallery.cards if card.original is not None]
-    views = viewable_copies(originals, out, workers=workers)
-    files = [views.get(original, original) for original in originals]
-    files += [
-        cell.output for card in gallery.cards for cell in card.results.values() if cell.output
-    ]
-    thumbnails = thumbnails or Thumbnails(thumbs_dir(out))
-    thumbs = thumbnails.names(files, workers=workers)
-    thumbnails.save(complete=True)
+    threads; those `thumbnails` made already are looked up), its cards `per_file` to a data
+    file, and return its path. `Stopped` if `thumbnails.stop()` came first."""
     page = page_path(out)
-    write_whole(page, render(gallery, out, thumbs, views).encode("utf-8"), durable=True)
+    own = out / DATA
+    if any((out / below).is_symlink() for below in (DATA.parent, DATA)):
+        raise Unwritable(f"no gallery written: {own} is a link (batchtoon writes through none)")
+    folder = own / secrets.token_hex(6)
+    folder.mkdir(parents=True)
+    thumbnails = thumbnails or Thumbnails(thumbs_dir(out))
+    packer = Packer(out, gallery.styles)
+    cards = iter(gallery.cards)
+    try:
+        while chunk := list(itertools.islice(cards, max(1, per_file))):
+            originals = [card.original for card in chunk if card.original is not None]
+            views = viewable_copies(originals, out, workers=workers)
+            files = [views.get(original, original) for original in originals]
+            files += [
+                cell.output for card in chunk for cell in card.results.values() if cell.output
+            ]
+            thumbs = thumbnails.names(files, workers=workers)
+            n = len(packer.sizes)
+            data = file_data(n, packer.file(chunk, thumbs, views))
+            write_whole(folder / f"{n}.js", data, durable=True)
+        thumbnails.save()
+        index = packer.index(gallery, Links(out)(folder) + "/")
+        write_whole(page, render(gallery, index).encode("utf-8"), durable=True)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    for earlier in own.iterdir():  # the data of the pages before this one: ours, unread now
+        if earlier != folder and not earlier.is_symlink() and earlier.is_dir():
+            shutil.rmtree(earlier, ignore_errors=True)
     return page
 
 
@@ -93,20 +130,16 @@ def _theirs(page: Path) -> bool:
         return True
 
 
-def render(
-    gallery: Gallery,
-    out: Path,
-    thumbs: Mapping[Path, str | None],
-    views: Mapping[Path, Path] | None = None,
-) -> str:
-    """The page's HTML for a page in `out`, with these thumbnail names and viewable copies."""
-    packed = pack(gallery, out, thumbs, views or {})
-    data = json.dumps(packed, ensure_ascii=False, separators=(",", ":"))
+def render(gallery: Gallery, index: Mapping[str, Any]) -> str:
+    """The page's HTML with this index (`Packer.index`)."""
+    data = json.dumps(index, ensure_ascii=False, separators=(",", ":"))
     style, script = _asset("page.css"), _asset("page.js")
     fields = {
         "title": html.escape(shown(gallery.title)),
+        # 'strict-dynamic': the scripts the page's own script adds (its data files) may run,
+        # and no other
         "csp": f"default-src 'none'; img-src 'self' file: data:; style-src {_digest(style)}; "
-        f"script-src {_digest(script)}; base-uri 'none'; form-action 'none'",
+        f"script-src {_digest(script)} 'strict-dynamic'; base-uri 'none'; form-action 'none'",
         "style": style,
         "script": script,
         "data": re.sub("[<>&]", lambda m: JSON_ESCAPES[m[0]], data),

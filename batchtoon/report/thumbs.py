@@ -6,8 +6,10 @@ Guarantees:
 - it is named by the content of the file it shows (`NAME_CHARS` base32 digits of its sha256,
   60 bits), so copies of a photo share one, a file changed in place gets a new one, and a
   thumbnail already there is reused as it is, never decoded or written again;
-- which file has which name is remembered by (path, size, mtime) in `hashes.json` beside the
-  thumbnails, so a later call reads only the files that changed since, not every photo again;
+- which file has which name is remembered by (path, size, mtime) in `memo.sqlite` beside the
+  thumbnails, on disk (never all in memory), each as it is made (its own transaction, held for
+  no longer: other processes may share the memo): a later call, a resumed run included, reads
+  only the files that changed since, not every photo again, and makes no thumbnail twice;
 - every file here is written whole (a temporary file renamed over it): a crash never leaves a
   torn thumbnail, and two processes making the same one both end with a good file;
 - a file that cannot be read or that Pillow cannot open (HEIC without a plugin, a truncated
@@ -16,20 +18,23 @@ Guarantees:
 - `Thumbnails.stop()` (from any thread) ends its work at once: a thread finishes at most the
   one thumbnail it is making, and a page being made stops (`Stopped`);
 - nothing is ever deleted: a thumbnail no page shows any more stays (a later run may show it
-  again); delete the folder to reclaim the space, the next page makes what it needs.
+  again), and so does its file's line in the memo; delete the folder to reclaim the space,
+  the next page makes what it needs.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import io
-import json
 import os
+import sqlite3
 import threading
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from PIL import Image, ImageOps
 
@@ -52,11 +57,8 @@ FOLDER = PurePosixPath(".batchtoon", "thumbs")  # below the output folder
 SIZE = 256  # px, the long side: a box on the page is ~215 px wide in a 1200 px window
 QUALITY = 80
 NAME_CHARS = 12  # base32 digits: 60 bits, no collision to fear among millions of pictures
-HASHES = "hashes.json"
+MEMO = "memo.sqlite"
 SUFFIX = ".jpg"
-
-# A stat-stamped memo: absolute path -> [size, mtime_ns, name], "" for "no thumbnail possible".
-Memo = dict[str, list[int | str]]
 
 
 def thumbs_dir(out: Path) -> Path:
@@ -65,24 +67,26 @@ def thumbs_dir(out: Path) -> Path:
 
 def make_thumbnails(paths: Iterable[Path], folder: Path, *, workers: int) -> dict[Path, str | None]:
     """Each path's thumbnail name (the file is `folder / (name + ".jpg")`), or None where there
-    can be none; the memo then keeps the files met here (see `Thumbnails.names`)."""
+    can be none; the memo then knows the files met here (see `Thumbnails.names`)."""
     thumbnails = Thumbnails(folder)
     names = thumbnails.names(paths, workers=workers)
-    thumbnails.save(complete=True)
+    thumbnails.save()
     return names
 
 
 class Thumbnails:
     """The thumbnails of one folder over a while: made one at a time as files come (`name`,
-    from any thread), then all that a page needs at once (`names`), and the memo written once
-    (`save`). `stop()`, from any thread, makes every call still to come return at once."""
+    from any thread), then those a page needs (`names`), the memo written as they go.
+    `stop()`, from any thread, makes every call still to come return at once. `made` counts
+    the thumbnails this one encoded."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        self.memo = _load_memo(folder / HASHES)
-        self.seen: Memo = {}  # the files met since: setting a dict item is atomic
-        self._present: set[str] = set()  # thumbnails known to be there
+        self.made = 0
         self._stopped = threading.Event()
+        self._lock = threading.Lock()  # the memo's connection is shared by the threads
+        self._memo: sqlite3.Connection | None = None
+        self._opened = False
 
     def stop(self) -> None:
         self._stopped.set()
@@ -111,16 +115,18 @@ class Thumbnails:
             path: (made[path] if name is None else name) or None for path, name in known.items()
         }
 
-    def save(self, *, complete: bool) -> None:
-        """Write the memo: with `complete` (a page of every file was made) the files met since
-        the memo was read, so files no page shows any more are forgotten; else those and the
-        memo's own (a later page reads only what changed)."""
-        seen = dict(self.seen)  # a copy: `name` may still be adding in another thread
-        keep = seen if complete else self.memo | seen
-        if keep != self.memo:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            memo = json.dumps(keep, separators=(",", ":")).encode()
-            write_whole(self.folder / HASHES, memo, durable=False)
+    def save(self) -> None:
+        """Close the memo (a later call opens it again): every file is in it already."""
+        with self._lock:
+            self._lose()
+            self._opened = False
+
+    def known(self, path: Path) -> tuple[int, int, str] | None:
+        """What the memo holds for a file: its (size, mtime_ns, thumbnail name), or None."""
+        with self._lock:
+            memo = self._open()
+            row = None if memo is None else self._query(memo, path)
+        return None if row is None else (int(row[0]), int(row[1]), str(row[2]))
 
     def _recall(self, path: Path) -> str | None:
         """The name known for this file as it is now ("" for "none can be made"), or None to
@@ -129,12 +135,10 @@ class Thumbnails:
             stamp = _stamp(path)
         except OSError:
             return ""  # gone: nothing to show, and nothing to remember
-        key = os.fsdecode(os.path.abspath(path))
-        known = self.seen.get(key) or self.memo.get(key)
-        if known is None or known[:2] != stamp or not self._usable(str(known[2])):
+        known = self.known(path)
+        if known is None or list(known[:2]) != stamp or not self._usable(known[2]):
             return None
-        self.seen[key] = known
-        return str(known[2])
+        return known[2]
 
     def _make_now(self, path: Path) -> str:
         if self.stopped:
@@ -145,22 +149,76 @@ class Thumbnails:
         except OSError:
             return ""
         name = content_name(data)
-        if not (self._usable(name) or _write(data, self.folder, name + SUFFIX)):
-            name = ""
-        self.seen[os.fsdecode(os.path.abspath(path))] = [*stamp, name]
+        if not self._usable(name):
+            if _write(data, self.folder, name + SUFFIX):
+                self.made += 1
+            else:
+                name = ""
+        self._remember(path, stamp, name)
         return name
 
     def _usable(self, name: str) -> bool:
         """True for "" (known to be impossible) and for a thumbnail that is there, not empty."""
-        if not name or name in self._present:
+        if not name:
             return True
         try:
-            usable = (self.folder / (name + SUFFIX)).stat().st_size > 0
+            return (self.folder / (name + SUFFIX)).stat().st_size > 0
         except OSError:
             return False
-        if usable:
-            self._present.add(name)  # copies of a picture share it: look once
-        return usable
+
+    def _remember(self, path: Path, stamp: list[int], name: str) -> None:
+        with self._lock:
+            memo = self._open()
+            if memo is None:
+                return
+            try:
+                memo.execute(
+                    "INSERT OR REPLACE INTO memo VALUES (?, ?, ?, ?)", (_key(path), *stamp, name)
+                )
+            except sqlite3.Error:
+                self._lose()
+
+    def _open(self) -> sqlite3.Connection | None:
+        """The memo, opened at the first call (None if it cannot be: every file is then read,
+        its thumbnail still reused)."""
+        if not self._opened:
+            self._opened = True
+            try:
+                self.folder.mkdir(parents=True, exist_ok=True)
+                memo = sqlite3.connect(
+                    self.folder / MEMO, timeout=10, isolation_level=None, check_same_thread=False
+                )  # isolation_level None: each statement its own transaction
+                memo.execute("PRAGMA journal_mode=WAL")
+                memo.execute("PRAGMA synchronous=OFF")  # a memo lost costs reading files again
+                memo.execute(
+                    "CREATE TABLE IF NOT EXISTS memo (path BLOB PRIMARY KEY, size INTEGER, "
+                    "mtime INTEGER, name TEXT) WITHOUT ROWID"
+                )
+                self._memo = memo
+            except (OSError, sqlite3.Error):
+                self._memo = None
+        return self._memo
+
+    def _query(self, memo: sqlite3.Connection, path: Path) -> tuple[Any, ...] | None:
+        try:
+            row: tuple[Any, ...] | None = memo.execute(
+                "SELECT size, mtime, name FROM memo WHERE path = ?", (_key(path),)
+            ).fetchone()
+        except sqlite3.Error:
+            self._lose()
+            return None
+        return row
+
+    def _lose(self) -> None:
+        """A memo that fails (a full disk, a damaged file): go on without it."""
+        if self._memo is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._memo.close()
+        self._memo = None
+
+
+def _key(path: Path) -> bytes:
+    return os.fsencode(os.path.abspath(path))
 
 
 class Stopped(Exception):
@@ -177,7 +235,7 @@ def _write(data: bytes, folder: Path, name: str) -> bool:
     return True
 
 
-def _stamp(path: Path) -> list[int | str]:
+def _stamp(path: Path) -> list[int]:
     stat = os.stat(path)
     return [stat.st_size, stat.st_mtime_ns]
 
@@ -209,14 +267,3 @@ def flat_rgb(image: Image.Image) -> Image.Image:
         background.paste(rgba, mask=rgba.getchannel("A"))
         return background
     return image.convert("RGB")
-
-
-def _load_memo(path: Path) -> Memo:
-    """The memo of an earlier call; empty if there is none or it cannot be read."""
-    try:
-        memo = json.loads(path.read_bytes())
-    except (OSError, ValueError):
-        return {}
-    if not isinstance(memo, dict):
-        return {}
-    return {k: v for k, v in memo.items() if isinstance(v, list) and len(v) == 3}

@@ -1,6 +1,7 @@
 "use strict";
-// Draws the gallery from the JSON in #gallery-data (its format: batchtoon/report/pack.py).
-// Every name goes into the page through textContent or a property: never parsed as HTML.
+// Draws the gallery from the index in #gallery-data and the data files it names, loaded as
+// they are shown (their format: batchtoon/report/pack.py). Every name goes into the page
+// through textContent or a property: never parsed as HTML.
 (() => {
   const data = JSON.parse(document.getElementById("gallery-data").textContent);
   const STATES = ["done", "failed", "refused", "pending"];
@@ -8,9 +9,44 @@
   const NOT_ASKED = -1;
   const PAGE_SIZE = 40; // cards drawn at once: 160 thumbnails at most, loaded lazily
   const LIST_MAX = 300; // members listed under one kind of problem
+  const KEEP = 8; // data files kept loaded (the least recently used one goes first)
+  const files = data.files;
   const view = { column: -1, state: -1, query: "", page: 0 };
-  let matches = []; // indexes of the cards that pass the filters
-  let haystack = null; // lower-cased source paths, made at the first search
+  let found = null; // with a search: per data file, its cards that pass the filters
+  let generation = 0; // a draw or a search started later makes an earlier one stop
+
+  // The data files: loaded by a script element each (a page opened from disk may fetch nothing else),
+  // which hands its cards to batchtoonData; each card knows its file (`card.file`).
+  const loaded = new Map(); // n -> promise of the file's {dirs, reasons, cards}
+  const arriving = new Map(); // n -> [resolve, reject] while its script loads
+  window.batchtoonData = (n, file) => {
+    file.cards.forEach((card) => (card.file = file));
+    const waiting = arriving.get(n);
+    arriving.delete(n);
+    if (waiting) waiting[0](file);
+  };
+  function load(n) {
+    let file = loaded.get(n);
+    if (file) {
+      loaded.delete(n); // most recently used: last
+    } else {
+      file = new Promise((resolve, reject) => arriving.set(n, [resolve, reject]));
+      const script = el("script");
+      script.src = files.dir + n + ".js";
+      script.addEventListener("load", () => script.remove());
+      script.addEventListener("error", () => {
+        script.remove();
+        loaded.delete(n);
+        const waiting = arriving.get(n);
+        arriving.delete(n);
+        if (waiting) waiting[1](new Error(`${files.dir}${n}.js could not be read`));
+      });
+      document.head.append(script);
+    }
+    loaded.set(n, file);
+    while (loaded.size > KEEP) loaded.delete(loaded.keys().next().value);
+    return file;
+  }
 
   const byId = (id) => document.getElementById(id);
 
@@ -53,16 +89,18 @@
       }),
     );
 
-  // A card: [name, dir, original, thumb, outdir, outprefix, cells, view].
-  const dirs = data.dirs;
-  const sourcePath = (card) => dirs[card[1]] + card[0];
+  // A card: [name, dir, original, thumb, outdir, outprefix, cells, view]; its folders and
+  // reasons are its data file's.
+  const dirs = (card) => card.file.dirs;
+  const sourcePath = (card) => dirs(card)[card[1]] + card[0];
   const originalFile = (card) => (card[2] === 0 ? "" : card[2][1] === 0 ? card[0] : card[2][1]);
-  const viewLink = (card) => (card[7] ? dirs[card[7][0]] + card[7][1] : "");
+  const viewLink = (card) => (card[7] ? dirs(card)[card[7][0]] + card[7][1] : "");
   const originalLink = (card) =>
-    viewLink(card) || (card[2] === 0 ? "" : dirs[card[2][0]] + originalFile(card));
+    viewLink(card) || (card[2] === 0 ? "" : dirs(card)[card[2][0]] + originalFile(card));
   const resultPrefix = (card) => {
     const file = originalFile(card);
-    return dirs[card[4]] + (card[5] === 0 ? file.slice(0, file.lastIndexOf(".") + 1) : card[5]);
+    const rest = card[5] === 0 ? file.slice(0, file.lastIndexOf(".") + 1) : card[5];
+    return dirs(card)[card[4]] + rest;
   };
   const stateOf = (cell) => (cell === 0 ? NOT_ASKED : typeof cell[0] === "string" ? DONE : cell[0]);
   const columns = () => (view.column < 0 ? data.styles.map((_, k) => k) : [view.column]);
@@ -111,7 +149,8 @@
     }
     if (state !== DONE) {
       const name = STATES[state];
-      return figure({ state: name, label, empty: name, badge: name, detail: data.reasons[cell[1]][0] });
+      const detail = card.file.reasons[cell[1]][0];
+      return figure({ state: name, label, empty: name, badge: name, detail });
     }
     const href = resultPrefix(card) + cell[0];
     return figure({ state: "done", label, href, thumb: cell[1] || "", empty: "no preview",
@@ -149,32 +188,72 @@
     return node;
   }
 
-  function passes(card, index) {
-    if (view.query && !haystack[index].includes(view.query)) return false;
+  function passes(card) {
+    if (view.query && !sourcePath(card).toLowerCase().includes(view.query)) return false;
     return view.state < 0 || columns().some((k) => stateOf(card[6][k]) === view.state);
   }
 
-  function refilter() {
-    if (view.query && haystack === null) {
-      haystack = data.cards.map((card) => sourcePath(card).toLowerCase());
-    }
-    matches = [];
-    data.cards.forEach((card, index) => passes(card, index) && matches.push(index));
-    view.page = 0;
-    draw();
+  // How many cards of data file n pass the filters: from the index, or the search's count.
+  function passing(n) {
+    if (found) return found[n];
+    return view.state < 0 ? files.sizes[n] : files.passes[n][(view.column + 1) * 4 + view.state];
   }
 
-  function draw() {
-    const pages = Math.max(1, Math.ceil(matches.length / PAGE_SIZE));
+  async function refilter() {
+    const mine = ++generation;
+    found = null;
+    view.page = 0;
+    if (view.query) {
+      const counts = [];
+      for (let n = 0; n < files.sizes.length; n++) {
+        byId("showing").textContent = `Searching… ${n} of ${files.sizes.length} parts`;
+        const file = await load(n);
+        if (mine !== generation) return;
+        counts.push(file.cards.filter(passes).length);
+      }
+      found = counts;
+    }
+    await draw(mine);
+  }
+
+  // The cards that pass, from the first-th on (at most PAGE_SIZE): only the files they are in
+  // are loaded.
+  async function matching(first, mine) {
+    const shown = [];
+    let before = 0;
+    for (let n = 0; n < files.sizes.length && shown.length < PAGE_SIZE; n++) {
+      const count = passing(n);
+      if (before + count > first) {
+        const file = await load(n);
+        if (mine !== generation) return null;
+        const cards = file.cards.filter(passes).slice(Math.max(0, first - before));
+        shown.push(...cards.slice(0, PAGE_SIZE - shown.length));
+      }
+      before += count;
+    }
+    return shown;
+  }
+
+  async function draw(mine = ++generation) {
+    let total = 0;
+    for (let n = 0; n < files.sizes.length; n++) total += passing(n);
+    const pages = Math.max(1, Math.ceil(total / PAGE_SIZE));
     view.page = Math.min(Math.max(view.page, 0), pages - 1);
     const first = view.page * PAGE_SIZE;
-    const shown = matches.slice(first, first + PAGE_SIZE);
+    let shown;
+    try {
+      shown = await matching(first, mine);
+    } catch (error) {
+      const why = `This page's data is missing (${error.message}): write the gallery again.`;
+      byId("showing").textContent = why;
+      return;
+    }
+    if (shown === null) return;
     const cards = byId("cards");
     cards.style.setProperty("--cells", String(columns().length + 1)); // a card's width
-    cards.replaceChildren(...shown.map((index) => cardNode(data.cards[index])));
-    const total = matches.length.toLocaleString();
+    cards.replaceChildren(...shown.map(cardNode));
     byId("showing").textContent = shown.length
-      ? `Showing ${first + 1}–${first + shown.length} of ${total} photos`
+      ? `Showing ${first + 1}–${first + shown.length} of ${total.toLocaleString()} photos`
       : "No photo matches these filters.";
     byId("page").textContent = `Page ${view.page + 1} of ${pages}`;
     byId("prev").disabled = view.page === 0;
@@ -182,14 +261,16 @@
     byId("pager").hidden = pages === 1;
   }
 
-  function turn(step) {
+  async function turn(step) {
     view.page += step;
-    draw();
+    await draw();
     byId("showing").scrollIntoView({ block: "start" });
   }
 
   function drawStates() {
-    const counts = countStates(data.cards);
+    const counts = [0, 1, 2, 3].map((state) =>
+      columns().reduce((sum, k) => sum + data.tally[k][state], 0),
+    );
     const buttons = [-1, 0, 1, 2, 3].map((state) => {
       const text = state < 0 ? "All" : `${STATES[state]} ${counts[state].toLocaleString()}`;
       const button = el("button", "chip " + (state < 0 ? "all" : STATES[state]), text);
@@ -223,22 +304,26 @@
     );
   }
 
-  function members(kind) {
+  // The photos and styles of one kind of problem, the first LIST_MAX of them.
+  async function members(kind) {
     const list = el("ul", "members");
-    let total = 0;
-    for (const card of data.cards) {
-      card[6].forEach((cell, k) => {
-        if (stateOf(cell) <= DONE || data.reasons[cell[1]][1] !== kind) return;
-        total += 1;
-        if (total > LIST_MAX) return;
-        const item = el("li");
-        item.append(
-          pathText("span", "path", sourcePath(card)),
-          el("span", "style", data.styles[k][1]),
-          el("span", "why", data.reasons[cell[1]][0]),
-        );
-        list.append(item);
-      });
+    const group = data.kinds[kind][3];
+    const total = data.kinds[kind][2];
+    let listed = 0;
+    for (let n = 0; n < files.sizes.length && listed < Math.min(total, LIST_MAX); n++) {
+      for (const card of (await load(n)).cards) {
+        card[6].forEach((cell, k) => {
+          if (stateOf(cell) <= DONE || card.file.reasons[cell[1]][1] !== group) return;
+          if (++listed > LIST_MAX) return;
+          const item = el("li");
+          item.append(
+            pathText("span", "path", sourcePath(card)),
+            el("span", "style", data.styles[k][1]),
+            el("span", "why", card.file.reasons[cell[1]][0]),
+          );
+          list.append(item);
+        });
+      }
     }
     if (total > LIST_MAX) {
       list.append(el("li", "more", `and ${total - LIST_MAX} more: filter by state to see all`));
@@ -254,8 +339,10 @@
       summary.append(el("span", "badge", state), el("span", "label", label),
         el("span", "count", cells.toLocaleString()));
       details.append(summary);
+      let listing = null;
       details.addEventListener("toggle", () => {
-        if (details.open && details.childElementCount === 1) details.append(members(kind));
+        if (!details.open || listing) return;
+        listing = members(kind).then((list) => details.append(list));
       });
       return details;
     });
@@ -288,7 +375,6 @@
 
   drawHeader();
   drawControls();
-  refilter(); // the first screen first: the problems list below it is cheap but not urgent
   drawKinds();
-  document.body.dataset.drawn = String(performance.now());
+  refilter().then(() => (document.body.dataset.drawn = String(performance.now())));
 })();
