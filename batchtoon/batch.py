@@ -420,7 +420,12 @@ def write_report(
         counts |= {"submitted": done.submitted}
         finished = datetime.now().astimezone()
         started = finished - timedelta(seconds=done.wall)
-    recorded = _recorded(Provenance(out).results())
+    journals = [ledger] if isinstance(ledger, Ledger) else list(ledger)
+
+    def known(photo: str, style: int) -> bool:  # the journals' own results are theirs to show
+        return any(journal.knows(f"{photo}:{style}") for journal in journals)
+
+    recorded = _recorded(Provenance(out).results(known))
     gallery = from_ledger(
         ledger, out, counts=counts, started=started, finished=finished, shown_too=[recorded]
     )
@@ -430,7 +435,7 @@ def write_report(
         raise Unwritable.from_os_error(error, out / "index.html", "write the gallery") from None
 
 
-def _recorded(results: list[Result]) -> Ledger:
+def _recorded(results: Iterable[Result]) -> Ledger:
     """The output folder's record as a ledger: each result a target, downloaded."""
     ledger = Ledger()
     for result in results:

@@ -46,6 +46,7 @@ import os
 import socket
 import threading
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
@@ -131,17 +132,26 @@ class Provenance:
         result = {"name": made.name, "size": made.size, "sha256": made.sha256, "source": source}
         self._write(f"made/{photo}.{style}.json", result)
 
-    def results(self) -> list[Result]:
-        """Every result a local output folder's record names whose file is there."""
+    def results(
+        self, known: Callable[[str, int], bool] = lambda photo, style: False
+    ) -> Iterator[Result]:
+        """Every result a local output folder's record names whose file is there, but those
+        of a (photo, style) `known` knows already (told by the record's file name: not read),
+        as the folder lists them."""
         assert isinstance(self.out, Path), "a gallery is made for a local folder only"
-        found = []
-        for path in sorted((self.out / FOLDER / "made").glob("*.json")):
-            photo, _, style = path.stem.partition(".")
-            made = self.lookup(photo, int(style)) if style.isdigit() else None
-            source = (self._read(f"made/{path.name}") or {}).get("source")
-            if made is not None and isinstance(source, str):
-                found.append(Result(photo, int(style), made.name, source))
-        return found
+        try:
+            listing = os.scandir(self.out / FOLDER / "made")
+        except FileNotFoundError:
+            return
+        with listing:
+            for file in listing:
+                photo, _, style = file.name.removesuffix(".json").partition(".")
+                if not style.isdigit() or known(photo, int(style)):
+                    continue
+                made = self.lookup(photo, int(style))
+                source = (self._read(f"made/{file.name}") or {}).get("source")
+                if made is not None and isinstance(source, str):
+                    yield Result(photo, int(style), made.name, source)
 
     def is_ours(self, where: Location) -> bool:
         """Whether `where` is one of batchtoon's results: below the output location, with a

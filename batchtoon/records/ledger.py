@@ -451,6 +451,10 @@ class Ledger:
         self.live[key] = entry
         return entry
 
+    def knows(self, key: str) -> bool:
+        """Has the item `key` a record? (Told by the hash of its key alone, for a done one.)"""
+        return key in self.live or self.done.offset(key) != MISSING
+
     def find(self, hashed: int) -> Entry | None:
         """The item whose key `key_of` makes `hashed`, if any (a rare question: the live items
         are searched one by one)."""
