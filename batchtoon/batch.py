@@ -333,6 +333,11 @@ class Batch:
 
         stopped = engine.outcome in (RunOutcome.STOPPED, RunOutcome.BLOCKED)
         if not (stopped or thumbnails.stopped):
+            from batchtoon.report import standing
+
+            out = Path(self.settings.output.dir)
+            if (page := standing(out, self._journal.path)) is not None:
+                return str(page)  # this run changed nothing it shows (a finished batch again)
             with contextlib.suppress(Stopped):
                 return await self._write_gallery(engine, done, thumbnails)
         with contextlib.suppress(OSError):  # a memo lost only costs reading the files again

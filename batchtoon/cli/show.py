@@ -24,8 +24,9 @@ from batchtoon.errors import UsageError
 from batchtoon.locations.sources import display
 from batchtoon.locations.storage import Location, join, location
 from batchtoon.provider.api import key_problem, trimmed_key
+from batchtoon.records.compact import key_of
 from batchtoon.records.journal import Journal
-from batchtoon.records.ledger import Ledger, Uploads
+from batchtoon.records.ledger import DoneItems, Ledger, Uploads
 from batchtoon.settings.config import (
     CONFIG_ENV,
     LOCAL_CONFIG,
@@ -59,16 +60,19 @@ class Item:
 TERMS = {"downloaded": "done", "failed": "failed"}  # a ledger's states in status's words
 
 
-def items(ledger: Ledger, out: Location | None = None, state: str | None = None) -> Iterator[Item]:
+def items(
+    ledger: Ledger, out: Location | None = None, state: str | None = None, *, done: bool = True
+) -> Iterator[Item]:
     """Every target of the journal (each source file, in each style), in the journal's order:
     the refused first. Made one at a time; with `state`, only those in that state; a done
-    one's output path only with `out` (a count needs none: making them is most of the cost)."""
+    one's output path only with `out` (a count needs none: making them is most of the cost);
+    without `done`, none of the done items the ledger keeps as rows (`DoneItems`)."""
     if state in (None, "refused"):
         for (source, style), reason in ledger.rejected.items():
             yield Item(source, style, "refused", None, reason)
     if state == "refused":
         return
-    for entry in ledger.entries.values():
+    for entry in ledger.entries.values() if done else list(ledger.live.values()):
         term = TERMS.get(entry.state, "pending")
         if state not in (None, term):
             continue
@@ -122,7 +126,8 @@ def status(args: argparse.Namespace) -> int:
                 print(json.dumps(asdict(item), ensure_ascii=False) if args.json else _row(item))
         return 0
     failures = Kinds()
-    results, photos = tally(failures.seen(item) for ledger in ledgers for item in items(ledger))
+    in_hand = (failures.seen(item) for ledger in ledgers for item in items(ledger, done=False))
+    results, photos = tally(in_hand, [ledger.done for ledger in ledgers])
     grouped = failures.rows()
     running = [(path, live) for path in paths if (live := read_live(path)) is not None]
     if args.json:
@@ -191,14 +196,21 @@ def _glob(text: str) -> list[str]:
 STATUS_TERMS = ("done", "pending", "failed", "refused")  # the last is the worst, for a photo
 
 
-def tally(every: Iterable[Item]) -> tuple[dict[str, int], dict[str, int]]:
-    """Results (a photo in a style) by state, and photos by the worst state of their styles."""
+def tally(
+    every: Iterable[Item], done: Iterable[DoneItems] = ()
+) -> tuple[dict[str, int], dict[str, int]]:
+    """Results (a photo in a style) by state, and photos by the worst state of their styles:
+    of `every`, and of the `done` items (counted from their rows: none is read)."""
     results = dict.fromkeys(STATUS_TERMS, 0)
-    worst: dict[str, int] = {}
+    worst: dict[int, int] = {}  # key_of(a photo's path) -> its worst state's rank
     for item in every:
         results[item.state] += 1
-        rank = STATUS_TERMS.index(item.state)
-        worst[item.source] = max(worst.get(item.source, 0), rank)
+        rank, source = STATUS_TERMS.index(item.state), key_of(item.source)
+        worst[source] = max(worst.get(source, 0), rank)
+    for rows in done:
+        results["done"] += rows.files_written()
+        for source in rows.sources():
+            worst.setdefault(source, 0)  # done: the best rank
     photos = dict.fromkeys(STATUS_TERMS, 0)
     for rank in worst.values():
         photos[STATUS_TERMS[rank]] += 1

@@ -233,7 +233,7 @@ class Machine:
         """Open every item an earlier run left with the provider: to the poller or the
         downloaders, or, gone meanwhile, to be submitted again."""
         step = Step(now)
-        for entry in list(self.ledger.entries.values()):
+        for entry in list(self.ledger.live.values()):  # (a done item is never in hand)
             if entry.state not in ("submitted", "succeeded"):
                 continue
             gone = expiry(entry, now, self._task_ttl)

@@ -198,6 +198,7 @@ class DoneItems:
         self.targets = HashIndex()  # key_of((source, style)) -> target
         self.target_rows = array("L")  # target -> row
         self.target_seen = array("q")  # target -> the source's fingerprint (0: not known)
+        self.target_sources = array("Q")  # target -> key_of(its source)
         self.count = 0  # rows not in hand again
 
     def __repr__(self) -> str:
@@ -205,7 +206,9 @@ class DoneItems:
 
     @property
     def nbytes(self) -> int:
-        columns = (self.offsets, self.files, self.target_rows, self.target_seen)
+        columns = (
+            self.offsets, self.files, self.target_rows, self.target_seen, self.target_sources
+        )  # fmt: skip
         arrays = sum(column.itemsize * len(column) for column in columns)
         return self.rows.nbytes + self.targets.nbytes + arrays
 
@@ -219,6 +222,7 @@ class DoneItems:
             self.targets.put(key_of((source, style)), len(self.target_rows))
             self.target_rows.append(row)
             self.target_seen.append(int(seen))
+            self.target_sources.append(key_of(source))
         self.count += 1
 
     def offset(self, key: str) -> int:
@@ -246,6 +250,13 @@ class DoneItems:
         rows = [(offset, row) for row, offset in enumerate(self.offsets) if offset != MISSING]
         rows.sort()
         return ((row, offset) for offset, row in rows)
+
+    def sources(self) -> Iterator[int]:
+        """`key_of` the source of every done target (a source in two styles: twice)."""
+        offsets = self.offsets
+        for row, source in zip(self.target_rows, self.target_sources, strict=True):
+            if offsets[row] != MISSING:
+                yield source
 
     def files_written(self) -> int:
         return sum(

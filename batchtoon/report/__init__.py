@@ -12,6 +12,8 @@ its results arrive with `arriving.py`, so that its page at the end costs little.
 from __future__ import annotations
 
 from batchtoon.report.model import STATES, Card, Cell, Gallery, State, from_ledger
-from batchtoon.report.page import write_gallery
+from batchtoon.report.page import standing, write_gallery
 
-__all__ = ["STATES", "Card", "Cell", "Gallery", "State", "from_ledger", "write_gallery"]
+__all__ = [
+    "STATES", "Card", "Cell", "Gallery", "State", "from_ledger", "standing", "write_gallery",
+]  # fmt: skip

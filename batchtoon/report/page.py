@@ -1,4 +1,5 @@
-"""`write_gallery`: a run's static before/after page, `<out>/index.html`.
+"""`write_gallery`: a run's static before/after page, `<out>/index.html`; `standing`: the page
+already there, if it shows what the journal holds.
 
 A page the user wrote is never replaced: a page is ours when it carries our mark (`<meta
 name="generator" content="batchtoon">` in its head); if `<out>/index.html` is there and not
@@ -50,7 +51,7 @@ from batchtoon.report.pack import PER_FILE, Links, Packer, file_data, shown
 from batchtoon.report.thumbs import Thumbnails, thumbs_dir
 from batchtoon.report.viewable import viewable_copies
 
-__all__ = ["render", "write_gallery"]
+__all__ = ["render", "standing", "write_gallery"]
 
 PAGES = ("index.html", "batchtoon-gallery.html")
 DATA = PurePosixPath(
@@ -115,6 +116,16 @@ def page_path(out: Path) -> Path:
         f"no gallery written: {out / PAGES[0]} and {out / PAGES[1]} are pages batchtoon did not "
         "write (they lack its mark), and it never replaces them: move one, or --no-report"
     )
+
+
+def standing(out: Path, journal: Path) -> Path | None:
+    """Our page in `out`, if it was written after `journal` last changed: it shows what the
+    journal holds, as it is (a run that changed nothing leaves it; None: write it)."""
+    try:
+        page = page_path(out)
+        return page if page.stat().st_mtime_ns >= journal.stat().st_mtime_ns else None
+    except (OSError, Unwritable):
+        return None
 
 
 def _theirs(page: Path) -> bool:
