@@ -56,6 +56,9 @@ def ledger_bytes(count: int, folder: str) -> float:
         ledger = Ledger()
         for offset, record in enumerate(records):
             ledger.apply(record, offset * 200)
+        last = records[-1]["targets"][0]
+        assert ledger.done.seen(last[1], 3) == (count, (count - 1) * 200)  # (indexes built)
+        assert ledger.taken_by_other(last[0], "another.jpg", 3)
         held = tracemalloc.get_traced_memory()[0] - before
     finally:
         tracemalloc.stop()

@@ -97,6 +97,8 @@ FLAGS: tuple[Flag, ...] = (
          "for a URL --out, ./.batchtoon/<the URL>/journal.jsonl)", _WHERE),
     Flag("log_file", "--log-file", "FILE", "the run's log (default: beside the journal, "
          "batchtoon.log)", _WHERE),
+    Flag("compact_journal", "--compact-journal", "", "end the run by rewriting the journal as "
+         "one record an item (--no-compact-journal: keep every record)", _WHERE),
     Flag("output.template", "--template", "TEXT", "output names: fields dir stem name style "
          "style_name sha8 ext", _WHERE),
     Flag("output.portable_names", "--portable-names", "", "output names valid on every common "
@@ -147,7 +149,8 @@ FLAGS: tuple[Flag, ...] = (
 # What only a run uses: `plan` (which submits, polls and downloads nothing) takes these flags,
 # so that `run` and `plan` take one command line, but its help does not list them.
 RUN_ONLY = frozenset({
-    "output.max_result_bytes", "log_file", "report.enabled", "api.answer_timeout",
+    "output.max_result_bytes", "log_file", "compact_journal", "report.enabled",
+    "api.answer_timeout",
     "submit.concurrency", "submit.rate", "submit.max_resubmissions", "poll.interval",
     "poll.rate", "poll.concurrency", "download.workers", "max_submissions", "retry.attempts",
     "retry.backoff", "retry.max_backoff", "retry.total", "retry.max_wait", "progress.interval",

@@ -533,7 +533,7 @@ class Machine:
         for candidate in (base, f"{base}-{sha8}", f"{base}-{sha8}-{style}"):
             if not self.ledger.taken_by_other(candidate, source_text, style):  # free, or ours
                 return candidate
-        return f"{base}-{sha8}-{style}-{len(self.ledger.claims)}"  # never claimed: counts up
+        return f"{base}-{sha8}-{style}-{self.ledger.claimed()}"  # never claimed: counts up
 
     def _task(self, task_id: str, entry: Entry) -> int:
         """The item (`key_of` its key) that task id `task_id` was first met for: `entry`'s,

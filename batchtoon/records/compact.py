@@ -7,6 +7,8 @@ lengths nor with Python's per-object overhead.
   within a process), never the string itself: whoever needs certainty checks what the number
   leads to.
 - `HashSet`: the same, without the numbers (16 bytes an entry).
+- `SortedIndex`: keys kept in an array anyway -> their position, sorted in bulk when first
+  asked (12 bytes an entry): a million appended cost no index until one is looked up.
 
 Thread safety: lookups may run in worker threads while the event loop adds; the table is
 swapped whole when it grows, so a lookup sees the old or the new one, never half of each. Adds
@@ -15,10 +17,13 @@ come from one thread at a time (the event loop).
 
 from __future__ import annotations
 
+import threading
 from array import array
 from collections.abc import Iterator
 
-__all__ = ["MISSING", "HashIndex", "HashSet", "key_of"]
+import numpy as np
+
+__all__ = ["MISSING", "HashIndex", "HashSet", "SortedIndex", "key_of"]
 
 MAX_LOAD = 0.7  # a table this full doubles: probes stay short, memory stays near 1.4 slots
 MISSING = -1
@@ -126,3 +131,71 @@ class HashSet:
 def _empty(capacity: int, code: str) -> tuple[array[int], array[int], int]:
     size = 1 << max(4, (capacity - 1).bit_length())
     return array("Q", bytes(8 * size)), array(code, bytes(array(code).itemsize * size)), size - 1
+
+
+class SortedIndex:
+    """Keys appended to an array by its owner -> the last position holding each, found in
+    bulk: the array is sorted (numpy) at the first lookup, and what is appended after goes
+    through a `HashIndex` until it outgrows a quarter of the sorted part. Replaying a million
+    items appends and never looks up (a status): it costs no index at all.
+
+    `catch_up` says which positions a later one with the same key shadows (the owner's rows
+    made again). Lookups may come from worker threads: a lock keeps the building whole."""
+
+    def __init__(self, keys: array[int]) -> None:
+        self._keys = keys
+        self._sorted = _EMPTY
+        self._order = _EMPTY  # positions, in the order of `_sorted`
+        self._recent = HashIndex()
+        self._seen = 0  # positions indexed
+        self._lock = threading.Lock()
+
+    def get(self, key: int) -> int:
+        """The last position whose key is `key`, or `MISSING`."""
+        with self._lock:
+            self._catch_up()
+            found = self._recent.get(key)
+            if found != MISSING:
+                return found
+            return self._in_sorted(key)
+
+    def catch_up(self) -> list[int]:
+        """Index what was appended; the positions shadowed by a later one with their key."""
+        with self._lock:
+            return self._catch_up()
+
+    def _in_sorted(self, key: int) -> int:
+        wanted = np.uint64(key)  # (a Python int would turn the search into one of floats)
+        at = int(np.searchsorted(self._sorted, wanted, side="right")) - 1
+        return int(self._order[at]) if at >= 0 and self._sorted[at] == wanted else MISSING
+
+    def _catch_up(self) -> list[int]:
+        count = len(self._keys)
+        if count == self._seen:
+            return []
+        if count - self._seen > len(self._sorted) // 4 + 1024:
+            return self._rebuild(count)
+        shadowed = []
+        for position in range(self._seen, count):
+            key = self._keys[position]
+            earlier = self._recent.get(key)
+            if earlier == MISSING:
+                earlier = self._in_sorted(key)
+            if earlier != MISSING:
+                shadowed.append(earlier)
+            self._recent.put(key, position)
+        self._seen = count
+        return shadowed
+
+    def _rebuild(self, count: int) -> list[int]:
+        keys = np.frombuffer(self._keys, dtype=np.uint64, count=count)
+        order = np.argsort(keys, kind="stable")  # equal keys: positions in order
+        ordered = keys[order]
+        last = np.ones(count, dtype=bool)
+        last[:-1] = ordered[1:] != ordered[:-1]
+        self._sorted, self._order = ordered[last], order[last].astype(np.uint32)
+        self._recent, self._seen = HashIndex(), count
+        return [int(position) for position in order[~last]]
+
+
+_EMPTY = np.empty(0, dtype=np.uint64)

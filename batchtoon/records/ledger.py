@@ -44,7 +44,9 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
-from batchtoon.records.compact import MISSING, HashIndex, key_of
+import numpy as np
+
+from batchtoon.records.compact import MISSING, HashIndex, SortedIndex, key_of
 
 __all__ = [
     "COMPACT_FORMAT", "FORMAT_VERSION", "STATES", "DoneItems", "Entries", "Entry", "Event",
@@ -187,81 +189,116 @@ class Uploads:
 
 
 class DoneItems:
-    """Done items as rows: where each one's `item` record is in the journal, how many target
-    files it has, and, per target, its source's fingerprint. About 100 bytes an item with one
-    target (measured in tests/test_compact.py), whatever the lengths of its paths."""
+    """Done items as rows: where each one's `item` record is in the journal and how many target
+    files it has; per target, its source's fingerprint, and the hashes (`key_of`) that find
+    it: of (source, style), of its output base, of its source. About 90 bytes an item with one
+    target (tests/test_compact.py), whatever the lengths of its paths. Rows are appended as
+    the journal is read; the indexes over them (`SortedIndex`) are built when first asked, and
+    a row made again (a later one for the same item) shadows the earlier, then let go."""
 
     def __init__(self) -> None:
-        self.rows = HashIndex()  # key_of(item key) -> row
-        self.offsets = array("q")  # row -> its record's offset in the journal; -1: in hand again
+        self.keys = array("Q")  # row -> key_of(item key)
+        self.offsets = array("q")  # row -> its record's offset in the journal; -1: let go
         self.files = array("H")  # row -> its target files
-        self.targets = HashIndex()  # key_of((source, style)) -> target
+        self.target_keys = array("Q")  # target -> key_of((source, style))
+        self.target_bases = array("Q")  # target -> key_of(output base)
+        self.target_sources = array("Q")  # target -> key_of(source)
         self.target_rows = array("L")  # target -> row
         self.target_seen = array("q")  # target -> the source's fingerprint (0: not known)
-        self.target_sources = array("Q")  # target -> key_of(its source)
-        self.count = 0  # rows not in hand again
+        self._rows = SortedIndex(self.keys)
+        self._targets = SortedIndex(self.target_keys)
+        self._bases = SortedIndex(self.target_bases)
+        self._gone = 0  # rows let go of
 
     def __repr__(self) -> str:
         return f"<DoneItems {self.count}>"
 
     @property
+    def count(self) -> int:
+        """Rows that speak for their item."""
+        self._settle()
+        return len(self.offsets) - self._gone
+
+    @property
     def nbytes(self) -> int:
         columns = (
-            self.offsets, self.files, self.target_rows, self.target_seen, self.target_sources
+            self.keys, self.offsets, self.files, self.target_keys, self.target_bases,
+            self.target_sources, self.target_rows, self.target_seen,
         )  # fmt: skip
-        arrays = sum(column.itemsize * len(column) for column in columns)
-        return self.rows.nbytes + self.targets.nbytes + arrays
+        return sum(column.itemsize * len(column) for column in columns)
 
     def add(self, key: str, offset: int, style: int, targets: list[list[Any]]) -> None:
-        self.drop(key)
         row = len(self.offsets)
-        self.rows.put(key_of(key), row)
+        self.keys.append(key_of(key))
         self.offsets.append(offset)
         self.files.append(min(len(targets), 0xFFFF))
-        for _, source, seen in targets:
-            self.targets.put(key_of((source, style)), len(self.target_rows))
+        for base, source, seen in targets:
+            self.target_keys.append(key_of((source, style)))
+            self.target_bases.append(key_of(base))
+            self.target_sources.append(key_of(source))
             self.target_rows.append(row)
             self.target_seen.append(int(seen))
-            self.target_sources.append(key_of(source))
-        self.count += 1
 
     def offset(self, key: str) -> int:
         """The offset of `key`'s record, or `MISSING`."""
-        row = self.rows.get(key_of(key))
+        return self.offset_of(key_of(key))
+
+    def offset_of(self, hashed: int) -> int:
+        row = self._row(hashed)
         return MISSING if row == MISSING else self.offsets[row]
 
     def drop(self, key: str) -> None:
         """`key` is in hand again (or made again): its row no longer speaks for it."""
-        row = self.rows.get(key_of(key))
-        if row != MISSING and self.offsets[row] != MISSING:
-            self.offsets[row] = MISSING
-            self.count -= 1
+        self._let_go(self._row(key_of(key)))
 
     def seen(self, source: str, style: int) -> tuple[int, int]:
         """The fingerprint a done target of (`source`, `style`) was read with, and its item's
         record offset; (0, MISSING) if no done item has that target."""
-        target = self.targets.get(key_of((source, style)))
+        target = self._targets.get(key_of((source, style)))
         if target == MISSING:
             return 0, MISSING
         return self.target_seen[target], self.offsets[self.target_rows[target]]
 
+    def claimant(self, base: str) -> int:
+        """`key_of((source, style))` of the done target whose output is `base`, or `MISSING`."""
+        target = self._bases.get(key_of(base))
+        return MISSING if target == MISSING else self.target_keys[target]
+
     def located(self) -> Iterator[tuple[int, int]]:
-        """(row, offset) of every row not in hand again, in journal order."""
-        rows = [(offset, row) for row, offset in enumerate(self.offsets) if offset != MISSING]
-        rows.sort()
-        return ((row, offset) for offset, row in rows)
+        """(row, offset) of every row that speaks for its item, in journal order."""
+        self._settle()
+        offsets = np.frombuffer(self.offsets, dtype=np.int64, count=len(self.offsets))
+        for row in np.argsort(offsets, kind="stable"):
+            if offsets[row] != MISSING:
+                yield int(row), int(offsets[row])
 
     def sources(self) -> Iterator[int]:
         """`key_of` the source of every done target (a source in two styles: twice)."""
+        self._settle()
         offsets = self.offsets
         for row, source in zip(self.target_rows, self.target_sources, strict=True):
             if offsets[row] != MISSING:
                 yield source
 
     def files_written(self) -> int:
-        return sum(
-            n for n, offset in zip(self.files, self.offsets, strict=True) if offset != MISSING
-        )
+        self._settle()
+        pairs = zip(self.files, self.offsets, strict=True)
+        return sum(files for files, offset in pairs if offset != MISSING)
+
+    def _row(self, hashed: int) -> int:
+        for row in self._rows.catch_up():
+            self._let_go(row)
+        return self._rows.get(hashed)
+
+    def _settle(self) -> None:
+        """Let go of the rows a later one for the same item shadows."""
+        for row in self._rows.catch_up():
+            self._let_go(row)
+
+    def _let_go(self, row: int) -> None:
+        if row != MISSING and self.offsets[row] != MISSING:
+            self.offsets[row] = MISSING
+            self._gone += 1
 
 
 class Entries(Mapping[str, Entry]):
@@ -306,7 +343,8 @@ class Ledger:
         self.done = DoneItems()
         self.entries = Entries(self)
         self.rejected: dict[tuple[str, int], str] = {}  # (source, style) -> reason
-        # key_of(output base) -> key_of((source, style)) of the target claiming it
+        # key_of(output base) -> key_of((source, style)) of the target claiming it (a done
+        # item's targets: `DoneItems.claimant`)
         self.claims = HashIndex(wide=True)
         self.uploads = Uploads()
         # The sources' folders (with their last separator), numbered as met: a compacted
@@ -370,7 +408,7 @@ class Ledger:
             self.out = self.out or str(record.get("out", ""))
             return
         if event == "item":
-            self._item(self.named(record), offset)
+            self._item(record, offset)
             return
         if event == "folders":
             for folder in record["folders"]:
@@ -426,18 +464,25 @@ class Ledger:
             raise KeyError(f"unknown event {event!r}")
 
     def _item(self, record: dict[str, Any], offset: int) -> None:
-        """An `item` record: a done one on disk becomes a row; any other is an `Entry`."""
+        """An `item` record: a done one on disk becomes a row (its targets' claims are the
+        row's); any other is an `Entry`. Called a million times by a replay."""
         key, targets = str(record["key"]), record["targets"]
-        style = int(key.rpartition(":")[2])
-        for base, source, _ in targets:
-            self._claim(base, source, style)
+        for target in targets:
+            source = target[1]
+            if isinstance(source, list):  # [folder number, name]
+                target[1] = self._folder_names[source[0]] + source[1]
+            else:
+                self._folder(source[: _folder_end(source)])
         if record["state"] == "downloaded" and offset != MISSING:
-            self.live.pop(key, None)
-            self.done.add(key, offset, style, targets)
+            if self.live:
+                self.live.pop(key, None)
+            self.done.add(key, offset, int(key.rpartition(":")[2]), targets)
             return
         if offset != MISSING or key not in self.live:  # (else: the run's own, as it is)
             self.done.drop(key)
-            self.live[key] = Entry.from_record(record)
+            entry = self.live[key] = Entry.from_record(record)
+            for base, source in entry.targets.items():
+                self._claim(base, source, entry.style)
 
     def located(self, record: dict[str, Any], offset: int) -> None:
         """An `item` record this run wrote is on disk at `offset`: a done item that has not
@@ -472,10 +517,8 @@ class Ledger:
         for entry in self.live.values():
             if key_of(entry.key) == hashed:
                 return entry
-        row = self.done.rows.get(hashed)
-        if row == MISSING or self.done.offsets[row] == MISSING:
-            return None
-        return Entry.from_record(self.read(self.done.offsets[row]))
+        offset = self.done.offset_of(hashed)
+        return None if offset == MISSING else Entry.from_record(self.read(offset))
 
     def _claim(self, base: str, source: str, style: int) -> None:
         self.claims.put(key_of(base), key_of((source, style)))
@@ -484,7 +527,13 @@ class Ledger:
     def taken_by_other(self, base: str, source: str, style: int) -> bool:
         """Does another (source, style) than this one claim output `base`?"""
         claimant = self.claims.get(key_of(base))
+        if claimant == MISSING:
+            claimant = self.done.claimant(base)
         return claimant not in (MISSING, key_of((source, style)))
+
+    def claimed(self) -> int:
+        """How many claims were made, at least (a number that only grows)."""
+        return len(self.claims) + len(self.done.target_bases)
 
     def counts(self) -> dict[State, int]:
         """Targets (source file x style) by state; a rejected source counts as failed."""
