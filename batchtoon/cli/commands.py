@@ -22,8 +22,9 @@ from filelock import FileLock, Timeout
 from tqdm import tqdm
 
 from batchtoon.batch import Batch, Summary
+from batchtoon.cli.found import resolved, say_first
 from batchtoon.cli.live import LiveFile, live_path
-from batchtoon.cli.parser import did_you_mean, flag_variables, setting_flags
+from batchtoon.cli.parser import did_you_mean, setting_flags
 from batchtoon.cli.progress import Bars, StatusLines, summary
 from batchtoon.errors import ApiError, InputError, RunFatal, StoreFailure, UsageError
 from batchtoon.exitcodes import ExitCode
@@ -34,37 +35,20 @@ from batchtoon.locations.storage import Location, is_url, location
 from batchtoon.pipeline.engine import STOP_GRACE
 from batchtoon.pipeline.planner import Plan, make_plan
 from batchtoon.pipeline.producer import checker
-from batchtoon.provider.api import ApiClient, key_problem, trimmed_key
+from batchtoon.provider.api import ApiClient
+from batchtoon.provider.keys import key_problem, trimmed_key
 from batchtoon.records.events import EventStream
 from batchtoon.records.journal import Journal, refuse_foreign
 from batchtoon.records.ledger import Ledger
 from batchtoon.records.logs import LOGGER, screen_handler
 from batchtoon.report.contact import write_contact
-from batchtoon.settings.config import Resolved, Settings, check_number, check_whole, resolve, shown
+from batchtoon.settings.config import Resolved, Settings, check_number, check_whole, shown
 from batchtoon.settings.styles import STYLE_SLUGS
 from batchtoon.words import counted
 
-__all__ = [
-    "SANDBOX_SPEEDUP", "api_key", "check_places", "plan", "resolved", "run", "sandbox", "try_styles"
-]  # fmt: skip
+__all__ = ["SANDBOX_SPEEDUP", "api_key", "check_places", "plan", "run", "sandbox", "try_styles"]
 
 SANDBOX_SPEEDUP = 10.0  # --sandbox runs the provider's timings ten times faster
-
-
-def resolved(args: argparse.Namespace) -> Resolved:
-    """The settings: defaults < config file < environment < this command line's flags."""
-    flags = setting_flags(args)
-    if getattr(args, "sandbox", False) and "api.base_url" in flags:
-        raise UsageError("--sandbox and --api-base cannot go together: pick one API")
-    return resolve(
-        args.config, flags=flags, env_aliases=flag_variables(), discover=not args.no_config
-    )
-
-
-def say_first(found: Resolved) -> None:
-    """The config file read and an API that is not the default, before anything else."""
-    if found.notice:
-        print(f"batchtoon: {display(found.notice)}", file=sys.stderr)
 
 
 def api_key(settings: Settings, *, required: bool) -> str:

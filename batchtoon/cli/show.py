@@ -10,20 +10,19 @@ import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import platformdirs
 import yaml
 
-from batchtoon.batch import Snapshot, write_report
-from batchtoon.cli.commands import resolved
+from batchtoon.cli.found import resolved
 from batchtoon.cli.live import read_live
 from batchtoon.cli.progress import line
 from batchtoon.cli.reasons import kind_of
 from batchtoon.errors import UsageError
 from batchtoon.locations.sources import display
 from batchtoon.locations.storage import Location, join, location
-from batchtoon.provider.api import key_problem, trimmed_key
+from batchtoon.provider.keys import key_problem, trimmed_key
 from batchtoon.records.journal import Journal
 from batchtoon.records.ledger import Ledger, Uploads
 from batchtoon.settings.config import (
@@ -35,6 +34,9 @@ from batchtoon.settings.config import (
     value_at,
 )
 from batchtoon.settings.styles import style_slug
+
+if TYPE_CHECKING:
+    from batchtoon.snapshot import Snapshot
 
 __all__ = [
     "Item", "completion", "config", "items", "journals", "kinds", "report", "status", "tally",
@@ -191,6 +193,8 @@ def _sum(terms: dict[str, int]) -> str:
 def report(args: argparse.Namespace) -> int:
     """Write the gallery of what the journals know (`<out>/index.html`, see `report.page`)
     and say where."""
+    from batchtoon.batch import write_report  # the gallery's code: `status` need not load it
+
     settings = resolved(args).settings
     paths = journals(args.journals, settings)
     ledgers = [Journal.replay(path).ledger for path in paths]
