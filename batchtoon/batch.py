@@ -45,6 +45,7 @@ Its contract, guarded (each breach a `UsageError` raised at once, nothing writte
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import logging
@@ -408,7 +409,13 @@ def _start_line(settings: Settings, sources: list[Location], key: str, config: P
         f"{display(settings.output.dir)}; {paces}; API {settings.api.base_url}, "
         f"{_key_origin(settings.api.key_env, key)}"
         + (f"; config {display(str(config))}" if config else "")
+        + f"; event loop {_loop_kind()}"
     )
+
+
+def _loop_kind() -> str:
+    """The running event loop's kind, by its package: "asyncio" or "uvloop"."""
+    return type(asyncio.get_running_loop()).__module__.partition(".")[0]
 
 
 def _key_origin(env: str, key: str) -> str:

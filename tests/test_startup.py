@@ -1,11 +1,15 @@
-"""Start-up: a command loads only what it uses. `--version`, `--help`, `status` and `config`
-never load the HTTP client (aiohttp, and yarl and multidict under it), the image libraries,
-the progress bars, file watching or the object-storage layer: each is run in a fresh process,
-and the modules it loaded are read at its exit."""
+"""Start-up: a command loads only what it uses, and runs on the faster event loop it can have.
+
+`--version`, `--help`, `status` and `config` never load the HTTP client (aiohttp, and yarl and
+multidict under it), the image libraries, the progress bars, file watching or the
+object-storage layer: each is run in a fresh process, and the modules it loaded are read at its
+exit. A run's event loop is uvloop's where uvloop can be imported, else asyncio's; its log's
+start line says which."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +23,9 @@ HEAVY = ("aiohttp", "yarl", "multidict", "PIL", "numpy", "tqdm", "watchfiles", "
 PROBE = """
 import json, sys
 from batchtoon.cli import main
+if sys.argv[1] == "--no-uvloop":  # as on a machine without it: its import fails
+    sys.modules["uvloop"] = None
+    del sys.argv[1]
 try:
     code = main(sys.argv[1:])
 except SystemExit as done:
@@ -84,3 +91,21 @@ def test_the_probe_sees_what_a_run_loads(tmp_path: Path) -> None:
     code, heavy, _ = loaded_by(["plan", str(ROOT / "samples"), "--out", str(tmp_path)], tmp_path)
     assert code == 0
     assert "PIL" in heavy
+
+
+@pytest.mark.parametrize(("blocked", "loop"), [([], "uvloop"), (["--no-uvloop"], "asyncio")])
+def test_a_run_goes_on_uvloop_where_it_can_else_on_asyncio(
+    blocked: list[str], loop: str, tmp_path: Path
+) -> None:
+    pytest.importorskip("uvloop")
+    photos, out = tmp_path / "photos", tmp_path / "out"
+    photos.mkdir()
+    shutil.copy(ROOT / "samples" / "astronaut.png", photos)
+    code, _, stdout = loaded_by([*blocked, "run", str(photos), "--sandbox", "--out", str(out),
+                                 "-q"], tmp_path)  # fmt: skip
+    assert code == 0, stdout
+    start = next(
+        line for line in (out / ".batchtoon" / "batchtoon.log").read_text().splitlines()
+        if " start: " in line
+    )  # fmt: skip
+    assert start.endswith(f"; event loop {loop}")
