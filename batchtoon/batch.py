@@ -397,8 +397,9 @@ def _recorded(results: list[Result]) -> Ledger:
 
 def _start_line(settings: Settings, sources: list[Location], key: str, config: Path | None) -> str:
     names = ", ".join(display(s) for s in sources)
+    sized = " (sized from the rate)" if settings.submit.concurrency is None else ""
     paces = (
-        f"rate {settings.submit.rate:g}/s, concurrency {settings.submit.concurrency}, poll "
+        f"rate {settings.submit.rate:g}/s, concurrency {settings.submit.uploads}{sized}, poll "
         f"every {settings.poll.interval:g} s"
     )
     styles = ",".join(style_slug(s) for s in settings.styles)

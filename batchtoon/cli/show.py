@@ -31,6 +31,7 @@ from batchtoon.settings.config import (
     SETTINGS,
     Resolved,
     Settings,
+    sized,
     value_at,
 )
 from batchtoon.settings.styles import style_slug
@@ -232,6 +233,14 @@ def value_of(settings: Settings, key: str) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
 
+def origin_of(found: Resolved, key: str) -> str:
+    """Where the value came from; for one left unset that the run sizes (`sized`), the value
+    in force and how it was sized too."""
+    if (size := sized(found.settings, key)) is None:
+        return found.origins[key]
+    return f"{found.origins[key]}; in force: {size[0]}, {size[1]}"
+
+
 def _file_line(found: Resolved) -> str:
     if found.config is not None:
         return f"{display(str(found.config))} (from {found.found_by})"
@@ -245,7 +254,7 @@ def _as_json(found: Resolved, key_env: str, key_state: str) -> dict[str, Any]:
         "config_found_by": found.found_by or None,
         "api_key": {"env": key_env, "state": key_state},
         "settings": {
-            key: {"value": value_of(found.settings, key), "from": found.origins[key]}
+            key: {"value": value_of(found.settings, key), "from": origin_of(found, key)}
             for key in SETTINGS
         },
     }
@@ -267,7 +276,7 @@ def _as_yaml(found: Resolved, key_env: str, key_state: str) -> str:
             width=1 << 20,
         )
         scalar = text.strip().removesuffix("...").strip()
-        rows.append((f"{'  ' if head else ''}{name}: {scalar}", found.origins[key]))
+        rows.append((f"{'  ' if head else ''}{name}: {scalar}", origin_of(found, key)))
     width = max(len(text) for text, _ in rows) + 2
     lines = [
         "# batchtoon's settings in force, each with where it came from",
