@@ -400,7 +400,7 @@ def _start_line(settings: Settings, sources: list[Location], key: str, config: P
     sized = " (sized from the rate)" if settings.submit.concurrency is None else ""
     paces = (
         f"rate {settings.submit.rate:g}/s, concurrency {settings.submit.uploads}{sized}, poll "
-        f"every {settings.poll.interval:g} s"
+        f"every {settings.poll.interval:g} s; event loop {_loop_kind()}"
     )
     styles = ",".join(style_slug(s) for s in settings.styles)
     if settings.sources.shard:
@@ -410,7 +410,6 @@ def _start_line(settings: Settings, sources: list[Location], key: str, config: P
         f"{display(settings.output.dir)}; {paces}; API {settings.api.base_url}, "
         f"{_key_origin(settings.api.key_env, key)}"
         + (f"; config {display(str(config))}" if config else "")
-        + f"; event loop {_loop_kind()}"
     )
 
 

@@ -1,7 +1,8 @@
 """Throughput at the defaults: `batchtoon run --rate 100 --poll-interval 0.5` (the API's tick P)
 over N = 2,000 photos with no other pace set (no `--concurrency`, no `--poll-rate`: both sized
-by batchtoon), against the bound N/R + T + P at the fast API's timing. The throughput benchmark sets `--concurrency 32` and
-`--poll-rate 2000`; this one measures what a person who sets only the rate gets."""
+by batchtoon), against the bound N/R + T + P at the fast API's timing. The throughput benchmark
+sets `--concurrency 32` and `--poll-rate 2000`; this one measures what a person who sets only
+the rate gets."""
 
 from __future__ import annotations
 

@@ -108,4 +108,4 @@ def test_a_run_goes_on_uvloop_where_it_can_else_on_asyncio(
         line for line in (out / ".batchtoon" / "batchtoon.log").read_text().splitlines()
         if " start: " in line
     )  # fmt: skip
-    assert start.endswith(f"; event loop {loop}")
+    assert f"; event loop {loop}; API " in start
