@@ -19,10 +19,11 @@ from typing import TYPE_CHECKING, Any
 from batchtoon.version import __version__
 
 if TYPE_CHECKING:
-    from batchtoon.batch import Batch, Snapshot, Summary
+    from batchtoon.batch import Batch, Summary
     from batchtoon.errors import ApiError, BatchtoonError, InputError, UsageError
     from batchtoon.exitcodes import ExitCode
     from batchtoon.settings.config import Settings, load_settings
+    from batchtoon.snapshot import Snapshot
 
 __all__ = [
     "ApiError",
@@ -40,7 +41,7 @@ __all__ = [
 
 _HOMES = {
     "Batch": "batchtoon.batch",
-    "Snapshot": "batchtoon.batch",
+    "Snapshot": "batchtoon.snapshot",
     "Summary": "batchtoon.batch",
     "ApiError": "batchtoon.errors",
     "BatchtoonError": "batchtoon.errors",

@@ -45,6 +45,7 @@ Its contract, guarded (each breach a `UsageError` raised at once, nothing writte
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import logging
@@ -70,13 +71,15 @@ from batchtoon.pipeline.engine import Engine
 from batchtoon.pipeline.hooks import Hooks, split_command
 from batchtoon.pipeline.lifecycle import RunOutcome
 from batchtoon.pipeline.stats import TERMS
-from batchtoon.provider.api import ApiClient, key_problem, trimmed_key
+from batchtoon.provider.api import ApiClient
+from batchtoon.provider.keys import key_problem, trimmed_key
 from batchtoon.records.events import OnEvent
 from batchtoon.records.journal import Journal
 from batchtoon.records.ledger import Ledger
 from batchtoon.records.logs import open_log
 from batchtoon.settings.config import Settings, validate
 from batchtoon.settings.styles import style_slug
+from batchtoon.snapshot import Snapshot
 from batchtoon.version import __version__
 
 if TYPE_CHECKING:  # the gallery's modules are loaded by a run that writes one
@@ -86,54 +89,6 @@ if TYPE_CHECKING:  # the gallery's modules are loaded by a run that writes one
 __all__ = ["Batch", "Snapshot", "Summary", "write_report"]
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """How far a run has got, as its progress display shows it. Counts are of results (one per
-    photo and style); see `Summary` for the terms."""
-
-    expected: int | None  # results the sources hold, once a quick count has run
-    found: int  # results the run has reached so far
-    settled: int  # of those, the ones with their term (done, failed, refused...)
-    done: int  # of those, already done or done now
-    news: int  # failed or refused in this run
-    submitted: int
-    elapsed: float  # seconds since the run began
-    submit_rate: float  # submissions per second allowed now ...
-    max_submit_rate: float  # ... and when the API is not throttling
-    slowed: bool  # the API throttled, and the rate has not climbed back yet
-    uploaded_bytes: int
-    upload_rate: float  # bytes per second while uploads were going out
-    done_now: int = 0  # of `done`, those this run wrote: what its rate counts
-    to_submit: int = 0  # results neither settled nor waiting on a task: submissions to come
-    tick: float = 0.0  # seconds between two queries of a task
-    doing: str = ""  # what the run does after its items: "writing the gallery"; "" before
-
-    @property
-    def total(self) -> int:
-        """What the display counts up to: never less than what was found."""
-        return max(self.expected or 0, self.found)
-
-    @property
-    def pending(self) -> int:
-        """Results without their term yet: to submit, or waiting on the provider."""
-        return self.total - self.settled
-
-    @property
-    def per_minute(self) -> float:
-        """Results this run wrote, a minute, over its time so far (the summary's rate)."""
-        return self.done_now / self.elapsed * 60 if self.elapsed > 0 else 0.0
-
-    @property
-    def eta(self) -> float | None:
-        """Seconds to the end, from the work left: the submissions to come at the rate allowed
-        now, then a tick for their results; None while nothing can be said (no rate)."""
-        if not self.pending:
-            return 0.0
-        if self.submit_rate <= 0:
-            return None
-        return self.to_submit / self.submit_rate + self.tick
 
 
 @dataclass(frozen=True)
@@ -452,9 +407,10 @@ def _recorded(results: Iterable[Result]) -> Ledger:
 
 def _start_line(settings: Settings, sources: list[Location], key: str, config: Path | None) -> str:
     names = ", ".join(display(s) for s in sources)
+    sized = " (sized from the rate)" if settings.submit.concurrency is None else ""
     paces = (
-        f"rate {settings.submit.rate:g}/s, concurrency {settings.submit.concurrency}, poll "
-        f"every {settings.poll.interval:g} s"
+        f"rate {settings.submit.rate:g}/s, concurrency {settings.submit.uploads}{sized}, poll "
+        f"every {settings.poll.interval:g} s; event loop {_loop_kind()}"
     )
     styles = ",".join(style_slug(s) for s in settings.styles)
     if settings.sources.shard:
@@ -465,6 +421,11 @@ def _start_line(settings: Settings, sources: list[Location], key: str, config: P
         f"{_key_origin(settings.api.key_env, key)}"
         + (f"; config {display(str(config))}" if config else "")
     )
+
+
+def _loop_kind() -> str:
+    """The running event loop's kind, by its package: "asyncio" or "uvloop"."""
+    return type(asyncio.get_running_loop()).__module__.partition(".")[0]
 
 
 def _key_origin(env: str, key: str) -> str:

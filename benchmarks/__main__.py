@@ -19,6 +19,7 @@ from pathlib import Path
 from . import (
     bench_camera,
     bench_client_cost,
+    bench_defaults,
     bench_end,
     bench_gallery,
     bench_hotfolder,
@@ -48,6 +49,7 @@ IN_PROCESS = {bench_preflight.NAME, bench_gallery.NAME, bench_camera.NAME}  # me
 
 BENCHMARKS: dict[str, Callable[[Options], list[Row]]] = {
     bench_throughput.NAME: bench_throughput.run,
+    bench_defaults.NAME: bench_defaults.run,
     bench_side_by_side.NAME: bench_side_by_side.run,
     bench_client_cost.NAME: bench_client_cost.run,
     bench_replay.NAME: bench_replay.run,

@@ -327,7 +327,7 @@ def run_batchtoon(
     rate: float,
     poll_interval: float,
     poll_rate: float | None,
-    concurrency: int,
+    concurrency: int | None,
     timeout: float,
     config: Path | None = None,
     profile: Path | None = None,
@@ -338,8 +338,8 @@ def run_batchtoon(
 ) -> ChildRun:
     """`batchtoon run SOURCE... --quiet --no-report` against `base_url` (the gallery is
     measured on its own); it must exit 0 (all downloaded). `poll_rate` None: the default,
-    sized from the work; `env`: more environment (an object store's endpoint and
-    credentials)."""
+    sized from the work; `concurrency` None: the default, sized from the rate; `env`: more
+    environment (an object store's endpoint and credentials)."""
     argv = batchtoon_command(
         "run",
         *(str(s) for s in sources),
@@ -353,10 +353,10 @@ def run_batchtoon(
         f"{rate:g}",
         "--poll-interval",
         f"{poll_interval:g}",
-        "--concurrency",
-        str(concurrency),
         *extra,
     )
+    if concurrency is not None:
+        argv += ["--concurrency", str(concurrency)]
     if poll_rate is not None:
         argv += ["--poll-rate", f"{poll_rate:g}"]
     if config is not None:
@@ -592,7 +592,7 @@ def batchtoon_against(
     workdir: Path,
     *,
     n: int,
-    concurrency: int,
+    concurrency: int | None,
     poll_rate: float | None,
     timeout: float,
     account_limit: bool = True,

@@ -284,3 +284,32 @@ def test_no_fix_in_a_flag_beats_fix_in_the_file(
     assert main(["config", "--json", "--no-fix"]) == 0
     setting = json.loads(capsys.readouterr().out)["settings"]["prepare.fix"]
     assert setting == {"value": False, "from": "flag --no-fix"}
+
+
+# Uploads in flight: sized from the rate unless set.
+
+
+@pytest.mark.parametrize(
+    ("rate", "uploads"), [(0.5, 4), (2.0, 4), (16.0, 4), (17.0, 5), (100.0, 25), (2000.0, 256)]
+)
+def test_uploads_in_flight_are_a_quarter_second_of_the_rate_unless_set(
+    rate: float, uploads: int
+) -> None:
+    settings = Settings().override(submit__rate=rate)
+    assert settings.submit.concurrency is None and settings.submit.uploads == uploads
+    assert settings.override(submit__concurrency=3).submit.uploads == 3  # set: as set
+
+
+def test_config_shows_the_concurrency_in_force_and_that_the_rate_sized_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["config", "--rate", "100"]) == 0
+    out = capsys.readouterr().out
+    assert origins_in(out)["submit.concurrency"] == (
+        "default; in force: 25, sized from submit.rate: 0.25 s of uploads at 100/s, 4 to 256"
+    )
+    (tmp_path / "again.yaml").write_text(out)  # loads back unset: sized again from its rate
+    assert load_settings(tmp_path / "again.yaml").submit.concurrency is None
+    assert main(["config", "--rate", "100", "--concurrency", "6", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)["settings"]["submit.concurrency"]
+    assert shown == {"value": 6, "from": "flag --concurrency"}

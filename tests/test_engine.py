@@ -6,6 +6,7 @@ import hashlib
 import math
 from pathlib import Path
 
+import aiohttp
 import anyio
 from harness import (
     engine_for,
@@ -20,8 +21,12 @@ from harness import (
 from PIL import Image
 
 from batchtoon.exitcodes import ExitCode
+from batchtoon.pipeline.engine import Engine
+from batchtoon.provider.api import Api, ApiClient, Sink, Submitted, TaskState
+from batchtoon.records.journal import Journal
 from batchtoon.sandbox import Sandbox
 from batchtoon.sandbox.counters import query_gaps
+from batchtoon.settings.config import Settings
 
 
 async def test_500_images_one_submission_each_and_traceable(tmp_path: Path) -> None:
@@ -132,3 +137,48 @@ async def test_deleted_outputs_of_a_duplicated_photo_are_all_produced_again(tmp_
         engine = await run_engine(sandbox, [folder], out)
         assert engine.exit_code == ExitCode.OK and engine.stats.extra == 1
     assert [p.name for p in outputs(out)] == ["a.vintage-comic.jpg", "b.vintage-comic.jpg"]
+
+
+class HeldUploads:
+    """The sandbox's API, each upload held until `wanted` have begun: all of them in flight at
+    once."""
+
+    def __init__(self, api: Api, wanted: int) -> None:
+        self.api, self.wanted = api, wanted
+        self.begun, self.reached = 0, anyio.Event()
+
+    async def submit(self, image: bytes, style: int, image_format: str = "JPEG") -> Submitted:
+        self.begun += 1
+        if self.begun >= self.wanted:
+            self.reached.set()
+        await self.reached.wait()
+        return await self.api.submit(image, style, image_format)
+
+    async def query(self, task_id: str) -> TaskState:
+        return await self.api.query(task_id)
+
+    async def download(self, url: str, sink: Sink, *, max_bytes: int) -> None:
+        await self.api.download(url, sink, max_bytes=max_bytes)
+
+
+async def test_with_no_concurrency_set_a_quarter_second_of_the_rate_is_uploading(
+    tmp_path: Path,
+) -> None:
+    """At --rate 100 and nothing else set, 25 uploads go out at once (the old fixed 4 would
+    hold the rate near 79/s): the run waits here until 25 are in flight."""
+    make_photos(tmp_path / "in", 40)
+    async with Sandbox(time_scale=0.001, render="echo", seed=1) as sandbox:
+        settings = Settings().override(
+            api__base_url=sandbox.base_url, output__dir=str(tmp_path / "out"), submit__rate=100.0
+        )
+        journal = Journal(settings.journal_path)
+        journal.open()
+        async with aiohttp.ClientSession() as session:
+            held = HeldUploads(ApiClient.from_settings(session, settings, sandbox.api_key), 25)
+            engine = Engine(settings, held, journal, [tmp_path / "in"])
+            async with anyio.create_task_group() as group:
+                group.start_soon(engine.run)
+                with anyio.fail_after(20):
+                    await held.reached.wait()
+                group.cancel_scope.cancel()
+        journal.close()

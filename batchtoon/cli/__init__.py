@@ -42,13 +42,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             stream.reconfigure(errors="backslashreplace")
     parser = build(
         {
-            "run": _lazy("commands", "run"),
-            "plan": _lazy("commands", "plan"),
-            "try": _lazy("commands", "try_styles"),
+            "run": _lazy("commands", "run", images=True),
+            "plan": _lazy("commands", "plan", images=True),
+            "try": _lazy("commands", "try_styles", images=True),
             "status": _lazy("show", "status"),
-            "report": _lazy("show", "report"),
+            "report": _lazy("show", "report", images=True),
             "config": _lazy("show", "config"),
-            "sandbox": _lazy("commands", "sandbox"),
+            "sandbox": _lazy("commands", "sandbox", images=True),
             "completion": _lazy("show", "completion"),
         }
     )
@@ -59,7 +59,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parse(parser, argv)
         args.argv = argv
-        _quiet_pixel_bombs()
         code: int = args.handler(args)
         sys.stdout.flush()  # a closed pipe shows here, not at exit
         return code
@@ -69,11 +68,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _failed(_innermost(raised))
 
 
-def _lazy(module: str, name: str) -> Handler:
+def _lazy(module: str, name: str, *, images: bool = False) -> Handler:
     """A command's handler, its module imported only when the command runs: `--version` and
-    `--help` answer without loading the engine, its HTTP client and Pillow."""
+    `--help` answer without loading the engine, its HTTP client and Pillow. Only a command
+    that reads or writes `images` loads Pillow before it starts (`_quiet_pixel_bombs`)."""
 
     def handler(args: argparse.Namespace) -> int:
+        if images:
+            _quiet_pixel_bombs()
         command: Handler = getattr(importlib.import_module(f"batchtoon.cli.{module}"), name)
         return command(args)
 

@@ -11,10 +11,10 @@ import secrets
 import shlex
 import signal
 import sys
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import Any, TextIO, get_args
+from typing import Any, TextIO, TypeVar, get_args
 
 import aiohttp
 import anyio
@@ -22,8 +22,9 @@ from filelock import FileLock, Timeout
 from tqdm import tqdm
 
 from batchtoon.batch import Batch, Summary
+from batchtoon.cli.found import resolved, say_first
 from batchtoon.cli.live import LiveFile, live_path
-from batchtoon.cli.parser import did_you_mean, flag_variables, setting_flags
+from batchtoon.cli.parser import did_you_mean, setting_flags
 from batchtoon.cli.progress import Bars, StatusLines, summary
 from batchtoon.errors import ApiError, InputError, RunFatal, StoreFailure, UsageError
 from batchtoon.exitcodes import ExitCode
@@ -34,37 +35,42 @@ from batchtoon.locations.storage import Location, is_url, location
 from batchtoon.pipeline.engine import STOP_GRACE
 from batchtoon.pipeline.planner import Plan, make_plan
 from batchtoon.pipeline.producer import checker
-from batchtoon.provider.api import ApiClient, key_problem, trimmed_key
+from batchtoon.provider.api import ApiClient
+from batchtoon.provider.keys import key_problem, trimmed_key
 from batchtoon.records.events import EventStream
 from batchtoon.records.journal import Journal, refuse_foreign
 from batchtoon.records.ledger import Ledger
 from batchtoon.records.logs import LOGGER, screen_handler
 from batchtoon.report.contact import write_contact
-from batchtoon.settings.config import Resolved, Settings, check_number, check_whole, resolve, shown
+from batchtoon.settings.config import Resolved, Settings, check_number, check_whole, shown
 from batchtoon.settings.styles import STYLE_SLUGS
 from batchtoon.words import counted
 
 __all__ = [
-    "SANDBOX_SPEEDUP", "api_key", "check_places", "plan", "resolved", "run", "sandbox", "try_styles"
-]  # fmt: skip
+    "SANDBOX_SPEEDUP",
+    "api_key",
+    "check_places",
+    "in_loop",
+    "plan",
+    "run",
+    "sandbox",
+    "try_styles",
+]
 
 SANDBOX_SPEEDUP = 10.0  # --sandbox runs the provider's timings ten times faster
 
-
-def resolved(args: argparse.Namespace) -> Resolved:
-    """The settings: defaults < config file < environment < this command line's flags."""
-    flags = setting_flags(args)
-    if getattr(args, "sandbox", False) and "api.base_url" in flags:
-        raise UsageError("--sandbox and --api-base cannot go together: pick one API")
-    return resolve(
-        args.config, flags=flags, env_aliases=flag_variables(), discover=not args.no_config
-    )
+T = TypeVar("T")
 
 
-def say_first(found: Resolved) -> None:
-    """The config file read and an API that is not the default, before anything else."""
-    if found.notice:
-        print(f"batchtoon: {display(found.notice)}", file=sys.stderr)
+def in_loop(main: Callable[..., Awaitable[T]], *args: Any) -> T:
+    """`main(*args)` run to its end in an event loop of its own: uvloop's where it is installed
+    (its sockets, timers and callbacks are C: less CPU a photo), else asyncio's. The command
+    picks the loop; `Batch` runs in whichever loop its caller has."""
+    try:
+        import uvloop  # noqa: F401  (anyio builds the loop from it)
+    except ImportError:
+        return anyio.run(main, *args)
+    return anyio.run(main, *args, backend_options={"use_uvloop": True})
 
 
 def api_key(settings: Settings, *, required: bool) -> str:
@@ -97,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     key = "" if args.sandbox else api_key(settings.settings, required=True)
     if not args.quiet:
         _say_where(settings.settings)
-    return anyio.run(_run_async, args, settings, key)
+    return in_loop(_run_async, args, settings, key)
 
 
 def check_places(sources: list[Location], settings: Settings) -> None:
@@ -344,7 +350,7 @@ def plan(args: argparse.Namespace) -> int:
     say_first(settings)
     check_places(args.sources, settings.settings)
     key = "" if args.sandbox else api_key(settings.settings, required=False)
-    return anyio.run(_plan_async, args, settings, key)
+    return in_loop(_plan_async, args, settings, key)
 
 
 async def _plan_async(args: argparse.Namespace, resolved: Resolved, key: str) -> int:
@@ -507,7 +513,7 @@ def try_styles(args: argparse.Namespace) -> int:
         raise UsageError(f"{display(str(photo))}: {error}") from None
     _ask(args, photo, len(settings.styles))
     key = "" if args.sandbox else api_key(settings, required=True)
-    return anyio.run(_try_async, args, found, key, photo)
+    return in_loop(_try_async, args, found, key, photo)
 
 
 def _ask(args: argparse.Namespace, photo: Path, styles: int) -> None:

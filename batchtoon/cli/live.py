@@ -19,8 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from batchtoon.batch import Snapshot
 from batchtoon.locations.files import write_whole
+from batchtoon.snapshot import Snapshot
 
 __all__ = ["EVERY", "LiveFile", "live_path", "read_live"]
 

@@ -111,7 +111,8 @@ FLAGS: tuple[Flag, ...] = (
     Flag("api.timeout", "--timeout", "S", "one request, start to finish", _API),
     Flag("api.answer_timeout", "--answer-timeout", "S", "how long an upload's answer may take",
          _API),
-    Flag("submit.concurrency", "--concurrency", "N", "uploads in flight at once", _PACE),
+    Flag("submit.concurrency", "--concurrency", "N", "uploads in flight at once (default: "
+         "sized from the rate, a quarter second of uploads, 4 to 256)", _PACE),
     Flag("submit.rate", "--rate", "R", "submissions per second, all workers together", _PACE),
     Flag("poll.interval", "--poll-interval", "S", "seconds between two queries of a task", _PACE),
     Flag("poll.rate", "--poll-rate", "R", "ceiling on queries per second (default: sized from "

@@ -14,14 +14,15 @@ from __future__ import annotations
 import sys
 from collections import Counter
 from collections.abc import Mapping
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from tqdm import tqdm
-
-from batchtoon.batch import Snapshot, Summary
 from batchtoon.cli.reasons import kind_of
 from batchtoon.pipeline.stats import TERMS
+from batchtoon.snapshot import Snapshot
 from batchtoon.words import counted
+
+if TYPE_CHECKING:  # `status` shows a running run's `line` without loading the engine
+    from batchtoon.batch import Summary
 
 __all__ = ["Bars", "StatusLines", "line", "summary"]
 
@@ -44,6 +45,8 @@ class Bars:
         if self._bar is None:
             if snapshot.expected is None:
                 return
+            from tqdm import tqdm  # loaded by a run that shows bars, not by `status`
+
             self._bar = tqdm(
                 desc="batchtoon", file=self._stream, total=snapshot.total,
                 bar_format=self.FORMAT, dynamic_ncols=True,

@@ -10,20 +10,19 @@ import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import platformdirs
 import yaml
 
-from batchtoon.batch import Snapshot, write_report
-from batchtoon.cli.commands import resolved
+from batchtoon.cli.found import resolved
 from batchtoon.cli.live import read_live
 from batchtoon.cli.progress import line
 from batchtoon.cli.reasons import kind_of
 from batchtoon.errors import UsageError
 from batchtoon.locations.sources import display
 from batchtoon.locations.storage import Location, join, location
-from batchtoon.provider.api import key_problem, trimmed_key
+from batchtoon.provider.keys import key_problem, trimmed_key
 from batchtoon.records.compact import key_of
 from batchtoon.records.journal import Journal
 from batchtoon.records.ledger import DoneItems, Ledger, Uploads
@@ -33,9 +32,13 @@ from batchtoon.settings.config import (
     SETTINGS,
     Resolved,
     Settings,
+    sized,
     value_at,
 )
 from batchtoon.settings.styles import style_slug
+
+if TYPE_CHECKING:
+    from batchtoon.snapshot import Snapshot
 
 __all__ = [
     "Item", "Kinds", "completion", "config", "items", "journals", "kinds", "report", "status",
@@ -225,6 +228,8 @@ def _sum(terms: dict[str, int]) -> str:
 def report(args: argparse.Namespace) -> int:
     """Write the gallery of what the journals know (`<out>/index.html`, see `report.page`)
     and say where."""
+    from batchtoon.batch import write_report  # the gallery's code: `status` need not load it
+
     settings = resolved(args).settings
     paths = journals(args.journals, settings)
     ledgers = [Journal.replay(path).ledger for path in paths]
@@ -262,6 +267,14 @@ def value_of(settings: Settings, key: str) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
 
+def origin_of(found: Resolved, key: str) -> str:
+    """Where the value came from; for one left unset that the run sizes (`sized`), the value
+    in force and how it was sized too."""
+    if (size := sized(found.settings, key)) is None:
+        return found.origins[key]
+    return f"{found.origins[key]}; in force: {size[0]}, {size[1]}"
+
+
 def _file_line(found: Resolved) -> str:
     if found.config is not None:
         return f"{display(str(found.config))} (from {found.found_by})"
@@ -275,7 +288,7 @@ def _as_json(found: Resolved, key_env: str, key_state: str) -> dict[str, Any]:
         "config_found_by": found.found_by or None,
         "api_key": {"env": key_env, "state": key_state},
         "settings": {
-            key: {"value": value_of(found.settings, key), "from": found.origins[key]}
+            key: {"value": value_of(found.settings, key), "from": origin_of(found, key)}
             for key in SETTINGS
         },
     }
@@ -297,7 +310,7 @@ def _as_yaml(found: Resolved, key_env: str, key_state: str) -> str:
             width=1 << 20,
         )
         scalar = text.strip().removesuffix("...").strip()
-        rows.append((f"{'  ' if head else ''}{name}: {scalar}", found.origins[key]))
+        rows.append((f"{'  ' if head else ''}{name}: {scalar}", origin_of(found, key)))
     width = max(len(text) for text, _ in rows) + 2
     lines = [
         "# batchtoon's settings in force, each with where it came from",

@@ -90,7 +90,7 @@ def uploads_ahead(settings: Settings) -> int:
     wait while pre-flight checks its next batch (a thread hop for several photos at once):
     two seconds' worth of the rate, and at least one each."""
     rate_worth = math.ceil(settings.submit.rate * AHEAD_SECONDS)
-    return max(settings.submit.concurrency, min(MOST_AHEAD, rate_worth))
+    return max(settings.submit.uploads, min(MOST_AHEAD, rate_worth))
 
 
 class Engine:
@@ -220,7 +220,7 @@ class Engine:
             group.start_soon(self._end_when_stopped)
             group.start_soon(self._produce)
             group.start_soon(self.intake.reread, self._reread_queue)
-            for _ in range(settings.submit.concurrency):
+            for _ in range(settings.submit.uploads):
                 worker = SubmitWorker(
                     api, self.submit_rate, self.retry, self.budget, self.driver,
                     max_unanswered=settings.submit.max_resubmissions, clock=self.clock,

@@ -1,7 +1,8 @@
 """`SubmitWorker`: takes upload tickets off the upload queue and submits them, one at a time.
 
-The engine runs `submit.concurrency` workers, which is the concurrency limit; they share one
-`SharedRate`, which is the request-rate limit, and one `SubmissionBudget`.
+The engine runs `submit.uploads` workers (`submit.concurrency`, or sized from the rate), which
+is the concurrency limit; they share one `SharedRate`, which is the request-rate limit, and one
+`SubmissionBudget`.
 
 Each upload ends in exactly one outcome, delivered while its budget slot is still held (so a
 stopped run, which waits for the slots, never ends before an accepted task id is journaled):

@@ -56,12 +56,10 @@ __all__ = [
     "Submitted",
     "TaskState",
     "error_from_answer",
-    "key_problem",
     "parse_credits",
     "parse_query",
     "parse_submit",
     "submit_form",
-    "trimmed_key",
 ]
 
 SUBMIT_PATH = "/api/image/effects/ai-anime-generator"
@@ -112,33 +110,6 @@ class Balance:
     name: str
     balance: float
     total: float
-
-
-KEY_TRIMMED = "has spaces or a line break around it (a paste?): it is used without them"
-
-
-def trimmed_key(key: str) -> tuple[str, str]:
-    """`key` without the whitespace around it (a pasted key often ends in a line break), and
-    `KEY_TRIMMED` to say so if there was any ("" if not); never showing the key."""
-    stripped = key.strip()
-    return stripped, KEY_TRIMMED if stripped != key and stripped else ""
-
-
-def key_problem(key: str) -> str:
-    """Why `key` cannot be an API key, never showing it ("" if it can): it goes in a request
-    header, so a space, a control character (a pasted line break) or non-ASCII cannot be."""
-    for place, char in enumerate(key, 1):
-        if char.isascii() and char.isprintable() and char != " ":
-            continue
-        what = (
-            "a space"
-            if char == " "
-            else "a control character"
-            if not char.isprintable()
-            else "a character that is not ASCII"
-        )
-        return f"holds {what} (character {place} of {len(key)})"
-    return ""
 
 
 def _retry_after(value: str | None, most: float = 3600.0) -> float | None:

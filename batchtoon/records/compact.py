@@ -20,8 +20,10 @@ from __future__ import annotations
 import threading
 from array import array
 from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["MISSING", "HashIndex", "HashSet", "SortedIndex", "key_of"]
 
@@ -144,8 +146,8 @@ class SortedIndex:
 
     def __init__(self, keys: array[int]) -> None:
         self._keys = keys
-        self._sorted = _EMPTY
-        self._order = _EMPTY  # positions, in the order of `_sorted`
+        self._sorted: np.ndarray[Any, Any] | None = None  # numpy: loaded for a big table only
+        self._order: np.ndarray[Any, Any] | None = None  # positions, in the order of `_sorted`
         self._recent = HashIndex()
         self._seen = 0  # positions indexed
         self._lock = threading.Lock()
@@ -165,6 +167,10 @@ class SortedIndex:
             return self._catch_up()
 
     def _in_sorted(self, key: int) -> int:
+        if self._sorted is None or self._order is None:
+            return MISSING
+        import numpy as np
+
         wanted = np.uint64(key)  # (a Python int would turn the search into one of floats)
         at = int(np.searchsorted(self._sorted, wanted, side="right")) - 1
         return int(self._order[at]) if at >= 0 and self._sorted[at] == wanted else MISSING
@@ -173,7 +179,7 @@ class SortedIndex:
         count = len(self._keys)
         if count == self._seen:
             return []
-        if count - self._seen > len(self._sorted) // 4 + 1024:
+        if count - self._seen > len(self._sorted if self._sorted is not None else ()) // 4 + 1024:
             return self._rebuild(count)
         shadowed = []
         for position in range(self._seen, count):
@@ -188,6 +194,8 @@ class SortedIndex:
         return shadowed
 
     def _rebuild(self, count: int) -> list[int]:
+        import numpy as np
+
         keys = np.frombuffer(self._keys, dtype=np.uint64, count=count)
         order = np.argsort(keys, kind="stable")  # equal keys: positions in order
         ordered = keys[order]
@@ -196,6 +204,3 @@ class SortedIndex:
         self._sorted, self._order = ordered[last], order[last].astype(np.uint32)
         self._recent, self._seen = HashIndex(), count
         return [int(position) for position in order[~last]]
-
-
-_EMPTY = np.empty(0, dtype=np.uint64)

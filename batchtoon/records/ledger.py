@@ -44,8 +44,6 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
-import numpy as np
-
 from batchtoon.records.compact import MISSING, HashIndex, SortedIndex, key_of
 
 __all__ = [
@@ -266,6 +264,8 @@ class DoneItems:
 
     def located(self) -> Iterator[tuple[int, int]]:
         """(row, offset) of every row that speaks for its item, in journal order."""
+        import numpy as np  # (only a reader of every done item needs it)
+
         self._settle()
         offsets = np.frombuffer(self.offsets, dtype=np.int64, count=len(self.offsets))
         for row in np.argsort(offsets, kind="stable"):

@@ -66,6 +66,8 @@ __all__ = [
     "load_settings",
     "resolve",
     "shown",
+    "sized",
+    "uploads_for",
     "validate",
     "value_at",
 ]
@@ -93,9 +95,30 @@ class OutputSettings:
 
 @dataclass(frozen=True)
 class SubmitSettings:
-    concurrency: int = field(default=4, metadata=_range(1, 256))
+    concurrency: int | None = field(default=None, metadata=_range(1, 256))  # None: `uploads`
     rate: float = field(default=2.0, metadata=_range(0.001))
     max_resubmissions: int = field(default=2, metadata=_range(0, 100))
+
+    @property
+    def uploads(self) -> int:
+        """The uploads in flight at once: `concurrency`, or where it is not set, sized from
+        the rate (`uploads_for`)."""
+        return self.concurrency if self.concurrency is not None else uploads_for(self.rate)
+
+
+# Uploads in flight at once, when not set: a quarter of a second of uploads at the rate. By
+# Little's law a rate R with uploads of t seconds each needs R x t in flight; an upload of a
+# prepared photo takes 40-50 ms to a near server, so a quarter of a second is room for uploads
+# five times slower than that, and `--rate 100` alone goes out at 100/s (the old fixed 4 held
+# it near 79/s). Never fewer than 4 (the default rate of 2/s keeps the 4 it always had), never
+# more than 256 (the most `--concurrency` takes: each holds a connection and a photo's bytes).
+UPLOAD_SECONDS = 0.25
+FEWEST_UPLOADS, MOST_UPLOADS = 4, 256
+
+
+def uploads_for(rate: float) -> int:
+    """Uploads in flight that let `rate` submissions a second go out (`UPLOAD_SECONDS`)."""
+    return max(FEWEST_UPLOADS, min(MOST_UPLOADS, math.ceil(rate * UPLOAD_SECONDS)))
 
 
 @dataclass(frozen=True)
@@ -343,6 +366,18 @@ def value_at(settings: Settings, key: str) -> Any:
     for name in key.split("."):
         value = getattr(value, name)
     return value
+
+
+def sized(settings: Settings, key: str) -> tuple[Any, str] | None:
+    """For a dotted key left unset (None) whose value a run sizes from other settings before
+    it starts (`submit.concurrency`): that value, and how it was sized; None for every other
+    key (set, or sized as the run goes: `poll.rate`)."""
+    if key == "submit.concurrency" and settings.submit.concurrency is None:
+        return settings.submit.uploads, (
+            f"sized from submit.rate: {UPLOAD_SECONDS:g} s of uploads at "
+            f"{settings.submit.rate:g}/s, {FEWEST_UPLOADS} to {MOST_UPLOADS}"
+        )
+    return None
 
 
 def validate(settings: Settings) -> Settings:
