@@ -40,7 +40,7 @@ from __future__ import annotations
 import os
 import sys
 from array import array
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
@@ -60,6 +60,7 @@ Event = Literal[
     "rejected", "totals", "folders", "journal",
 ]  # fmt: skip
 Reader = Callable[[int], dict[str, Any]]  # a journal offset -> the record written there
+BIG = 100_000  # rows from which numpy sorts them
 
 
 def make_record(event: Event, t: float, **fields: Any) -> dict[str, Any]:
@@ -264,13 +265,15 @@ class DoneItems:
 
     def located(self) -> Iterator[tuple[int, int]]:
         """(row, offset) of every row that speaks for its item, in journal order."""
-        import numpy as np  # (only a reader of every done item needs it)
-
         self._settle()
-        offsets = np.frombuffer(self.offsets, dtype=np.int64, count=len(self.offsets))
-        for row in np.argsort(offsets, kind="stable"):
-            if offsets[row] != MISSING:
-                yield int(row), int(offsets[row])
+        offsets = self.offsets
+        if len(offsets) < BIG:
+            rows: Iterable[int] = sorted(range(len(offsets)), key=offsets.__getitem__)
+        else:
+            import numpy as np  # (loaded for a big table only: 0.1 s of start-up)
+
+            rows = map(int, np.argsort(np.frombuffer(offsets, dtype=np.int64), kind="stable"))
+        return ((row, offsets[row]) for row in rows if offsets[row] != MISSING)
 
     def sources(self) -> Iterator[int]:
         """`key_of` the source of every done target (a source in two styles: twice)."""
