@@ -94,16 +94,16 @@ class Downloader:
         return Stored(ticket, filed, url)
 
     async def _fetch_and_file(self, ticket: DownloadTicket) -> Filed:
+        return await self._retry.call(ticket.name, self._try_once, ticket)
+
+    async def _try_once(self, ticket: DownloadTicket) -> Filed:
         bases = ticket.bases  # all of them: a resume may come after a partial write
-        async for attempt in self._retry.attempts(ticket.name):
-            with attempt:
-                spool = Spool(self._layout.part(bases[0]))
-                try:
-                    await self._api.download(ticket.result_url, spool, max_bytes=self._max_bytes)
-                    return await anyio.to_thread.run_sync(self._file, spool, ticket)
-                finally:
-                    spool.close()
-        raise AssertionError("unreachable: tenacity reraises the last error")
+        spool = Spool(self._layout.part(bases[0]))
+        try:
+            await self._api.download(ticket.result_url, spool, max_bytes=self._max_bytes)
+            return await anyio.to_thread.run_sync(self._file, spool, ticket)
+        finally:
+            spool.close()
 
     async def _copy(self, ticket: CopyTicket) -> Outcome:
         """The result already in `first`'s file, written again under the ticket's bases."""

@@ -84,26 +84,24 @@ class SubmitWorker:
         return Accepted(ticket, task_id, upload.unanswered, sent, saved, began)
 
     async def _send(self, upload: _Sending) -> tuple[str, float]:
-        """The task id, and when the attempt that got it began."""
+        """The task id, and when the attempt that got it began (within the retry policy)."""
+        return await self._retry.call(upload.ticket.name, self._try_once, upload)
+
+    async def _try_once(self, upload: _Sending) -> tuple[str, float]:
         ticket = upload.ticket
-        async for attempt in self._retry.attempts(ticket.name):
-            with attempt:
-                sent_at = await self._rate.acquire()
-                began = self._clock.monotonic()
-                try:
-                    answer = await self._api.submit(
-                        ticket.image.data, ticket.style, ticket.image.format
-                    )
-                except Throttled as error:
-                    self._rate.throttled(sent_at, error.retry_after)
-                    raise
-                except Unanswered as error:
-                    upload.unanswered += 1
-                    if upload.unanswered > self._max_unanswered:
-                        raise ItemRejected(
-                            f"{upload.unanswered} uploads went unanswered ({error}); each may "
-                            "have been accepted and paid for: retry it later (--retry-failed)"
-                        ) from None
-                    raise
-                return answer.task_id, began
-        raise AssertionError("unreachable: tenacity reraises the last error")
+        sent_at = await self._rate.acquire()
+        began = self._clock.monotonic()
+        try:
+            answer = await self._api.submit(ticket.image.data, ticket.style, ticket.image.format)
+        except Throttled as error:
+            self._rate.throttled(sent_at, error.retry_after)
+            raise
+        except Unanswered as error:
+            upload.unanswered += 1
+            if upload.unanswered > self._max_unanswered:
+                raise ItemRejected(
+                    f"{upload.unanswered} uploads went unanswered ({error}); each may "
+                    "have been accepted and paid for: retry it later (--retry-failed)"
+                ) from None
+            raise
+        return answer.task_id, began
