@@ -80,7 +80,7 @@ class Downloader:
         if self._clock.wall() > ticket.expires_at:
             return Gone(ticket, URL_EXPIRED, url)
         try:
-            filed = await self._fetch_and_file(ticket)
+            filed = await self._retry.call(ticket.name, self._try_once, ticket)
         except TaskGone as error:
             return Gone(ticket, error.reason, url)
         except StoreBusy as error:  # retried to the policy's end: the store stays unwritable
@@ -91,9 +91,6 @@ class Downloader:
             return Blocked(ticket, problem, url)
         self.downloaded += 1
         return Stored(ticket, filed, url)
-
-    async def _fetch_and_file(self, ticket: DownloadTicket) -> Filed:
-        return await self._retry.call(ticket.name, self._try_once, ticket)
 
     async def _try_once(self, ticket: DownloadTicket) -> Filed:
         bases = ticket.bases  # all of them: a resume may come after a partial write

@@ -74,7 +74,7 @@ class SubmitWorker:
     async def _submit(self, upload: _Sending) -> Outcome:
         ticket = upload.ticket
         try:
-            task_id, began = await self._send(upload)
+            task_id, began = await self._retry.call(ticket.name, self._try_once, upload)
         except RunFatal as error:
             return Fatal(ticket, error)
         except ApiError as error:
@@ -83,11 +83,8 @@ class SubmitWorker:
         saved = max(0, ticket.image.original_bytes - sent)
         return Accepted(ticket, task_id, upload.unanswered, sent, saved, began)
 
-    async def _send(self, upload: _Sending) -> tuple[str, float]:
-        """The task id, and when the attempt that got it began (within the retry policy)."""
-        return await self._retry.call(upload.ticket.name, self._try_once, upload)
-
     async def _try_once(self, upload: _Sending) -> tuple[str, float]:
+        """The task id, and when the attempt that got it began."""
         ticket = upload.ticket
         sent_at = await self._rate.acquire()
         began = self._clock.monotonic()
