@@ -14,10 +14,12 @@ Guarantees:
   failure (`StoreBusy`) is retried first, within the retry policy;
 - memory is bounded whatever a server sends (see `batchtoon.locations.results.Spool`);
 - once a result is stored, the photo's prepared upload is removed from the `prepared` cache
-  (`preflight.forget`): a finished batch leaves no converted copies behind.
+  (`preflight.forget`): a finished batch leaves no converted copies behind;
 - every result written is named in the output location's record (`locations.provenance`:
   which photo and style it is the result of, with one of the item's sources) before the
-  outcome is delivered: any journal, on any machine, finds it there.
+  outcome is delivered: any journal, on any machine, finds it there;
+- a download costs one hop to a worker thread: the result's check, its files, its record and
+  the prepared upload's removal go together.
 """
 
 from __future__ import annotations
@@ -78,7 +80,7 @@ class Downloader:
         if self._clock.wall() > ticket.expires_at:
             return Gone(ticket, URL_EXPIRED, url)
         try:
-            filed = await self._fetch_and_file(ticket)
+            filed = await self._retry.call(ticket.name, self._try_once, ticket)
         except TaskGone as error:
             return Gone(ticket, error.reason, url)
         except StoreBusy as error:  # retried to the policy's end: the store stays unwritable
@@ -88,22 +90,16 @@ class Downloader:
         except Unwritable as problem:
             return Blocked(ticket, problem, url)
         self.downloaded += 1
-        if self._prepared is not None:
-            sha256 = ticket.key.partition(":")[0]
-            await anyio.to_thread.run_sync(forget, self._prepared, sha256)
         return Stored(ticket, filed, url)
 
-    async def _fetch_and_file(self, ticket: DownloadTicket) -> Filed:
+    async def _try_once(self, ticket: DownloadTicket) -> Filed:
         bases = ticket.bases  # all of them: a resume may come after a partial write
-        async for attempt in self._retry.attempts(ticket.name):
-            with attempt:
-                spool = Spool(self._layout.part(bases[0]))
-                try:
-                    await self._api.download(ticket.result_url, spool, max_bytes=self._max_bytes)
-                    return await anyio.to_thread.run_sync(self._file, spool, ticket)
-                finally:
-                    spool.close()
-        raise AssertionError("unreachable: tenacity reraises the last error")
+        spool = Spool(self._layout.part(bases[0]))
+        try:
+            await self._api.download(ticket.result_url, spool, max_bytes=self._max_bytes)
+            return await anyio.to_thread.run_sync(self._file, spool, ticket)
+        finally:
+            spool.close()
 
     async def _copy(self, ticket: CopyTicket) -> Outcome:
         """The result already in `first`'s file, written again under the ticket's bases."""
@@ -117,7 +113,12 @@ class Downloader:
     # Blocking: the files, then the output's record of them.
 
     def _file(self, spool: Spool, ticket: DownloadTicket) -> Filed:
-        return self._recorded(file_spool(spool, ticket.bases, self._layout), ticket)
+        """The result written and recorded, then its photo's prepared upload forgotten: all in
+        the one thread hop of a download."""
+        filed = self._recorded(file_spool(spool, ticket.bases, self._layout), ticket)
+        if self._prepared is not None:
+            forget(self._prepared, ticket.key.partition(":")[0])
+        return filed
 
     def _copy_file(self, first: Location, ticket: CopyTicket) -> Filed:
         filed = copy_result(first, ticket.bases, self._layout, ticket.known)

@@ -12,7 +12,8 @@ overdue first. Guarantees:
   way; the submission time is the accepted answer's, for the same reason;
 - a task is due again `interval` after that, and asked as soon after as the rate allows: of
   the tasks due, the most overdue goes first (then the oldest submission);
-- at most `concurrency` queries are in flight, and no task has two at once;
+- at most `concurrency` queries are in flight (a fixed pool of that many query workers, each
+  delivering its task's outcome before it takes the next), and no task has two at once;
 - the poll rate keeps up by itself: unless a ceiling is configured, it is sized from the work
   whenever the number of pending tasks changes (every pending task once per interval, with a
   fifth to spare); a configured ceiling too low for the work is said once, with the numbers;
@@ -95,7 +96,7 @@ class Poller:
         self._asked: dict[str, tuple[str, float]] = {}  # key -> (task id, last answer's time)
         self._order = itertools.count()
         self._failing: dict[str, _Streak] = {}  # item key -> its failures in a row
-        self._slots = anyio.Semaphore(limits.concurrency)
+        self._picking = anyio.Lock(fast_acquire=True)  # FIFO: one worker at a time picks
         self.queries = 0
 
     def __repr__(self) -> str:
@@ -105,10 +106,18 @@ class Poller:
         """Poll until cancelled; tasks sent on `new_tasks` are first asked about an interval
         after their submission."""
         async with new_tasks, anyio.create_task_group() as group:
-            while True:
-                await self._slots.acquire()  # handed on to the query, which gives it back
+            for _ in range(self._limits.concurrency):
+                group.start_soon(self._ask_in_turn, new_tasks)
+
+    async def _ask_in_turn(self, new_tasks: MemoryObjectReceiveStream[PollTicket]) -> None:
+        """One of `concurrency` query workers: takes the most overdue task once it is due (one
+        worker at a time watches the schedule, in the order they came back), asks about it,
+        settles or reschedules it, and goes back for the next. A fixed pool, rather than a
+        task started per query: a query costs no task of its own."""
+        while True:
+            async with self._picking:
                 ticket = await self._next_due(new_tasks)
-                group.start_soon(self._query, ticket)
+            await self._query(ticket)
 
     async def _next_due(self, new_tasks: MemoryObjectReceiveStream[PollTicket]) -> PollTicket:
         """The most overdue pending task, once one is due (taken off the schedule)."""
@@ -168,7 +177,6 @@ class Poller:
         try:
             outcome = await self._ask(ticket)
         finally:
-            self._slots.release()
             self._asking.discard(ticket.key)
         if outcome is not None and self.pending.get(ticket.key) is ticket:  # (not a newer task)
             await self._settle(outcome)

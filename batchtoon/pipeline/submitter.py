@@ -75,7 +75,7 @@ class SubmitWorker:
     async def _submit(self, upload: _Sending) -> Outcome:
         ticket = upload.ticket
         try:
-            task_id, began = await self._send(upload)
+            task_id, began = await self._retry.call(ticket.name, self._try_once, upload)
         except RunFatal as error:
             return Fatal(ticket, error)
         except ApiError as error:
@@ -84,27 +84,22 @@ class SubmitWorker:
         saved = max(0, ticket.image.original_bytes - sent)
         return Accepted(ticket, task_id, upload.unanswered, sent, saved, began)
 
-    async def _send(self, upload: _Sending) -> tuple[str, float]:
+    async def _try_once(self, upload: _Sending) -> tuple[str, float]:
         """The task id, and when the attempt that got it began."""
         ticket = upload.ticket
-        async for attempt in self._retry.attempts(ticket.name):
-            with attempt:
-                sent_at = await self._rate.acquire()
-                began = self._clock.monotonic()
-                try:
-                    answer = await self._api.submit(
-                        ticket.image.data, ticket.style, ticket.image.format
-                    )
-                except Throttled as error:
-                    self._rate.throttled(sent_at, error.retry_after)
-                    raise
-                except Unanswered as error:
-                    upload.unanswered += 1
-                    if upload.unanswered > self._max_unanswered:
-                        raise ItemRejected(
-                            f"{upload.unanswered} uploads went unanswered ({error}); each may "
-                            "have been accepted and paid for: retry it later (--retry-failed)"
-                        ) from None
-                    raise
-                return answer.task_id, began
-        raise AssertionError("unreachable: tenacity reraises the last error")
+        sent_at = await self._rate.acquire()
+        began = self._clock.monotonic()
+        try:
+            answer = await self._api.submit(ticket.image.data, ticket.style, ticket.image.format)
+        except Throttled as error:
+            self._rate.throttled(sent_at, error.retry_after)
+            raise
+        except Unanswered as error:
+            upload.unanswered += 1
+            if upload.unanswered > self._max_unanswered:
+                raise ItemRejected(
+                    f"{upload.unanswered} uploads went unanswered ({error}); each may "
+                    "have been accepted and paid for: retry it later (--retry-failed)"
+                ) from None
+            raise
+        return answer.task_id, began

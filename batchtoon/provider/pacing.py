@@ -67,7 +67,8 @@ class SharedRate:
         self._next = float("-inf")  # when the next turn is due on the schedule
         self._paused_until = float("-inf")
         self._last_cut = float("-inf")
-        self._queue = anyio.Lock()  # FIFO: one waiter at a time watches the clock
+        # FIFO: one waiter at a time watches the clock; a free lock is taken without yielding
+        self._queue = anyio.Lock(fast_acquire=True)
 
     def __repr__(self) -> str:
         return f"<SharedRate {self.rate:.3g}/{self.max_rate:.3g} per s slowdowns={self.slowdowns}>"
