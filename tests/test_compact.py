@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import tracemalloc
+from array import array
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,8 @@ from harness import journal_records, make_photos, outputs, run_engine
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from batchtoon.records.compact import MISSING, HashIndex, key_of
+from batchtoon.records import compact
+from batchtoon.records.compact import MISSING, HashIndex, SortedIndex, key_of
 from batchtoon.records.journal import Journal
 from batchtoon.records.ledger import Ledger, make_record
 from batchtoon.sandbox import Sandbox
@@ -36,6 +38,30 @@ def test_a_hash_index_answers_as_a_dict_does(pairs: list[tuple[int, int]]) -> No
     assert all(index.get(key) == value for key, value in expected.items())
     assert dict(index.items()) == expected
     assert index.get(key_of("never put")) in (MISSING, expected.get(key_of("never put")))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.lists(st.integers(1, 40), max_size=30), max_size=8),  # appended between lookups
+    st.integers(1, 20),
+)
+def test_a_sorted_index_finds_the_last_position_of_a_key_and_says_what_it_shadows(
+    batches: list[list[int]], bulk: int
+) -> None:
+    keys, last, shadowed, told = array("Q"), dict[int, int](), set[int](), set[int]()
+    index = SortedIndex(keys)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(compact, "BULK", bulk)  # both ways: one by one, and sorted in bulk
+        for batch in batches:
+            for key in batch:
+                if key in last:
+                    shadowed.add(last[key])
+                last[key] = len(keys)
+                keys.append(key)
+            told.update(index.catch_up())  # (told again after a sort: the owner lets go once)
+            assert all(index.get(key) == position for key, position in last.items())
+            assert index.get(41) == MISSING
+            assert told == shadowed  # every shadowed position, and no other
 
 
 def done_item(index: int, folder: str) -> dict[str, Any]:

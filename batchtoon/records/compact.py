@@ -8,7 +8,8 @@ lengths nor with Python's per-object overhead.
   leads to.
 - `HashSet`: the same, without the numbers (16 bytes an entry).
 - `SortedIndex`: keys kept in an array anyway -> their position, sorted in bulk when first
-  asked (12 bytes an entry): a million appended cost no index until one is looked up.
+  asked (12 bytes an entry) if there are many: a million appended cost no index until one
+  is looked up.
 
 Thread safety: lookups may run in worker threads while the event loop adds; the table is
 swapped whole when it grows, so a lookup sees the old or the new one, never half of each. Adds
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
 
 __all__ = ["MISSING", "HashIndex", "HashSet", "SortedIndex", "key_of"]
 
+BULK = 200_000  # keys appended since the last lookup from which they are sorted (numpy: some
+# 10 MiB of a process's memory) rather than put one by one
 MAX_LOAD = 0.7  # a table this full doubles: probes stay short, memory stays near 1.4 slots
 MISSING = -1
 _MASK64 = (1 << 64) - 1
@@ -136,10 +139,10 @@ def _empty(capacity: int, code: str) -> tuple[array[int], array[int], int]:
 
 
 class SortedIndex:
-    """Keys appended to an array by its owner -> the last position holding each, found in
-    bulk: the array is sorted (numpy) at the first lookup, and what is appended after goes
-    through a `HashIndex` until it outgrows a quarter of the sorted part. Replaying a million
-    items appends and never looks up (a status): it costs no index at all.
+    """Keys appended to an array by its owner -> the last position holding each. What was
+    appended since the last lookup goes into a `HashIndex`, unless it is over `BULK` keys (a
+    replayed journal): then the whole array is sorted (numpy) and searched. Replaying a
+    million items appends and never looks up (a status): it costs no index at all.
 
     `catch_up` says which positions a later one with the same key shadows (the owner's rows
     made again). Lookups may come from worker threads: a lock keeps the building whole."""
@@ -179,7 +182,7 @@ class SortedIndex:
         count = len(self._keys)
         if count == self._seen:
             return []
-        if count - self._seen > len(self._sorted if self._sorted is not None else ()) // 4 + 1024:
+        if count - self._seen > BULK:
             return self._rebuild(count)
         shadowed = []
         for position in range(self._seen, count):
