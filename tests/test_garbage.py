@@ -31,6 +31,7 @@ async def cyclic_garbage(sandbox: Sandbox, folder: Path, photos: int, out: Path)
     settings = batchtoon.Settings().override(
         api__base_url=sandbox.base_url, output__dir=str(out), report__enabled=False,
         poll__interval=0.01, poll__rate=20_000.0, submit__rate=5_000.0,
+        submit__concurrency=8,  # (a worker's end leaves garbage: as many for both runs)
     )  # fmt: skip
     async with batchtoon.Batch(settings, api_key=sandbox.api_key) as batch:
         gc.collect()
