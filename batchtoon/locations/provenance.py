@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import json
 import os
 import socket
@@ -218,14 +219,16 @@ class Provenance:
 
     def _below(self, where: Location) -> PurePosixPath | None:
         if isinstance(where, Path) and isinstance(self.out, Path):
-            real, root = where.absolute(), self.out.absolute()
-            if not real.is_relative_to(root):  # perhaps through a link: as the OS sees them
-                real, root = where.resolve(), self.out.resolve()
-            return (
-                PurePosixPath(real.relative_to(root).as_posix())
-                if real.is_relative_to(root)
-                else None
-            )
+            # As text: a walk asks this of every photo it meets.
+            absolute = os.path.abspath(where)
+            rel = _inside(absolute, _folder_text(self.out, real=False))
+            if rel is None:  # perhaps through a link: as the OS sees them (its folder's once)
+                folder, name = os.path.split(absolute)
+                real = os.path.realpath(where) if os.path.islink(where) else os.path.join(
+                    _folder_text(Path(folder), real=True), name
+                )  # fmt: skip
+                rel = _inside(real, _folder_text(self.out, real=True))
+            return None if rel is None else PurePosixPath(rel.replace(os.sep, "/"))
         if isinstance(where, str) and isinstance(self.out, str):
             prefix = self.out.rstrip("/") + "/"
             return PurePosixPath(where[len(prefix) :]) if where.startswith(prefix) else None
@@ -323,6 +326,17 @@ def _holds(journal: Path, journal_id: str) -> bool:
         return False
     except OSError:
         return True
+
+
+def _inside(path: str, folder: str) -> str | None:
+    """`path` below `folder` (which ends with its separator), or None if it is not below it."""
+    return path[len(folder) :] if path.startswith(folder) else None
+
+
+@functools.lru_cache(maxsize=1024)
+def _folder_text(folder: Path, *, real: bool) -> str:
+    """`folder` absolute (with `real`, its links followed), its separator at the end."""
+    return os.path.join(os.path.realpath(folder) if real else os.path.abspath(folder), "")
 
 
 def _name_file(base: str) -> str:
