@@ -24,6 +24,7 @@ from . import (
     bench_gallery,
     bench_hotfolder,
     bench_memory,
+    bench_million,
     bench_pipeline,
     bench_preflight,
     bench_replay,
@@ -63,6 +64,7 @@ BENCHMARKS: dict[str, Callable[[Options], list[Row]]] = {
     bench_end.NAME: bench_end.run,
     bench_wire.NAME: bench_wire.run,
     bench_hotfolder.NAME: bench_hotfolder.run,
+    bench_million.NAME: bench_million.run,
 }
 
 
