@@ -105,3 +105,25 @@ def test_an_empty_file_becomes_a_journal_with_an_id_kept_across_runs(tmp_path: P
     again.close()
     assert len(again.ledger.journal_id) == 32 and again.ledger.journal_id == first.ledger.journal_id
     assert [r["event"] for r in lines(path)] == ["journal"]
+
+
+async def test_the_key_is_scrubbed_from_values_and_a_short_one_leaves_the_rest_whole(
+    tmp_path: Path,
+) -> None:
+    for key, echoed in (("sk-live-0123456789", "https://x/r?key=sk-live-0123456789"), ("k", "k")):
+        path = tmp_path / f"journal-{len(key)}.jsonl"
+        journal = Journal(path, secret=key)
+        journal.open()
+        await journal.write("queued", key=f"{SHA}:2", source="kites/k.jpg", output="kites/k.2")
+        await journal.write("submitted", key=f"{SHA}:2", task_id="tk1")
+        await journal.write("succeeded", key=f"{SHA}:2", result_url=echoed, expires_at=9e9)
+        journal.close()
+        if len(key) > 1:
+            assert key.encode() not in path.read_bytes()
+        values = [v for line in path.read_text().splitlines() for v in json.loads(line).values()]
+        assert key not in values
+        entry = Journal.replay(path).ledger.entries[f"{SHA}:2"]
+        assert (entry.state, entry.task_id, entry.targets) == (
+            "succeeded", "tk1", {"kites/k.2": "kites/k.jpg"},
+        )  # fmt: skip
+        assert entry.result_url in ("https://x/r?key=***", "***")

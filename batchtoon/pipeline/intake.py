@@ -44,7 +44,7 @@ from batchtoon.pipeline.outcomes import Found, Outbox, Recorded, Rejected, Rerea
 from batchtoon.pipeline.producer import Check
 from batchtoon.pipeline.tickets import RereadTicket
 from batchtoon.records.compact import MISSING
-from batchtoon.records.ledger import Entry, Ledger
+from batchtoon.records.ledger import Ledger
 
 MOST_NAMES = 1000  # names tried for one target: more means the record is broken, not busy
 Placed = Recorded | str | None  # a result already there; the name claimed; another's
@@ -137,9 +137,13 @@ class Intake:
         if entry is not None and not self._claims:
             return False
         mine = str(source.path), style
+        # The name the journal gives this target, read here: the event loop changes the entry.
+        known = next((b for b, s in (entry.targets.items() if entry else ()) if s == mine[0]), None)
         while True:
             skip = frozenset(self._placing)
-            placed = await anyio.to_thread.run_sync(self._placed, source, style, key, entry, skip)
+            placed = await anyio.to_thread.run_sync(
+                self._placed, source, style, key, entry is not None, known, skip
+            )
             if not isinstance(placed, str):
                 return placed
             if placed not in self._placing and not self._ledger.taken_by_other(placed, *mine):
@@ -147,21 +151,22 @@ class Intake:
                 return placed
 
     def _placed(
-        self, source: Source, style: int, key: str, entry: Entry | None, skip: frozenset[str]
-    ) -> Placed | bool:
-        """Blocking: `_place`'s answer, names in `skip` passed over."""
+        self, source: Source, style: int, key: str, journaled: bool, known: str | None,
+        skip: frozenset[str],
+    ) -> Placed | bool:  # fmt: skip
+        """Blocking: `_place`'s answer (`journaled`: the journal has the item; `known`: the
+        name it gives this target), names in `skip` passed over."""
         sha256, record = key[:64], self._record
-        if entry is None and (made := record.lookup(sha256, style)) is not None:
+        if not journaled and (made := record.lookup(sha256, style)) is not None:
             base, _, ext = made.name.rpartition(".")
             output = str(self._layout.file(base, ext))
             return Recorded(base, output, made.size, made.sha256)
         if not self._claims:
             return False
         source_text = str(source.path)
-        known = [b for b, s in (entry.targets.items() if entry else ()) if s == source_text]
-        if known:  # claimed for the record too (a journal from before the record)
-            record.claim(known[0], sha256, style, adopt=True)
-            return known[0]
+        if known is not None:  # claimed for the record too (a journal from before the record)
+            record.claim(known, sha256, style, adopt=True)
+            return known
         for candidate in _candidates(self._layout.base(source, style, sha256), key, style):
             if candidate in skip or self._ledger.taken_by_other(candidate, source_text, style):
                 continue  # another target's, in this run or in the journal

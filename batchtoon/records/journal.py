@@ -23,7 +23,8 @@ Guarantees:
   naming the path; after a failed flush nothing more is appended, so the file ends at most in a
   torn line, which the next `open` drops.
 - nothing secret goes in: the API key, if a record holds it (an answer echoing it back), is
-  replaced by `***` in the bytes written.
+  replaced by `***` in the values written (a key under 8 characters only where it is a whole
+  value: `k` must not take every k out of the paths).
 - compaction (`compact`: at the end of a run, and on opening a journal that holds over
   `COMPACT_RATIO` lines an item) rewrites it as one record per item (`item`, `rejected`) after
   its `journal` and `totals` records, beside the real file and then renamed over it, fsync'd
@@ -59,6 +60,7 @@ __all__ = ["COMPACT_RATIO", "Journal", "refuse_foreign"]
 COMPACT_RATIO = 3  # lines an item over which opening a journal compacts it ...
 COMPACT_FLOOR = 1000  # ... once it holds at least this many lines
 HEAD = 3  # a compacted journal's records before its items: journal, totals, folders
+SHORTEST_SECRET = 8  # characters a key needs to be scrubbed from within a longer text
 
 
 class Journal:
@@ -78,7 +80,7 @@ class Journal:
         self._reader: IO[bytes] | None = None  # for the records of done items
         self.skipped_lines = 0  # unreadable lines met by replay (not counting a torn tail)
         self.skipped_tasks = 0  # of those, lines that held a task id: possibly paid again
-        self._secret = secret.encode()
+        self._secret = secret
         self._clock = clock
         self._file: IO[bytes] | None = None
         self._lock: FileLock | None = None
@@ -270,19 +272,19 @@ class Journal:
         with open(temp, "xb") as out:  # O_EXCL: a link planted there is refused, not followed
             offset = 0
             for record in head:
-                offset += out.write(self._scrubbed(_encode(record)))
+                offset += out.write(self._line(record))
             for row, old in ledger.done.located():
                 moved.append((row, offset))
                 line = self._line_at(old)
                 record = _decode(line)
                 if ledger.interned(record):  # (written by a run: sources in full)
-                    line = self._scrubbed(_encode(record))
+                    line = self._line(record)
                 offset += out.write(line)
             for entry in list(ledger.live.values()):
                 record = make_record("item", now, **entry.fields())
                 placed.append((record, offset))
                 ledger.interned(record)
-                offset += out.write(self._scrubbed(_encode(record)))
+                offset += out.write(self._line(record))
                 ledger.named(record)  # (as `located` takes it)
             out.flush()
             os.fsync(out.fileno())
@@ -305,7 +307,7 @@ class Journal:
         one carries it to disk too; such an append returns without yielding to another task."""
         if self._broken is not None:
             raise self._broken
-        self._pending.append((_encode(record), record))
+        self._pending.append((self._line(record), record))
         self._written += 1
         self.lines += 1
         mine = self._written
@@ -340,15 +342,19 @@ class Journal:
         for encoded, record in batch:
             if record["event"] == "item":
                 self.ledger.located(record, offset)
-            offset += len(self._scrubbed(encoded)) if self._secret else len(encoded)
+            offset += len(encoded)
             for observer in self.observers:
                 observer(record)
 
     def _encoded(self, batch: list[tuple[bytes, dict[str, Any]]]) -> bytes:
-        return self._scrubbed(b"".join(encoded for encoded, _ in batch))
+        return b"".join(encoded for encoded, _ in batch)
 
-    def _scrubbed(self, data: bytes) -> bytes:
-        return data.replace(self._secret, b"***") if self._secret else data
+    def _line(self, record: dict[str, Any]) -> bytes:
+        """`record` as its line in the journal, the key scrubbed from its values."""
+        line = _encode(record)
+        if self._secret and self._secret.encode() in line:
+            line = _encode(_scrubbed(record, self._secret))
+        return line
 
 
 def _encode(record: dict[str, Any]) -> bytes:
@@ -356,6 +362,21 @@ def _encode(record: dict[str, Any]) -> bytes:
         return orjson.dumps(record) + b"\n"
     except TypeError:  # a file name that is not UTF-8: json escapes its surrogates, orjson won't
         return json.dumps(record, separators=(",", ":")).encode() + b"\n"
+
+
+def _scrubbed(value: Any, secret: str) -> Any:
+    """`value` (a record, or within one) with `secret` replaced by `***` in its text values;
+    a secret under `SHORTEST_SECRET` characters only where it is the whole value (within a
+    longer text it cannot be told from ordinary characters). Names of fields are kept."""
+    if isinstance(value, str):
+        if len(secret) >= SHORTEST_SECRET:
+            return value.replace(secret, "***")
+        return "***" if value == secret else value
+    if isinstance(value, dict):
+        return {name: _scrubbed(inner, secret) for name, inner in value.items()}
+    if isinstance(value, list):
+        return [_scrubbed(inner, secret) for inner in value]
+    return value
 
 
 def _decode(line: bytes) -> dict[str, Any]:
