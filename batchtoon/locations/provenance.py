@@ -98,6 +98,7 @@ class Provenance:
         self._objects: set[str] | None = None  # a store's names below `out`, once listed
         self._listing = threading.Lock()
         self._folders: set[Path] = set()  # local folders of the record made by this process
+        self._cwd = Path.cwd() if isinstance(out, Path) else Path("/")  # (for relative paths)
 
     def __repr__(self) -> str:
         return f"<Provenance {self.out}>"
@@ -220,7 +221,7 @@ class Provenance:
     def _below(self, where: Location) -> PurePosixPath | None:
         if isinstance(where, Path) and isinstance(self.out, Path):
             # As text: a walk asks this of every photo it meets.
-            absolute = os.path.abspath(where)
+            absolute = os.path.normpath(os.path.join(self._cwd, where))  # (no getcwd a photo)
             rel = _inside(absolute, _folder_text(self.out, real=False))
             if rel is None:  # perhaps through a link: as the OS sees them (its folder's once)
                 folder, name = os.path.split(absolute)

@@ -27,7 +27,6 @@ name) without its extension: files that the default layout would name alike (`a.
 from __future__ import annotations
 
 import csv
-import functools
 import hashlib
 import json
 import os
@@ -430,7 +429,8 @@ def _suffix(name: str | bytes) -> str:
 Row = tuple[Source | BadLine, str | None]  # an item, and the identity its shard is chosen by
 
 
-def _row_source(manifest: Location, raw_path: object, raw_style: object) -> Row:
+def _row_source(manifest: Location, raw_path: object, raw_style: object, inside: str) -> Row:
+    """A manifest line's item; `inside`: the manifest's folder (`_folder_text`), for files."""
     if not isinstance(raw_path, str) or not raw_path.strip():
         raise ValueError("no path")
     raw = raw_path.strip()
@@ -439,8 +439,7 @@ def _row_source(manifest: Location, raw_path: object, raw_style: object) -> Row:
         url, rel = _url_below(manifest, raw)
         source = Source(url, rel, styles)
     else:
-        path = manifest.parent / raw
-        source = Source(path, _below(manifest.parent, path), styles)
+        source = Source(manifest.parent / raw, _below(inside, raw), styles)
     return source, _identity(PurePosixPath(raw.replace("\\", "/")))
 
 
@@ -461,11 +460,12 @@ def _url_below(manifest: Location, raw: str) -> tuple[str, PurePosixPath]:
     return where + path, PurePosixPath(*parts)
 
 
-def _below(base: Path, path: Path) -> PurePosixPath:
-    """The path as it should sit below the output folder: relative to the manifest's folder when
-    it is inside it, else its own parts with any root and `..` dropped. (Text, not `Path`
-    methods: a million-line manifest takes it a million times.)"""
-    absolute, inside = os.path.abspath(path), _folder_prefix(base)
+def _below(inside: str, raw: str) -> PurePosixPath:
+    """Where a manifest line's file `raw` should sit below the output folder: relative to the
+    manifest's folder `inside` (absolute, its separator at the end) when it is inside it, else
+    its own parts with any root and `..` dropped. (Text, not `Path` methods, nor the current
+    folder asked again: a million-line manifest takes it a million times.)"""
+    absolute = os.path.normpath(os.path.join(inside, raw))
     if absolute.startswith(inside):
         parts = absolute[len(inside) :].split(os.sep)
     else:
@@ -473,8 +473,7 @@ def _below(base: Path, path: Path) -> PurePosixPath:
     return PurePosixPath(*(os.fsdecode(p) for p in parts if p not in ("", "..", ".")))
 
 
-@functools.lru_cache(maxsize=64)
-def _folder_prefix(folder: Path) -> str:
+def _folder_text(folder: Path) -> str:
     """`folder`, absolute, with its separator at the end."""
     return os.path.join(os.path.abspath(folder), "")
 
@@ -487,6 +486,7 @@ def _open_text(manifest: Location, newline: str | None = None) -> IO[str]:
 
 
 def _jsonl(manifest: Location) -> Iterator[Row]:
+    inside = _folder_text(manifest.parent) if isinstance(manifest, Path) else ""
     with _open_text(manifest) as lines:
         for number, line in enumerate(lines, 1):
             if not line.strip():
@@ -496,12 +496,13 @@ def _jsonl(manifest: Location) -> Iterator[Row]:
                 row = json.loads(line)
                 if not isinstance(row, dict):
                     raise ValueError("not an object")
-                yield _row_source(manifest, row.get("path"), row.get("style"))
+                yield _row_source(manifest, row.get("path"), row.get("style"), inside)
             except ValueError as exc:
                 yield BadLine(where, f'{exc}: expected {{"path": "...", "style": 0}}'), None
 
 
 def _csv(manifest: Location) -> Iterator[Row]:
+    inside = _folder_text(manifest.parent) if isinstance(manifest, Path) else ""
     with _open_text(manifest, newline="") as lines:
         for number, row in enumerate(csv.reader(lines), 1):
             if not row or not "".join(row).strip():
@@ -512,6 +513,6 @@ def _csv(manifest: Location) -> Iterator[Row]:
             try:
                 if len(row) > 2:
                     raise ValueError(f"{len(row)} columns")
-                yield _row_source(manifest, row[0], row[1] if len(row) > 1 else None)
+                yield _row_source(manifest, row[0], row[1] if len(row) > 1 else None, inside)
             except ValueError as exc:
                 yield BadLine(where, f"{exc}: expected path[,style]"), None
