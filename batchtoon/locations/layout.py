@@ -129,8 +129,9 @@ class Layout:
         """The bases whose file with extension `ext` exists (blocking: run it in a thread).
         For a URL output, by one listing of it (`StoreFailure` if it cannot be
         listed), kept current by `wrote`."""
-        if isinstance(self.out, Path):
-            return {base for base in bases if (self.out / f"{base}.{ext}").is_file()}
+        if isinstance(self.out, Path):  # (as text: a resume asks it of every photo)
+            out = os.path.join(self.out, "")
+            return {base for base in bases if os.path.isfile(f"{out}{base}.{ext}")}
         with self._listing:
             if self._objects is None:
                 self._objects = _listing(self.out)

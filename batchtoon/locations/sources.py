@@ -35,8 +35,9 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import IO
+from typing import IO, Any
 
+import orjson
 from wcmatch import glob
 
 from batchtoon.errors import StoreFailure, UsageError
@@ -205,17 +206,20 @@ class Filter:
             if kind == flag and any(matcher.match(path) for path in paths):
                 del self._unseen[kind, pattern]
 
-    def keeps(self, item: Source | BadLine, identity: str | None = None) -> bool:
-        """Whether `item` is taken: this process's, and no result of batchtoon's."""
-        if not self.in_shard(item, identity):
+    def keeps(self, item: Source | BadLine, line: str | None = None) -> bool:
+        """Whether `item` is taken: this process's, and no result of batchtoon's. `line`: the
+        path a manifest line gave, which its shard is chosen by."""
+        if not self.in_shard(item, line):
             return False
         return not (isinstance(item, Source) and self.results and self.results(item.path))
 
-    def in_shard(self, item: Source | BadLine, identity: str | None = None) -> bool:
+    def in_shard(self, item: Source | BadLine, line: str | None = None) -> bool:
         """Whether `item` is this process's (always, without a shard)."""
         if self.shard is None:
             return True
-        if identity is None:
+        if line is not None:
+            identity = _identity(PurePosixPath(line.replace("\\", "/")))
+        else:
             identity = item.where if isinstance(item, BadLine) else _identity(item.rel)
         return self.shard.takes(identity)
 
@@ -339,7 +343,7 @@ def _ext(where: Location) -> str:
 def _manifest(manifest: Location, only: Filter) -> Iterator[Source | BadLine]:
     try:
         read = _jsonl if _ext(manifest) == ".jsonl" else _csv
-        yield from (item for item, identity in read(manifest) if only.keeps(item, identity))
+        yield from (item for item, line in read(manifest) if only.keeps(item, line))
     except (OSError, UnicodeError, csv.Error, StoreFailure) as exc:
         reason = getattr(exc, "strerror", None) or str(exc)
         yield BadLine(display(manifest), f"cannot read the manifest: {reason}")
@@ -426,7 +430,7 @@ def _suffix(name: str | bytes) -> str:
     return "." + text.rpartition(".")[2].lower() if "." in text else ""
 
 
-Row = tuple[Source | BadLine, str | None]  # an item, and the identity its shard is chosen by
+Row = tuple[Source | BadLine, str | None]  # an item, and the path its line gave (for shards)
 
 
 def _row_source(manifest: Location, raw_path: object, raw_style: object, inside: str) -> Row:
@@ -440,7 +444,7 @@ def _row_source(manifest: Location, raw_path: object, raw_style: object, inside:
         source = Source(url, rel, styles)
     else:
         source = Source(manifest.parent / raw, _below(inside, raw), styles)
-    return source, _identity(PurePosixPath(raw.replace("\\", "/")))
+    return source, raw
 
 
 def _url_below(manifest: Location, raw: str) -> tuple[str, PurePosixPath]:
@@ -493,12 +497,21 @@ def _jsonl(manifest: Location) -> Iterator[Row]:
                 continue
             where = f"{display(manifest)} line {number}"
             try:
-                row = json.loads(line)
+                row = _json_row(line)
                 if not isinstance(row, dict):
                     raise ValueError("not an object")
                 yield _row_source(manifest, row.get("path"), row.get("style"), inside)
             except ValueError as exc:
                 yield BadLine(where, f'{exc}: expected {{"path": "...", "style": 0}}'), None
+
+
+def _json_row(line: str) -> Any:
+    """A `.jsonl` line read (orjson: a million of them; json for what orjson refuses, such as
+    a name with an unpaired surrogate)."""
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return json.loads(line)
 
 
 def _csv(manifest: Location) -> Iterator[Row]:
