@@ -98,7 +98,13 @@ class Provenance:
         self._objects: set[str] | None = None  # a store's names below `out`, once listed
         self._listing = threading.Lock()
         self._folders: set[Path] = set()  # local folders of the record made by this process
-        self._cwd = Path.cwd() if isinstance(out, Path) else Path("/")  # (for relative paths)
+        self._cwd = os.getcwd() if isinstance(out, Path) else "/"  # (for relative paths)
+        # The output folder, absolute, as given and with its links followed (a separator last)
+        self._out_text = (
+            (_folder_text(out), _real_folder(os.path.abspath(out)))
+            if isinstance(out, Path)
+            else ("", "")
+        )
 
     def __repr__(self) -> str:
         return f"<Provenance {self.out}>"
@@ -222,13 +228,12 @@ class Provenance:
         if isinstance(where, Path) and isinstance(self.out, Path):
             # As text: a walk asks this of every photo it meets.
             absolute = os.path.normpath(os.path.join(self._cwd, where))  # (no getcwd a photo)
-            rel = _inside(absolute, _folder_text(self.out, real=False))
+            rel = _inside(absolute, self._out_text[0])
             if rel is None:  # perhaps through a link: as the OS sees them (its folder's once)
                 folder, name = os.path.split(absolute)
-                real = os.path.realpath(where) if os.path.islink(where) else os.path.join(
-                    _folder_text(Path(folder), real=True), name
-                )  # fmt: skip
-                rel = _inside(real, _folder_text(self.out, real=True))
+                link = os.path.islink(absolute)
+                real = os.path.realpath(absolute) if link else _real_folder(folder) + name
+                rel = _inside(real, self._out_text[1])
             return None if rel is None else PurePosixPath(rel.replace(os.sep, "/"))
         if isinstance(where, str) and isinstance(self.out, str):
             prefix = self.out.rstrip("/") + "/"
@@ -334,10 +339,15 @@ def _inside(path: str, folder: str) -> str | None:
     return path[len(folder) :] if path.startswith(folder) else None
 
 
+def _folder_text(folder: Path) -> str:
+    """`folder` absolute, its separator at the end."""
+    return os.path.join(os.path.abspath(folder), "")
+
+
 @functools.lru_cache(maxsize=1024)
-def _folder_text(folder: Path, *, real: bool) -> str:
-    """`folder` absolute (with `real`, its links followed), its separator at the end."""
-    return os.path.join(os.path.realpath(folder) if real else os.path.abspath(folder), "")
+def _real_folder(folder: str) -> str:
+    """The absolute `folder` with its links followed, its separator at the end."""
+    return os.path.join(os.path.realpath(folder), "")
 
 
 def _name_file(base: str) -> str:

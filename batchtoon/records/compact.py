@@ -98,9 +98,14 @@ class HashIndex:
         keys[slot] = key  # the key last: a reader in another thread never sees it without it
         self._used += 1
 
-    def _grow(self) -> None:
+    def reserve(self, more: int) -> None:
+        """Make room for `more` keys at once (not by doubling again and again)."""
+        if self._used + more > MAX_LOAD * (self._table[2] + 1):
+            self._grow(int((self._used + more) / MAX_LOAD) + 1)
+
+    def _grow(self, size: int = 0) -> None:
         keys, values, mask = self._table
-        table = _empty(2 * (mask + 1), self._code)
+        table = _empty(max(size, 2 * (mask + 1)), self._code)
         new_keys, new_values, new_mask = table
         for key, value in zip(keys, values, strict=True):
             if key:
@@ -185,6 +190,7 @@ class SortedIndex:
         if count - self._seen > BULK:
             return self._rebuild(count)
         shadowed = []
+        self._recent.reserve(count - self._seen)
         for position in range(self._seen, count):
             key = self._keys[position]
             earlier = self._recent.get(key)
