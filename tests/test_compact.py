@@ -249,3 +249,17 @@ def test_a_sigkill_during_compaction_loses_nothing(tmp_path: Path) -> None:
             "journal.jsonl.lock",
         ], point
         assert len(path.read_text().splitlines()) == 3 + 400, point
+
+
+def test_a_done_item_record_of_another_shape_is_skipped_whole(tmp_path: Path) -> None:
+    path = tmp_path / "journal.jsonl"
+    good, bad = done_item(1, "in"), done_item(2, "in")
+    bad["targets"].append(["in/second-3", "in/second.jpg", "not a number"])
+    path.write_text(
+        "".join(json.dumps(record) + "\n" for record in (good, bad, done_item(3, "in")))
+    )
+    journal = Journal.replay(path)
+    assert journal.skipped_lines == 1
+    done = journal.ledger.done
+    assert done.count == 2 and len(done.target_keys) == len(done.target_seen) == 2
+    assert [entry.key for entry in journal.ledger.entries.values()] == [good["key"], f"{3:064x}:3"]

@@ -26,18 +26,18 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["MISSING", "HashIndex", "HashSet", "SortedIndex", "key_of"]
+__all__ = ["MASK64", "MISSING", "HashIndex", "HashSet", "SortedIndex", "key_of"]
 
 BULK = 200_000  # keys appended since the last lookup from which they are sorted (numpy: some
 # 10 MiB of a process's memory) rather than put one by one
 MAX_LOAD = 0.7  # a table this full doubles: probes stay short, memory stays near 1.4 slots
 MISSING = -1
-_MASK64 = (1 << 64) - 1
+MASK64 = (1 << 64) - 1
 
 
 def key_of(value: object) -> int:
     """The table key of `value`: its hash as an unsigned 64-bit number, never 0 (0 is empty)."""
-    return (hash(value) & _MASK64) or 1
+    return (hash(value) & MASK64) or 1
 
 
 class HashIndex:

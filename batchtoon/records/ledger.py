@@ -44,7 +44,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
-from batchtoon.records.compact import MISSING, HashIndex, SortedIndex, key_of
+from batchtoon.records.compact import MASK64, MISSING, HashIndex, SortedIndex, key_of
 
 __all__ = [
     "COMPACT_FORMAT", "FORMAT_VERSION", "STATES", "DoneItems", "Entries", "Entry", "Event",
@@ -227,16 +227,32 @@ class DoneItems:
         return sum(column.itemsize * len(column) for column in columns)
 
     def add(self, key: str, offset: int, style: int, targets: list[list[Any]]) -> None:
-        row = len(self.offsets)
-        self.keys.append(key_of(key))
-        self.offsets.append(offset)
-        self.files.append(min(len(targets), 0xFFFF))
-        for base, source, seen in targets:
-            self.target_keys.append(key_of((source, style)))
-            self.target_bases.append(key_of(base))
-            self.target_sources.append(key_of(source))
-            self.target_rows.append(row)
-            self.target_seen.append(int(seen))
+        """A done item's row (`key_of` written out: a replay calls this a million times). A
+        record of another shape adds nothing: what it appended is taken back."""
+        row, first = len(self.offsets), len(self.target_rows)
+        try:
+            self.keys.append(hash(key) & MASK64 or 1)
+            self.offsets.append(offset)
+            self.files.append(len(targets) if len(targets) < 0xFFFF else 0xFFFF)
+            for base, source, seen in targets:
+                self.target_keys.append(hash((source, style)) & MASK64 or 1)
+                self.target_bases.append(hash(base) & MASK64 or 1)
+                self.target_sources.append(hash(source) & MASK64 or 1)
+                self.target_rows.append(row)
+                self.target_seen.append(seen)
+        except (TypeError, ValueError, OverflowError):
+            for column in (self.keys, self.offsets, self.files):
+                del column[row:]
+            for column in self._target_columns:
+                del column[first:]
+            raise
+
+    @property
+    def _target_columns(self) -> tuple[array[int], ...]:
+        return (
+            self.target_keys, self.target_bases, self.target_sources, self.target_rows,
+            self.target_seen,
+        )  # fmt: skip
 
     def offset(self, key: str) -> int:
         """The offset of `key`'s record, or `MISSING`."""
