@@ -18,9 +18,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from batchtoon.records import compact
+from batchtoon.records import ledger as ledger_module
 from batchtoon.records.compact import MISSING, HashIndex, SortedIndex, key_of
 from batchtoon.records.journal import Journal
-from batchtoon.records.ledger import Ledger, make_record
+from batchtoon.records.ledger import DoneItems, Ledger, make_record
 from batchtoon.sandbox import Sandbox
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -263,3 +264,16 @@ def test_a_done_item_record_of_another_shape_is_skipped_whole(tmp_path: Path) ->
     done = journal.ledger.done
     assert done.count == 2 and len(done.target_keys) == len(done.target_seen) == 2
     assert [entry.key for entry in journal.ledger.entries.values()] == [good["key"], f"{3:064x}:3"]
+
+
+def test_the_distinct_sources_of_done_items_are_the_same_counted_either_way(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    tables = [Ledger().done, Ledger().done]
+    for table, numbers in zip(tables, ([1, 2, 2, 3], [3, 4]), strict=True):
+        for row, number in enumerate(numbers):
+            table.add(f"{row}{number:063x}:0", row, 0, [[f"b{row}", f"in/{number}.jpg", 1]])
+    small = DoneItems.distinct_sources(tables).difference({key_of("in/4.jpg")})
+    monkeypatch.setattr(ledger_module, "BIG", 1)  # as for a million: numpy's
+    big = DoneItems.distinct_sources(tables).difference({key_of("in/4.jpg")})
+    assert len(small) == len(big) == 3

@@ -210,13 +210,13 @@ def tally(
         results[item.state] += 1
         rank, source = STATUS_TERMS.index(item.state), key_of(item.source)
         worst[source] = max(worst.get(source, 0), rank)
-    for rows in done:
-        results["done"] += rows.files_written()
-        for source in rows.sources():
-            worst.setdefault(source, 0)  # done: the best rank
+    rows = list(done)
+    results["done"] += sum(each.files_written() for each in rows)
     photos = dict.fromkeys(STATUS_TERMS, 0)
     for rank in worst.values():
         photos[STATUS_TERMS[rank]] += 1
+    # The photos of done items not met above: done (the best rank), each counted once.
+    photos["done"] += len(DoneItems.distinct_sources(rows).difference(worst))
     return results, photos
 
 

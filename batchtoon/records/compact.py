@@ -46,7 +46,7 @@ class HashIndex:
     __slots__ = ("_code", "_table", "_used")
 
     def __init__(self, *, wide: bool = False, capacity: int = 1024) -> None:
-        self._code = "Q" if wide else "L"
+        self._code = "Q" if wide else "I"
         self._used = 0
         self._table = _empty(capacity, self._code)
 

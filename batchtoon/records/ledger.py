@@ -202,7 +202,7 @@ class DoneItems:
         self.target_keys = array("Q")  # target -> key_of((source, style))
         self.target_bases = array("Q")  # target -> key_of(output base)
         self.target_sources = array("Q")  # target -> key_of(source)
-        self.target_rows = array("L")  # target -> row
+        self.target_rows = array("I")  # target -> row
         self.target_seen = array("q")  # target -> the source's fingerprint (0: not known)
         self._rows = SortedIndex(self.keys)
         self._targets = SortedIndex(self.target_keys)
@@ -291,18 +291,43 @@ class DoneItems:
             rows = map(int, np.argsort(np.frombuffer(offsets, dtype=np.int64), kind="stable"))
         return ((row, offsets[row]) for row in rows if offsets[row] != MISSING)
 
-    def sources(self) -> Iterator[int]:
-        """`key_of` the source of every done target (a source in two styles: twice)."""
-        self._settle()
-        offsets = self.offsets
-        for row, source in zip(self.target_rows, self.target_sources, strict=True):
-            if offsets[row] != MISSING:
-                yield source
+    @staticmethod
+    def distinct_sources(each: Iterable[DoneItems]) -> Distinct:
+        """`key_of` the source of every done target of these tables, each once: a set, or
+        for big tables a sorted numpy array (a tenth of a set's memory) that answers
+        `difference` as a set does."""
+        tables = list(each)
+        for table in tables:
+            table._settle()
+        if sum(len(table.target_sources) for table in tables) < BIG:
+            return {
+                source
+                for table in tables
+                for row, source in zip(table.target_rows, table.target_sources, strict=True)
+                if table.offsets[row] != MISSING
+            }
+        import numpy as np
+
+        alive = [
+            np.frombuffer(table.target_sources, dtype=np.uint64)[
+                np.frombuffer(table.offsets, dtype=np.int64)[
+                    np.frombuffer(table.target_rows, dtype=np.uint32)
+                ] != MISSING
+            ]
+            for table in tables
+        ]  # fmt: skip
+        keys = np.sort(np.concatenate(alive))  # (np.unique: ten times slower, hashing first)
+        return _SortedKeys(keys[np.concatenate(([True], keys[1:] != keys[:-1]))])
 
     def files_written(self) -> int:
         self._settle()
-        pairs = zip(self.files, self.offsets, strict=True)
-        return sum(files for files, offset in pairs if offset != MISSING)
+        if len(self.offsets) < BIG:
+            pairs = zip(self.files, self.offsets, strict=True)
+            return sum(files for files, offset in pairs if offset != MISSING)
+        import numpy as np
+
+        alive = np.frombuffer(self.offsets, dtype=np.int64) != MISSING
+        return int(np.frombuffer(self.files, dtype=np.uint16)[alive].sum())
 
     def _row(self, hashed: int) -> int:
         for row in self._rows.catch_up():
@@ -318,6 +343,25 @@ class DoneItems:
         if row != MISSING and self.offsets[row] != MISSING:
             self.offsets[row] = MISSING
             self._gone += 1
+
+
+class _SortedKeys:
+    """Distinct keys in a sorted numpy array, with the one set operation `status` needs."""
+
+    def __init__(self, keys: Any) -> None:
+        self._keys = keys
+
+    def difference(self, other: Iterable[int]) -> set[int] | _SortedKeys:
+        import numpy as np
+
+        drop = np.array(sorted(other), dtype=np.uint64)
+        return _SortedKeys(self._keys[~np.isin(self._keys, drop, assume_unique=True)])
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+
+Distinct = set[int] | _SortedKeys
 
 
 class Entries(Mapping[str, Entry]):
@@ -416,6 +460,9 @@ class Ledger:
         """Fold one record in (`offset`: where it is in the journal, if it is there). Written
         as one flat function: replay calls it a million times."""
         event = record["event"]
+        if event == "item":  # (first: a compacted journal is little else)
+            self._item(record, offset)
+            return
         if event == "rejected":
             self.rejected[record["source"], record["style"]] = record["reason"]
             return
@@ -425,9 +472,6 @@ class Ledger:
         if event == "totals":
             self.uploads.fold(record)
             self.out = self.out or str(record.get("out", ""))
-            return
-        if event == "item":
-            self._item(record, offset)
             return
         if event == "folders":
             for folder in record["folders"]:
