@@ -564,6 +564,8 @@ def test_thumbnails_made_one_by_one_are_remembered_and_a_stop_ends_a_page(tmp_pa
         later.names(files, workers=2)
     assert len(list(folder.glob("*.jpg"))) == 2
     assert Thumbnails(folder).known(files[2]) is None
+    make_thumbnails(files[1:], folder, workers=1)  # a whole page: the memo keeps its files
+    assert all(Thumbnails(folder).known(path) for path in files)  # (and forgets none)
 
 
 KILLED = """
@@ -615,6 +617,24 @@ def test_the_data_is_in_files_of_a_bounded_size_that_hold_every_card_once(run: R
     again = _index(write_gallery(run.out, from_ledger(run.ledger, run.out), workers=2))
     assert not folder.exists()  # the data of the page before it: removed
     assert again["files"]["sizes"] == [9]
+
+
+def test_a_rewritten_page_removes_only_the_data_it_made(run: Run) -> None:
+    first = write_gallery(run.out, from_ledger(run.ledger, run.out), workers=2, per_file=4)
+    folder = first.parent / unquote(_index(first)["files"]["dir"])
+    (folder / "notes.txt").write_text("mine")  # a person's file among our data files
+    mine = folder.parent / "holiday"  # a person's folder beside ours, named as no page's is
+    mine.mkdir()
+    (mine / "0.js").write_text("mine")
+    elsewhere = run.out / "kept"
+    elsewhere.mkdir()
+    (elsewhere / "0.js").write_text("mine")
+    linked = folder.parent / ("ab" * 6)  # named as ours, but a link: left, and what it reaches
+    linked.symlink_to(elsewhere, target_is_directory=True)
+    write_gallery(run.out, from_ledger(run.ledger, run.out), workers=2)
+    assert sorted(p.name for p in folder.iterdir()) == ["notes.txt"]  # our files gone, not it
+    assert (mine / "0.js").read_text() == (elsewhere / "0.js").read_text() == "mine"
+    assert linked.is_symlink()
 
 
 def test_cards_are_sorted_beyond_one_run_in_memory(

@@ -21,7 +21,8 @@ Guarantees:
 - the page is replaced whole (a temporary file beside it, renamed over it): a browser never
   reads half of it, and a page that was there stays until the new one is complete: each page
   has its own folder of data files, written before it, and the folders of the pages before
-  it are removed once it is in place;
+  it are removed once it is in place: by name (a folder named as ours, its `<n>.js` files,
+  then the folder if that emptied it), never a link, nor anything else someone put there;
 - thumbnails are made once (see `thumbs.py`); a later call reuses them, so rewriting the page
   of a run that grew costs the new photos only, and a run that made them as its results came
   (`arriving.py`) only looks them up. Nothing is ever deleted;
@@ -32,13 +33,13 @@ Guarantees:
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import html
 import itertools
 import json
 import re
 import secrets
-import shutil
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path, PurePosixPath
@@ -54,9 +55,10 @@ from batchtoon.report.viewable import viewable_copies
 __all__ = ["render", "standing", "write_gallery"]
 
 PAGES = ("index.html", "batchtoon-gallery.html")
-DATA = PurePosixPath(
-    ".batchtoon", "gallery"
-)  # below the output folder: a folder per page  # the page's name, else its own
+DATA = PurePosixPath(".batchtoon", "gallery")  # below the output folder: a folder per page
+DATA_FOLDER_BYTES = 6  # a page's data folder: this many random bytes, as hex, its name ...
+DATA_FOLDER = re.compile(r"[0-9a-f]{12}")
+DATA_FILE = re.compile(r"[0-9]+\.js")  # ... and its files: `<n>.js`, n counting from 0
 MARK = b'<meta name="generator" content="batchtoon">'
 PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 # The JSON text is inlined in HTML: these must not appear raw (`</script>`, `<!--`, entities).
@@ -78,7 +80,7 @@ def write_gallery(
     own = out / DATA
     if any((out / below).is_symlink() for below in (DATA.parent, DATA)):
         raise Unwritable(f"no gallery written: {own} is a link (batchtoon writes through none)")
-    folder = own / secrets.token_hex(6)
+    folder = own / secrets.token_hex(DATA_FOLDER_BYTES)
     folder.mkdir(parents=True)
     thumbnails = thumbnails or Thumbnails(thumbs_dir(out))
     packer = Packer(out, gallery.styles)
@@ -99,12 +101,25 @@ def write_gallery(
         index = packer.index(gallery, Links(out)(folder) + "/")
         write_whole(page, render(gallery, index).encode("utf-8"), durable=True)
     except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
+        _remove_data(folder)
         raise
     for earlier in own.iterdir():  # the data of the pages before this one: ours, unread now
-        if earlier != folder and not earlier.is_symlink() and earlier.is_dir():
-            shutil.rmtree(earlier, ignore_errors=True)
+        if earlier != folder and DATA_FOLDER.fullmatch(earlier.name):
+            _remove_data(earlier)
     return page
+
+
+def _remove_data(folder: Path) -> None:
+    """Remove a page's data folder as batchtoon made it: its `<n>.js` files by name, then the
+    folder if that left it empty; anything else in it (a link, a file of someone else's)
+    stays, and so does the folder."""
+    if folder.is_symlink() or not folder.is_dir():
+        return
+    for file in folder.iterdir():
+        if DATA_FILE.fullmatch(file.name) and not file.is_symlink() and file.is_file():
+            file.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        folder.rmdir()
 
 
 def page_path(out: Path) -> Path:
