@@ -277,3 +277,19 @@ def test_the_distinct_sources_of_done_items_are_the_same_counted_either_way(
     monkeypatch.setattr(ledger_module, "BIG", 1)  # as for a million: numpy's
     big = DoneItems.distinct_sources(tables).difference({key_of("in/4.jpg")})
     assert len(small) == len(big) == 3
+
+
+def test_a_folder_planted_at_the_compactions_name_is_left_and_the_journal_still_opens(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "journal.jsonl"
+    old_journal(path, 400)  # compacted on opening: but its file's name is taken
+    before = state(path)
+    planted = tmp_path / ".journal.jsonl.compacting"
+    planted.mkdir()
+    (planted / "mine.txt").write_text("mine")
+    journal = Journal(path)
+    journal.open()  # the journal as it was: whole, only longer
+    journal.close()
+    assert state(path) == before
+    assert (planted / "mine.txt").read_text() == "mine"

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
-__all__ = ["create_part", "part_name", "write_whole"]
+__all__ = ["create_part", "part_name", "remove_left_part", "write_whole"]
 
 Fill = Callable[[IO[bytes]], object]
 
@@ -30,11 +30,17 @@ def part_name(name: str, suffix: str = ".tmp") -> str:
     return f".{name}.{uuid.uuid4().hex[:12]}{suffix}"
 
 
+def remove_left_part(part: Path) -> None:
+    """A part file a killed write of the same owner left at `part`: removed, by its name, if it
+    is a regular file (a link or a folder there is left alone)."""
+    if not part.is_symlink() and part.is_file():
+        part.unlink(missing_ok=True)
+
+
 def create_part(part: Path) -> IO[bytes]:
     """The part file, created for writing: exclusively, never through a symbolic link (see the
     module docstring; `FileExistsError` if a link or a folder is there: it is left alone)."""
-    if not part.is_symlink() and part.is_file():
-        part.unlink()  # left by a killed write of the same owner
+    remove_left_part(part)
     fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
     return os.fdopen(fd, "wb")
 

@@ -101,7 +101,7 @@ class Provenance:
         self._cwd = os.getcwd() if isinstance(out, Path) else "/"  # (for relative paths)
         # The output folder, absolute, as given and with its links followed (a separator last)
         self._out_text = (
-            (_folder_text(out), _real_folder(os.path.abspath(out)))
+            (storage.folder_text(out), _real_folder(os.path.abspath(out)))
             if isinstance(out, Path)
             else ("", "")
         )
@@ -337,11 +337,6 @@ def _holds(journal: Path, journal_id: str) -> bool:
 def _inside(path: str, folder: str) -> str | None:
     """`path` below `folder` (which ends with its separator), or None if it is not below it."""
     return path[len(folder) :] if path.startswith(folder) else None
-
-
-def _folder_text(folder: Path) -> str:
-    """`folder` absolute, its separator at the end."""
-    return os.path.join(os.path.abspath(folder), "")
 
 
 @functools.lru_cache(maxsize=1024)

@@ -434,7 +434,7 @@ Row = tuple[Source | BadLine, str | None]  # an item, and the path its line gave
 
 
 def _row_source(manifest: Location, raw_path: object, raw_style: object, inside: str) -> Row:
-    """A manifest line's item; `inside`: the manifest's folder (`_folder_text`), for files."""
+    """A manifest line's item; `inside`: the manifest's folder (`storage.folder_text`)."""
     if not isinstance(raw_path, str) or not raw_path.strip():
         raise ValueError("no path")
     raw = raw_path.strip()
@@ -477,11 +477,6 @@ def _below(inside: str, raw: str) -> PurePosixPath:
     return PurePosixPath(*(os.fsdecode(p) for p in parts if p not in ("", "..", ".")))
 
 
-def _folder_text(folder: Path) -> str:
-    """`folder`, absolute, with its separator at the end."""
-    return os.path.join(os.path.abspath(folder), "")
-
-
 def _open_text(manifest: Location, newline: str | None = None) -> IO[str]:
     if isinstance(manifest, str):
         return storage.open_text(manifest, newline)
@@ -490,7 +485,7 @@ def _open_text(manifest: Location, newline: str | None = None) -> IO[str]:
 
 
 def _jsonl(manifest: Location) -> Iterator[Row]:
-    inside = _folder_text(manifest.parent) if isinstance(manifest, Path) else ""
+    inside = storage.folder_text(manifest.parent) if isinstance(manifest, Path) else ""
     with _open_text(manifest) as lines:
         for number, line in enumerate(lines, 1):
             if not line.strip():
@@ -515,7 +510,7 @@ def _json_row(line: str) -> Any:
 
 
 def _csv(manifest: Location) -> Iterator[Row]:
-    inside = _folder_text(manifest.parent) if isinstance(manifest, Path) else ""
+    inside = storage.folder_text(manifest.parent) if isinstance(manifest, Path) else ""
     with _open_text(manifest, newline="") as lines:
         for number, row in enumerate(csv.reader(lines), 1):
             if not row or not "".join(row).strip():

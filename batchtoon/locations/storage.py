@@ -50,6 +50,7 @@ __all__ = [
     "copy",
     "create",
     "find",
+    "folder_text",
     "is_dir",
     "is_url",
     "join",
@@ -112,6 +113,12 @@ def location(text: str | os.PathLike[str]) -> Location:
 def join(base: Location, rel: str) -> Location:
     """`rel` (posix) below `base`."""
     return base / rel if isinstance(base, Path) else join_url(base, rel)
+
+
+def folder_text(folder: Path) -> str:
+    """`folder` as absolute text with its separator at the end: a prefix that tells, as text,
+    whether a path is below it (for the checks a walk makes of every photo)."""
+    return os.path.join(os.path.abspath(folder), "")
 
 
 def join_url(url: str, rel: str) -> str:

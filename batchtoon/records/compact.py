@@ -56,11 +56,6 @@ class HashIndex:
     def __repr__(self) -> str:
         return f"<HashIndex {self._used} of {len(self._table[0])}>"
 
-    @property
-    def nbytes(self) -> int:
-        keys, values, _ = self._table
-        return keys.itemsize * len(keys) + values.itemsize * len(values)
-
     def items(self) -> Iterator[tuple[int, int]]:
         """Every (key, number), in no particular order."""
         keys, values, _ = self._table

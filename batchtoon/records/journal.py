@@ -39,6 +39,7 @@ Guarantees:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -52,6 +53,7 @@ import orjson
 from filelock import FileLock, Timeout
 
 from batchtoon.errors import Unwritable, UsageError
+from batchtoon.locations.files import create_part, remove_left_part
 from batchtoon.pipeline.clock import SYSTEM_CLOCK, Clock
 from batchtoon.records.ledger import Event, Ledger, make_record
 
@@ -76,7 +78,6 @@ class Journal:
         self.linger = linger
         self.ledger = Ledger(self._record_at)
         self.lines = 0  # records in the file (as read, and written since)
-        self.compactions = 0
         self._reader: IO[bytes] | None = None  # for the records of done items
         self.skipped_lines = 0  # unreadable lines met by replay (not counting a torn tail)
         self.skipped_tasks = 0  # of those, lines that held a task id: possibly paid again
@@ -114,7 +115,7 @@ class Journal:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._lock = self._acquire_lock()
             good_length = self._read()
-            self._compaction_file()[1].unlink(missing_ok=True)  # a crashed compaction's
+            remove_left_part(self._compaction_file()[1])  # a crashed compaction's
             self._file = open(self.path, "ab")  # noqa: SIM115  closed in close()
             if self._file.tell() != good_length:
                 self._file.truncate(good_length)  # drop a torn last line
@@ -123,7 +124,8 @@ class Journal:
             if not self.ledger.journal_id:
                 self._identify()
             if self.lines >= COMPACT_FLOOR and self.lines > COMPACT_RATIO * self.compacted_lines:
-                self.compact()
+                with contextlib.suppress(OSError):  # (kept whole as it is: only longer)
+                    self.compact()
         except OSError as error:
             self.close()
             raise Unwritable.from_os_error(error, self.path, "open the journal") from None
@@ -226,11 +228,12 @@ class Journal:
             _append(self._file, self._encoded(self._pending))
             self._pending = []
         real, temp = self._compaction_file()
-        temp.unlink(missing_ok=True)  # a crashed compaction's, by its name
+        out = create_part(temp)  # (a crashed compaction's removed; anything else left alone)
         try:
-            moved, placed, lines = self._write_compacted(temp)
+            with out:
+                moved, placed, lines = self._write_compacted(out)
         except BaseException:
-            temp.unlink(missing_ok=True)
+            temp.unlink(missing_ok=True)  # ours: made just now
             raise
         os.replace(temp, real)  # from here on, the new journal: a reader sees one or the other
         _sync_folder(real.parent)
@@ -244,7 +247,6 @@ class Journal:
         for record, offset in placed:  # done items that were in hand: rows now
             self.ledger.located(record, offset)
         self.lines = lines
-        self.compactions += 1
 
     def _compaction_file(self) -> tuple[Path, Path]:
         """The journal's real file (through links) and the compaction's file beside it."""
@@ -252,11 +254,10 @@ class Journal:
         return real, real.with_name(f".{real.name}.compacting")
 
     def _write_compacted(
-        self, temp: Path
+        self, out: IO[bytes]
     ) -> tuple[list[tuple[int, int]], list[tuple[dict[str, Any], int]], int]:
-        """Write the compacted journal to `temp` (new, never through a link), fsync'd; the new
-        offset of each done item's row, the records of the items in hand and their offsets,
-        and the lines written."""
+        """Write the compacted journal to `out`, fsync'd; the new offset of each done item's
+        row, the records of the items in hand and their offsets, and the lines written."""
         ledger, now = self.ledger, self._clock.wall()
         head = [
             make_record("journal", now, id=ledger.journal_id),
@@ -269,25 +270,24 @@ class Journal:
         ]
         moved: list[tuple[int, int]] = []
         placed: list[tuple[dict[str, Any], int]] = []
-        with open(temp, "xb") as out:  # O_EXCL: a link planted there is refused, not followed
-            offset = 0
-            for record in head:
-                offset += out.write(self._line(record))
-            for row, old in ledger.done.located():
-                moved.append((row, offset))
-                line = self._line_at(old)
-                record = _decode(line)
-                if ledger.interned(record):  # (written by a run: sources in full)
-                    line = self._line(record)
-                offset += out.write(line)
-            for entry in list(ledger.live.values()):
-                record = make_record("item", now, **entry.fields())
-                placed.append((record, offset))
-                ledger.interned(record)
-                offset += out.write(self._line(record))
-                ledger.named(record)  # (as `located` takes it)
-            out.flush()
-            os.fsync(out.fileno())
+        offset = 0
+        for record in head:
+            offset += out.write(self._line(record))
+        for row, old in ledger.done.located():
+            moved.append((row, offset))
+            line = self._line_at(old)
+            record = _decode(line)
+            if ledger.interned(record):  # (written by a run: sources in full)
+                line = self._line(record)
+            offset += out.write(line)
+        for entry in list(ledger.live.values()):
+            record = make_record("item", now, **entry.fields())
+            placed.append((record, offset))
+            ledger.interned(record)
+            offset += out.write(self._line(record))
+            ledger.named(record)  # (as `located` takes it)
+        out.flush()
+        os.fsync(out.fileno())
         return moved, placed, len(head) + len(moved) + len(placed)
 
     async def write(self, event: Event, *, durable: bool = True, **fields: Any) -> None:

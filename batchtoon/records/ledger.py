@@ -218,14 +218,6 @@ class DoneItems:
         self._settle()
         return len(self.offsets) - self._gone
 
-    @property
-    def nbytes(self) -> int:
-        columns = (
-            self.keys, self.offsets, self.files, self.target_keys, self.target_bases,
-            self.target_sources, self.target_rows, self.target_seen,
-        )  # fmt: skip
-        return sum(column.itemsize * len(column) for column in columns)
-
     def add(self, key: str, offset: int, style: int, targets: list[list[Any]]) -> None:
         """A done item's row (`key_of` written out: a replay calls this a million times). A
         record of another shape adds nothing: what it appended is taken back."""
@@ -330,8 +322,7 @@ class DoneItems:
         return int(np.frombuffer(self.files, dtype=np.uint16)[alive].sum())
 
     def _row(self, hashed: int) -> int:
-        for row in self._rows.catch_up():
-            self._let_go(row)
+        self._settle()
         return self._rows.get(hashed)
 
     def _settle(self) -> None:
