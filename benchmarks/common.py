@@ -478,7 +478,7 @@ class Timeline:
         with open(path, encoding="utf-8") as lines:
             for line in lines:
                 record = json.loads(line)
-                if "key" in record:
+                if "key" in record and "t" in record:  # an `item` record has no time
                     times.setdefault(record["key"], {}).setdefault(record["event"], record["t"])
         done = [t for t in times.values() if {"queued", "submitted", "succeeded"} <= t.keys()]
         done = [t for t in done if "downloaded" in t]

@@ -444,7 +444,26 @@ async def test_the_poll_rate_is_sized_from_the_work_unless_capped() -> None:
         api.script(f"t{n}", PENDING)
     async with poller_with(api, clock, RecordingOutbox(), entries) as (_, _send, rate):
         await clock.advance(0)
-        assert rate.max_rate == pytest.approx(100 / INTERVAL * 1.2)  # all once a tick, and some
+        assert rate.max_rate == pytest.approx(100 / (INTERVAL * 0.1))  # all in a tenth of a tick
+
+
+async def test_tasks_left_from_a_clump_are_still_asked_together_as_the_rest_settle() -> None:
+    """100 tasks submitted at once; 95 succeed on their first query, 5 stay pending. A rate
+    sized to the 5 left's mean need (1/s) would spread each of their rounds over 4 s of the
+    5 s interval, later every round; each round of the 5 takes a fraction of a second."""
+    clock = ManualClock()
+    api = FakeApi(clock)
+    for n in range(100):
+        api.script(f"t{n}", *([PENDING] * 3 if n < 5 else []), success(f"http://cdn/u{n}"))
+    outbox = RecordingOutbox()
+    async with poller_with(api, clock, outbox, [task(n, clock) for n in range(100)]):
+        for _ in range(5 * 50):
+            await clock.advance(INTERVAL / 50)
+    assert len(outbox.delivered) == 100
+    left = [(at, name) for at, kind, name in api.calls if name in {f"t{n}" for n in range(5)}]
+    for round_ in range(4):
+        times = sorted(at for at, _ in left)[round_ * 5 : round_ * 5 + 5]
+        assert max(times) - min(times) < 0.5, (round_, times)
 
 
 async def test_a_poll_rate_ceiling_too_low_for_the_work_is_said_once() -> None:

@@ -15,8 +15,13 @@ overdue first. Guarantees:
 - at most `concurrency` queries are in flight (a fixed pool of that many query workers, each
   delivering its task's outcome before it takes the next), and no task has two at once;
 - the poll rate keeps up by itself: unless a ceiling is configured, it is sized from the work
-  whenever the number of pending tasks changes (every pending task once per interval, with a
-  fifth to spare); a configured ceiling too low for the work is said once, with the numbers;
+  whenever the number of pending tasks changes, so that the most tasks pending at any time in
+  the last interval can all be asked in a tenth of an interval (`ROUND`): tasks submitted
+  together are due together, and as the others settle the few left stay in their clump,
+  which a rate sized to their mean need (their number an interval), or shrunk as each of them
+  settles, would spread over most of the interval, later every round. The mean is kept by
+  each task's own interval: the server sees at most the pending tasks once an interval however
+  the rate is sized. A configured ceiling too low for the work is said once, with the numbers;
 - a task is handed on as soon as its answer is final (`Finished`), or once it is known to be
   gone (`Gone`: the provider lost it, or its ticket's `gone_at` has passed: it is older than
   the provider keeps tasks); every outcome says which task id it is `about` (whether the item
@@ -38,6 +43,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -54,7 +60,7 @@ from batchtoon.provider.pacing import SharedRate
 __all__ = ["MIN_RATE", "PollLimits", "Poller"]
 
 MIN_RATE = 1.0  # queries per second, at the least, when the rate is sized from the work
-HEADROOM = 1.2  # sized for a fifth more than the work, so the queries keep up with their times
+ROUND = 0.1  # of an interval: the time a sized rate takes to ask every pending task once
 
 
 @dataclass(frozen=True)
@@ -97,6 +103,8 @@ class Poller:
         self._order = itertools.count()
         self._failing: dict[str, _Streak] = {}  # item key -> its failures in a row
         self._picking = anyio.Lock(fast_acquire=True)  # FIFO: one worker at a time picks
+        # (time, tasks pending from then): each later than the one before, and fewer
+        self._peaks: deque[tuple[float, int]] = deque()
         self.queries = 0
 
     def __repr__(self) -> str:
@@ -123,6 +131,7 @@ class Poller:
         """The most overdue pending task, once one is due (taken off the schedule)."""
         while True:
             self._take_new(new_tasks)
+            self._size_rate()  # here too, so it shrinks once the last interval saw fewer
             now = self._clock.monotonic()
             while self._due and self._due[0][0] <= now:
                 due, _, key = heapq.heappop(self._due)
@@ -135,7 +144,6 @@ class Poller:
             await self._clock.sleep(min(first - now, self._limits.interval))
 
     def _take_new(self, new_tasks: MemoryObjectReceiveStream[PollTicket]) -> None:
-        joined = False
         while True:
             try:
                 ticket = new_tasks.receive_nowait()
@@ -144,9 +152,6 @@ class Poller:
             self.pending[ticket.key] = ticket
             if ticket.key not in self._asking:  # one being asked is scheduled when answered
                 self._schedule(ticket)
-            joined = True
-        if joined:
-            self._size_rate()
 
     def _schedule(self, ticket: PollTicket) -> None:
         """Put `ticket` on the schedule: due an interval after the later of its submission and
@@ -161,17 +166,34 @@ class Poller:
         heapq.heappush(self._due, (due, next(self._order), ticket.key))
 
     def _size_rate(self) -> None:
-        needed = len(self.pending) / self._limits.interval  # queries per second
-        ceiling = self._limits.rate
+        pending, interval, ceiling = len(self.pending), self._limits.interval, self._limits.rate
         if ceiling is None:
-            self._rate.resize(max(MIN_RATE, needed * HEADROOM))
-        elif needed > ceiling and not self._warned:
+            sized = max(MIN_RATE, self._most_pending(pending) / (interval * ROUND))
+            if sized != self._rate.max_rate:
+                self._rate.resize(sized)
+            return
+        needed = pending / interval  # queries per second, on the mean
+        if needed > ceiling and not self._warned:
             self._warned = True
             self._say(
                 f"the poll rate ({ceiling:g}/s) cannot ask about {len(self.pending)} pending "
                 f"tasks every {self._limits.interval:g} s ({needed:.0f}/s needed): results "
                 "are seen late; raise --poll-rate, or leave it unset to size it from the work"
             )
+
+    def _most_pending(self, pending: int) -> int:
+        """The most tasks pending at any time in the last interval, `pending` now included (a
+        sliding maximum: the deque keeps only the counts no later, larger one hides, each at
+        the first time it was seen since)."""
+        now, peaks = self._clock.monotonic(), self._peaks
+        while peaks and peaks[-1][1] < pending:
+            peaks.pop()
+        if not peaks or peaks[-1][1] > pending:
+            peaks.append((now, pending))
+        # A count held until the next one came, which was no later than the one kept next.
+        while len(peaks) > 1 and peaks[1][0] <= now - self._limits.interval:
+            peaks.popleft()
+        return peaks[0][1]
 
     async def _query(self, ticket: PollTicket) -> None:
         try:
