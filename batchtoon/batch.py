@@ -58,7 +58,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import aiohttp
 import anyio
 
 from batchtoon.errors import Unwritable, UsageError
@@ -71,7 +70,7 @@ from batchtoon.pipeline.engine import Engine
 from batchtoon.pipeline.hooks import Hooks, split_command
 from batchtoon.pipeline.lifecycle import RunOutcome
 from batchtoon.pipeline.stats import TERMS
-from batchtoon.provider.api import ApiClient
+from batchtoon.provider.api import ApiClient, LazySession
 from batchtoon.provider.keys import key_problem, trimmed_key
 from batchtoon.records.events import OnEvent
 from batchtoon.records.journal import Journal
@@ -176,7 +175,7 @@ class Batch:
         self._on_problem, self._on_event = on_problem, on_event
         self._config_file = config_file  # the log's start line names it
         self._journal = Journal(settings.journal_path, secret=key)
-        self._session: aiohttp.ClientSession | None = None
+        self._session: LazySession | None = None
         self._engine: Engine | None = None
         self._hooks: Hooks | None = None  # of the run going on, with exec.command
         self._thumbnails: Thumbnails | None = None  # of the run going on, if it has a gallery
@@ -195,7 +194,7 @@ class Batch:
             self.log = open_log(log, self._key)
             if self._trimmed:
                 self.log.warning("the API key %s", self._trimmed)
-            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+            self._session = LazySession()
         except OSError as error:
             self._journal.close()
             raise Unwritable.from_os_error(error, log, "open the log") from None
@@ -232,7 +231,7 @@ class Batch:
         finally:
             self._running = False
 
-    async def _run(self, session: aiohttp.ClientSession, sources: list[Location]) -> Summary:
+    async def _run(self, session: LazySession, sources: list[Location]) -> Summary:
         await anyio.to_thread.run_sync(check_sources, sources)  # the command's own check
         settings = self.settings
         api = ApiClient.from_settings(session, settings, self._key)

@@ -13,10 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import journal_records, make_photos, outputs, run_engine
+from harness import journal_records, make_photos, outputs, photo, run_engine
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from batchtoon.locations import layout as layout_module
+from batchtoon.locations.layout import Layout, Listed
 from batchtoon.records import compact
 from batchtoon.records import ledger as ledger_module
 from batchtoon.records.compact import MISSING, HashIndex, SortedIndex, key_of
@@ -84,7 +86,8 @@ def ledger_bytes(count: int, folder: str) -> float:
         for offset, record in enumerate(records):
             ledger.apply(record, offset * 200)
         last = records[-1]["targets"][0]
-        assert ledger.done.seen(last[1], 3) == (count, (count - 1) * 200)  # (indexes built)
+        target = ledger.done.target(last[1], 3)  # (indexes built)
+        assert target is not None and (target.seen, target.offset) == (count, (count - 1) * 200)
         assert ledger.taken_by_other(last[0], "another.jpg", 3)
         held = tracemalloc.get_traced_memory()[0] - before
     finally:
@@ -124,12 +127,26 @@ async def test_a_run_ends_with_one_record_an_item_and_a_resume_pays_nothing(
     assert {path: path.stat().st_mtime_ns for path in outputs(out)} == files
 
 
+@pytest.mark.parametrize("given", ["folder", "manifest"])
 async def test_a_finished_batch_resumes_without_reading_a_photo(
-    sandbox: Sandbox, tmp_path: Path
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, given: str
 ) -> None:
-    photos = make_photos(tmp_path / "in", 12)
-    out = tmp_path / "out"
-    await run_engine(sandbox, [tmp_path / "in"], out, styles=(0, 3))
+    """Whatever the form of the photos' paths, and for a photo whose results were named apart
+    from a namesake's (`photo0000.png` beside `photo0000.jpg`): the resume finds every one
+    unchanged, opens none, and counts a photo listed twice once."""
+    monkeypatch.chdir(tmp_path)
+    photos = make_photos(Path("in"), 12)
+    namesake = Path("in/sub0/photo0000.png")
+    namesake.write_bytes(photo(seed=99, fmt="PNG"))
+    photos.append(namesake)
+    sources = [Path("in")]
+    if given == "manifest":  # plain, `./`, absolute; one photo twice
+        paths = [*map(str, photos[:5]), *(f"./{p}" for p in photos[5:9])]
+        paths += [str(p.absolute()) for p in photos[9:]] + [str(photos[0])]
+        sources = [Path("photos.jsonl")]
+        sources[0].write_text("".join(json.dumps({"path": p}) + "\n" for p in paths))
+    out = Path("out")
+    await run_engine(sandbox, sources, out, styles=(0, 3))
     opened: list[str] = []
     watching = [True]
 
@@ -139,10 +156,11 @@ async def test_a_finished_batch_resumes_without_reading_a_photo(
 
     sys.addaudithook(audit)  # (hooks cannot be removed: this one goes quiet below)
     try:
-        again = await run_engine(sandbox, [tmp_path / "in"], out, styles=(0, 3))
+        again = await run_engine(sandbox, sources, out, styles=(0, 3))
     finally:
         watching[0] = False
-    assert again.stats.tally.results["already done"] == 24
+    assert again.stats.tally.results == {"already done": 26}
+    assert again.stats.tally.photos == {"already done": 13}
     read = {os.path.realpath(path) for path in opened}
     assert not read & {os.path.realpath(photo) for photo in photos}
 
@@ -272,7 +290,7 @@ def test_the_distinct_sources_of_done_items_are_the_same_counted_either_way(
     tables = [Ledger().done, Ledger().done]
     for table, numbers in zip(tables, ([1, 2, 2, 3], [3, 4]), strict=True):
         for row, number in enumerate(numbers):
-            table.add(f"{row}{number:063x}:0", row, 0, [[f"b{row}", f"in/{number}.jpg", 1]])
+            table.add(f"{row}{number:063x}:0", row, 0, [[f"b{row}", f"in/{number}.jpg", 1]], "jpg")
     small = DoneItems.distinct_sources(tables).difference({key_of("in/4.jpg")})
     monkeypatch.setattr(ledger_module, "BIG", 1)  # as for a million: numpy's
     big = DoneItems.distinct_sources(tables).difference({key_of("in/4.jpg")})
@@ -293,3 +311,28 @@ def test_a_folder_planted_at_the_compactions_name_is_left_and_the_journal_still_
     journal.close()
     assert state(path) == before
     assert (planted / "mine.txt").read_text() == "mine"
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["", "a", "a/b", "c"]), st.integers(0, 5)), max_size=40))
+def test_a_walks_listing_of_results_answers_as_asking_each_file_does(
+    tmp_path_factory: pytest.TempPathFactory, asked: list[tuple[str, int]]
+) -> None:
+    """`Listed` (one folder's names at a time, each folder listed once, a big one not at all)
+    says of every result what a `stat` of it says, in any order of asking."""
+    out = tmp_path_factory.mktemp("out")
+    for folder in ("", "a", "a/b", "c"):
+        (out / folder).mkdir(parents=True, exist_ok=True)
+        for n in (0, 2, 4):
+            (out / folder / f"r{n}.jpg").touch()
+    (out / "c" / "r1.jpg").mkdir()  # not a file
+    (out / "a" / "r1.jpg").symlink_to(out / "a" / "r0.jpg")  # a link to one: as `isfile` says
+    layout = Layout(out, "{dir}/{stem}.{ext}")
+    for most in (2, layout_module.MOST_LISTED):  # (2: every folder too big to list)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(layout_module, "MOST_LISTED", most)
+            listed = Listed(layout)
+            for folder, n in asked:
+                base = f"{folder}/r{n}" if folder else f"r{n}"
+                there = (out / f"{base}.jpg").is_file()
+                assert listed.has(base, "jpg") == layout.has(base, "jpg") == there

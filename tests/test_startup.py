@@ -35,12 +35,12 @@ sys.stderr.write("\\n" + json.dumps({"code": code, "loaded": loaded}) + "\\n")
 """
 
 
-def loaded_by(argv: list[str], cwd: Path) -> tuple[object, set[str], str]:
-    """`batchtoon argv` in a fresh process: its exit code, the top-level names of the heavy
-    modules it loaded, and its stdout."""
+def loaded_by(argv: list[str], cwd: Path, key: str | None = None) -> tuple[object, set[str], str]:
+    """`batchtoon argv` in a fresh process (with the API key `key`): its exit code, the
+    top-level names of the heavy modules it loaded, and its stdout."""
     done = subprocess.run(
         [sys.executable, "-c", PROBE, *argv],
-        capture_output=True, text=True, env=clean_env(PYTHONPATH=str(ROOT)), cwd=cwd,
+        capture_output=True, text=True, env=clean_env(key, PYTHONPATH=str(ROOT)), cwd=cwd,
         timeout=60,
     )  # fmt: skip
     report = json.loads(done.stderr.rsplit("\n", 2)[-2])
@@ -109,3 +109,18 @@ def test_a_run_goes_on_uvloop_where_it_can_else_on_asyncio(
         if " start: " in line
     )  # fmt: skip
     assert f"; event loop {loop}; API " in start
+
+
+def test_a_run_with_nothing_to_send_loads_no_http_client(tmp_path: Path) -> None:
+    """A finished batch resumed sends nothing: aiohttp is loaded by the first request, so it
+    is not loaded at all (the API named is one nothing answers at)."""
+    photos, out = tmp_path / "photos", tmp_path / "out"
+    photos.mkdir()
+    shutil.copy(ROOT / "samples" / "astronaut.png", photos)
+    code, heavy, stdout = loaded_by(["run", str(photos), "--sandbox", "--out", str(out)], tmp_path)
+    assert code == 0 and "aiohttp" in heavy, stdout  # (the probe can fail)
+    again = ["run", str(photos), "--out", str(out), "--api-base", "http://127.0.0.1:9"]
+    code, heavy, stdout = loaded_by(again, tmp_path, key="k" * 32)
+    assert code == 0, stdout
+    assert "1 found = 1 already done" in stdout
+    assert not heavy & {"aiohttp", "yarl", "multidict"}, heavy

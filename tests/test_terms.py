@@ -151,15 +151,21 @@ async def test_status_during_a_run_shows_the_runs_own_total_pending_and_rate(
 
 def test_a_result_this_run_wrote_before_reaching_its_photo_is_done_now_not_already_done() -> None:
     from batchtoon.pipeline.stats import Tally
+    from batchtoon.records.compact import key_of
 
-    tally = Tally()
-    # a resume: an earlier run's task finishes, and its file is written, before the producer
-    # reaches the photo
-    tally.end("sha:0", "done now", files=1)
-    assert tally.also_finished == 1
-    tally.photo("a.jpg", 2)
-    tally.found_done("sha:0", "a.jpg")  # reached now: its output is there, written by this run
-    tally.found_done("sha:2", "a.jpg")  # its other style was done by an earlier run
-    assert dict(tally.results) == {"done now": 1, "already done": 1}
-    assert tally.also_finished == 0  # not counted twice
-    assert dict(tally.photos) == {"done now": 1}  # the worst of its styles' terms
+    for found in ("one by one", "unchanged"):
+        tally = Tally()
+        # a resume: an earlier run's task finishes, and its file is written, before the
+        # producer reaches the photo
+        tally.end("sha:0", "done now", files=1)
+        assert tally.also_finished == 1
+        keys = key_of("sha:0"), key_of("sha:2")  # its other style was done by an earlier run
+        if found == "unchanged":  # reached now, neither read nor hashed: its outputs are there
+            tally.unchanged("a.jpg", keys)
+        else:  # reached now: its output is there, written by this run
+            tally.photo("a.jpg", 2)
+            for key in keys:
+                tally.found_done(key, "a.jpg")
+        assert dict(tally.results) == {"done now": 1, "already done": 1}
+        assert tally.also_finished == 0  # not counted twice
+        assert dict(tally.photos) == {"done now": 1}  # the worst of its styles' terms

@@ -16,7 +16,6 @@ from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any, TextIO, TypeVar, get_args
 
-import aiohttp
 import anyio
 from filelock import FileLock, Timeout
 from tqdm import tqdm
@@ -35,7 +34,7 @@ from batchtoon.locations.storage import Location, is_url, location
 from batchtoon.pipeline.engine import STOP_GRACE
 from batchtoon.pipeline.planner import Plan, make_plan
 from batchtoon.pipeline.producer import checker
-from batchtoon.provider.api import ApiClient
+from batchtoon.provider.api import ApiClient, LazySession
 from batchtoon.provider.keys import key_problem, trimmed_key
 from batchtoon.records.events import EventStream
 from batchtoon.records.journal import Journal, refuse_foreign
@@ -369,18 +368,16 @@ async def _plan_async(args: argparse.Namespace, resolved: Resolved, key: str) ->
 async def _balance(settings: Settings, key: str) -> tuple[float | None, str]:
     """The account's credit balance (None, said on stderr, if the API cannot tell now), and
     why the API refused the key ("" if it did not)."""
-    async with aiohttp.ClientSession() as session:
-        api = ApiClient.from_settings(session, settings, key)
-        try:
-            balances = await api.credits()
-        except RunFatal as error:
-            return None, error.reason
-        except ApiError as error:
-            print(
-                f"batchtoon: could not read the balance: {display(error.reason)}",
-                file=sys.stderr,
-            )
-            return None, ""
+    session = LazySession()
+    try:
+        balances = await ApiClient.from_settings(session, settings, key).credits()
+    except RunFatal as error:
+        return None, error.reason
+    except ApiError as error:
+        print(f"batchtoon: could not read the balance: {display(error.reason)}", file=sys.stderr)
+        return None, ""
+    finally:
+        await session.close()
     return min((b.balance for b in balances), default=None), ""
 
 

@@ -40,6 +40,7 @@ import dataclasses
 import functools
 import hashlib
 import io
+import os
 import re
 import stat
 import struct
@@ -195,8 +196,28 @@ def fingerprint(path: Location) -> int:
     return _fingerprint(_look_at(path, MAX_FIX_BYTES))
 
 
+def file_fingerprint(path: str) -> int:
+    """A local file's `fingerprint`, its path given as text (one `stat`: a resume asks it of
+    every photo); 0 where `fingerprint` would raise."""
+    try:
+        info = os.stat(path)
+    except (OSError, ValueError):
+        return 0
+    if not stat.S_ISREG(info.st_mode) or not 0 < info.st_size <= MAX_FIX_BYTES:
+        return 0
+    return _fingerprint(_look_of(info))
+
+
+_NUMBERS = struct.Struct("<5Q")  # a local file's look: its size and four numbers
+
+
 def _fingerprint(look: Look) -> int:
-    digest = hashlib.blake2b(repr(look).encode(), digest_size=6).digest()
+    size, version = look
+    try:  # (packed, not `repr`ed: a quarter of the time, and a resume asks it of every photo)
+        data = _NUMBERS.pack(size, *version)
+    except struct.error:  # an object's version (text), or a time before 1970
+        data = repr(look).encode()
+    digest = hashlib.blake2b(data, digest_size=6).digest()
     return int.from_bytes(digest, "big") or 1  # 48 bits: one change in 2**48 goes unseen
 
 
@@ -230,6 +251,10 @@ def _look(path: Path, limit: int) -> Look:
     if not stat.S_ISREG(info.st_mode):
         raise InputError("not a regular file")
     _fits(info.st_size, limit)
+    return _look_of(info)
+
+
+def _look_of(info: os.stat_result) -> Look:
     # ctime too: a writer can set mtime back (cp -p, rsync), never ctime.
     return info.st_size, (info.st_dev, info.st_ino, info.st_mtime_ns, info.st_ctime_ns)
 

@@ -36,9 +36,9 @@ from batchtoon.locations import storage
 from batchtoon.locations.files import part_name
 from batchtoon.locations.sources import Source
 from batchtoon.locations.storage import Location
-from batchtoon.settings.styles import style_slug
+from batchtoon.settings.styles import STYLE_SLUGS, style_slug
 
-__all__ = ["EXTENSIONS", "PART_SUFFIX", "Layout", "portable_part"]
+__all__ = ["EXTENSIONS", "PART_SUFFIX", "Layout", "Listed", "portable_part"]
 
 PART_SUFFIX = ".batchtoon-part"  # a result being written: `.<name>.<unique>.batchtoon-part`
 # A name's bytes at most, so that with what may be added (a `-<sha8>-<style>` to tell it from a
@@ -53,6 +53,7 @@ _RESERVED = re.compile(r"(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³]) *(\..*)
 # What Windows refuses in a name, control characters (C0, DEL, C1), and lone surrogates (the
 # bytes of a name that is not UTF-8, which macOS and Windows cannot store).
 _UNSAFE = re.compile('[<>:"/\\\\|?*\x00-\x1f\x7f-\x9f\ud800-\udfff]')
+MOST_LISTED = 20_000  # names of one output folder a resume holds at once, at most
 MAX_PART_BYTES = 240  # of 255 (ext4, NTFS, APFS): room for ".<sha8>" and ".<ext>"
 
 
@@ -71,6 +72,7 @@ class Layout:
         self._spill = spill
         self._tag = tag  # in part files' names: the writer's own (see the module docstring)
         self._objects: set[str] | None = None  # a URL output's names below it, once listed
+        self._out_text = os.path.join(out, "") if isinstance(out, Path) else ""
         self._listing = threading.Lock()
         used = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
         if unknown := used - FIELDS:
@@ -99,6 +101,18 @@ class Layout:
             parts = [portable_part(p) for p in parts]
         parts = [_fitting(p) for p in parts]
         return str(PurePosixPath(*parts)) if parts else f"{sha256[:8]}.{style}"
+
+    def likely_base(self, rel: str, style: int) -> str:
+        """What `base` most likely is for a source at `rel` (posix text below its SOURCE),
+        by text alone: a resume asks it of every photo, and checks it against the base the
+        journal holds (any name `base` would change, or a `{sha8}`, makes it differ)."""
+        folder, _, name = rel.rpartition("/")
+        dot = name.rfind(".")
+        stem = name[:dot] if dot > 0 else name
+        text = self._template.format(
+            dir=folder, stem=stem, name=name, style=style, style_name=STYLE_SLUGS[style], sha8=""
+        )
+        return text[1:] if text.startswith("/") else text
 
     def path(self, base: str, fmt: str) -> Location:
         """The file for a result of Pillow format `fmt` (JPEG -> .jpg)."""
@@ -129,14 +143,16 @@ class Layout:
         """The bases whose file with extension `ext` exists (blocking: run it in a thread).
         For a URL output, by one listing of it (`StoreFailure` if it cannot be
         listed), kept current by `wrote`."""
-        if isinstance(self.out, Path):  # (as text: a resume asks it of every photo)
-            out = os.path.join(self.out, "")
-            return {base for base in bases if os.path.isfile(f"{out}{base}.{ext}")}
+        return {base for base in bases if self.has(base, ext)}
+
+    def has(self, base: str, ext: str) -> bool:
+        """Whether the file for `base` with extension `ext` exists, as `existing` says."""
+        if self._out_text:  # (as text: a resume asks it of every photo)
+            return os.path.isfile(f"{self._out_text}{base}.{ext}")
         with self._listing:
             if self._objects is None:
-                self._objects = _listing(self.out)
-            objects = self._objects
-        return {base for base in bases if f"{base}.{ext}" in objects}
+                self._objects = _listing(str(self.out))
+            return f"{base}.{ext}" in self._objects
 
     def wrote(self, dest: Location) -> None:
         """Note a result written (to a store: the listing made once stays true)."""
@@ -144,6 +160,45 @@ class Layout:
             with self._listing:
                 if self._objects is not None:
                     self._objects.add(dest[len(self.out.rstrip("/")) + 1 :])
+
+
+class Listed:
+    """Which result files a local output holds, for a walk that asks it of every photo in
+    order: the names of one folder at a time, each folder listed once (the first time one of
+    its results is asked), a quarter of a `stat` a file. A folder come back to, or holding over
+    `MOST_LISTED` names, is asked file by file. One thread at a time (the walk's)."""
+
+    def __init__(self, layout: Layout) -> None:
+        self._layout = layout
+        self._folder: str | None = None  # the folder listed last ...
+        self._names: frozenset[str] | None = None  # ... its files (None: asked file by file)
+        self._met: set[str] = set()  # every folder listed, or found too big to
+
+    def has(self, base: str, ext: str) -> bool:
+        """`Layout.has`, for a local output by the listing of `base`'s folder."""
+        folder, _, name = base.rpartition("/")
+        if folder != self._folder:
+            self._folder, self._names = folder, self._listed(folder)
+        if self._names is None:
+            return self._layout.has(base, ext)
+        return f"{name}.{ext}" in self._names
+
+    def _listed(self, folder: str) -> frozenset[str] | None:
+        out = self._layout.out
+        if not isinstance(out, Path) or folder in self._met:
+            return None
+        self._met.add(folder)
+        names = []
+        try:
+            with os.scandir(out / folder) as entries:
+                for entry in entries:
+                    if entry.is_file():  # (a link: what it leads to, as `isfile` says)
+                        names.append(entry.name)
+                        if len(names) > MOST_LISTED:
+                            return None
+        except OSError:
+            return None
+        return frozenset(names)
 
 
 def _listing(out: str) -> set[str]:

@@ -8,6 +8,11 @@ generator, so a million-line manifest costs one line of memory at a time.
 A manifest line that cannot be used is yielded as a `BadLine` with its line number, and the
 walk goes on.
 
+With a `Known` (a resume: `intake.Intake.known`), every local photo is first offered to it as
+text, and what it answers is yielded in the photo's place: a photo an earlier run finished
+costs no `Source`, no `Path` and no question of the output's record (its fingerprint, which
+`Known` compares, is a file batchtoon took before, never one of its results).
+
 A `Filter` (`--include`/`--exclude`, config `sources`) keeps a folder's files by globs on their
 path below the folder, posix-style: `*` within a name, `**` across folders, a pattern without
 `/` on the name alone (`*.gif`), case ignored as the suffixes are; an excluded folder is not
@@ -35,7 +40,7 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import IO, Any
+from typing import IO, Any, TypeVar, overload
 
 import orjson
 from wcmatch import glob
@@ -49,6 +54,7 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "BadLine",
     "Filter",
+    "Known",
     "Shard",
     "Source",
     "check_sources",
@@ -78,6 +84,11 @@ class Source:
 class BadLine:
     where: str  # "list.csv line 7"
     reason: str
+
+
+# A local photo's path and its place below its SOURCE (posix), as text, and a manifest row's own
+# styles -> what stands for the photo if it needs no reading, else None.
+Known = Callable[[str, str, tuple[int, ...] | None], tuple[Any, ...] | None]
 
 
 # What must never reach a terminal raw: C0 and C1 controls and DEL (escape sequences, a carriage
@@ -206,22 +217,29 @@ class Filter:
             if kind == flag and any(matcher.match(path) for path in paths):
                 del self._unseen[kind, pattern]
 
-    def keeps(self, item: Source | BadLine, line: str | None = None) -> bool:
-        """Whether `item` is taken: this process's, and no result of batchtoon's. `line`: the
-        path a manifest line gave, which its shard is chosen by."""
-        if not self.in_shard(item, line):
-            return False
-        return not (isinstance(item, Source) and self.results and self.results(item.path))
+    def keeps(self, item: Source | BadLine) -> bool:
+        """Whether `item` is taken: this process's, and no result of batchtoon's."""
+        return self.in_shard(item) and not self.is_result(item)
 
-    def in_shard(self, item: Source | BadLine, line: str | None = None) -> bool:
+    def is_result(self, item: Source | BadLine) -> bool:
+        """Whether `item` is one of batchtoon's results (the output location's record says)."""
+        return isinstance(item, Source) and self.results is not None and self.results(item.path)
+
+    def in_shard(self, item: Source | BadLine) -> bool:
         """Whether `item` is this process's (always, without a shard)."""
         if self.shard is None:
             return True
-        if line is not None:
-            identity = _identity(PurePosixPath(line.replace("\\", "/")))
-        else:
-            identity = item.where if isinstance(item, BadLine) else _identity(item.rel)
-        return self.shard.takes(identity)
+        if isinstance(item, BadLine):
+            return self.shard.takes(item.where)
+        return self.rel_in_shard(str(item.rel))
+
+    def line_in_shard(self, line: str) -> bool:
+        """Whether the photo a manifest line gives as `line` is this process's."""
+        return self.rel_in_shard(line.replace("\\", "/"))
+
+    def rel_in_shard(self, rel: str) -> bool:
+        """Whether the photo at `rel` (posix, below its SOURCE) is this process's."""
+        return self.shard is None or self.shard.takes(_identity(PurePosixPath(rel)))
 
 
 def _same(path: Location, other: Location) -> bool:
@@ -272,24 +290,45 @@ def _check_url(url: str) -> None:
         )
 
 
+@overload
 def iter_sources(
-    arguments: Sequence[Location], only: Filter = EVERYTHING
-) -> Iterator[Source | BadLine]:
+    arguments: Sequence[Location], only: Filter = EVERYTHING, known: None = None
+) -> Iterator[Source | BadLine]: ...
+
+
+@overload
+def iter_sources(
+    arguments: Sequence[Location], only: Filter, known: Known
+) -> Iterator[Source | BadLine | tuple[Any, ...]]: ...
+
+
+def iter_sources(
+    arguments: Sequence[Location], only: Filter = EVERYTHING, known: Known | None = None
+) -> Iterator[Source | BadLine | tuple[Any, ...]]:
+    """Every item of the SOURCE `arguments` that `only` keeps; with `known`, what it answers
+    for a local photo in its place (see the module docstring)."""
     for argument in arguments:
         kind = _kind(argument)
         if isinstance(kind, BadLine):
             yield kind
         elif kind == "folder":
-            walk = (
-                _walk(argument, only) if isinstance(argument, Path) else _walk_url(argument, only)
-            )
-            yield from walk
+            if isinstance(argument, Path):
+                yield from _walk(argument, only, known)
+            else:
+                yield from _walk_url(argument, only)
         elif kind == "image":
             item = Source(argument, PurePosixPath(_name(argument)))
             if only.keeps(item):
-                yield item
+                yield _asked(known, item)
         else:
-            yield from _manifest(argument, only)
+            yield from _manifest(argument, only, known)
+
+
+def _asked(known: Known | None, item: Source) -> Source | tuple[Any, ...]:
+    """What `known` answers for `item` (a local photo), or the item."""
+    if known is None or not isinstance(item.path, Path):
+        return item
+    return known(str(item.path), str(item.rel), item.styles) or item
 
 
 def _idle() -> None:
@@ -340,13 +379,81 @@ def _ext(where: Location) -> str:
     return where.suffix.lower() if isinstance(where, Path) else _suffix(storage.name(where))
 
 
-def _manifest(manifest: Location, only: Filter) -> Iterator[Source | BadLine]:
+def _manifest(
+    manifest: Location, only: Filter, known: Known | None
+) -> Iterator[Source | BadLine | tuple[Any, ...]]:
+    read, expected = (_jsonl, _JSONL) if _ext(manifest) == ".jsonl" else (_csv, _CSV)
+    lines = _Lines(manifest, only, known)
     try:
-        read = _jsonl if _ext(manifest) == ".jsonl" else _csv
-        yield from (item for item, line in read(manifest) if only.keeps(item, line))
+        for number, row in read(manifest):
+            try:
+                if isinstance(row, str):
+                    raise ValueError(row)
+                item = lines.item(*row)
+            except ValueError as exc:
+                bad = BadLine(f"{display(manifest)} line {number}", f"{exc}: expected {expected}")
+                if only.in_shard(bad):
+                    yield bad
+                continue
+            if item is not None:
+                yield item
     except (OSError, UnicodeError, csv.Error, StoreFailure) as exc:
         reason = getattr(exc, "strerror", None) or str(exc)
         yield BadLine(display(manifest), f"cannot read the manifest: {reason}")
+
+
+_JSONL, _CSV = '{"path": "...", "style": 0}', "path[,style]"  # what a line should be
+
+
+class _Lines:
+    """A manifest's lines made items, under `only`, asked of `known` first where they can be
+    as text (see the module docstring)."""
+
+    def __init__(self, manifest: Location, only: Filter, known: Known | None) -> None:
+        self._manifest, self._only = manifest, only
+        self._inside = self._prefix = ""  # a manifest in a store: its lines are URLs
+        self._known: Known | None = None
+        if isinstance(manifest, Path):
+            self._inside = storage.folder_text(manifest.parent)
+            folder = str(manifest.parent)
+            # What joins a line's relative path into its file's, as `Path` would.
+            self._prefix = "" if folder == "." else folder.rstrip("/") + "/"
+            self._known = known
+
+    def item(self, raw_path: object, raw_style: object) -> Source | tuple[Any, ...] | None:
+        """A line's item (None: another process's, or one of batchtoon's results);
+        `ValueError` if the line cannot be used."""
+        if not isinstance(raw_path, str) or not raw_path.strip():
+            raise ValueError("no path")
+        raw = raw_path.strip()
+        styles = None if raw_style in (None, "") else parse_styles(raw_style)  # type: ignore[arg-type]
+        if not self._only.line_in_shard(raw):
+            return None
+        if self._known is not None and _plain(raw):
+            answer = self._known(self._prefix + raw, raw, styles)
+            if answer is not None:
+                return answer
+            source = Source(Path(self._prefix + raw), PurePosixPath(raw), styles)
+        else:
+            asked = _asked(self._known, self._source(raw, styles))
+            if isinstance(asked, tuple):
+                return asked
+            source = asked
+        return None if self._only.is_result(source) else source
+
+    def _source(self, raw: str, styles: tuple[int, ...] | None) -> Source:
+        manifest = self._manifest
+        if isinstance(manifest, str) or storage.is_url(raw):
+            url, rel = _url_below(manifest, raw)
+            return Source(url, rel, styles)
+        return Source(manifest.parent / raw, _below(self._inside, raw), styles)
+
+
+def _plain(raw: str) -> bool:
+    """Whether a line's path is relative and plain (no empty part, none starting with a
+    dot: no `.` nor `..`): then its file is the manifest's folder joined to it as text, and its
+    place below the output the path itself, as `Path` and `_below` would make them."""
+    return not raw.startswith("/") and "//" not in raw and "/." not in "/" + raw and raw[-1] != "/"
 
 
 def _lines(manifest: Path) -> int:
@@ -357,7 +464,10 @@ def _lines(manifest: Path) -> int:
         return 0
 
 
-def next_batch(items: Iterator[Source | BadLine], size: int = 256) -> list[Source | BadLine]:
+T = TypeVar("T")
+
+
+def next_batch(items: Iterator[T], size: int = 256) -> list[T]:
     """Up to `size` more items (run it in a thread: walking and reading manifests block)."""
     batch = []
     for item in items:
@@ -367,7 +477,9 @@ def next_batch(items: Iterator[Source | BadLine], size: int = 256) -> list[Sourc
     return batch
 
 
-def _walk(root: Path, only: Filter) -> Iterator[Source | BadLine]:
+def _walk(
+    root: Path, only: Filter, known: Known | None
+) -> Iterator[Source | BadLine | tuple[Any, ...]]:
     seen: set[tuple[int, int]] = set()
     unreadable: list[OSError] = []
     for folder, dirs, files in os.walk(root, followlinks=True, onerror=unreadable.append):
@@ -384,13 +496,21 @@ def _walk(root: Path, only: Filter) -> Iterator[Source | BadLine]:
         dirs[:] = sorted(
             d for d in dirs if not only.skips_folder(str(rel_folder / d), Path(folder, d))
         )
+        # As text, as `Path` would write them: a resume walks a million photos.
+        inside = "" if str(rel_folder) == "." else f"{rel_folder}/"
+        folder_text = "" if str(Path(folder)) == "." else os.path.join(str(Path(folder)), "")
         for name in sorted(files):
-            if _suffix(name) in IMAGE_SUFFIXES:
-                rel = rel_folder / os.fsdecode(name)
-                if only.takes(str(rel)):
-                    item = Source(Path(folder, name), rel)
-                    if only.keeps(item):
-                        yield item
+            rel = inside + os.fsdecode(name)
+            if _suffix(name) not in IMAGE_SUFFIXES or not only.takes(rel):
+                continue
+            if not only.rel_in_shard(rel):
+                continue
+            if known is not None and (answer := known(folder_text + name, rel, None)) is not None:
+                yield answer
+                continue
+            item = Source(Path(folder, name), PurePosixPath(rel))
+            if not only.is_result(item):
+                yield item
 
 
 def _walk_url(root: str, only: Filter) -> Iterator[Source | BadLine]:
@@ -430,21 +550,7 @@ def _suffix(name: str | bytes) -> str:
     return "." + text.rpartition(".")[2].lower() if "." in text else ""
 
 
-Row = tuple[Source | BadLine, str | None]  # an item, and the path its line gave (for shards)
-
-
-def _row_source(manifest: Location, raw_path: object, raw_style: object, inside: str) -> Row:
-    """A manifest line's item; `inside`: the manifest's folder (`storage.folder_text`)."""
-    if not isinstance(raw_path, str) or not raw_path.strip():
-        raise ValueError("no path")
-    raw = raw_path.strip()
-    styles = None if raw_style in (None, "") else parse_styles(raw_style)  # type: ignore[arg-type]
-    if storage.is_url(raw) or isinstance(manifest, str):
-        url, rel = _url_below(manifest, raw)
-        source = Source(url, rel, styles)
-    else:
-        source = Source(manifest.parent / raw, _below(inside, raw), styles)
-    return source, raw
+Row = tuple[int, "tuple[object, object] | str"]  # line number; its path and style, or why not
 
 
 def _url_below(manifest: Location, raw: str) -> tuple[str, PurePosixPath]:
@@ -485,19 +591,19 @@ def _open_text(manifest: Location, newline: str | None = None) -> IO[str]:
 
 
 def _jsonl(manifest: Location) -> Iterator[Row]:
-    inside = storage.folder_text(manifest.parent) if isinstance(manifest, Path) else ""
     with _open_text(manifest) as lines:
         for number, line in enumerate(lines, 1):
             if not line.strip():
                 continue
-            where = f"{display(manifest)} line {number}"
             try:
                 row = _json_row(line)
-                if not isinstance(row, dict):
-                    raise ValueError("not an object")
-                yield _row_source(manifest, row.get("path"), row.get("style"), inside)
             except ValueError as exc:
-                yield BadLine(where, f'{exc}: expected {{"path": "...", "style": 0}}'), None
+                yield number, str(exc)
+                continue
+            if isinstance(row, dict):
+                yield number, (row.get("path"), row.get("style"))
+            else:
+                yield number, "not an object"
 
 
 def _json_row(line: str) -> Any:
@@ -510,17 +616,13 @@ def _json_row(line: str) -> Any:
 
 
 def _csv(manifest: Location) -> Iterator[Row]:
-    inside = storage.folder_text(manifest.parent) if isinstance(manifest, Path) else ""
     with _open_text(manifest, newline="") as lines:
         for number, row in enumerate(csv.reader(lines), 1):
             if not row or not "".join(row).strip():
                 continue
             if number == 1 and row[0].strip().lower() in HEADER_WORDS:
                 continue  # a header, as spreadsheets write one
-            where = f"{display(manifest)} line {number}"
-            try:
-                if len(row) > 2:
-                    raise ValueError(f"{len(row)} columns")
-                yield _row_source(manifest, row[0], row[1] if len(row) > 1 else None, inside)
-            except ValueError as exc:
-                yield BadLine(where, f"{exc}: expected path[,style]"), None
+            if len(row) > 2:
+                yield number, f"{len(row)} columns"
+            else:
+                yield number, (row[0], row[1] if len(row) > 1 else None)

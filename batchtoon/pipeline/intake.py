@@ -1,10 +1,12 @@
 """`Intake`: the stage where photos come in. It gathers the facts admission needs and delivers
 them as outcomes; what becomes of an item is the state machine's call (`machine`).
 
-- `sift` (in the walk's thread, before anything is read): a photo whose every style an earlier
-  run finished, whose fingerprint (size, times: `preflight.fingerprint`) is the one the
-  journal recorded, and whose output files are there, is delivered in bulk as `Unchanged`,
-  neither read nor hashed; any other goes on to pre-flight;
+- `known` (in the walk's thread, asked of every local photo before anything is made of it,
+  `sources.Known`): a photo whose every style an earlier run finished, whose fingerprint
+  (size, times: `preflight.fingerprint`) is the one the journal recorded, and whose output
+  files are there, is delivered in bulk as `Unchanged`, neither read nor hashed; any other
+  goes on to pre-flight. Its output files are found by name alone (the likely name, checked
+  against the hash of the one the journal holds; else the item's record read back);
 - `take` (the producer's `Take`): a pre-flighted photo is `Found`, with, for each of its styles
   whose item an earlier run finished, which of its output files exist (asked of the disk or
   the store); for each style whose item the journal does not know, a result the output
@@ -29,26 +31,25 @@ reads (the ledger, the sources, the output folder), but for its claims in the ou
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import anyio
 from anyio.abc import ObjectReceiveStream
 
 from batchtoon.errors import InputError, Unwritable
-from batchtoon.images.preflight import Prepared, fingerprint
-from batchtoon.locations.layout import Layout
+from batchtoon.images.preflight import Prepared, file_fingerprint
+from batchtoon.locations.layout import Layout, Listed
 from batchtoon.locations.provenance import Provenance
 from batchtoon.locations.sources import BadLine, Source, display
 from batchtoon.locations.storage import location
 from batchtoon.pipeline.outcomes import Found, Outbox, Recorded, Rejected, Reread, Unchanged
 from batchtoon.pipeline.producer import Check
 from batchtoon.pipeline.tickets import RereadTicket
-from batchtoon.records.compact import MISSING
-from batchtoon.records.ledger import Ledger
+from batchtoon.records.compact import key_of
+from batchtoon.records.ledger import Ledger, Target
 
 MOST_NAMES = 1000  # names tried for one target: more means the record is broken, not busy
 Placed = Recorded | str | None  # a result already there; the name claimed; another's
-Known = tuple[str, str, tuple[int, ...]]  # an unchanged photo: path, sha256, styles
+Known = tuple[str, tuple[int, ...]]  # an unchanged photo: its path, its items' `key_of`s
 
 __all__ = ["Intake"]
 
@@ -69,45 +70,39 @@ class Intake:
         self._record, self._claims = record, claims  # the plan claims nothing
         self._check, self._styles = check, styles
         self._placing: set[str] = set()  # names claimed for photos not yet delivered
+        self._results = Listed(layout)  # (the walk's: `known`)
 
     def __repr__(self) -> str:
         return f"<Intake styles={self._styles}>"
 
-    def sift(self, batch: list[Source | BadLine]) -> tuple[list[Source | BadLine], list[Known]]:
-        """Blocking: the items of `batch` to pre-flight, and the photos that need none (see
-        the module docstring)."""
-        rest: list[Source | BadLine] = []
-        known: list[Known] = []
-        for item in batch:
-            found = self._unchanged(item) if isinstance(item, Source) else None
-            if found is None:
-                rest.append(item)
-            else:
-                known.append(found)
-        return rest, known
+    def known(self, path: str, rel: str, styles: tuple[int, ...] | None) -> Known | None:
+        """Blocking: the photo at `path` (`rel` below its SOURCE) as `Unchanged` knows it, if it
+        is (see the module docstring): one `stat` of it, and one of each output file."""
+        done, keys, now = self._ledger.done, [], 0
+        for style in styles or self._styles:
+            target = done.target(path, style)
+            if target is None:
+                return None
+            now = now or file_fingerprint(path)
+            if not now or target.seen != now:
+                return None
+            result = self._result(path, rel, style, target)
+            if result is None or not self._results.has(*result):
+                return None
+            keys.append(target.key)
+        return path, tuple(keys)
+
+    def _result(self, path: str, rel: str, style: int, target: Target) -> tuple[str, str] | None:
+        """The output base and extension of done `target` (of `path`'s photo in `style`)."""
+        likely = self._layout.likely_base(rel, style)
+        if target.ext and key_of(likely) == target.base:
+            return likely, target.ext
+        record = self._ledger.read(target.offset)
+        base = next((base for base, source, _ in record["targets"] if source == path), None)
+        return None if base is None else (base, record["ext"])
 
     async def unchanged(self, known: list[Known]) -> None:
         await self._outbox.deliver(Unchanged(tuple(known)))
-
-    def _unchanged(self, source: Source) -> Known | None:
-        """The photo as `Unchanged` knows it, if it is (one stat, and one of each output)."""
-        if not isinstance(source.path, Path) or not self._ledger.done.count:
-            return None
-        path, styles, sha256 = str(source.path), source.styles or self._styles, ""
-        try:
-            now = fingerprint(source.path)
-        except InputError:
-            return None
-        for style in styles:
-            seen, offset = self._ledger.done.seen(path, style)
-            if seen != now or offset == MISSING:
-                return None
-            record = self._ledger.read(offset)
-            base = next((base for base, source, _ in record["targets"] if source == path), None)
-            if base is None or not self._layout.existing([base], record["ext"]):
-                return None
-            sha256 = record["key"][:64]
-        return path, sha256, styles
 
     async def take(self, item: Source | BadLine, outcome: Prepared | str) -> None:
         """One pre-flighted source: its image and what exists of its outputs, or why not."""

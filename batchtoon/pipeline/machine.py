@@ -409,14 +409,13 @@ class Machine:
         self.stats.tally.result(path, "already done")
 
     def _unchanged(self, step: Step, unchanged: Unchanged) -> None:
-        """Photos an earlier run finished, unchanged since: done, as they are (nothing read)."""
-        for path, sha256, styles in unchanged.photos:
-            if not self._first_time(f"{path}\0{sha256}"):
-                continue
-            self.stats.tally.photo(path, len(styles))
-            for style in styles:
-                self._judged(step, "done")
-                self.stats.tally.found_done(f"{sha256}:{style}", path)
+        """Photos an earlier run finished, unchanged since: done, as they are (nothing read).
+        A path given twice is taken once (unchanged, it is one content)."""
+        for path, keys in unchanged.photos:
+            if self._first_time(path):
+                self.stats.tally.unchanged(path, keys)
+                step.verdicts += ["done"] * len(keys)
+                self.verdicts["done"] += len(keys)
 
     def _leave(self, step: Step, path: str, style: int) -> None:
         """Another journal has claimed this photo in this style: it is left to that run."""
@@ -488,7 +487,7 @@ class Machine:
         if verdict == "failed":
             self.stats.tally.result(path, "failed earlier")
         elif verdict == "done":
-            self.stats.tally.found_done(key, path)
+            self.stats.tally.found_done(key_of(key), path)
         else:
             self.stats.tally.hold(key, path)
         if not in_hand:

@@ -125,9 +125,9 @@ class Rejected:
 @dataclass(frozen=True, slots=True)
 class Unchanged:
     """Photos whose every style an earlier run finished, with the same fingerprint (size and
-    times) as now, and whose output files are there: (path, sha256, styles) each."""
+    times) as now, and whose output files are there: (path, `key_of` each style's item)."""
 
-    photos: tuple[tuple[str, str, tuple[int, ...]], ...]
+    photos: tuple[tuple[str, tuple[int, ...]], ...]
 
 
 @dataclass(frozen=True, slots=True)

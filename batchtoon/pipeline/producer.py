@@ -2,9 +2,10 @@
 
 `preflight_feed` is the one fan-out, used by the run and by the plan: a feed sends the items
 (`walk`: one thread walks the sources lazily, a million-line manifest costing one batch of
-lines at a time, and with a `Known` sifts out in that thread, in bulk, the photos an earlier
-run finished that have not changed since; or, with --watch, `watcher.Watch`), `workers` tasks
-check them (each check in a worker thread, several items per thread hop), and every item is
+lines at a time, and with a `Known` hands it, in bulk, the photos it knows as they are,
+those an earlier run finished that have not changed since; or, with --watch,
+`watcher.Watch`), `workers` tasks check them (each check in a worker thread, several items
+per thread hop), and every item is
 handed to `take(item, outcome)` — its `Prepared` upload, or the one-line reason it cannot be
 sent — awaited in the checking task, so a slow `take` holds the feed back (backpressure).
 `preflight_sources` is the walk's fan-out.
@@ -62,12 +63,13 @@ Feed = Callable[[ObjectSendStream[Source | BadLine]], Coroutine[Any, Any, None]]
 class Known(Protocol):
     """What a walk asks before it hands photos on (`intake.Intake`)."""
 
-    def sift(self, batch: list[Source | BadLine]) -> tuple[list[Source | BadLine], list[Any]]:
-        """Blocking: the items still to pre-flight, and those known as they are."""
+    def known(self, path: str, rel: str, styles: tuple[int, ...] | None) -> tuple[Any, ...] | None:
+        """Blocking: what stands for this local photo if it needs no pre-flight, else None
+        (`sources.Known`)."""
         ...
 
     async def unchanged(self, known: list[Any]) -> None:
-        """Hand on the photos `sift` knew."""
+        """Hand on what `known` answered."""
         ...
 
 
@@ -132,10 +134,10 @@ async def walk(
     known: Known | None = None,
 ) -> None:
     """Send every item of the sources, once; with `known`, those it knows go to it instead."""
-    items = iter_sources(sources, only)
+    items = iter_sources(sources, only, known.known if known is not None else None)
     async with send:
         while True:
-            batch, done = await anyio.to_thread.run_sync(_next_sifted, items, known)
+            batch, done = await anyio.to_thread.run_sync(_next_sifted, items)
             if done and known is not None:
                 await known.unchanged(done)
             for item in batch:
@@ -145,11 +147,18 @@ async def walk(
 
 
 def _next_sifted(
-    items: Iterator[Source | BadLine], known: Known | None
-) -> tuple[list[Source | BadLine], list[Any]]:
-    """The next batch of items (empty lists at the end), sifted by `known`."""
-    batch = next_batch(items)
-    return known.sift(batch) if known is not None and batch else (batch, [])
+    items: Iterator[Source | BadLine | tuple[Any, ...]],
+) -> tuple[list[Source | BadLine], list[tuple[Any, ...]]]:
+    """The next batch of items to pre-flight, and of what `Known` answered (empty lists at the
+    end)."""
+    batch: list[Source | BadLine] = []
+    known: list[tuple[Any, ...]] = []
+    for item in next_batch(items):
+        if isinstance(item, tuple):
+            known.append(item)
+        else:
+            batch.append(item)
+    return batch, known
 
 
 async def _prepare(

@@ -27,6 +27,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
+from batchtoon.records.compact import key_of
+
 __all__ = ["NEWS", "TERMS", "Stats", "Tally", "Term"]
 
 Term = Literal[
@@ -51,9 +53,9 @@ class Tally:
         self.also_finished = 0
         self._photos: dict[str, _Photo] = {}  # photos with a style still waiting
         self._holding: dict[str, list[str]] = {}  # item key -> the sources waiting on it
-        # item key -> files this run wrote for it before any of its photos was reached (an
-        # earlier run's task, finished now): those photos, when reached, are done now
-        self._written_ahead: dict[str, int] = {}
+        # key_of(item key) -> files this run wrote for it before any of its photos was reached
+        # (an earlier run's task, finished now): those photos, when reached, are done now
+        self._written_ahead: dict[int, int] = {}
 
     def __repr__(self) -> str:
         return f"<Tally results={dict(self.results)} photos={dict(self.photos)}>"
@@ -118,12 +120,25 @@ class Tally:
         ahead = max(0, files - len(sources))
         self.also_finished += ahead
         if ahead:
-            self._written_ahead[key] = self._written_ahead.get(key, 0) + ahead
+            hashed = key_of(key)
+            self._written_ahead[hashed] = self._written_ahead.get(hashed, 0) + ahead
 
-    def found_done(self, key: str, source: str) -> None:
-        """A (photo, style) found with its output there: `already done`, or `done now` if this
-        run wrote that output before the photo was reached (then it is no longer counted
-        among the results finished for an earlier run's photos)."""
+    def unchanged(self, source: str, keys: tuple[int, ...]) -> None:
+        """A photo found with every style's output there (`keys`: `key_of` its items), as
+        `found_done` says of each; counted at once when none was written ahead (a resume
+        meets a million)."""
+        if source in self._photos or any(key in self._written_ahead for key in keys):
+            self.photo(source, len(keys))
+            for key in keys:
+                self.found_done(key, source)
+        else:
+            self.results["already done"] += len(keys)
+            self.photos["already done"] += 1
+
+    def found_done(self, key: int, source: str) -> None:
+        """A (photo, style) found with its output there (`key`: `key_of` its item): `already
+        done`, or `done now` if this run wrote that output before the photo was reached (then
+        it is no longer counted among the results finished for an earlier run's photos)."""
         if self._written_ahead.get(key, 0) > 0:
             self._written_ahead[key] -= 1
             self.also_finished -= 1

@@ -17,6 +17,9 @@
   in), is an error, never a result.
 
 The parsing functions are pure and usable on their own (the sandbox's tests use them).
+
+aiohttp is loaded by the first request (`LazySession`): a run with nothing to send (a
+finished batch resumed) never loads it, a third of `run`'s start-up.
 """
 
 from __future__ import annotations
@@ -27,12 +30,11 @@ import random
 import time
 from dataclasses import dataclass, replace
 from email.utils import parsedate_to_datetime
-from typing import Any, Protocol
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
-import aiohttp
 import orjson
-from yarl import URL
 
 from batchtoon.errors import (
     ApiError,
@@ -46,6 +48,10 @@ from batchtoon.errors import (
 )
 from batchtoon.settings.config import Settings
 
+if TYPE_CHECKING:
+    import aiohttp
+    from yarl import URL
+
 __all__ = [
     "CREDITS_PATH",
     "KEY_HEADER",
@@ -54,6 +60,7 @@ __all__ = [
     "Api",
     "ApiClient",
     "Balance",
+    "LazySession",
     "Sink",
     "Submitted",
     "TaskState",
@@ -261,12 +268,43 @@ class Api(Protocol):
     async def download(self, url: str, sink: Sink, *, max_bytes: int) -> None: ...
 
 
+def _url(text: str) -> URL:
+    from yarl import URL  # (with aiohttp, by the first request)
+
+    return URL(text)
+
+
+class LazySession:
+    """The run's aiohttp session, opened by the first request made through it."""
+
+    def __init__(self) -> None:
+        self._session: aiohttp.ClientSession | None = None
+
+    def request(self, method: str, url: URL | str, **kwargs: Any) -> Any:
+        return self._opened().request(method, url, **kwargs)
+
+    def get(self, url: URL | str, **kwargs: Any) -> Any:
+        return self._opened().get(url, **kwargs)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _opened(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            import aiohttp
+
+            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+        return self._session
+
+
 class ApiClient:
     """Calls the API on one aiohttp session; see the module docstring for its guarantees."""
 
     def __init__(
         self,
-        session: aiohttp.ClientSession,
+        session: aiohttp.ClientSession | LazySession,
         base_url: str,
         api_key: str,
         *,
@@ -276,19 +314,35 @@ class ApiClient:
     ) -> None:
         self._session = session
         self._base = base_url.rstrip("/")
-        self._submit_url = URL(self._base + SUBMIT_PATH)  # parsed once, not per request
-        self._query_url = URL(self._base + QUERY_PATH)
         self._key = api_key
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
-        # An upload: connecting is quick or failed; once sent, its answer may take long.
-        self._upload_timeout = aiohttp.ClientTimeout(
-            total=timeout + answer_timeout, sock_connect=timeout, sock_read=answer_timeout
-        )
+        self._seconds, self._answer_seconds = timeout, answer_timeout
         self._max_wait = max_wait
+
+    @cached_property
+    def _submit_url(self) -> URL:  # parsed once, not per request
+        return _url(self._base + SUBMIT_PATH)
+
+    @cached_property
+    def _query_url(self) -> URL:
+        return _url(self._base + QUERY_PATH)
+
+    @cached_property
+    def _timeout(self) -> aiohttp.ClientTimeout:
+        import aiohttp
+
+        return aiohttp.ClientTimeout(total=self._seconds)
+
+    @cached_property
+    def _upload_timeout(self) -> aiohttp.ClientTimeout:
+        """Connecting is quick or failed; once sent, an upload's answer may take long."""
+        import aiohttp
+
+        seconds, answer = self._seconds, self._answer_seconds
+        return aiohttp.ClientTimeout(total=seconds + answer, sock_connect=seconds, sock_read=answer)
 
     @classmethod
     def from_settings(
-        cls, session: aiohttp.ClientSession, settings: Settings, api_key: str
+        cls, session: aiohttp.ClientSession | LazySession, settings: Settings, api_key: str
     ) -> ApiClient:
         return cls(
             session, settings.api.base_url, api_key, timeout=settings.api.timeout,
@@ -315,7 +369,7 @@ class ApiClient:
         return replace(state, status=self.redact(state.status))
 
     async def credits(self) -> list[Balance]:
-        return parse_credits(await self._call("GET", URL(self._base + CREDITS_PATH)))
+        return parse_credits(await self._call("GET", _url(self._base + CREDITS_PATH)))
 
     async def _call(
         self,
@@ -327,6 +381,8 @@ class ApiClient:
         upload: bool = False,
         **kwargs: Any,
     ) -> dict[str, Any]:
+        import aiohttp  # (a request: the network is needed now)
+
         headers = {KEY_HEADER: self._key}
         if content_type:
             headers["Content-Type"] = content_type
@@ -361,6 +417,8 @@ class ApiClient:
 
     def _transport_error(self, exc: BaseException, upload: bool) -> Transient:
         """A transport error as batchtoon's: an upload whose answer timed out is Unanswered."""
+        import aiohttp
+
         text = self.redact(_describe(exc))
         waited = isinstance(exc, aiohttp.SocketTimeoutError) or (
             isinstance(exc, asyncio.TimeoutError | TimeoutError)
@@ -375,6 +433,8 @@ class ApiClient:
         an error."""
         if not url.lower().startswith(("http://", "https://")):
             raise ItemRejected("the API sent a result URL that is not http(s)")
+        import aiohttp
+
         try:
             await self._fetch(url, sink, max_bytes)
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:

@@ -42,7 +42,7 @@ import sys
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, get_args
+from typing import Any, Literal, NamedTuple, get_args
 
 from batchtoon.records.compact import MASK64, MISSING, HashIndex, SortedIndex, key_of
 
@@ -61,6 +61,20 @@ Event = Literal[
 ]  # fmt: skip
 Reader = Callable[[int], dict[str, Any]]  # a journal offset -> the record written there
 BIG = 100_000  # rows from which numpy sorts them
+# The extensions results are written with (`layout.EXTENSIONS`), which a done row keeps as a
+# number; any other is read from the item's record.
+EXTENSIONS = ("jpg", "png", "webp", "bmp")
+_EXT_NUMBERS = {ext: number for number, ext in enumerate(EXTENSIONS, 1)}
+
+
+class Target(NamedTuple):
+    """A done target, as its row holds it (`DoneItems.target`)."""
+
+    seen: int  # its source's fingerprint when it was read (0: not known)
+    key: int  # key_of(its item's key)
+    base: int  # key_of(its output base)
+    ext: str  # its files' extension, "" if the row does not hold it
+    offset: int  # its item's record in the journal
 
 
 def make_record(event: Event, t: float, **fields: Any) -> dict[str, Any]:
@@ -188,10 +202,11 @@ class Uploads:
 
 
 class DoneItems:
-    """Done items as rows: where each one's `item` record is in the journal and how many target
-    files it has; per target, its source's fingerprint, and the hashes (`key_of`) that find
-    it: of (source, style), of its output base, of its source. About 90 bytes an item with one
-    target (tests/test_compact.py), whatever the lengths of its paths. Rows are appended as
+    """Done items as rows: where each one's `item` record is in the journal, how many target
+    files it has and their extension (`EXTENSIONS`' number); per target, its source's
+    fingerprint, and the hashes (`key_of`) that find it: of (source, style), of its output
+    base, of its source. About 90 bytes an item with one target (tests/test_compact.py),
+    whatever the lengths of its paths. Rows are appended as
     the journal is read; the indexes over them (`SortedIndex`) are built when first asked, and
     a row made again (a later one for the same item) shadows the earlier, then let go."""
 
@@ -199,6 +214,7 @@ class DoneItems:
         self.keys = array("Q")  # row -> key_of(item key)
         self.offsets = array("q")  # row -> its record's offset in the journal; -1: let go
         self.files = array("H")  # row -> its target files
+        self.exts = bytearray()  # row -> its files' extension: 1 + its place in EXTENSIONS, or 0
         self.target_keys = array("Q")  # target -> key_of((source, style))
         self.target_bases = array("Q")  # target -> key_of(output base)
         self.target_sources = array("Q")  # target -> key_of(source)
@@ -218,7 +234,7 @@ class DoneItems:
         self._settle()
         return len(self.offsets) - self._gone
 
-    def add(self, key: str, offset: int, style: int, targets: list[list[Any]]) -> None:
+    def add(self, key: str, offset: int, style: int, targets: list[list[Any]], ext: str) -> None:
         """A done item's row (`key_of` written out: a replay calls this a million times). A
         record of another shape adds nothing: what it appended is taken back."""
         row, first = len(self.offsets), len(self.target_rows)
@@ -226,6 +242,7 @@ class DoneItems:
             self.keys.append(hash(key) & MASK64 or 1)
             self.offsets.append(offset)
             self.files.append(len(targets) if len(targets) < 0xFFFF else 0xFFFF)
+            self.exts.append(_EXT_NUMBERS.get(ext, 0))
             for base, source, seen in targets:
                 self.target_keys.append(hash((source, style)) & MASK64 or 1)
                 self.target_bases.append(hash(base) & MASK64 or 1)
@@ -233,7 +250,7 @@ class DoneItems:
                 self.target_rows.append(row)
                 self.target_seen.append(seen)
         except (TypeError, ValueError, OverflowError):
-            for column in (self.keys, self.offsets, self.files):
+            for column in (self.keys, self.offsets, self.files, self.exts):
                 del column[row:]
             for column in self._target_columns:
                 del column[first:]
@@ -258,13 +275,20 @@ class DoneItems:
         """`key` is in hand again (or made again): its row no longer speaks for it."""
         self._let_go(self._row(key_of(key)))
 
-    def seen(self, source: str, style: int) -> tuple[int, int]:
-        """The fingerprint a done target of (`source`, `style`) was read with, and its item's
-        record offset; (0, MISSING) if no done item has that target."""
+    def target(self, source: str, style: int) -> Target | None:
+        """The done target of (`source`, `style`), if a row that speaks for its item has one."""
         target = self._targets.get(key_of((source, style)))
         if target == MISSING:
-            return 0, MISSING
-        return self.target_seen[target], self.offsets[self.target_rows[target]]
+            return None
+        row = self.target_rows[target]
+        offset = self.offsets[row]
+        if offset == MISSING:
+            return None
+        ext = self.exts[row]
+        return Target(
+            self.target_seen[target], self.keys[row], self.target_bases[target],
+            EXTENSIONS[ext - 1] if ext else "", offset,
+        )  # fmt: skip
 
     def claimant(self, base: str) -> int:
         """`key_of((source, style))` of the done target whose output is `base`, or `MISSING`."""
@@ -530,7 +554,7 @@ class Ledger:
         if record["state"] == "downloaded" and offset != MISSING:
             if self.live:
                 self.live.pop(key, None)
-            self.done.add(key, offset, int(key.rpartition(":")[2]), targets)
+            self.done.add(key, offset, int(key.rpartition(":")[2]), targets, record.get("ext", ""))
             return
         if offset != MISSING or key not in self.live:  # (else: the run's own, as it is)
             self.done.drop(key)
@@ -551,7 +575,7 @@ class Ledger:
             and record.get("subs", 0) == entry.submissions
         ):
             del self.live[key]
-            self.done.add(key, offset, entry.style, record["targets"])
+            self.done.add(key, offset, entry.style, record["targets"], record.get("ext", ""))
 
     def _in_hand(self, key: str) -> Entry:
         """The item `key`, taken in hand: made from its record if it is done, else new."""
