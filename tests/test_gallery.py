@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,12 +19,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, unquote_to_bytes
 
+import anyio
 import pytest
 from harness import photo
 from PIL import Image
 
 from batchtoon.records.ledger import Ledger
 from batchtoon.report import Card, Cell, Gallery, from_ledger, model, write_gallery
+from batchtoon.report.arriving import ArrivingThumbnails
 from batchtoon.report.pack import shown
 from batchtoon.report.thumbs import (
     Stopped,
@@ -566,6 +569,42 @@ def test_thumbnails_made_one_by_one_are_remembered_and_a_stop_ends_a_page(tmp_pa
     assert Thumbnails(folder).known(files[2]) is None
     make_thumbnails(files[1:], folder, workers=1)  # a whole page: the memo keeps its files
     assert all(Thumbnails(folder).known(path) for path in files)  # (and forgets none)
+
+
+class _Held(Thumbnails):
+    """Names every file it is asked for, holding the `hold`-th until `go` is set."""
+
+    def __init__(self, folder: Path, hold: int) -> None:
+        super().__init__(folder)
+        self.asked: list[Path] = []
+        self.hold, self.holding, self.go = hold, threading.Event(), threading.Event()
+
+    def name(self, path: Path) -> str | None:
+        self.asked.append(path)
+        if len(self.asked) == self.hold:
+            self.holding.set()
+            self.go.wait()
+        return "x"
+
+
+async def test_arriving_thumbnails_are_all_made_and_a_cancel_waits_for_one_only(
+    tmp_path: Path,
+) -> None:
+    offered = [(f"{i}.jpg", tmp_path / f"out{i}.jpg") for i in range(6)]
+    every = [path for source, output in offered for path in (tmp_path / source, output)]
+    for hold, cancel in ((len(every), False), (1, True)):
+        thumbnails = _Held(tmp_path / "t", hold)
+        arriving = ArrivingThumbnails(thumbnails, cwd=tmp_path)
+        for source, output in offered:  # all waiting before the worker starts: one batch
+            arriving.offer(source, output)
+        async with anyio.create_task_group() as group:
+            group.start_soon(arriving.run)
+            await anyio.to_thread.run_sync(thumbnails.holding.wait)
+            if cancel:
+                group.cancel_scope.cancel()  # the run ends, a thumbnail under way
+            thumbnails.go.set()
+            group.cancel_scope.cancel()
+        assert thumbnails.asked == (every[:1] if cancel else every)
 
 
 KILLED = """

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import anyio
 from anyio.abc import ObjectSendStream
@@ -49,6 +49,7 @@ __all__ = [
     "prepared_cache",
     "shard_of",
     "source_filter",
+    "waiting",
     "walk",
 ]
 
@@ -58,6 +59,7 @@ STORE_WORKERS_PER_CORE = 4  # photos in a store: each read waits on the network,
 Check = Callable[[Location], Prepared]
 Take = Callable[[Source | BadLine, Prepared | str], Awaitable[None]]
 Feed = Callable[[ObjectSendStream[Source | BadLine]], Coroutine[Any, Any, None]]
+T = TypeVar("T")
 
 
 class Known(Protocol):
@@ -168,7 +170,7 @@ async def _prepare(
         async for first in receive:
             # What else is already waiting is checked in the same thread hop: at high rates
             # a hop (and its GIL hand-offs) per photo costs more than the check itself.
-            batch = [first, *_waiting(receive, PREPARE_BATCH - 1)]
+            batch = [first, *waiting(receive, PREPARE_BATCH - 1)]
             outcomes = await anyio.to_thread.run_sync(_check_all, batch, check)
             for item, outcome in zip(batch, outcomes, strict=True):
                 await take(item, outcome)
@@ -190,11 +192,9 @@ def _check_all(batch: list[Source | BadLine], check: Check) -> list[Prepared | s
     return outcomes
 
 
-def _waiting(
-    receive: MemoryObjectReceiveStream[Source | BadLine], most: int
-) -> list[Source | BadLine]:
+def waiting(receive: MemoryObjectReceiveStream[T], most: int) -> list[T]:
     """Up to `most` items already in the stream, without waiting for more."""
-    items: list[Source | BadLine] = []
+    items: list[T] = []
     while len(items) < most:
         try:
             items.append(receive.receive_nowait())

@@ -8,8 +8,9 @@ Guarantees:
 - it never holds up the pipeline: `offer` (called in the event loop, where a result is stored)
   never waits and never raises; a file that finds the backlog (`BACKLOG` paths) full is left
   for the page at the end to make;
-- the work is off the event loop, in at most `workers` threads; memory is bounded by the
-  backlog, which holds paths, never images;
+- the work is off the event loop, in at most `workers` threads, the files waiting taken
+  `BATCH` at a time (one thread hop for them all); memory is bounded by the backlog, which
+  holds paths, never images;
 - cancelled (the run ends or is stopped), it waits for at most the one thumbnail each thread
   is making; a thumbnail that cannot be made or written now is left for the page, which says
   why if it cannot either.
@@ -24,11 +25,15 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream
 
 from batchtoon.locations.storage import Location, is_url
+from batchtoon.pipeline.producer import waiting
 from batchtoon.report.thumbs import Thumbnails
 
-__all__ = ["BACKLOG", "ArrivingThumbnails"]
+__all__ = ["BACKLOG", "BATCH", "ArrivingThumbnails"]
 
 BACKLOG = 1024  # paths waiting for a thread, at most (~100 KB)
+# Files made in one thread hop, at most: a hop per file (two a photo) and its GIL hand-offs
+# cost the event loop more than a small photo's thumbnail.
+BATCH = 32
 
 
 class ArrivingThumbnails:
@@ -70,6 +75,13 @@ class ArrivingThumbnails:
     async def _work(self, receive: MemoryObjectReceiveStream[Path]) -> None:
         async with receive:
             async for path in receive:
-                # Not writable now: the page at the end tries again, and says so.
-                with contextlib.suppress(OSError):
-                    await anyio.to_thread.run_sync(self.thumbnails.name, path)
+                await anyio.to_thread.run_sync(self._make, [path, *waiting(receive, BATCH - 1)])
+
+    def _make(self, paths: list[Path]) -> None:
+        """Blocking: each file's thumbnail; a cancelled run does not wait for the rest (those
+        are left for the page at the end)."""
+        for path in paths:
+            anyio.from_thread.check_cancelled()
+            # Not writable now: the page at the end tries again, and says so.
+            with contextlib.suppress(OSError):
+                self.thumbnails.name(path)
