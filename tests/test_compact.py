@@ -336,3 +336,31 @@ def test_a_walks_listing_of_results_answers_as_asking_each_file_does(
                 base = f"{folder}/r{n}" if folder else f"r{n}"
                 there = (out / f"{base}.jpg").is_file()
                 assert listed.has(base, "jpg") == layout.has(base, "jpg") == there
+
+
+def test_compaction_holds_a_few_bytes_a_done_item_whatever_their_number(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Compacting a run's journal at its end is the run's peak: it must not hold an object
+    per done item while it copies them."""
+    monkeypatch.setattr(ledger_module, "BIG", 1)  # the rows ordered as from 100,000: numpy's
+    count = 20_000
+    path = tmp_path / "journal.jsonl"
+    path.write_text("".join(json.dumps(done_item(i, "in")) + "\n" for i in range(count)))
+    journal = Journal(path)
+    journal.open()
+    try:
+        for _ in journal.ledger.done.located():  # (what the ledger builds once, built)
+            pass
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            journal.compact()
+            peak = tracemalloc.get_traced_memory()[1] - before
+        finally:
+            tracemalloc.stop()
+        assert journal.ledger.counts()["downloaded"] == count
+    finally:
+        journal.close()
+    assert peak / count <= 40, peak / count
+    assert len(path.read_text().splitlines()) == 3 + count

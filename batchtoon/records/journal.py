@@ -44,6 +44,7 @@ import json
 import os
 import re
 import uuid
+from array import array
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
@@ -242,7 +243,8 @@ class Journal:
         if self._reader is not None:
             self._reader.close()
         self._reader = open(self.path, "rb")  # noqa: SIM115  closed in close()
-        for row, offset in moved:
+        rows, offsets = moved
+        for row, offset in zip(rows, offsets, strict=True):
             self.ledger.done.offsets[row] = offset
         for record, offset in placed:  # done items that were in hand: rows now
             self.ledger.located(record, offset)
@@ -255,9 +257,11 @@ class Journal:
 
     def _write_compacted(
         self, out: IO[bytes]
-    ) -> tuple[list[tuple[int, int]], list[tuple[dict[str, Any], int]], int]:
-        """Write the compacted journal to `out`, fsync'd; the new offset of each done item's
-        row, the records of the items in hand and their offsets, and the lines written."""
+    ) -> tuple[tuple[array[int], array[int]], list[tuple[dict[str, Any], int]], int]:
+        """Write the compacted journal to `out`, fsync'd; the done items' rows and each one's
+        new offset, the records of the items in hand and their offsets, and the lines written.
+        The rows and offsets are arrays: 12 bytes a done item, where a list of pairs of ints
+        took some 140 (14 MiB at 100,000 photos, the peak of a run's end)."""
         ledger, now = self.ledger, self._clock.wall()
         head = [
             make_record("journal", now, id=ledger.journal_id),
@@ -268,13 +272,14 @@ class Journal:
                 for (source, style), reason in ledger.rejected.items()
             ),
         ]
-        moved: list[tuple[int, int]] = []
+        rows, offsets = array("I"), array("q")
         placed: list[tuple[dict[str, Any], int]] = []
         offset = 0
         for record in head:
             offset += out.write(self._line(record))
         for row, old in ledger.done.located():
-            moved.append((row, offset))
+            rows.append(row)
+            offsets.append(offset)
             line = self._line_at(old)
             record = _decode(line)
             if ledger.interned(record):  # (written by a run: sources in full)
@@ -288,7 +293,7 @@ class Journal:
             ledger.named(record)  # (as `located` takes it)
         out.flush()
         os.fsync(out.fileno())
-        return moved, placed, len(head) + len(moved) + len(placed)
+        return (rows, offsets), placed, len(head) + len(rows) + len(placed)
 
     async def write(self, event: Event, *, durable: bool = True, **fields: Any) -> None:
         """Fold a record into the ledger and append it (see `append`), stamped now."""
