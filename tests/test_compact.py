@@ -364,3 +364,27 @@ def test_compaction_holds_a_few_bytes_a_done_item_whatever_their_number(
         journal.close()
     assert peak / count <= 40, peak / count
     assert len(path.read_text().splitlines()) == 3 + count
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 10**6), st.booleans()), max_size=60, unique_by=lambda t: t[0])
+)
+def test_done_rows_are_given_in_journal_order_however_they_were_made(
+    rows: list[tuple[int, bool]],
+) -> None:
+    """Rows made in journal order (a run's, a replay's) or not (whatever order a caller folds
+    records in), some let go: `located` gives the rows that speak, by offset, whether it sorts
+    them (by Python, by numpy for a big table) or finds them in order already."""
+    for order in (sorted(rows), rows):
+        done = Ledger().done
+        for number, (offset, _) in enumerate(order):
+            done.add(f"{number:064x}:0", offset, 0, [[f"b{number}", f"in/{number}.jpg", 1]], "jpg")
+        for number, (_, dropped) in enumerate(order):
+            if dropped:
+                done.drop(f"{number:064x}:0")
+        wanted = sorted((offset, row) for row, (offset, dropped) in enumerate(order) if not dropped)
+        for big in (1, ledger_module.BIG):
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(ledger_module, "BIG", big)
+                assert [(offset, row) for row, offset in done.located()] == wanted

@@ -299,8 +299,10 @@ class DoneItems:
         """(row, offset) of every row that speaks for its item, in journal order."""
         self._settle()
         offsets = self.offsets
-        if len(offsets) < BIG:
-            rows: Iterable[int] = sorted(range(len(offsets)), key=offsets.__getitem__)
+        if _ascending(offsets):  # rows are made in journal order (a run's end: no numpy)
+            rows: Iterable[int] = range(len(offsets))
+        elif len(offsets) < BIG:
+            rows = sorted(range(len(offsets)), key=offsets.__getitem__)
         else:
             import numpy as np  # (loaded for a big table only: 0.1 s of start-up)
 
@@ -640,6 +642,17 @@ class Ledger:
     def item_count(self) -> int:
         """Records a compacted journal holds: one an item, one a refused target."""
         return len(self.live) + self.done.count + len(self.rejected)
+
+
+def _ascending(offsets: array[int]) -> bool:
+    """Whether the offsets held (all but `MISSING`) only grow."""
+    last = MISSING
+    for offset in offsets:
+        if offset != MISSING:
+            if offset < last:
+                return False
+            last = offset
+    return True
 
 
 def _folder_of(output: str, entry: Entry) -> str:
