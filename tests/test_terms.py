@@ -161,7 +161,7 @@ def test_a_result_this_run_wrote_before_reaching_its_photo_is_done_now_not_alrea
         assert tally.also_finished == 1
         keys = key_of("sha:0"), key_of("sha:2")  # its other style was done by an earlier run
         if found == "unchanged":  # reached now, neither read nor hashed: its outputs are there
-            tally.unchanged("a.jpg", keys)
+            assert tally.unchanged([("a.jpg", keys)]) == 2
         else:  # reached now: its output is there, written by this run
             tally.photo("a.jpg", 2)
             for key in keys:

@@ -40,7 +40,7 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import IO, Any, TypeVar, overload
+from typing import IO, Any, overload
 
 import orjson
 from wcmatch import glob
@@ -61,7 +61,6 @@ __all__ = [
     "count_sources",
     "display",
     "iter_sources",
-    "next_batch",
 ]
 
 # What a folder walk picks up: the formats the API takes, and the ones it refuses, so those are
@@ -235,7 +234,7 @@ class Filter:
 
     def line_in_shard(self, line: str) -> bool:
         """Whether the photo a manifest line gives as `line` is this process's."""
-        return self.rel_in_shard(line.replace("\\", "/"))
+        return self.shard is None or self.rel_in_shard(line.replace("\\", "/"))
 
     def rel_in_shard(self, rel: str) -> bool:
         """Whether the photo at `rel` (posix, below its SOURCE) is this process's."""
@@ -462,19 +461,6 @@ def _lines(manifest: Path) -> int:
             return sum(1 for line in file if line.strip())
     except OSError:
         return 0
-
-
-T = TypeVar("T")
-
-
-def next_batch(items: Iterator[T], size: int = 256) -> list[T]:
-    """Up to `size` more items (run it in a thread: walking and reading manifests block)."""
-    batch = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == size:
-            break
-    return batch
 
 
 def _walk(

@@ -411,11 +411,10 @@ class Machine:
     def _unchanged(self, step: Step, unchanged: Unchanged) -> None:
         """Photos an earlier run finished, unchanged since: done, as they are (nothing read).
         A path given twice is taken once (unchanged, it is one content)."""
-        for path, keys in unchanged.photos:
-            if self._first_time(path):
-                self.stats.tally.unchanged(path, keys)
-                step.verdicts += ["done"] * len(keys)
-                self.verdicts["done"] += len(keys)
+        fresh = [(path, keys) for path, keys in unchanged.photos if self._first_time(path)]
+        results = self.stats.tally.unchanged(fresh)
+        step.verdicts += ["done"] * results
+        self.verdicts["done"] += results
 
     def _leave(self, step: Step, path: str, style: int) -> None:
         """Another journal has claimed this photo in this style: it is left to that run."""

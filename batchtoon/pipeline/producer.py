@@ -32,7 +32,6 @@ from batchtoon.locations.sources import (
     Shard,
     Source,
     iter_sources,
-    next_batch,
 )
 from batchtoon.locations.storage import Location, location
 from batchtoon.settings.config import Settings
@@ -54,6 +53,7 @@ __all__ = [
 ]
 
 PREPARE_BATCH = 16  # items pre-flighted in one thread hop, at most
+WALK_BATCH, KNOWN_BATCH = 256, 4096  # items to pre-flight, and photos known, a walk's hop
 STORE_WORKERS_PER_CORE = 4  # photos in a store: each read waits on the network, not a core
 
 Check = Callable[[Location], Prepared]
@@ -151,15 +151,18 @@ async def walk(
 def _next_sifted(
     items: Iterator[Source | BadLine | tuple[Any, ...]],
 ) -> tuple[list[Source | BadLine], list[tuple[Any, ...]]]:
-    """The next batch of items to pre-flight, and of what `Known` answered (empty lists at the
-    end)."""
+    """The next batch of items to pre-flight (`WALK_BATCH` at most), and of what `Known`
+    answered (`KNOWN_BATCH` at most: a resume's million unchanged photos cost a thread hop,
+    and the event loop's turn, each batch); empty lists at the end."""
     batch: list[Source | BadLine] = []
     known: list[tuple[Any, ...]] = []
-    for item in next_batch(items):
+    for item in items:
         if isinstance(item, tuple):
             known.append(item)
         else:
             batch.append(item)
+        if len(batch) == WALK_BATCH or len(known) == KNOWN_BATCH:
+            break
     return batch, known
 
 

@@ -123,17 +123,25 @@ class Tally:
             hashed = key_of(key)
             self._written_ahead[hashed] = self._written_ahead.get(hashed, 0) + ahead
 
-    def unchanged(self, source: str, keys: tuple[int, ...]) -> None:
-        """A photo found with every style's output there (`keys`: `key_of` its items), as
-        `found_done` says of each; counted at once when none was written ahead (a resume
-        meets a million)."""
-        if source in self._photos or any(key in self._written_ahead for key in keys):
-            self.photo(source, len(keys))
-            for key in keys:
-                self.found_done(key, source)
-        else:
-            self.results["already done"] += len(keys)
-            self.photos["already done"] += 1
+    def unchanged(self, photos: list[tuple[str, tuple[int, ...]]]) -> int:
+        """Photos found with every style's output there (each: its path, `key_of` its items),
+        as `found_done` says of each; those none of whose items was written ahead counted at
+        once (a resume meets a million). The number of their results."""
+        results = plain = plain_results = 0
+        ahead = self._written_ahead
+        for source, keys in photos:
+            results += len(keys)
+            if source in self._photos or (ahead and any(key in ahead for key in keys)):
+                self.photo(source, len(keys))
+                for key in keys:
+                    self.found_done(key, source)
+            else:
+                plain += 1
+                plain_results += len(keys)
+        if plain:
+            self.results["already done"] += plain_results
+            self.photos["already done"] += plain
+        return results
 
     def found_done(self, key: int, source: str) -> None:
         """A (photo, style) found with its output there (`key`: `key_of` its item): `already
