@@ -9,6 +9,8 @@ import subprocess
 import sys
 import tracemalloc
 from array import array
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -127,6 +129,24 @@ async def test_a_run_ends_with_one_record_an_item_and_a_resume_pays_nothing(
     assert {path: path.stat().st_mtime_ns for path in outputs(out)} == files
 
 
+@contextmanager
+def files_opened() -> Iterator[list[str]]:
+    """The paths the process opens meanwhile (an audit hook: hooks cannot be removed, so this
+    one goes quiet after)."""
+    opened: list[str] = []
+    watching = [True]
+
+    def audit(event: str, args: tuple[Any, ...]) -> None:
+        if watching[0] and event == "open" and isinstance(args[0], str | Path):
+            opened.append(os.fspath(args[0]))
+
+    sys.addaudithook(audit)
+    try:
+        yield opened
+    finally:
+        watching[0] = False
+
+
 @pytest.mark.parametrize("given", ["folder", "manifest"])
 async def test_a_finished_batch_resumes_without_reading_a_photo(
     sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, given: str
@@ -147,22 +167,37 @@ async def test_a_finished_batch_resumes_without_reading_a_photo(
         sources[0].write_text("".join(json.dumps({"path": p}) + "\n" for p in paths))
     out = Path("out")
     await run_engine(sandbox, sources, out, styles=(0, 3))
-    opened: list[str] = []
-    watching = [True]
-
-    def audit(event: str, args: tuple[Any, ...]) -> None:
-        if watching[0] and event == "open" and isinstance(args[0], str | Path):
-            opened.append(os.fspath(args[0]))
-
-    sys.addaudithook(audit)  # (hooks cannot be removed: this one goes quiet below)
-    try:
+    with files_opened() as opened:
         again = await run_engine(sandbox, sources, out, styles=(0, 3))
-    finally:
-        watching[0] = False
     assert again.stats.tally.results == {"already done": 26}
     assert again.stats.tally.photos == {"already done": 13}
     read = {os.path.realpath(path) for path in opened}
     assert not read & {os.path.realpath(photo) for photo in photos}
+
+
+@pytest.mark.parametrize("given", ["folder", "manifest"])
+async def test_a_shards_resume_knows_its_own_photos_and_meets_no_other(
+    sandbox: Sandbox, tmp_path: Path, given: str
+) -> None:
+    """`--shard 0/2` twice: the resume takes as done exactly the photos the first run did, and
+    opens none of the other shard's either."""
+    photos = make_photos(tmp_path / "in", 16)
+    sources = [tmp_path / "in"]
+    if given == "manifest":
+        sources = [tmp_path / "photos.jsonl"]
+        lines = (json.dumps({"path": str(p.relative_to(tmp_path))}) + "\n" for p in photos)
+        sources[0].write_text("".join(lines))
+    out = tmp_path / "out"
+    first = await run_engine(sandbox, sources, out, styles=(3,), sources__shard="0/2")
+    mine = first.stats.tally.results["done now"]
+    assert 0 < mine < 16  # (a shard of its own: some photos, not all)
+    with files_opened() as opened:
+        again = await run_engine(sandbox, sources, out, styles=(3,), sources__shard="0/2")
+    assert again.stats.tally.results == {"already done": mine}
+    assert sandbox.counters.accepted_total == mine
+    assert not {os.path.realpath(path) for path in opened} & {
+        os.path.realpath(photo) for photo in photos
+    }
 
 
 async def test_a_changed_photo_and_a_deleted_result_are_still_found(

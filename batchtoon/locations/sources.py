@@ -8,10 +8,10 @@ generator, so a million-line manifest costs one line of memory at a time.
 A manifest line that cannot be used is yielded as a `BadLine` with its line number, and the
 walk goes on.
 
-With a `Known` (a resume: `intake.Intake.known`), every local photo is first offered to it as
+With `Knows` (a resume: `intake.Intake.known`), every local photo is first offered to it as
 text, and what it answers is yielded in the photo's place: a photo an earlier run finished
 costs no `Source`, no `Path` and no question of the output's record (its fingerprint, which
-`Known` compares, is a file batchtoon took before, never one of its results).
+it compares, is a file batchtoon took before, never one of its results).
 
 A `Filter` (`--include`/`--exclude`, config `sources`) keeps a folder's files by globs on their
 path below the folder, posix-style: `*` within a name, `**` across folders, a pattern without
@@ -54,7 +54,7 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "BadLine",
     "Filter",
-    "Known",
+    "Knows",
     "Shard",
     "Source",
     "check_sources",
@@ -87,7 +87,7 @@ class BadLine:
 
 # A local photo's path and its place below its SOURCE (posix), as text, and a manifest row's own
 # styles -> what stands for the photo if it needs no reading, else None.
-Known = Callable[[str, str, tuple[int, ...] | None], tuple[Any, ...] | None]
+Knows = Callable[[str, str, tuple[int, ...] | None], tuple[Any, ...] | None]
 
 
 # What must never reach a terminal raw: C0 and C1 controls and DEL (escape sequences, a carriage
@@ -297,12 +297,12 @@ def iter_sources(
 
 @overload
 def iter_sources(
-    arguments: Sequence[Location], only: Filter, known: Known
+    arguments: Sequence[Location], only: Filter, known: Knows
 ) -> Iterator[Source | BadLine | tuple[Any, ...]]: ...
 
 
 def iter_sources(
-    arguments: Sequence[Location], only: Filter = EVERYTHING, known: Known | None = None
+    arguments: Sequence[Location], only: Filter = EVERYTHING, known: Knows | None = None
 ) -> Iterator[Source | BadLine | tuple[Any, ...]]:
     """Every item of the SOURCE `arguments` that `only` keeps; with `known`, what it answers
     for a local photo in its place (see the module docstring)."""
@@ -323,7 +323,7 @@ def iter_sources(
             yield from _manifest(argument, only, known)
 
 
-def _asked(known: Known | None, item: Source) -> Source | tuple[Any, ...]:
+def _asked(known: Knows | None, item: Source) -> Source | tuple[Any, ...]:
     """What `known` answers for `item` (a local photo), or the item."""
     if known is None or not isinstance(item.path, Path):
         return item
@@ -379,7 +379,7 @@ def _ext(where: Location) -> str:
 
 
 def _manifest(
-    manifest: Location, only: Filter, known: Known | None
+    manifest: Location, only: Filter, known: Knows | None
 ) -> Iterator[Source | BadLine | tuple[Any, ...]]:
     read, expected = (_jsonl, _JSONL) if _ext(manifest) == ".jsonl" else (_csv, _CSV)
     lines = _Lines(manifest, only, known)
@@ -408,10 +408,10 @@ class _Lines:
     """A manifest's lines made items, under `only`, asked of `known` first where they can be
     as text (see the module docstring)."""
 
-    def __init__(self, manifest: Location, only: Filter, known: Known | None) -> None:
+    def __init__(self, manifest: Location, only: Filter, known: Knows | None) -> None:
         self._manifest, self._only = manifest, only
         self._inside = self._prefix = ""  # a manifest in a store: its lines are URLs
-        self._known: Known | None = None
+        self._known: Knows | None = None
         if isinstance(manifest, Path):
             self._inside = storage.folder_text(manifest.parent)
             folder = str(manifest.parent)
@@ -464,7 +464,7 @@ def _lines(manifest: Path) -> int:
 
 
 def _walk(
-    root: Path, only: Filter, known: Known | None
+    root: Path, only: Filter, known: Knows | None
 ) -> Iterator[Source | BadLine | tuple[Any, ...]]:
     seen: set[tuple[int, int]] = set()
     unreadable: list[OSError] = []

@@ -2,7 +2,7 @@
 them as outcomes; what becomes of an item is the state machine's call (`machine`).
 
 - `known` (in the walk's thread, asked of every local photo before anything is made of it,
-  `sources.Known`): a photo whose every style an earlier run finished, whose fingerprint
+  `sources.Knows`): a photo whose every style an earlier run finished, whose fingerprint
   (size, times: `preflight.fingerprint`) is the one the journal recorded, and whose output
   files are there, is delivered in bulk as `Unchanged`, neither read nor hashed; any other
   goes on to pre-flight. Its output files are found by name alone (the likely name, checked
@@ -41,7 +41,15 @@ from batchtoon.locations.layout import Layout, Listed
 from batchtoon.locations.provenance import Provenance
 from batchtoon.locations.sources import BadLine, Source, display
 from batchtoon.locations.storage import location
-from batchtoon.pipeline.outcomes import Found, Outbox, Recorded, Rejected, Reread, Unchanged
+from batchtoon.pipeline.outcomes import (
+    Found,
+    Outbox,
+    Recorded,
+    Rejected,
+    Reread,
+    Unchanged,
+    UnchangedPhoto,
+)
 from batchtoon.pipeline.producer import Check
 from batchtoon.pipeline.tickets import RereadTicket
 from batchtoon.records.compact import key_of
@@ -49,7 +57,6 @@ from batchtoon.records.ledger import Ledger, Target
 
 MOST_NAMES = 1000  # names tried for one target: more means the record is broken, not busy
 Placed = Recorded | str | None  # a result already there; the name claimed; another's
-Known = tuple[str, tuple[int, ...]]  # an unchanged photo: its path, its items' `key_of`s
 
 __all__ = ["Intake"]
 
@@ -75,9 +82,9 @@ class Intake:
     def __repr__(self) -> str:
         return f"<Intake styles={self._styles}>"
 
-    def known(self, path: str, rel: str, styles: tuple[int, ...] | None) -> Known | None:
+    def known(self, path: str, rel: str, styles: tuple[int, ...] | None) -> UnchangedPhoto | None:
         """Blocking: the photo at `path` (`rel` below its SOURCE) as `Unchanged` knows it, if it
-        is (see the module docstring): one `stat` of it, and one of each output file."""
+        is (see the module docstring): one `stat` of it, its results found by name."""
         done, keys, now = self._ledger.done, [], 0
         for style in styles or self._styles:
             target = done.target(path, style)
@@ -101,7 +108,7 @@ class Intake:
         base = next((base for base, source, _ in record["targets"] if source == path), None)
         return None if base is None else (base, record["ext"])
 
-    async def unchanged(self, known: list[Known]) -> None:
+    async def unchanged(self, known: list[UnchangedPhoto]) -> None:
         await self._outbox.deliver(Unchanged(tuple(known)))
 
     async def take(self, item: Source | BadLine, outcome: Prepared | str) -> None:

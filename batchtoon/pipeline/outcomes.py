@@ -74,6 +74,7 @@ __all__ = [
     "Reread",
     "Stored",
     "Unchanged",
+    "UnchangedPhoto",
     "Unsent",
 ]
 
@@ -122,12 +123,15 @@ class Rejected:
     path: str = ""  # the file's own path (a file reached twice is taken once); "" for a line
 
 
+UnchangedPhoto = tuple[str, tuple[int, ...]]  # its path, `key_of` each style's item
+
+
 @dataclass(frozen=True, slots=True)
 class Unchanged:
     """Photos whose every style an earlier run finished, with the same fingerprint (size and
     times) as now, and whose output files are there: (path, `key_of` each style's item)."""
 
-    photos: tuple[tuple[str, tuple[int, ...]], ...]
+    photos: tuple[UnchangedPhoto, ...]
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ overdue first. Guarantees:
 - at most `concurrency` queries are in flight (a fixed pool of that many query workers, each
   delivering its task's outcome before it takes the next), and no task has two at once;
 - the poll rate keeps up by itself: unless a ceiling is configured, it is sized from the work
-  whenever the number of pending tasks changes, so that the most tasks pending at any time in
+  each time a query worker picks its next task, so that the most tasks pending at any time in
   the last interval can all be asked in a tenth of an interval (`ROUND`): tasks submitted
   together are due together, and as the others settle the few left stay in their clump,
   which a rate sized to their mean need (their number an interval), or shrunk as each of them
@@ -131,7 +131,7 @@ class Poller:
         """The most overdue pending task, once one is due (taken off the schedule)."""
         while True:
             self._take_new(new_tasks)
-            self._size_rate()  # here too, so it shrinks once the last interval saw fewer
+            self._size_rate()  # (every pick: a task joined or settled since, or time passed)
             now = self._clock.monotonic()
             while self._due and self._due[0][0] <= now:
                 due, _, key = heapq.heappop(self._due)
@@ -211,7 +211,6 @@ class Poller:
         self._due_at.pop(key, None)
         self._asked.pop(key, None)
         self._failing.pop(key, None)
-        self._size_rate()
         await self._outbox.deliver(outcome)
         if isinstance(outcome, Fatal):
             await self._abandon(f"the API refused the account: {outcome.error.reason}")

@@ -67,7 +67,7 @@ class Known(Protocol):
 
     def known(self, path: str, rel: str, styles: tuple[int, ...] | None) -> tuple[Any, ...] | None:
         """Blocking: what stands for this local photo if it needs no pre-flight, else None
-        (`sources.Known`)."""
+        (`sources.Knows`)."""
         ...
 
     async def unchanged(self, known: list[Any]) -> None:
