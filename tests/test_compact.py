@@ -32,17 +32,40 @@ ROOT = Path(__file__).resolve().parents[1]
 SHA = "ab" * 32
 
 
+KEYS = st.integers(1, 2**64 - 2)  # what `key_of` makes (Python's hash() is never -1)
+
+
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(st.integers(1, 2**64 - 1), st.integers(0, 2**32 - 1)), max_size=3000))
-def test_a_hash_index_answers_as_a_dict_does(pairs: list[tuple[int, int]]) -> None:
-    index, expected = HashIndex(), {}
-    for key, value in pairs:
-        index.put(key, value)
-        expected[key] = value
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["put", "put", "take out"]), KEYS, st.integers(0, 2**32 - 1)),
+        max_size=3000,
+    ),
+    st.booleans(),
+)
+def test_a_hash_index_answers_as_a_dict_does(steps: list[tuple[str, int, int]], near: bool) -> None:
+    index, expected = HashIndex(capacity=16), {}
+    for what, key, value in steps:
+        key = key % 64 + 1 if near else key  # near: keys that collide, markers on the way
+        if what == "put":
+            assert index.put(key, value) == (key not in expected)
+            expected[key] = value
+        else:
+            assert index.take_out(key) == (expected.pop(key, None) is not None)
     assert len(index) == len(expected)
     assert all(index.get(key) == value for key, value in expected.items())
     assert dict(index.items()) == expected
     assert index.get(key_of("never put")) in (MISSING, expected.get(key_of("never put")))
+
+
+def test_a_hash_index_of_keys_taken_out_as_they_come_stays_small() -> None:
+    index = HashIndex(capacity=16)
+    for key in range(1, 100_001):
+        index.put(key * 0x9E3779B97F4A7C15 % 2**64 or 1, 0)
+        if key > 10:
+            index.take_out((key - 10) * 0x9E3779B97F4A7C15 % 2**64 or 1)
+    assert len(index) == 10
+    assert "of 64>" in repr(index) or "of 32>" in repr(index), repr(index)
 
 
 @settings(max_examples=60, deadline=None)
@@ -76,6 +99,21 @@ def done_item(index: int, folder: str) -> dict[str, Any]:
         "item", 0.0, key=key, state="downloaded", targets=[[base, source, index + 1]],
         ext="jpg", written=1, subs=1,
     )  # fmt: skip
+
+
+def test_a_replayed_item_done_leaves_its_names_to_its_row() -> None:
+    ledger = Ledger()
+    for index in range(2_000):
+        record = done_item(index, "in")
+        base, source, _ = record["targets"][0]
+        queued = make_record("queued", 0.0, key=record["key"], source=source, output=base)
+        ledger.apply(queued, index * 400)
+        assert len(ledger.claims) == 1
+        ledger.apply(record, index * 400 + 200)
+        assert len(ledger.claims) == 0
+    assert ledger.taken_by_other("in/photo0001999-3", "in/another.jpg", 3)
+    assert not ledger.taken_by_other("in/photo0001999-3", "in/photo0001999.jpg", 3)
+    assert not ledger.taken_by_other("in/photo0002000-3", "in/another.jpg", 3)
 
 
 def ledger_bytes(count: int, folder: str) -> float:
@@ -113,6 +151,7 @@ async def test_a_run_ends_with_one_record_an_item_and_a_resume_pays_nothing(
     out = Path("out")
     first = await run_engine(sandbox, [Path("in")], out, styles=(0, 3))
     assert first.stats.tally.results["done now"] == 48
+    assert len(first.machine.ledger.claims) == 0  # a done item's row answers for its names
     records = journal_records(out)
     assert [r["event"] for r in records[:3]] == ["journal", "totals", "folders"]
     assert sorted(r["event"] for r in records[3:]) == ["item"] * 48

@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from batchtoon.batch import Batch, Summary
 from batchtoon.cli.found import resolved, say_first
+from batchtoon.cli.heap import steady_heap
 from batchtoon.cli.live import LiveFile, live_path
 from batchtoon.cli.parser import did_you_mean, setting_flags
 from batchtoon.cli.progress import Bars, StatusLines, summary
@@ -102,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
     key = "" if args.sandbox else api_key(settings.settings, required=True)
     if not args.quiet:
         _say_where(settings.settings)
+    steady_heap()  # the command owns its process: a library's caller keeps its own allocator
     return in_loop(_run_async, args, settings, key)
 
 

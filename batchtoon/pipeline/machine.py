@@ -214,7 +214,7 @@ class Machine:
         self._open: dict[str, Ticket] = {}
         # Every task id this run met -> its item's key (both hashed, `key_of`): a reused id is
         # caught even once the first task is done, for some 24 bytes a task.
-        self._tasks = HashIndex(wide=True)
+        self._tasks = HashIndex(values="Q")
         self._taken = HashSet()  # the source files taken (hashes of path and content)
         self._completed = HashSet()  # items this run wrote every target of (key hashes)
         # Items resume took on that no target found yet points to -> what resume judged them:

@@ -5,8 +5,9 @@ lengths nor with Python's per-object overhead.
   probing, at most `MAX_LOAD` full): about 24 bytes an entry with 32-bit numbers, where a dict
   of ints costs over 100. A key is a hash (Python's `hash()` of a string or a tuple, stable
   within a process), never the string itself: whoever needs certainty checks what the number
-  leads to.
-- `HashSet`: the same, without the numbers (16 bytes an entry).
+  leads to. A key taken out leaves a marker, dropped when the table is next rebuilt, which
+  is sized by the keys in it then: a table of what is in hand stays as small as that.
+- `HashSet`: the same, its numbers a byte each (about 18 bytes an entry).
 - `SortedIndex`: keys kept in an array anyway -> their position, sorted in bulk when first
   asked (12 bytes an entry) if there are many: a million appended cost no index until one
   is looked up.
@@ -30,6 +31,8 @@ BULK = 200_000  # keys appended since the last lookup from which they are sorted
 MAX_LOAD = 0.7  # a table this full doubles: probes stay short, memory stays near 1.4 slots
 MISSING = -1
 MASK64 = (1 << 64) - 1
+_TAKEN_OUT = MASK64  # the key of a slot whose key was taken out: `key_of` never makes it, as
+# Python's `hash()` is never -1
 
 
 def key_of(value: object) -> int:
@@ -38,25 +41,31 @@ def key_of(value: object) -> int:
 
 
 class HashIndex:
-    """Keys (from `key_of`) -> numbers (0 .. 2**32-1, or with `wide` 0 .. 2**64-1)."""
+    """Keys (from `key_of`) -> numbers: 0 .. 2**32-1, or with `values="Q"` 0 .. 2**64-1 (with
+    `"B"`: 0 only, a set's)."""
 
-    __slots__ = ("_code", "_table", "_used")
+    __slots__ = ("_code", "_live", "_table", "_used")
 
-    def __init__(self, *, wide: bool = False, capacity: int = 1024) -> None:
-        self._code = "Q" if wide else "I"
-        self._used = 0
+    def __init__(self, *, values: str = "I", capacity: int = 1024) -> None:
+        self._code = values  # the numbers' array code
+        self._used = 0  # slots holding a key or a marker
+        self._live = 0
         self._table = _empty(capacity, self._code)
 
     def __len__(self) -> int:
-        return self._used
+        return self._live
 
     def __repr__(self) -> str:
-        return f"<HashIndex {self._used} of {len(self._table[0])}>"
+        return f"<HashIndex {self._live} of {len(self._table[0])}>"
 
     def items(self) -> Iterator[tuple[int, int]]:
         """Every (key, number), in no particular order."""
         keys, values, _ = self._table
-        return ((key, int(value)) for key, value in zip(keys, values, strict=True) if key)
+        return (
+            (key, int(value))
+            for key, value in zip(keys, values, strict=True)
+            if key and key != _TAKEN_OUT
+        )
 
     def get(self, key: int) -> int:
         """The number stored for `key`, or `MISSING`."""
@@ -85,28 +94,44 @@ class HashIndex:
                 break
             slot = (slot + 1) & mask
         if (self._used + 1) > MAX_LOAD * (mask + 1):
-            self._grow()
+            self._grow(int(2 * (self._live + 1) / MAX_LOAD))
             return self.put(key, value)
         values[slot] = value
         keys[slot] = key  # the key last: a reader in another thread never sees it without it
         self._used += 1
+        self._live += 1
         return True
+
+    def take_out(self, key: int) -> bool:
+        """Forget `key` (its slot keeps a marker, so later keys are still found past it); True
+        if it was there."""
+        keys, _, mask = self._table
+        slot = key & mask
+        while found := keys[slot]:
+            if found == key:
+                keys[slot] = _TAKEN_OUT
+                self._live -= 1
+                return True
+            slot = (slot + 1) & mask
+        return False
 
     def reserve(self, more: int) -> None:
         """Make room for `more` keys at once (not by doubling again and again)."""
         if self._used + more > MAX_LOAD * (self._table[2] + 1):
-            self._grow(int((self._used + more) / MAX_LOAD) + 1)
+            self._grow(int((self._live + more) / MAX_LOAD) + 1)
 
-    def _grow(self, size: int = 0) -> None:
-        keys, values, mask = self._table
-        table = _empty(max(size, 2 * (mask + 1)), self._code)
+    def _grow(self, size: int) -> None:
+        """The table made again at `size` slots (a power of two at least), without markers."""
+        keys, values, _ = self._table
+        table = _empty(size, self._code)
         new_keys, new_values, new_mask = table
         for key, value in zip(keys, values, strict=True):
-            if key:
+            if key and key != _TAKEN_OUT:
                 slot = key & new_mask
                 while new_keys[slot]:
                     slot = (slot + 1) & new_mask
                 new_keys[slot], new_values[slot] = key, value
+        self._used = self._live
         self._table = table
 
 
@@ -116,7 +141,7 @@ class HashSet:
     __slots__ = ("_index",)
 
     def __init__(self) -> None:
-        self._index = HashIndex()
+        self._index = HashIndex(values="B")
 
     def __len__(self) -> int:
         return len(self._index)

@@ -423,9 +423,9 @@ class Ledger:
         self.done = DoneItems()
         self.entries = Entries(self)
         self.rejected: dict[tuple[str, int], str] = {}  # (source, style) -> reason
-        # key_of(output base) -> key_of((source, style)) of the target claiming it (a done
-        # item's targets: `DoneItems.claimant`)
-        self.claims = HashIndex(wide=True)
+        # key_of(output base) -> key_of((source, style)) of the target claiming it, for the
+        # items in hand (a done item's targets: `DoneItems.claimant`)
+        self.claims = HashIndex(values="Q")
         self.uploads = Uploads()
         # The sources' folders (with their last separator), numbered as met: a compacted
         # journal names a source by its folder's number and its name.
@@ -554,8 +554,8 @@ class Ledger:
             else:
                 self._folder(source[: _folder_end(source)])
         if record["state"] == "downloaded" and offset != MISSING:
-            if self.live:
-                self.live.pop(key, None)
+            if self.live and (entry := self.live.pop(key, None)) is not None:
+                self._unclaim(entry)
             self.done.add(key, offset, int(key.rpartition(":")[2]), targets, record.get("ext", ""))
             return
         if offset != MISSING or key not in self.live:  # (else: the run's own, as it is)
@@ -578,6 +578,7 @@ class Ledger:
         ):
             del self.live[key]
             self.done.add(key, offset, entry.style, record["targets"], record.get("ext", ""))
+            self._unclaim(entry)
 
     def _in_hand(self, key: str) -> Entry:
         """The item `key`, taken in hand: made from its record if it is done, else new."""
@@ -603,6 +604,14 @@ class Ledger:
     def _claim(self, base: str, source: str, style: int) -> None:
         self.claims.put(key_of(base), key_of((source, style)))
         self._folder(source[: _folder_end(source)])
+
+    def _unclaim(self, entry: Entry) -> None:
+        """`entry` is a done row now, which answers for its targets' claims (`claimant`):
+        `claims` keeps only those of items in hand."""
+        for base, source in entry.targets.items():
+            hashed = key_of(base)
+            if self.claims.get(hashed) == key_of((source, entry.style)):
+                self.claims.take_out(hashed)
 
     def taken_by_other(self, base: str, source: str, style: int) -> bool:
         """Does another (source, style) than this one claim output `base`?"""

@@ -1,0 +1,56 @@
+"""A run's large tables stay out of glibc's heap: after a large block is freed, a block above
+`MMAP_THRESHOLD` still gets a mapping of its own (glibc would otherwise have raised its
+threshold past it, and served it, and every copy of a growing table, from the heap)."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import subprocess
+import sys
+
+import pytest
+from test_cli import ROOT, clean_env
+
+# How many blocks have a mapping of their own, before and after one of 1 MiB is made (once a
+# block of 4 MiB was made and freed), as one number: 1 if it got its own, 0 if from the heap.
+PROBE = """
+import ctypes, sys
+from batchtoon.cli.heap import steady_heap
+
+class Info(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()
+    )]
+
+libc = ctypes.CDLL(None)
+libc.mallinfo2.restype = Info
+if sys.argv[1] == "steady":
+    assert steady_heap()
+freed = bytearray(4 << 20)
+del freed
+before = libc.mallinfo2().hblks
+table = bytearray(1 << 20)
+print(libc.mallinfo2().hblks - before)
+"""
+
+
+def mapped_after_a_large_free(how: str) -> int:
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, how], capture_output=True, text=True, check=True,
+        env=clean_env(None, PYTHONPATH=str(ROOT)), timeout=60,
+    )  # fmt: skip
+    return int(done.stdout)
+
+
+def glibc() -> bool:
+    try:
+        return bool(os.confstr("CS_GNU_LIBC_VERSION")) and hasattr(ctypes.CDLL(None), "mallinfo2")
+    except (ValueError, OSError):
+        return False
+
+
+@pytest.mark.skipif(not glibc(), reason="glibc's allocator only (2.33 or later: mallinfo2)")
+def test_a_large_block_gets_its_own_mapping_after_a_larger_one_was_freed() -> None:
+    assert mapped_after_a_large_free("steady") == 1
+    assert mapped_after_a_large_free("default") == 0  # glibc's own way: the probe can fail
