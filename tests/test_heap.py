@@ -12,8 +12,8 @@ import sys
 import pytest
 from test_cli import ROOT, clean_env
 
-# How many blocks have a mapping of their own, before and after one of 1 MiB is made (once a
-# block of 4 MiB was made and freed), as one number: 1 if it got its own, 0 if from the heap.
+# How many blocks have a mapping of their own, before and after one of 2 MiB is made (once a
+# block of 8 MiB was made and freed), as one number: 1 if it got its own, 0 if from the heap.
 PROBE = """
 import ctypes, sys
 from batchtoon.cli.heap import steady_heap
@@ -27,10 +27,10 @@ libc = ctypes.CDLL(None)
 libc.mallinfo2.restype = Info
 if sys.argv[1] == "steady":
     assert steady_heap()
-freed = bytearray(4 << 20)
+freed = bytearray(8 << 20)
 del freed
 before = libc.mallinfo2().hblks
-table = bytearray(1 << 20)
+table = bytearray(2 << 20)
 print(libc.mallinfo2().hblks - before)
 """
 

@@ -17,10 +17,11 @@ import os
 
 __all__ = ["MMAP_THRESHOLD", "steady_heap"]
 
-# Bytes from which a block gets a mapping of its own: above a photo's buffers (a request's
-# body, a thumbnail's pixels are made and freed a photo at a time, and a mapping each would
-# cost two system calls), below the tables, which pass it from some 20,000 entries.
-MMAP_THRESHOLD = 256 * 1024
+# Bytes from which a block gets a mapping of its own: above what is made and freed a photo at
+# a time (a 256 px picture's pixels are 256 KiB: with the threshold there, a gallery's run made
+# and returned three mappings a photo, each faulted in page by page), below a big batch's
+# tables (an array of 8-byte keys passes it at 131,072 of them).
+MMAP_THRESHOLD = 1024 * 1024
 _M_MMAP_THRESHOLD = -3  # glibc's malloc.h
 
 
