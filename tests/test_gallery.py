@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,14 +25,17 @@ from harness import photo
 from PIL import Image
 
 from batchtoon.records.ledger import Ledger
-from batchtoon.report import Card, Cell, Gallery, from_ledger, model, write_gallery
+from batchtoon.report import Card, Cell, Gallery, from_ledger, model, thumbs, write_gallery
 from batchtoon.report.arriving import ArrivingThumbnails
 from batchtoon.report.pack import shown
 from batchtoon.report.thumbs import (
     Stopped,
     Thumbnails,
+    flat_rgb,
     make_thumbnails,
+    thumbnail,
     thumbs_dir,
+    upright,
 )
 
 STYLES = (0, 2, 7)
@@ -579,12 +582,16 @@ class _Held(Thumbnails):
         self.asked: list[Path] = []
         self.hold, self.holding, self.go = hold, threading.Event(), threading.Event()
 
-    def name(self, path: Path) -> str | None:
-        self.asked.append(path)
-        if len(self.asked) == self.hold:
-            self.holding.set()
-            self.go.wait()
-        return "x"
+    def name_each(
+        self, paths: list[Path], *, before_each: Callable[[], object] = lambda: None
+    ) -> list[str | None]:
+        for path in paths:
+            before_each()
+            self.asked.append(path)
+            if len(self.asked) == self.hold:
+                self.holding.set()
+                self.go.wait()
+        return ["x"] * len(paths)
 
 
 async def test_arriving_thumbnails_are_all_made_and_a_cancel_waits_for_one_only(
@@ -605,6 +612,106 @@ async def test_arriving_thumbnails_are_all_made_and_a_cancel_waits_for_one_only(
             thumbnails.go.set()
             group.cancel_scope.cancel()
         assert thumbnails.asked == (every[:1] if cancel else every)
+
+
+def _traced(thumbnails: Thumbnails) -> list[str]:
+    """The statements the memo runs from now on, each with the thumbnails there as it ran."""
+    statements: list[str] = []
+    thumbnails.known(Path("/"))  # the memo opened
+    assert thumbnails._memo is not None
+    thumbnails._memo.set_trace_callback(
+        lambda sql: statements.append(
+            f"{sql.split()[0]} {len(list(thumbnails.folder.glob('*.jpg')))}"
+        )
+    )
+    return statements
+
+
+def test_a_batch_is_remembered_in_one_transaction_once_its_thumbnails_are_there(
+    tmp_path: Path,
+) -> None:
+    files = [tmp_path / f"{i}.jpg" for i in range(4)]
+    for seed, path in enumerate(files):
+        path.write_bytes(photo(seed=seed))
+    thumbnails = Thumbnails(tmp_path / "t")
+    statements = _traced(thumbnails)
+    names = thumbnails.name_each(files[:3])
+    assert all(names) and thumbnails.made == 3
+    writes = [s for s in statements if not s.startswith("SELECT")]
+    assert writes == ["BEGIN 3", "INSERT 3", "INSERT 3", "INSERT 3", "COMMIT 3"]
+
+    asked: list[None] = []
+
+    def cancelled_at_the_second() -> None:
+        asked.append(None)
+        if len(asked) == 2:
+            raise _Cancelled
+
+    statements.clear()
+    with pytest.raises(_Cancelled):
+        thumbnails.name_each([files[3], files[0]], before_each=cancelled_at_the_second)
+    assert [s for s in statements if not s.startswith("SELECT")] == [
+        "BEGIN 4",
+        "INSERT 4",
+        "COMMIT 4",
+    ]
+    assert Thumbnails(tmp_path / "t").known(files[3])  # the one made is remembered
+
+
+def test_a_thumbnail_not_writable_now_is_left_for_later_and_a_lost_folder_made_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = [tmp_path / f"{i}.jpg" for i in range(3)]
+    for seed, path in enumerate(files):
+        path.write_bytes(photo(seed=seed))
+    folder = tmp_path / "t"
+    thumbnails = Thumbnails(folder)
+    assert thumbnails.name(files[0])
+    shutil.rmtree(folder)  # deleted to reclaim its space: made again at the next thumbnail
+    assert thumbnails.name(files[1]) and len(list(folder.glob("*.jpg"))) == 1
+    monkeypatch.setattr(thumbs, "write_whole", _full_disk)
+    assert thumbnails.name_each([files[2]]) == [None]
+    assert thumbnails.known(files[2]) is None  # not "none can be made": asked again later
+    with pytest.raises(OSError, match="full"):
+        thumbnails.names([files[2]], workers=1)  # a page says why
+
+
+class _Cancelled(Exception):
+    """A run cancelled while a batch of thumbnails is made."""
+
+
+def _full_disk(*args: object, **kwargs: object) -> None:
+    raise OSError(28, "full")
+
+
+def test_a_thumbnail_holds_the_picture_only_turned_only_as_its_exif_says(tmp_path: Path) -> None:
+    halves = Image.new("RGB", (640, 400), (255, 0, 0))
+    halves.paste((0, 0, 255), (320, 0, 640, 400))  # red left, blue right
+    exif = halves.getexif()
+    exif[0x010F] = "SecretCam"  # the camera's make
+    exif.get_ifd(0x8825)[2] = (51.0, 30.0, 0.0)  # GPS latitude
+    marked = {
+        "exif": exif,
+        "icc_profile": b"SecretProfile" * 8,
+        "comment": b"SecretComment",
+        "xmp": b"<x:xmpmeta>SecretXmp</x:xmpmeta>",
+    }
+    for orientation, size, left in ((None, (256, 160), "red"), (1, (256, 160), "red"),
+                                    (3, (256, 160), "blue"), (6, (160, 256), "red")):  # fmt: skip
+        if orientation is not None:
+            exif[0x0112] = orientation
+        made = thumbnail(_encoded(halves, "JPEG", quality=95, **marked))
+        assert b"Secret" not in made and b"Exif" not in made and b"ICC_PROFILE" not in made
+        with Image.open(io.BytesIO(made)) as thumb:
+            assert thumb.size == size and not {"exif", "icc_profile", "comment", "xmp"} & set(
+                thumb.info
+            )
+            pixel = thumb.getpixel((4, 4))
+            assert isinstance(pixel, tuple)
+            red, _, blue = pixel
+            assert (red > blue) == (left == "red"), orientation
+    with Image.open(io.BytesIO(_encoded(halves, "JPEG"))) as plain:
+        assert upright(plain) is plain and flat_rgb(plain) is plain  # no copy when none is needed
 
 
 KILLED = """

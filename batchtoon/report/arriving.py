@@ -18,7 +18,6 @@ Guarantees:
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 import anyio
@@ -78,10 +77,7 @@ class ArrivingThumbnails:
                 await anyio.to_thread.run_sync(self._make, [path, *waiting(receive, BATCH - 1)])
 
     def _make(self, paths: list[Path]) -> None:
-        """Blocking: each file's thumbnail; a cancelled run does not wait for the rest (those
-        are left for the page at the end)."""
-        for path in paths:
-            anyio.from_thread.check_cancelled()
-            # Not writable now: the page at the end tries again, and says so.
-            with contextlib.suppress(OSError):
-                self.thumbnails.name(path)
+        """Blocking: each file's thumbnail, their memo lines in one transaction; a cancelled
+        run does not wait for the rest, and one not writable now is skipped (both are left
+        for the page at the end, which tries again, and says why if it cannot either)."""
+        self.thumbnails.name_each(paths, before_each=anyio.from_thread.check_cancelled)

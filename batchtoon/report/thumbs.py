@@ -2,14 +2,17 @@
 
 Guarantees:
 - a thumbnail is at most `SIZE` px on its long side (EXIF rotation applied, transparency
-  flattened onto white), a JPEG at quality `QUALITY`: a few KB to a few tens of KB;
+  flattened onto white), a JPEG at quality `QUALITY`: a few KB to a few tens of KB; it holds
+  the picture only, nothing else of its file's (no EXIF, GPS, XMP, ICC profile or comment);
 - it is named by the content of the file it shows (`NAME_CHARS` base32 digits of its sha256,
   60 bits), so copies of a photo share one, a file changed in place gets a new one, and a
   thumbnail already there is reused as it is, never decoded or written again;
 - which file has which name is remembered by (path, size, mtime) in `memo.sqlite` beside the
-  thumbnails, on disk (never all in memory), each as it is made (its own transaction, held for
-  no longer: other processes may share the memo): a later call, a resumed run included, reads
-  only the files that changed since, not every photo again, and makes no thumbnail twice;
+  thumbnails, on disk (never all in memory), a file's line only once its thumbnail is there:
+  a page's each as it is made, `name_each`'s together once its files are done (one transaction
+  for them all, held for no longer: other processes may share the memo; a crash before it
+  costs only reading those files again); a later call, a resumed run included, reads only the
+  files that changed since, not every photo again, and makes no thumbnail twice;
 - every file here is written whole (a temporary file renamed over it): a crash never leaves a
   torn thumbnail, and two processes making the same one both end with a good file;
 - a file that cannot be read or that Pillow cannot open (HEIC without a plugin, a truncated
@@ -31,12 +34,12 @@ import io
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from PIL import Image, ImageOps
+from PIL import ExifTags, Image, ImageOps
 
 from batchtoon.images.intact import refuse_pixel_bomb
 from batchtoon.locations.files import write_whole
@@ -49,7 +52,9 @@ __all__ = [
     "Thumbnails",
     "flat_rgb",
     "make_thumbnails",
+    "thumbnail",
     "thumbs_dir",
+    "upright",
 ]
 
 FOLDER = PurePosixPath(".batchtoon", "thumbs")  # below the output folder
@@ -59,6 +64,9 @@ QUALITY = 80
 NAME_CHARS = 12  # base32 digits: 60 bits, no collision to fear among millions of pictures
 MEMO = "memo.sqlite"
 SUFFIX = ".jpg"
+
+Stamp = tuple[int, int]  # a file's size and mtime_ns, as the memo knows it
+Line = tuple[bytes, int, int, str]  # a memo line: the file's path, its stamp, its thumbnail name
 
 
 def thumbs_dir(out: Path) -> Path:
@@ -97,22 +105,42 @@ class Thumbnails:
 
     def name(self, path: Path) -> str | None:
         """The file's thumbnail name, made now if no earlier call made it (blocking); None if
-        none can be made, or once stopped."""
-        known = self._recall(path)
-        return (self._make_now(path) if known is None else known) or None
+        none can be made, or not now (stopped, or its thumbnail cannot be written)."""
+        return self.name_each([path])[0]
+
+    def name_each(
+        self, paths: list[Path], *, before_each: Callable[[], object] = lambda: None
+    ) -> list[str | None]:
+        """`name` of each path, in this thread, `before_each` called before each (what it
+        raises ends the call); the memo lines of the files read here written together at the
+        end, also when ended so (a thumbnail it did not make is left for a later call)."""
+        lines: list[Line] = []
+        names: list[str | None] = []
+        try:
+            for path in paths:
+                before_each()
+                known, stamp = self._recall(path)
+                line = None if known is not None or stamp is None else self._try_make(path, stamp)
+                if line is not None:
+                    lines.append(line)
+                names.append((known if line is None else line[3]) or None)
+        finally:
+            self._remember(lines)
+        return names
 
     def names(self, paths: Iterable[Path], *, workers: int) -> dict[Path, str | None]:
         """Each path's thumbnail name, or None: the known ones looked up here, the others read
         and thumbnailed in `workers` threads (Pillow decodes and hashlib hashes without the
         GIL). `Stopped` if `stop()` came meanwhile."""
         known = {path: self._recall(path) for path in dict.fromkeys(paths)}
-        todo = [path for path, name in known.items() if name is None]
+        todo = {path: stamp for path, (name, stamp) in known.items() if name is None and stamp}
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            made = dict(zip(todo, pool.map(self._make_now, todo), strict=True))
+            made = dict(zip(todo, pool.map(self._name_now, todo, todo.values()), strict=True))
         if self.stopped:
             raise Stopped(f"thumbnails in {self.folder}: stopped")
         return {
-            path: (made[path] if name is None else name) or None for path, name in known.items()
+            path: (made[path] if name is None else name) or None
+            for path, (name, _) in known.items()
         }
 
     def save(self) -> None:
@@ -128,34 +156,48 @@ class Thumbnails:
             row = None if memo is None else self._query(memo, path)
         return None if row is None else (int(row[0]), int(row[1]), str(row[2]))
 
-    def _recall(self, path: Path) -> str | None:
+    def _recall(self, path: Path) -> tuple[str | None, Stamp | None]:
         """The name known for this file as it is now ("" for "none can be made"), or None to
-        make it."""
-        try:
-            stamp = _stamp(path)
-        except OSError:
-            return ""  # gone: nothing to show, and nothing to remember
-        known = self.known(path)
-        if known is None or list(known[:2]) != stamp or not self._usable(known[2]):
-            return None
-        return known[2]
-
-    def _make_now(self, path: Path) -> str:
-        if self.stopped:
-            return ""
+        make it; and its stamp (None if it is gone: nothing to show, nothing to remember)."""
         try:
             stamp = _stamp(path)  # before reading: a change meanwhile shows at the next call
+        except OSError:
+            return "", None
+        known = self.known(path)
+        if known is None or known[:2] != stamp or not self._usable(known[2]):
+            return None, stamp
+        return known[2], stamp
+
+    def _name_now(self, path: Path, stamp: Stamp) -> str:
+        """The name of a thumbnail made now, remembered at once; "" if there is none (now)."""
+        line = self._make_now(path, stamp)
+        self._remember([] if line is None else [line])
+        return "" if line is None else line[3]
+
+    def _try_make(self, path: Path, stamp: Stamp) -> Line | None:
+        """`_make_now`, None where the thumbnail cannot be written now (left for a later call,
+        which may say why)."""
+        try:
+            return self._make_now(path, stamp)
+        except OSError:
+            return None
+
+    def _make_now(self, path: Path, stamp: Stamp) -> Line | None:
+        """The memo line of a file whose thumbnail is there now (its name "" if none can be
+        made), or None: stopped, or unreadable; OSError if the thumbnail cannot be written."""
+        if self.stopped:
+            return None
+        try:
             data = path.read_bytes()
         except OSError:
-            return ""
+            return None
         name = content_name(data)
         if not self._usable(name):
-            if _write(data, self.folder, name + SUFFIX):
+            if self._write(data, name + SUFFIX):
                 self.made += 1
             else:
                 name = ""
-        self._remember(path, stamp, name)
-        return name
+        return (_key(path), *stamp, name)
 
     def _usable(self, name: str) -> bool:
         """True for "" (known to be impossible) and for a thumbnail that is there, not empty."""
@@ -166,17 +208,33 @@ class Thumbnails:
         except OSError:
             return False
 
-    def _remember(self, path: Path, stamp: list[int], name: str) -> None:
+    def _write(self, data: bytes, name: str) -> bool:
+        """True once the thumbnail of `data` is written, False if none can be made."""
+        try:
+            encoded = thumbnail(data)
+        except Exception:  # any decoder failure (there are many kinds) means a placeholder
+            return False
+        try:  # not durable: a thumbnail lost is made again
+            write_whole(self.folder / name, encoded, durable=False)
+        except FileNotFoundError:  # no folder (never made, or deleted to reclaim its space)
+            self.folder.mkdir(parents=True, exist_ok=True)
+            write_whole(self.folder / name, encoded, durable=False)
+        return True
+
+    def _remember(self, lines: list[Line]) -> None:
+        """The lines written in one transaction (none of them if it fails)."""
+        if not lines:
+            return
         with self._lock:
             memo = self._open()
             if memo is None:
                 return
             try:
-                memo.execute(
-                    "INSERT OR REPLACE INTO memo VALUES (?, ?, ?, ?)", (_key(path), *stamp, name)
-                )
+                memo.execute("BEGIN")
+                memo.executemany("INSERT OR REPLACE INTO memo VALUES (?, ?, ?, ?)", lines)
+                memo.execute("COMMIT")
             except sqlite3.Error:
-                self._lose()
+                self._lose()  # closed: an open transaction is rolled back
 
     def _open(self) -> sqlite3.Connection | None:
         """The memo, opened at the first call (None if it cannot be: every file is then read,
@@ -187,7 +245,7 @@ class Thumbnails:
                 self.folder.mkdir(parents=True, exist_ok=True)
                 memo = sqlite3.connect(
                     self.folder / MEMO, timeout=10, isolation_level=None, check_same_thread=False
-                )  # isolation_level None: each statement its own transaction
+                )  # isolation_level None: no transaction but those `_remember` begins
                 memo.execute("PRAGMA journal_mode=WAL")
                 memo.execute("PRAGMA synchronous=OFF")  # a memo lost costs reading files again
                 memo.execute(
@@ -225,19 +283,9 @@ class Stopped(Exception):
     """`Thumbnails.names` was stopped before it had every name."""
 
 
-def _write(data: bytes, folder: Path, name: str) -> bool:
-    try:
-        encoded = thumbnail(data)
-    except Exception:  # any decoder failure (there are many kinds) means a placeholder
-        return False
-    folder.mkdir(parents=True, exist_ok=True)
-    write_whole(folder / name, encoded, durable=False)  # a thumbnail lost is made again
-    return True
-
-
-def _stamp(path: Path) -> list[int]:
+def _stamp(path: Path) -> Stamp:
     stat = os.stat(path)
-    return [stat.st_size, stat.st_mtime_ns]
+    return stat.st_size, stat.st_mtime_ns
 
 
 def content_name(data: bytes) -> str:
@@ -248,22 +296,35 @@ def content_name(data: bytes) -> str:
 def thumbnail(data: bytes) -> bytes:
     """The JPEG thumbnail of an image's bytes. JPEGs are decoded at a reduced scale (draft
     mode: 1/2 to 1/8 of the pixels, still at least `SIZE`), which is most of the speed."""
+    encoded = io.BytesIO()
     with Image.open(io.BytesIO(data)) as image:
         refuse_pixel_bomb(image)  # a PNG cannot be decoded small: 12000x12000 would take 1 GB
         image.draft("RGB", (SIZE, SIZE))
-        upright = ImageOps.exif_transpose(image)
-    flat = flat_rgb(upright)
-    flat.thumbnail((SIZE, SIZE))
-    encoded = io.BytesIO()
-    flat.save(encoded, "JPEG", quality=QUALITY)
+        flat = flat_rgb(upright(image))
+        flat.thumbnail((SIZE, SIZE))
+        flat.info.clear()  # the picture only: Pillow would carry over the photo's JPEG comment
+        flat.save(encoded, "JPEG", quality=QUALITY)
     return encoded.getvalue()
 
 
+def upright(image: Image.Image) -> Image.Image:
+    """The image turned as its EXIF orientation says; itself, loaded, if that is upright
+    already (`ImageOps.exif_transpose` would copy it)."""
+    if image.getexif().get(ExifTags.Base.Orientation, 1) not in TURNED:
+        image.load()
+        return image
+    return ImageOps.exif_transpose(image)
+
+
+TURNED = range(2, 9)  # the EXIF orientations other than upright (1)
+
+
 def flat_rgb(image: Image.Image) -> Image.Image:
-    """RGB; what was transparent shows white, as in most viewers."""
+    """RGB (the image itself if it is RGB already); what was transparent shows white, as in
+    most viewers."""
     if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
         rgba = image.convert("RGBA")
         background = Image.new("RGB", rgba.size, (255, 255, 255))
         background.paste(rgba, mask=rgba.getchannel("A"))
         return background
-    return image.convert("RGB")
+    return image if image.mode == "RGB" else image.convert("RGB")
