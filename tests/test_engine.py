@@ -182,3 +182,25 @@ async def test_with_no_concurrency_set_a_quarter_second_of_the_rate_is_uploading
                     await held.reached.wait()
                 group.cancel_scope.cancel()
         journal.close()
+
+
+async def test_submissions_wait_while_the_poller_is_behind_and_every_photo_is_done(
+    tmp_path: Path,
+) -> None:
+    # A poll rate of 50 queries a second cannot ask about what 1,000 uploads a second submit:
+    # without a hold, all 120 are submitted in 0.12 s and wait for the poller, in hand. With
+    # it, about an interval's worth go (10, before the first is due and the poller is late).
+    make_photos(tmp_path / "in", 120)
+    async with Sandbox(time_scale=0.001, render="echo") as sandbox:
+        engine = await run_engine(
+            sandbox, [tmp_path / "in"], tmp_path / "out", submit__rate=1000.0, poll__rate=50.0,
+            compact_journal=False,
+        )  # fmt: skip
+    assert engine.exit_code == ExitCode.OK
+    assert sandbox.counters.accepted_total == 120
+    in_hand, most = 0, 0
+    for record in journal_records(tmp_path / "out"):
+        in_hand += {"submitted": 1, "downloaded": -1}.get(record["event"], 0)
+        most = max(most, in_hand)
+    assert most <= 40, most
+    assert engine.backlog.statistics().holds >= 1

@@ -2,8 +2,8 @@
 
     sources ──> pre-flight ──> Intake ──> uploads ──> SubmitWorker xN ──> Poller ──> Downloader xM
     (thread)    (threads)     (facts)    (bounded)   (SharedRate,         (one       (checked,
-                                 ▲                    SubmissionBudget)    loop)      renamed)
-                                 │ rereads
+                                 ▲                    SubmissionBudget,    loop)      renamed)
+                                 │ rereads            Backlog) ◂╌╌ late? ╌╌┴╌╌ waiting? ╌┘
             outcomes, one way: stage ──> Driver: Machine.step ──> journal, then tickets ──> queues
 
 The engine builds the pieces and runs them; it decides nothing about items. The stages compute
@@ -43,6 +43,7 @@ from batchtoon.locations.layout import Layout
 from batchtoon.locations.provenance import Provenance
 from batchtoon.locations.sources import BadLine, Source, count_sources
 from batchtoon.locations.storage import Location, location
+from batchtoon.pipeline.backlog import Backlog
 from batchtoon.pipeline.budget import SubmissionBudget
 from batchtoon.pipeline.clock import SYSTEM_CLOCK, Clock
 from batchtoon.pipeline.downloader import Downloader
@@ -83,6 +84,9 @@ __all__ = ["STOP_GRACE", "Engine", "uploads_ahead"]
 STOP_GRACE = 5.0  # seconds a stopped run waits for uploads already on the wire
 AHEAD_SECONDS = 2.0  # prepared uploads kept waiting: this many seconds of the submit rate ...
 MOST_AHEAD = 256  # ... but never more (each holds its image's bytes)
+# Results waiting a downloader, a downloader, beyond which submissions wait (`Backlog`): a
+# downloader that keeps up has none waiting, one a burst of results finds busy a few.
+WAITING_RESULTS = 4
 
 
 def uploads_ahead(settings: Settings) -> int:
@@ -189,9 +193,19 @@ class Engine:
             log=self._log,
             say=report,
         )
+        self.backlog = Backlog(
+            settings.poll.interval,
+            self.poller.lateness,
+            lambda: self._store_queue.statistics().current_buffer_used,
+            most_waiting=WAITING_RESULTS * settings.download.workers,
+            clock=clock,
+        )
 
     def __repr__(self) -> str:
-        return f"<Engine {self.control!r} {self.stats} {self.poller!r} {self.budget!r}>"
+        return (
+            f"<Engine {self.control!r} {self.stats} {self.poller!r} {self.budget!r} "
+            f"{self.backlog!r}>"
+        )
 
     @property
     def outcome(self) -> RunOutcome:
@@ -223,10 +237,12 @@ class Engine:
             for _ in range(settings.submit.uploads):
                 worker = SubmitWorker(
                     api, self.submit_rate, self.retry, self.budget, self.driver,
-                    max_unanswered=settings.submit.max_resubmissions, clock=self.clock,
+                    backlog=self.backlog, max_unanswered=settings.submit.max_resubmissions,
+                    clock=self.clock,
                 )  # fmt: skip
                 group.start_soon(worker.run, self._upload_queue.clone())
             group.start_soon(self.poller.run, self._poll_queue)
+            group.start_soon(self.backlog.run)
             for _ in range(settings.download.workers):
                 downloader = Downloader(
                     api, self.retry, self.driver, self.layout, self.record,

@@ -99,6 +99,7 @@ class Poller:
         self._due: list[tuple[float, int, str]] = []  # heap of (due time, age order, key)
         self._due_at: dict[str, float] = {}  # key -> its due time; absent while it is asked
         self._asking: set[str] = set()  # keys with a query in flight
+        self._unsent: dict[str, float] = {}  # key -> due time, of those waiting for the rate
         self._asked: dict[str, tuple[str, float]] = {}  # key -> (task id, last answer's time)
         self._order = itertools.count()
         self._failing: dict[str, _Streak] = {}  # item key -> its failures in a row
@@ -109,6 +110,14 @@ class Poller:
 
     def __repr__(self) -> str:
         return f"<Poller pending={len(self.pending)} queries={self.queries}>"
+
+    def lateness(self) -> float:
+        """Seconds the most overdue task not yet asked (waiting for a query worker, or for the
+        rate) is past its due time; 0 if none is due."""
+        dues = list(itertools.islice(self._unsent.values(), 1))  # the first picked: the oldest
+        if self._due:
+            dues.append(self._due[0][0])
+        return max(0.0, self._clock.monotonic() - min(dues)) if dues else 0.0
 
     async def run(self, new_tasks: MemoryObjectReceiveStream[PollTicket]) -> None:
         """Poll until cancelled; tasks sent on `new_tasks` are first asked about an interval
@@ -138,6 +147,7 @@ class Poller:
                 if self._due_at.get(key) == due:  # else an old place, moved since
                     del self._due_at[key]
                     self._asking.add(key)
+                    self._unsent[key] = due
                     return self.pending[key]
             # Woken at least once an interval: a task that joins is due no sooner than that.
             first = self._due[0][0] if self._due else now + self._limits.interval
@@ -200,6 +210,7 @@ class Poller:
             outcome = await self._ask(ticket)
         finally:
             self._asking.discard(ticket.key)
+            self._unsent.pop(ticket.key, None)
         if outcome is not None and self.pending.get(ticket.key) is ticket:  # (not a newer task)
             await self._settle(outcome)
         elif ticket.key in self.pending:  # ask again: an interval after this answer
@@ -221,6 +232,7 @@ class Poller:
         if self._clock.wall() > ticket.gone_at:
             return Gone(ticket, TASK_EXPIRED, task_id)
         sent_at = await self._rate.acquire()
+        self._unsent.pop(ticket.key, None)
         self.queries += 1
         try:
             state = await self._api.query(task_id)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from anyio.abc import ObjectReceiveStream
 
 from batchtoon.errors import ApiError, ItemRejected, RunFatal, Throttled, Unanswered
+from batchtoon.pipeline.backlog import Backlog
 from batchtoon.pipeline.budget import SubmissionBudget
 from batchtoon.pipeline.clock import SYSTEM_CLOCK, Clock
 from batchtoon.pipeline.outcomes import Accepted, Fatal, Outbox, Outcome, Refused, Unsent
@@ -47,11 +48,12 @@ class SubmitWorker:
         budget: SubmissionBudget,
         outbox: Outbox,
         *,
+        backlog: Backlog | None = None,
         max_unanswered: int = 2,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._api, self._rate, self._retry = api, rate, retry
-        self._budget, self._outbox = budget, outbox
+        self._budget, self._outbox, self._backlog = budget, outbox, backlog
         self._max_unanswered = max_unanswered
         self._clock = clock
         self.submitted = 0
@@ -62,6 +64,8 @@ class SubmitWorker:
     async def run(self, uploads: ObjectReceiveStream[UploadTicket]) -> None:
         async with uploads:
             async for ticket in uploads:
+                if self._backlog is not None:
+                    await self._backlog.keep_up()
                 async with self._budget.slot() as slot:
                     if slot is None:
                         await self._outbox.deliver(Unsent(ticket))
