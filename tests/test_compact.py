@@ -116,6 +116,20 @@ def test_a_replayed_item_done_leaves_its_names_to_its_row() -> None:
     assert not ledger.taken_by_other("in/photo0002000-3", "in/another.jpg", 3)
 
 
+def test_a_runs_own_done_targets_are_not_indexed_for_its_walk() -> None:
+    ledger = Ledger()
+    for index in range(1_000):
+        ledger.apply(done_item(index, "in"), index * 200)
+    ledger.done.only_targets_now()
+    for index in range(1_000, 2_000):  # the run's own
+        ledger.apply(done_item(index, "in"), index * 200)
+    earlier = ledger.done.target("in/photo0000999.jpg", 3)
+    assert earlier is not None and earlier.offset == 999 * 200
+    assert ledger.done.target("in/photo0001000.jpg", 3) is None
+    assert ledger.done.claimant("in/photo0001000-3") != MISSING  # its names are still its own
+    assert ledger.knows(f"{1_000:064x}:3")
+
+
 def ledger_bytes(count: int, folder: str) -> float:
     """Bytes a done item holds in a ledger (Python's allocations, after replaying `count`)."""
     records = [done_item(i, folder) for i in range(count)]

@@ -78,6 +78,9 @@ class Intake:
         self._check, self._styles = check, styles
         self._placing: set[str] = set()  # names claimed for photos not yet delivered
         self._results = Listed(layout)  # (the walk's: `known`)
+        # `known` asks of what earlier runs did: a photo this run took twice is found the
+        # long way (read, its content's key in hand), as one photo in two folders always is.
+        ledger.done.only_targets_now()
 
     def __repr__(self) -> str:
         return f"<Intake styles={self._styles}>"

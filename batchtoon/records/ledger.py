@@ -275,8 +275,15 @@ class DoneItems:
         """`key` is in hand again (or made again): its row no longer speaks for it."""
         self._let_go(self._row(key_of(key)))
 
+    def only_targets_now(self) -> None:
+        """`target` answers from the rows there now, never from one added later (a run's own:
+        its walk asks of every photo, and an index of the rows it adds would cost it some 20
+        bytes a photo for what it knows otherwise)."""
+        self._targets.upto = len(self.target_keys)
+
     def target(self, source: str, style: int) -> Target | None:
-        """The done target of (`source`, `style`), if a row that speaks for its item has one."""
+        """The done target of (`source`, `style`), if a row that speaks for its item has one
+        (of those there at `only_targets_now`, if it was called)."""
         target = self._targets.get(key_of((source, style)))
         if target == MISSING:
             return None
