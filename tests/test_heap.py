@@ -54,3 +54,41 @@ def glibc() -> bool:
 def test_a_large_block_gets_its_own_mapping_after_a_larger_one_was_freed() -> None:
     assert mapped_after_a_large_free("steady") == 1
     assert mapped_after_a_large_free("default") == 0  # glibc's own way: the probe can fail
+
+
+# The arenas eight threads allocate from, all alive at once: blocks of 200 KB (from the
+# thread's arena: under the threshold) grouped by the 64 MiB-aligned heap each lies in (a
+# thread's arena is one such heap; the main arena lies wherever the program's heap is).
+ARENAS_PROBE = """
+import ctypes, sys, threading
+from batchtoon.cli.heap import steady_heap
+
+if sys.argv[1] == "steady":
+    assert steady_heap()
+ready, blocks = threading.Barrier(8), []
+
+def allocate():
+    block = bytearray(200_000)
+    blocks.append(block)
+    ready.wait()
+
+threads = [threading.Thread(target=allocate) for _ in range(8)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+print(len({ctypes.addressof(ctypes.c_char.from_buffer(b)) >> 26 for b in blocks}))
+"""
+
+
+@pytest.mark.skipif(not glibc(), reason="glibc's allocator only")
+def test_eight_threads_share_two_arenas() -> None:
+    def arenas(how: str) -> int:
+        done = subprocess.run(
+            [sys.executable, "-c", ARENAS_PROBE, how], capture_output=True, text=True,
+            check=True, env=clean_env(None, PYTHONPATH=str(ROOT)), timeout=60,
+        )  # fmt: skip
+        return int(done.stdout)
+
+    assert arenas("steady") <= 3  # two arenas (the main one's heap may cross a 64 MiB line)
+    assert arenas("default") >= 6  # an arena a thread, glibc's own way: the probe can fail
