@@ -3,8 +3,8 @@
 A run submits as fast as its rate allows; each task it has then waits to be asked about (the
 poller) and its result to be fetched (the downloaders). Where those two cannot keep up (a
 machine too busy for all three stages, a poll rate set too low for the work), the tasks
-submitted pile up between, each an item in hand of some 2.5 KB: a batch flat out on two cores
-held 7,000 items at its 40,000th photo, and more the longer it ran. Submitting sooner gains
+submitted pile up between, each an item in hand of some 2.5 KB: a batch of 40,000 flat out on
+two cores held 7,000 items 40 s in, and more the longer it ran. Submitting sooner gains
 nothing then: a task waits its turn in the pile.
 
 Guarantees:
