@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import math
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import anyio
@@ -21,7 +22,7 @@ from harness import (
 from PIL import Image
 
 from batchtoon.exitcodes import ExitCode
-from batchtoon.pipeline.engine import Engine
+from batchtoon.pipeline.engine import STOP_GRACE, Engine
 from batchtoon.provider.api import Api, ApiClient, Sink, Submitted, TaskState
 from batchtoon.records.journal import Journal
 from batchtoon.sandbox import Sandbox
@@ -204,3 +205,21 @@ async def test_submissions_wait_while_the_poller_is_behind_and_every_photo_is_do
         most = max(most, in_hand)
     assert most <= 40, most
     assert engine.backlog.statistics().holds >= 1
+
+
+async def test_a_stop_while_submissions_are_held_ends_and_a_resume_pays_each_photo_once(
+    tmp_path: Path,
+) -> None:
+    make_photos(tmp_path / "in", 120)
+    out = tmp_path / "out"
+    slow_poller: dict[str, Any] = {"submit__rate": 1000.0, "poll__rate": 50.0}
+    async with Sandbox(time_scale=0.001, render="echo") as sandbox:
+        async with engine_for(sandbox, [tmp_path / "in"], out, **slow_poller) as engine:
+            with anyio.fail_after(2 * STOP_GRACE):  # held workers hold no upload to wait for
+                await run_until(engine, when(engine.journal, "submitted", 25), engine.stop)
+        assert engine.exit_code == ExitCode.STOPPED
+        assert engine.backlog.statistics().holds >= 1  # it was held when stopped, or before
+        again = await run_engine(sandbox, [tmp_path / "in"], out, **slow_poller)
+        assert again.exit_code == ExitCode.OK
+        assert sandbox.counters.accepted_total == 120
+        assert sorted(set(sandbox.counters.accepted.values())) == [1]

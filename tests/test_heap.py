@@ -8,8 +8,10 @@ import ctypes
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+from harness import make_photos
 from test_cli import ROOT, clean_env
 
 # How many blocks have a mapping of their own, before and after one of 2 MiB is made (once a
@@ -27,6 +29,9 @@ libc = ctypes.CDLL(None)
 libc.mallinfo2.restype = Info
 if sys.argv[1] == "steady":
     assert steady_heap()
+if sys.argv[1] == "run":  # the command, as a person runs it: it sets the allocator itself
+    from batchtoon.cli import main
+    assert main(sys.argv[2:]) == 0
 freed = bytearray(8 << 20)
 del freed
 before = libc.mallinfo2().hblks
@@ -35,12 +40,12 @@ print(libc.mallinfo2().hblks - before)
 """
 
 
-def mapped_after_a_large_free(how: str) -> int:
+def mapped_after_a_large_free(how: str, *argv: str) -> int:
     done = subprocess.run(
-        [sys.executable, "-c", PROBE, how], capture_output=True, text=True, check=True,
+        [sys.executable, "-c", PROBE, how, *argv], capture_output=True, text=True, check=True,
         env=clean_env(None, PYTHONPATH=str(ROOT)), timeout=60,
     )  # fmt: skip
-    return int(done.stdout)
+    return int(done.stdout.splitlines()[-1])
 
 
 def glibc() -> bool:
@@ -54,6 +59,13 @@ def glibc() -> bool:
 def test_a_large_block_gets_its_own_mapping_after_a_larger_one_was_freed() -> None:
     assert mapped_after_a_large_free("steady") == 1
     assert mapped_after_a_large_free("default") == 0  # glibc's own way: the probe can fail
+
+
+@pytest.mark.skipif(not glibc(), reason="glibc's allocator only (2.33 or later: mallinfo2)")
+def test_the_run_command_keeps_large_blocks_out_of_the_heap(tmp_path: Path) -> None:
+    make_photos(tmp_path / "in", 2)
+    run = ["run", str(tmp_path / "in"), "--sandbox", "--out", str(tmp_path / "out"), "--quiet"]
+    assert mapped_after_a_large_free("run", *run) == 1
 
 
 # The arenas eight threads allocate from, all alive at once: blocks of 200 KB (from the

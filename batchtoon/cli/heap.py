@@ -35,8 +35,10 @@ def steady_heap() -> bool:
     """Fix glibc's mmap threshold at `MMAP_THRESHOLD` and its arenas at `ARENAS` for this
     process (before it starts threads); True if both were."""
     try:
-        os.confstr("CS_GNU_LIBC_VERSION")  # ValueError or None where the C library is another
-    except (ValueError, OSError):
+        glibc = os.confstr("CS_GNU_LIBC_VERSION")
+    except (ValueError, OSError):  # (or None) where the C library is another
+        return False
+    if not glibc:
         return False
     import ctypes  # only here: 2 ms of import the other commands need not pay
 

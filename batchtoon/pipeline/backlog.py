@@ -15,7 +15,7 @@ Guarantees:
 - `keep_up()` returns at once unless they are behind, else once they have caught up: a submit
   worker calls it before each upload, so the items in hand stay near what the stages after
   it can take. Where they keep up nothing waits, and the rate stays the only limit;
-- the numbers are read every `ROUND` of a poll interval (`run`, in the run's task group): a
+- the numbers are read every `READ_EVERY` of a poll interval (`run`, in the run's task group): a
   stage reports nothing, and a wait ends within that much of the catch-up;
 - `statistics()` says how often and how long submissions waited.
 """
@@ -29,10 +29,10 @@ import anyio
 
 from batchtoon.pipeline.clock import SYSTEM_CLOCK, Clock
 
-__all__ = ["LATE", "ROUND", "Backlog", "BacklogStatistics"]
+__all__ = ["LATE", "READ_EVERY", "Backlog", "BacklogStatistics"]
 
 LATE = 1.0  # poll intervals past its due time the next task may be before the poller is behind
-ROUND = 0.1  # of a poll interval: how often the numbers are read
+READ_EVERY = 0.1  # of a poll interval: how often the numbers are read
 
 
 @dataclass(frozen=True)
@@ -73,10 +73,10 @@ class Backlog:
             await self._caught_up.wait()
 
     async def run(self) -> None:
-        """Read the numbers every `ROUND` of an interval, until cancelled."""
+        """Read the numbers every `READ_EVERY` of an interval, until cancelled."""
         while True:
             self.check()
-            await self._clock.sleep(self._interval * ROUND)
+            await self._clock.sleep(self._interval * READ_EVERY)
 
     def check(self) -> None:
         """Read the numbers now: behind, or caught up."""
