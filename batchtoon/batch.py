@@ -449,9 +449,12 @@ def _arriving_thumbnails(settings: Settings) -> ArrivingThumbnails | None:
     if not settings.report.enabled or is_url(settings.output.dir):
         return None
     from batchtoon.report.arriving import ArrivingThumbnails  # only a gallery needs them
+    from batchtoon.report.maker import ThumbnailProcess
     from batchtoon.report.thumbs import Thumbnails, thumbs_dir
 
-    return ArrivingThumbnails(Thumbnails(thumbs_dir(Path(settings.output.dir))))
+    folder = thumbs_dir(Path(settings.output.dir))
+    maker = ThumbnailProcess(folder, hidden=(settings.api.key_env,))
+    return ArrivingThumbnails(Thumbnails(folder), process=maker)
 
 
 def snapshot(engine: Engine, doing: str = "") -> Snapshot:

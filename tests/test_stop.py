@@ -108,6 +108,19 @@ async def exits_within(process: subprocess.Popen[bytes], signum: int, deadline: 
     return time.monotonic() - sent
 
 
+def thumbnail_makers(out: Path) -> list[str]:
+    """The processes making thumbnails for `out` (`report.maker`), by their command lines."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            words = cmdline.read_bytes().split(b"\0")
+        except OSError:  # ended meanwhile
+            continue
+        if b"batchtoon.report.maker" in words and any(bytes(out) in w for w in words):
+            found.append(str(cmdline.parent))
+    return found
+
+
 async def started(
     sandbox: Sandbox, condition: Callable[[], bool], process: subprocess.Popen[bytes]
 ) -> None:
@@ -134,6 +147,7 @@ async def test_ctrl_c_on_500_photos_is_back_within_the_grace_and_resuming_pays_n
         assert "to go on, run: batchtoon run" in said and "Traceback" not in said
         assert f"run: batchtoon report --out {out}" in said
         assert not (out / "index.html").exists()  # left for `batchtoon report`: no wait for it
+        assert not thumbnail_makers(out), "the run's thumbnail process outlived it"
         assert sandbox.counters.accepted_total < PHOTOS
         again = await batchtoon(*args, "--quiet", key=sandbox.api_key)
         assert again.returncode == 0, again.stderr.decode()

@@ -1,0 +1,126 @@
+"""`ThumbnailProcess`: the thumbnails of arriving results made in a child process, so that
+making them never takes Python's GIL from the run (measured in `benchmarks/results-million.md`:
+a run's thread that thumbnails hands the GIL back and forth with the event loop at every
+file operation, some 45 context switches a photo).
+
+    maker = ThumbnailProcess(folder, hidden=("AILAB_API_KEY",))
+    made = await maker.make(paths)  # False: not made there, the caller makes them
+    await maker.aclose()
+
+Guarantees:
+- the child is `python -m batchtoon.report.maker FOLDER`, started at the first batch (a run
+  that stores no result starts none), with this process's environment but the variables in
+  `hidden` (the API key's), in the current folder (relative paths mean the same), in a session
+  of its own (Ctrl-C at a terminal is this process's to handle), its output read by this
+  process only and its errors sent nowhere: it never prints to the user;
+- one batch at a time: `make` sends it, and returns True once the child has made its
+  thumbnails and written their memo lines (`Thumbnails.name_each`: the page at the run's end
+  only looks them up); False if the child cannot be started or is gone, and from then on;
+- `aclose` (also when cancelled) tells the child to stop (SIGTERM: it ends after the
+  thumbnail under way; what is left is the page's to make) and waits for it, `STOP_WAIT`
+  seconds at most before it is killed; a child whose parent died sees its input end and exits
+  after its batch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+import anyio
+from anyio.abc import Process
+
+from batchtoon.report.thumbs import Thumbnails
+
+__all__ = ["STOP_WAIT", "ThumbnailProcess"]
+
+_HOME = str(Path(__file__).resolve().parents[2])  # the folder batchtoon is imported from
+STOP_WAIT = 2.0  # seconds a stopped child has to end the thumbnail under way
+DONE = b"\n"  # the child's answer: a batch is made
+
+
+class ThumbnailProcess:
+    def __init__(self, folder: Path, *, hidden: Iterable[str] = ()) -> None:
+        self.folder = folder
+        self._hidden = frozenset(hidden)
+        self._process: Process | None = None
+        self._gone = False  # the child could not start, or died: the caller makes the rest
+        self._one_batch = anyio.Lock()
+
+    def __repr__(self) -> str:
+        state = "gone" if self._gone else "running" if self._process else "not started"
+        return f"<ThumbnailProcess {self.folder} {state}>"
+
+    async def make(self, paths: list[Path]) -> bool:
+        """Have the child make these files' thumbnails; True once it has."""
+        async with self._one_batch:
+            if self._gone:
+                return False
+            try:
+                process = self._process or await self._start()
+                assert process.stdin is not None and process.stdout is not None
+                await process.stdin.send(_batch(paths))
+                self._gone = await process.stdout.receive(len(DONE)) != DONE
+            except (OSError, anyio.BrokenResourceError, anyio.EndOfStream):
+                self._gone = True
+            return not self._gone
+
+    async def aclose(self) -> None:
+        """Stop the child (see the module docstring)."""
+        process, self._process, self._gone = self._process, None, True
+        if process is None:
+            return
+        with anyio.CancelScope(shield=True):
+            with contextlib.suppress(OSError, anyio.BrokenResourceError):
+                assert process.stdin is not None
+                await process.stdin.aclose()  # an idle child sees its input end ...
+            with contextlib.suppress(ProcessLookupError):
+                process.terminate()  # ... one under way ends after its thumbnail
+            with anyio.move_on_after(STOP_WAIT):
+                await process.wait()
+            if process.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+            await process.aclose()
+
+    async def _start(self) -> Process:
+        env = {name: value for name, value in os.environ.items() if name not in self._hidden}
+        # This very batchtoon, wherever it was imported from.
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, (_HOME, env.get("PYTHONPATH"))))
+        command = [sys.executable, "-m", __name__, str(self.folder)]
+        self._process = await anyio.open_process(
+            command, stderr=subprocess.DEVNULL, env=env, start_new_session=True
+        )
+        return self._process
+
+
+def _batch(paths: list[Path]) -> bytes:
+    """A batch as a line: a JSON list of the paths (any bytes a path holds survive: undecodable
+    ones as the surrogates `os.fsdecode` makes, which JSON escapes)."""
+    return json.dumps([os.fsdecode(path) for path in paths]).encode("ascii") + b"\n"
+
+
+def _serve(folder: Path) -> None:
+    """The child: make each batch read from standard input, answer `DONE`, until it ends."""
+    thumbnails = Thumbnails(folder)
+    signal.signal(signal.SIGTERM, lambda *_: thumbnails.stop())
+    try:
+        for line in sys.stdin.buffer:
+            thumbnails.name_each([Path(path) for path in json.loads(line)])
+            sys.stdout.buffer.write(DONE)
+            sys.stdout.buffer.flush()
+            if thumbnails.stopped:
+                return
+    finally:
+        thumbnails.save()
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(BaseException):  # its errors are nobody's to read: it just ends
+        _serve(Path(sys.argv[1]))

@@ -1,0 +1,140 @@
+"""The child process that makes arriving results' thumbnails (`report.maker`): it makes each
+batch and remembers it, never sees the API key, ends on its own when its parent lets go of it
+or dies, and when it cannot run the thumbnails are made in a thread instead."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import textwrap
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import anyio
+import pytest
+from harness import photo
+
+from batchtoon.report import maker
+from batchtoon.report.arriving import ArrivingThumbnails
+from batchtoon.report.maker import ThumbnailProcess
+from batchtoon.report.thumbs import Thumbnails
+
+SECRET = "BATCHTOON_TEST_SECRET"
+
+
+def _photos(folder: Path, count: int) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [folder / f"{i}.jpg" for i in range(count)]
+    for seed, path in enumerate(paths):
+        path.write_bytes(photo(seed=seed))
+    return paths
+
+
+def _gone(pid: int) -> bool:
+    """Whether process `pid` has ended (exited, or a zombie no one has reaped yet)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+
+
+async def test_a_child_makes_each_batch_without_the_key_and_ends_when_let_go(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(SECRET, "sk-not-for-the-child")
+    paths = _photos(tmp_path / "in", 5)
+    folder = tmp_path / "thumbs"
+    process = ThumbnailProcess(folder, hidden=(SECRET,))
+    with anyio.fail_after(60):
+        assert await process.make(paths[:3])
+        assert await process.make(paths[3:])
+    child = process._process
+    assert child is not None
+    environment = Path(f"/proc/{child.pid}/environ").read_bytes().split(b"\0")
+    assert any(entry.startswith(b"PATH=") for entry in environment)  # (the probe can see)
+    assert not any(entry.startswith(SECRET.encode()) for entry in environment)
+    remembered = Thumbnails(folder)
+    assert all(remembered.known(path) for path in paths)  # made, and their memo lines written
+    assert len(list(folder.glob("*.jpg"))) == 5
+    await process.aclose()
+    assert child.returncode == 0  # ended on its own: neither the signal's nor a kill's
+    assert not await process.make(paths)  # let go of: the caller makes what comes after
+
+
+async def test_a_child_whose_parent_is_killed_ends_on_its_own(tmp_path: Path) -> None:
+    paths = _photos(tmp_path / "in", 2)
+    script = textwrap.dedent(
+        f"""
+        import sys, anyio
+        from pathlib import Path
+        from batchtoon.report.maker import ThumbnailProcess
+
+        async def main():
+            process = ThumbnailProcess(Path({str(tmp_path / "thumbs")!r}))
+            assert await process.make([Path(p) for p in {[str(p) for p in paths]!r}])
+            print(process._process.pid, flush=True)
+            await anyio.sleep_forever()
+
+        anyio.run(main)
+        """
+    )
+    parent = await anyio.open_process([sys.executable, "-c", script])
+    try:
+        assert parent.stdout is not None
+        with anyio.fail_after(30):
+            pid = int((await parent.stdout.receive()).decode())
+        ended = os.pidfd_open(pid)
+        assert not _gone(pid)
+        parent.send_signal(signal.SIGKILL)
+        await parent.wait()
+        with anyio.fail_after(10):  # its input ends with its parent: it reads that, and exits
+            await anyio.wait_readable(ended)  # (a process's pidfd: readable once it has ended)
+        os.close(ended)
+    finally:
+        await parent.aclose()
+
+
+class _Told(Thumbnails):
+    """Sets `done` once a batch is made (in this process)."""
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__(folder)
+        self.done = threading.Event()
+
+    def name_each(
+        self, paths: list[Path], *, before_each: Callable[[], object] = lambda: None
+    ) -> list[str | None]:
+        names = super().name_each(paths, before_each=before_each)
+        self.done.set()
+        return names
+
+
+async def test_without_a_child_the_thumbnails_are_made_in_a_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paths = _photos(tmp_path / "in", 3)
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "no-such-python"))
+    thumbnails = _Told(tmp_path / "thumbs")
+    process = ThumbnailProcess(thumbnails.folder)
+    arriving = ArrivingThumbnails(thumbnails, cwd=tmp_path, process=process)
+    for path in paths:
+        arriving.offer(str(path), tmp_path / "none.jpg")  # (a result not there: no thumbnail)
+    async with anyio.create_task_group() as group:
+        group.start_soon(arriving.run)
+        assert await anyio.to_thread.run_sync(thumbnails.done.wait, 30)
+        group.cancel_scope.cancel()
+    assert thumbnails.made == len(paths) and "gone" in repr(process)
+    assert all(Thumbnails(thumbnails.folder).known(path) for path in paths)
+
+
+def test_a_batch_carries_any_bytes_a_path_holds() -> None:
+    paths = [Path(os.fsdecode(b'caf\xe9 \n"x".jpg')), Path("a/b.jpg")]
+    line = maker._batch(paths)
+    assert line.endswith(b"\n") and line.count(b"\n") == 1  # one line, as the child reads it
+    assert [Path(path) for path in json.loads(line)] == paths
