@@ -178,7 +178,7 @@ class Batch:
         self._session: LazySession | None = None
         self._engine: Engine | None = None
         self._hooks: Hooks | None = None  # of the run going on, with exec.command
-        self._thumbnails: Thumbnails | None = None  # of the run going on, if it has a gallery
+        self._arriving: ArrivingThumbnails | None = None  # of the run going on, with a gallery
         self._running = self._closed = False
         self.log: logging.Logger = logging.getLogger("batchtoon")
 
@@ -236,7 +236,7 @@ class Batch:
         settings = self.settings
         api = ApiClient.from_settings(session, settings, self._key)
         arriving = _arriving_thumbnails(settings)
-        self._thumbnails = arriving.thumbnails if arriving is not None else None
+        self._arriving = arriving
         hooks = Hooks(settings.exec, self.log) if settings.exec.command else None
         engine = Engine(
             settings, api, self._journal, sources,
@@ -271,11 +271,11 @@ class Batch:
             )
         self.log.info("end: %s", _end_line(done))
         try:
-            if self._thumbnails is not None:
-                page = await self._write_report(engine, done, self._thumbnails)
+            if self._arriving is not None:
+                page = await self._write_report(engine, done, self._arriving.thumbnails)
                 done = dataclasses.replace(done, gallery=page)
         finally:
-            self._thumbnails = None
+            self._arriving = None
         return done
 
     async def _write_report(
@@ -321,8 +321,8 @@ class Batch:
         """End the current run as Ctrl-C does, its gallery too (a no-op between runs)."""
         if self._engine is not None:
             self._engine.stop()
-        if self._thumbnails is not None:
-            self._thumbnails.stop()
+        if self._arriving is not None:
+            self._arriving.stop()
         if self._hooks is not None:
             self._hooks.stop()
 

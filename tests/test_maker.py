@@ -67,6 +67,21 @@ async def test_a_child_makes_each_batch_without_the_key_and_ends_when_let_go(
     assert not await process.make(paths)  # let go of: the caller makes what comes after
 
 
+async def test_a_stopped_child_makes_no_more_and_ends(tmp_path: Path) -> None:
+    paths = _photos(tmp_path / "in", 2)
+    process = ThumbnailProcess(tmp_path / "thumbs")
+    with anyio.fail_after(60):
+        assert await process.make(paths[:1])
+    child = process._process
+    assert child is not None
+    process.stop()  # as a stopped run does, before its grace is over
+    assert not await process.make(paths[1:])  # left to the caller
+    with anyio.fail_after(10):
+        await child.wait()  # it ends on the signal alone
+    await process.aclose()
+    assert Thumbnails(tmp_path / "thumbs").known(paths[1]) is None
+
+
 async def test_a_child_whose_parent_is_killed_ends_on_its_own(tmp_path: Path) -> None:
     paths = _photos(tmp_path / "in", 2)
     script = textwrap.dedent(

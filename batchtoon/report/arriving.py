@@ -70,6 +70,12 @@ class ArrivingThumbnails:
             except anyio.WouldBlock:
                 self.left += 1
 
+    def stop(self) -> None:
+        """A stopped run: its thumbnails stop, in this process and in the child."""
+        self.thumbnails.stop()
+        if self._process is not None:
+            self._process.stop()
+
     async def run(self) -> None:
         """Make the thumbnails offered, until cancelled."""
         try:

@@ -16,7 +16,7 @@ Guarantees:
 - one batch at a time: `make` sends it, and returns True once the child has made its
   thumbnails and written their memo lines (`Thumbnails.name_each`: the page at the run's end
   only looks them up); False if the child cannot be started or is gone, and from then on;
-- `aclose` (also when cancelled) tells the child to stop (SIGTERM: it ends after the
+- `stop` and `aclose` (also when cancelled) tell the child to stop (SIGTERM: it ends after the
   thumbnail under way; what is left is the page's to make) and waits for it, `STOP_WAIT`
   seconds at most before it is killed; a child whose parent died sees its input end and exits
   after its batch.
@@ -71,6 +71,14 @@ class ThumbnailProcess:
                 self._gone = True
             return not self._gone
 
+    def stop(self) -> None:
+        """Have the child end after the thumbnail under way (from the event loop's thread): a
+        stopped run's grace goes on meanwhile. `make` makes nothing more."""
+        self._gone = True
+        if self._process is not None and self._process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self._process.terminate()
+
     async def aclose(self) -> None:
         """Stop the child (see the module docstring)."""
         process, self._process, self._gone = self._process, None, True
@@ -90,6 +98,8 @@ class ThumbnailProcess:
             await process.aclose()
 
     async def _start(self) -> Process:
+        if not sys.executable or getattr(sys, "frozen", False):
+            raise OSError("no Python interpreter to run the child with")  # (an embedded one)
         env = {name: value for name, value in os.environ.items() if name not in self._hidden}
         # This very batchtoon, wherever it was imported from.
         env["PYTHONPATH"] = os.pathsep.join(filter(None, (_HOME, env.get("PYTHONPATH"))))
@@ -107,14 +117,24 @@ def _batch(paths: list[Path]) -> bytes:
 
 
 def _serve(folder: Path) -> None:
-    """The child: make each batch read from standard input, answer `DONE`, until it ends."""
+    """The child: make each batch read from standard input, answer `DONE`, until it ends or
+    SIGTERM comes (then it ends after the thumbnail under way, at once if between batches)."""
     thumbnails = Thumbnails(folder)
-    signal.signal(signal.SIGTERM, lambda *_: thumbnails.stop())
+    busy = False
+
+    def stop(*_: object) -> None:
+        thumbnails.stop()
+        if not busy:
+            raise SystemExit  # waiting for a batch: nothing to finish
+
+    signal.signal(signal.SIGTERM, stop)
     try:
         for line in sys.stdin.buffer:
+            busy = True
             thumbnails.name_each([Path(path) for path in json.loads(line)])
             sys.stdout.buffer.write(DONE)
             sys.stdout.buffer.flush()
+            busy = False
             if thumbnails.stopped:
                 return
     finally:
