@@ -116,7 +116,7 @@ def thumbnail_makers(out: Path) -> list[str]:
             words = cmdline.read_bytes().split(b"\0")
         except OSError:  # ended meanwhile
             continue
-        if b"batchtoon.report.maker" in words and any(bytes(out) in w for w in words):
+        if any(b"batchtoon.report" in w for w in words) and any(bytes(out) in w for w in words):
             found.append(str(cmdline.parent))
     return found
 
