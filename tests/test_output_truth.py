@@ -23,6 +23,7 @@ from test_gallery import _data
 from test_s3 import S3, echo_sandbox, s3  # noqa: F401  the moto server fixture
 
 from batchtoon.errors import Unwritable
+from batchtoon.locations.files import part_name, write_whole
 from batchtoon.locations.layout import Layout
 from batchtoon.locations.results import Spool, file_spool
 from batchtoon.sandbox import Sandbox
@@ -336,6 +337,36 @@ def test_a_part_file_is_never_created_through_a_link(tmp_path: Path) -> None:
         spool.write(photo())
     spool.close()
     assert victim.read_text() == "keep me" and part.is_symlink()
+
+
+def test_a_whole_write_through_a_planted_link_fails_and_touches_nothing(tmp_path: Path) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    part, dest = tmp_path / ".x.jpg.own.batchtoon-part", tmp_path / "x.jpg"
+    part.symlink_to(victim)
+    with pytest.raises(FileExistsError):
+        write_whole(dest, b"result", part=part)
+    assert victim.read_text() == "keep me" and part.is_symlink() and not dest.exists()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="forks")
+def test_part_names_are_each_writes_own_and_a_forked_process_has_its_own(tmp_path: Path) -> None:
+    names = {part_name("x.jpg") for _ in range(1000)}
+    assert len(names) == 1000 and all(name.startswith(".x.jpg.") for name in names)
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # (the child only writes its name and ends, whatever happens)
+        try:
+            os.write(write, part_name("x.jpg").encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    theirs = os.read(read, 4096).decode()
+    os.close(read)
+    os.waitpid(child, 0)
+    ours = part_name("x.jpg")
+    tag = len(".x.jpg.") + 12  # the name up to the end of its tag
+    assert theirs.startswith(".x.jpg.") and theirs[:tag] != ours[:tag]  # not only another count
 
 
 # The gallery, status.

@@ -46,7 +46,6 @@ import json
 import os
 import socket
 import threading
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -54,7 +53,7 @@ from typing import Any, Literal
 
 from batchtoon.errors import StoreFailure, Unwritable
 from batchtoon.locations import storage
-from batchtoon.locations.files import write_whole
+from batchtoon.locations.files import CREATE, part_name, write_all, write_whole
 from batchtoon.locations.layout import EXTENSIONS
 from batchtoon.locations.storage import Location
 
@@ -297,7 +296,7 @@ def _create_whole(where: Path, data: bytes) -> bool:
     Written beside it first and hard-linked into place, so that another process never reads
     a claim half written (it would take it for garbage, name the photo apart and pay for it
     again); where the file system has no hard links, created in place exclusively."""
-    part = where.with_name(f".{where.name}.{uuid.uuid4().hex}.part")
+    part = where.with_name(part_name(where.name, ".part"))
     _write_new(part, data)
     try:
         os.link(part, where)  # never through a link planted at `where`: EEXIST
@@ -317,9 +316,11 @@ def _create_whole(where: Path, data: bytes) -> bool:
 
 
 def _write_new(where: Path, data: bytes) -> None:
-    fd = os.open(where, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-    with os.fdopen(fd, "wb") as file:
-        file.write(data)
+    fd = os.open(where, CREATE, 0o644)
+    try:
+        write_all(fd, data)
+    finally:
+        os.close(fd)
 
 
 def _holds(journal: Path, journal_id: str) -> bool:
@@ -372,8 +373,19 @@ def _read_local(where: Path) -> bytes:
         if error.errno == errno.ELOOP:
             return b""  # a link where a record should be: it claims nothing
         raise Unwritable.from_os_error(error, where, "read") from None
-    with os.fdopen(fd, "rb") as file:
-        return file.read(1 << 16)
+    try:
+        return _read_all(fd, 1 << 16)
+    finally:
+        os.close(fd)
+
+
+def _read_all(fd: int, most: int) -> bytes:
+    """The open file `fd`'s bytes, `most` at most (as few calls as the file allows)."""
+    chunks, size = [], 0
+    while size < most and (chunk := os.read(fd, most - size)):
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
 
 
 def _read_url(where: str) -> bytes:

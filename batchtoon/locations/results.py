@@ -203,8 +203,11 @@ def _copy(source: Location, dest: Location, layout: Layout) -> None:
 
 def _through_part(dest: Path, data: bytes | Fill, part: Path) -> None:
     try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        write_whole(dest, data, part=part)
+        try:
+            write_whole(dest, data, part=part)
+        except FileNotFoundError:  # its folder is not there yet: made, once (not a call each)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            write_whole(dest, data, part=part)
     except OSError as error:
         raise Unwritable.from_os_error(error, dest, "write") from None
 
