@@ -394,7 +394,8 @@ def _real_rows(f: Figures, n: int, start_rss: int, *, targets: bool) -> list[Row
             f"{mib:.0f} MiB, {above:.0f} B/photo above start-up",
             f"≤ {RSS_PER_PHOTO} B/photo above start-up, < {RSS_100K} MiB" if targets else "",
             (above <= RSS_PER_PHOTO and mib < RSS_100K) if targets else None,
-            "VmHWM of the batchtoon process alone",
+            "VmHWM of the batchtoon process alone; its thumbnails' child process (whose CPU "
+            f"the run's includes) peaked at {f.run.children_rss_kib / 1024:.0f} MiB",
         ),
         _journal_row(f, what, n, during=True),
         _resume_row(f, what, n, RESUME_100K if targets else None),

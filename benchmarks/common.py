@@ -2,7 +2,8 @@
 generated photos, the provider's timings scaled down, and the rows of the results table.
 
 Measuring a child: `run_child` waits for exactly that child with `os.wait4`, which returns the
-child's own resource usage (user and system CPU, peak RSS). That is the per-child form of a
+child's own resource usage (user and system CPU, peak RSS), its CPU including that of the
+processes it started and reaped (a run's thumbnails' child). That is the per-child form of a
 `getrusage(RUSAGE_CHILDREN)` delta around the wait, with two advantages: the sandbox (another
 child, reaped only when it is stopped) can never be mixed in, and `ru_maxrss` is this child's
 peak rather than the largest of every child ever reaped.
@@ -229,6 +230,15 @@ def _high_water(pid: int) -> int:
     return 0
 
 
+def _children(pid: int) -> list[int]:
+    """A live process's own children (Linux), none if unreadable."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as children:
+            return [int(child) for child in children.read().split()]
+    except (OSError, ValueError):
+        return []
+
+
 @dataclass(frozen=True)
 class ChildRun:
     """A finished child process: how long it took and what it cost."""
@@ -240,6 +250,7 @@ class ChildRun:
     max_rss_kib: int
     stdout: str
     stderr: str
+    children_rss_kib: int = 0  # the largest VmHWM of a process it started (a thumbnails' child)
 
     @property
     def cpu(self) -> float:
@@ -276,11 +287,13 @@ def run_child(
         timer = threading.Timer(timeout, proc.kill)
         timer.start()
         done, gone = threading.Event(), threading.Event()
-        peak = [0]  # KiB: the child's own high-water mark, as last read
+        peak = [0, 0]  # KiB: the child's own high-water mark, and its children's, as last read
 
         def watchdog() -> None:
             while not done.wait(0.1):
                 peak[0] = max(peak[0], _high_water(proc.pid))
+                for grandchild in _children(proc.pid):
+                    peak[1] = max(peak[1], _high_water(grandchild))
                 if watch is not None and not watch():
                     gone.set()
                     proc.kill()
@@ -316,6 +329,7 @@ def run_child(
             max_rss_kib=peak[0] or usage.ru_maxrss,
             stdout=out.read().decode(errors="replace"),
             stderr=err.read().decode(errors="replace"),
+            children_rss_kib=peak[1],
         )
 
 
