@@ -561,19 +561,51 @@ async def test_intake_delivers_a_photo_with_which_outputs_of_its_done_items_exis
     outbox = RecordingOutbox()
     source = Source(tmp_path / "in" / "a.jpg", PurePosixPath("a.jpg"))
     image = Prepared(sha, b"jpeg", "JPEG", (300, 300))
-    await intake_for(tmp_path, outbox, ledger).take(source, image)
+    await intake_for(tmp_path, outbox, ledger).take([(source, image)])
     [found] = outbox.delivered
     assert isinstance(found, Found) and found.styles == (0, 3)
     assert found.present == {0: {"a.0"}, 3: set()}  # style 3 was never done
     assert ledger.entries[f"{sha}:0"].state == "downloaded"  # intake wrote nothing
 
 
+async def test_intake_claims_a_whole_batchs_names_in_one_thread_hop_each_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hops: list[str] = []
+    hop = anyio.to_thread.run_sync
+
+    async def counted(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        hops.append(getattr(function, "__name__", "?"))
+        return await hop(function, *args, **kwargs)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", counted)
+    shas = ["a1" * 32, "a1" * 32, "b2" * 32, "c3" * 32]  # one content in two places
+    paths = ["in/a.jpg", "other/a.jpg", "in/b.jpg", "in/b.jpg"]  # a path given twice
+    batch: list[tuple[Source | BadLine, Prepared | str]] = [
+        (Source(tmp_path / path, PurePosixPath(path)), Prepared(sha, b"jpeg", "JPEG", (9, 9)))
+        for path, sha in zip(paths, shas, strict=True)
+    ]
+    outbox = RecordingOutbox()
+    await intake_for(tmp_path, outbox, Ledger()).take([*batch, (BadLine("l 3", "x"), "x")])
+    assert hops == ["_placed_each"]  # every target of the batch: one hop
+    found = [outcome for outcome in outbox.delivered if isinstance(outcome, Found)]
+    assert [f.source for f in found] == [source for source, _ in batch]  # in order
+    names = [name for f in found for name in f.names.values()]
+    assert len(names) == 8 and len(set(names)) == 8 and None not in names
+    assert isinstance(outbox.delivered[-1], Rejected)
+    record = Provenance(tmp_path / "out", "journal-1")
+    for f in found:
+        for style, name in f.names.items():
+            assert name is not None and record.claim(name, f.image.sha256, style) == "mine"
+
+
 async def test_intake_refuses_in_one_outcome_what_pre_flight_refused(tmp_path: Path) -> None:
     outbox = RecordingOutbox()
     intake = intake_for(tmp_path, outbox, Ledger())
     source = Source(tmp_path / "in" / "x.jpg", PurePosixPath("x.jpg"))
-    await intake.take(source, "not an image")
-    await intake.take(BadLine("list.csv line 7", "no path"), "no path")
+    await intake.take(
+        [(source, "not an image"), (BadLine("list.csv line 7", "no path"), "no path")]
+    )
     first, second = outbox.delivered
     assert first == Rejected(display(source.path), (0, 3), "not an image", str(source.path))
     assert second == Rejected("list.csv line 7", (0, 3), "no path")

@@ -310,9 +310,10 @@ class Engine:
             await preflight_feed(feed, self._check, workers, self._take)
         self.control.producer_done()
 
-    async def _take(self, item: Source | BadLine, outcome: Prepared | str) -> None:
+    async def _take(self, taken: list[tuple[Source | BadLine, Prepared | str]]) -> None:
         try:
-            await self.intake.take(item, outcome)
+            await self.intake.take(taken)
         finally:
             if self._watch is not None:
-                self._watch.taken()
+                for _ in taken:
+                    self._watch.taken()

@@ -7,7 +7,8 @@ them as outcomes; what becomes of an item is the state machine's call (`machine`
   files are there, is delivered in bulk as `Unchanged`, neither read nor hashed; any other
   goes on to pre-flight. Its output files are found by name alone (the likely name, checked
   against the hash of the one the journal holds; else the item's record read back);
-- `take` (the producer's `Take`): a pre-flighted photo is `Found`, with, for each of its styles
+- `take` (the producer's `Take`, a pre-flight batch at once: the names of all its targets
+  are claimed in one thread hop): a pre-flighted photo is `Found`, with, for each of its styles
   whose item an earlier run finished, which of its output files exist (asked of the disk or
   the store); for each style whose item the journal does not know, a result the output
   location's record holds (`locations.provenance`: any journal's, from any machine); and, in a
@@ -30,7 +31,8 @@ reads (the ledger, the sources, the output folder), but for its claims in the ou
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
+from dataclasses import dataclass
 
 import anyio
 from anyio.abc import ObjectReceiveStream
@@ -114,66 +116,115 @@ class Intake:
     async def unchanged(self, known: list[UnchangedPhoto]) -> None:
         await self._outbox.deliver(Unchanged(tuple(known)))
 
-    async def take(self, item: Source | BadLine, outcome: Prepared | str) -> None:
-        """One pre-flighted source: its image and what exists of its outputs, or why not."""
-        styles = (item.styles if isinstance(item, Source) else None) or self._styles
-        if isinstance(item, BadLine):
-            await self._outbox.deliver(Rejected(item.where, styles, item.reason))
-        elif isinstance(outcome, str):
-            where, path = display(item.path), str(item.path)
-            await self._outbox.deliver(Rejected(where, styles, outcome, path))
-        else:
-            present = {style: await self._present(f"{outcome.sha256}:{style}") for style in styles}
-            placed = {style: await self._place(item, style, outcome.sha256) for style in styles}
-            recorded = {s: p for s, p in placed.items() if isinstance(p, Recorded)}
-            names = {s: p for s, p in placed.items() if p is None or isinstance(p, str)}
-            try:
-                found = Found(item, outcome, styles, present, recorded, names)
-                await self._outbox.deliver(found)
-            finally:  # the journal holds them now (or the run is over)
-                self._placing.difference_update(n for n in names.values() if n is not None)
+    async def take(self, taken: list[tuple[Source | BadLine, Prepared | str]]) -> None:
+        """Pre-flighted sources, each delivered in turn: its image and what exists of its
+        outputs, or why not. Their targets' names are claimed in one thread hop for them all."""
+        placed = await self._place_all(
+            [(item, image) for item, image in taken if isinstance(image, Prepared)]
+        )
+        for item, outcome in taken:
+            styles = (item.styles if isinstance(item, Source) else None) or self._styles
+            if isinstance(item, BadLine):
+                await self._outbox.deliver(Rejected(item.where, styles, item.reason))
+            elif isinstance(outcome, str):
+                where, path = display(item.path), str(item.path)
+                await self._outbox.deliver(Rejected(where, styles, outcome, path))
+            else:
+                await self._found(item, outcome, styles, placed)
 
-    async def _place(self, source: Source, style: int, sha256: str) -> Placed | bool:
-        """What the output's record says of this target (see the docstring); False: nothing
-        (the plan, for an item the journal knows). One thread hop, unless another target
-        took the name meanwhile."""
+    async def _found(
+        self,
+        source: Source,
+        image: Prepared,
+        styles: tuple[int, ...],
+        placed: dict[tuple[int, int], Placed | bool],
+    ) -> None:
+        present = {style: await self._present(f"{image.sha256}:{style}") for style in styles}
+        its = {style: placed[id(source), style] for style in styles}
+        recorded = {s: p for s, p in its.items() if isinstance(p, Recorded)}
+        names = {s: p for s, p in its.items() if p is None or isinstance(p, str)}
+        try:
+            await self._outbox.deliver(Found(source, image, styles, present, recorded, names))
+        finally:  # the journal holds them now (or the run is over)
+            self._placing.difference_update(n for n in names.values() if n is not None)
+
+    async def _place_all(
+        self, found: list[tuple[Source | BadLine, Prepared]]
+    ) -> dict[tuple[int, int], Placed | bool]:
+        """What the output's record says of each target of these photos (see the docstring),
+        by (the source's `id`, style); False: nothing (the plan, for an item the journal
+        knows). One thread hop for them all; a name another target of this run took meanwhile
+        is asked for again, one target at a time."""
+        targets = [
+            (source, style, self._ask(source, style, image.sha256))
+            for source, image in found
+            if isinstance(source, Source)
+            for style in source.styles or self._styles
+        ]
+        asks = [ask for _, _, ask in targets if ask is not None]
+        told: list[Placed | bool] = []
+        if asks:  # (the names the thread hands out are added to its `skip`)
+            told = await anyio.to_thread.run_sync(self._placed_each, asks, set(self._placing))
+        answers = dict(zip(map(id, asks), told, strict=True))
+        placed: dict[tuple[int, int], Placed | bool] = {}
+        for source, style, ask in targets:
+            answer = False if ask is None else answers[id(ask)]
+            if ask is not None and isinstance(answer, str) and not self._keep(answer, ask):
+                answer = await self._place(ask)
+            placed[id(source), style] = answer
+        return placed
+
+    def _ask(self, source: Source, style: int, sha256: str) -> _Ask | None:
+        """What `_placed` is asked of this target; None: nothing to ask (the plan, for an
+        item the journal knows)."""
         key = f"{sha256}:{style}"
         entry = self._ledger.entries.get(key)
         if entry is not None and not self._claims:
-            return False
-        mine = str(source.path), style
+            return None
+        path = str(source.path)
         # The name the journal gives this target, read here: the event loop changes the entry.
-        known = next((b for b, s in (entry.targets.items() if entry else ()) if s == mine[0]), None)
+        known = next((b for b, s in (entry.targets.items() if entry else ()) if s == path), None)
+        return _Ask(source, path, style, key, entry is not None, known)
+
+    def _keep(self, name: str, ask: _Ask) -> bool:
+        """Take `name` for this target, unless another of this run's has it meanwhile."""
+        if name in self._placing or self._ledger.taken_by_other(name, ask.path, ask.style):
+            return False
+        self._placing.add(name)
+        return True
+
+    async def _place(self, ask: _Ask) -> Placed | bool:
+        """`_placed` of one target, until the name it gives is this target's to keep."""
         while True:
-            skip = frozenset(self._placing)
-            placed = await anyio.to_thread.run_sync(
-                self._placed, source, style, key, entry is not None, known, skip
-            )
-            if not isinstance(placed, str):
-                return placed
-            if placed not in self._placing and not self._ledger.taken_by_other(placed, *mine):
-                self._placing.add(placed)
+            placed = await anyio.to_thread.run_sync(self._placed, ask, frozenset(self._placing))
+            if not isinstance(placed, str) or self._keep(placed, ask):
                 return placed
 
-    def _placed(
-        self, source: Source, style: int, key: str, journaled: bool, known: str | None,
-        skip: frozenset[str],
-    ) -> Placed | bool:  # fmt: skip
-        """Blocking: `_place`'s answer (`journaled`: the journal has the item; `known`: the
-        name it gives this target), names in `skip` passed over."""
-        sha256, record = key[:64], self._record
-        if not journaled and (made := record.lookup(sha256, style)) is not None:
+    def _placed_each(self, asks: list[_Ask], skip: set[str]) -> list[Placed | bool]:
+        """Blocking: `_placed` of each target, a name given to one passed over by the next."""
+        answers = []
+        for ask in asks:
+            answers.append(placed := self._placed(ask, skip))
+            if isinstance(placed, str):
+                skip.add(placed)
+        return answers
+
+    def _placed(self, ask: _Ask, skip: Container[str]) -> Placed | bool:
+        """Blocking: what the output's record says of this target (`journaled`: the journal
+        has the item; `known`: the name it gives this target), names in `skip` passed over."""
+        source, style, key, record = ask.source, ask.style, ask.key, self._record
+        sha256 = key[:64]
+        if not ask.journaled and (made := record.lookup(sha256, style)) is not None:
             base, _, ext = made.name.rpartition(".")
             output = str(self._layout.file(base, ext))
             return Recorded(base, output, made.size, made.sha256)
         if not self._claims:
             return False
-        source_text = str(source.path)
-        if known is not None:  # claimed for the record too (a journal from before the record)
-            record.claim(known, sha256, style, adopt=True)
-            return known
+        if ask.known is not None:  # claimed for the record too (a journal from before it)
+            record.claim(ask.known, sha256, style, adopt=True)
+            return ask.known
         for candidate in _candidates(self._layout.base(source, style, sha256), key, style):
-            if candidate in skip or self._ledger.taken_by_other(candidate, source_text, style):
+            if candidate in skip or self._ledger.taken_by_other(candidate, ask.path, style):
                 continue  # another target's, in this run or in the journal
             claim = record.claim(candidate, sha256, style)
             if claim != "taken":
@@ -207,6 +258,19 @@ class Intake:
             if image.sha256 == ticket.sha256:
                 return image
         return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Ask:
+    """One target's question to the output's record: its source (and as text), style, item
+    key; whether the journal has the item, and the name it gives this target."""
+
+    source: Source
+    path: str
+    style: int
+    key: str
+    journaled: bool
+    known: str | None
 
 
 def _candidates(base: str, key: str, style: int) -> Iterator[str]:

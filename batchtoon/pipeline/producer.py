@@ -57,7 +57,7 @@ WALK_BATCH, KNOWN_BATCH = 256, 4096  # items to pre-flight, and photos known, a 
 STORE_WORKERS_PER_CORE = 4  # photos in a store: each read waits on the network, not a core
 
 Check = Callable[[Location], Prepared]
-Take = Callable[[Source | BadLine, Prepared | str], Awaitable[None]]
+Take = Callable[[list[tuple[Source | BadLine, Prepared | str]]], Awaitable[None]]
 Feed = Callable[[ObjectSendStream[Source | BadLine]], Coroutine[Any, Any, None]]
 T = TypeVar("T")
 
@@ -175,8 +175,7 @@ async def _prepare(
             # a hop (and its GIL hand-offs) per photo costs more than the check itself.
             batch = [first, *waiting(receive, PREPARE_BATCH - 1)]
             outcomes = await anyio.to_thread.run_sync(_check_all, batch, check)
-            for item, outcome in zip(batch, outcomes, strict=True):
-                await take(item, outcome)
+            await take(list(zip(batch, outcomes, strict=True)))
 
 
 def _check_all(batch: list[Source | BadLine], check: Check) -> list[Prepared | str]:
