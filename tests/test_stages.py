@@ -599,6 +599,28 @@ async def test_intake_claims_a_whole_batchs_names_in_one_thread_hop_each_its_own
             assert name is not None and record.claim(name, f.image.sha256, style) == "mine"
 
 
+async def test_a_path_given_twice_in_one_batch_is_one_target_with_one_name(
+    tmp_path: Path,
+) -> None:
+    sha, path = "d4" * 32, tmp_path / "in" / "a.jpg"
+    ledger = Ledger()  # style 0's item is in hand, named "a.0"; style 3 is new
+    ledger.apply({"v": 1, "t": 1.0, "event": "queued", "key": f"{sha}:0", "source": str(path),
+                  "output": "a.0"})  # fmt: skip
+    twice: list[tuple[Source | BadLine, Prepared | str]] = [
+        (Source(path, PurePosixPath("a.jpg")), Prepared(sha, b"jpeg", "JPEG", (9, 9)))
+        for _ in range(2)
+    ]
+    outbox = RecordingOutbox()
+    with anyio.fail_after(10):  # (each its name at its turn: never asked again and again)
+        await intake_for(tmp_path, outbox, ledger).take(twice)
+    found = [outcome for outcome in outbox.delivered if isinstance(outcome, Found)]
+    assert [dict(each.names) for each in found] == [{0: "a.0", 3: "a.3"}] * 2
+    assert sorted(p.name for p in (tmp_path / "out" / ".batchtoon" / "names").iterdir()) == [
+        "a.0.json",
+        "a.3.json",
+    ]
+
+
 async def test_intake_refuses_in_one_outcome_what_pre_flight_refused(tmp_path: Path) -> None:
     outbox = RecordingOutbox()
     intake = intake_for(tmp_path, outbox, Ledger())

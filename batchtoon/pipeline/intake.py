@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Container, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import anyio
 from anyio.abc import ObjectReceiveStream
@@ -118,8 +119,9 @@ class Intake:
 
     async def take(self, taken: list[tuple[Source | BadLine, Prepared | str]]) -> None:
         """Pre-flighted sources, each delivered in turn: its image and what exists of its
-        outputs, or why not. Their targets' names are claimed in one thread hop for them all."""
-        placed = await self._place_all(
+        outputs, or why not. What the output's record says of all their targets is asked in
+        one thread hop (`_ask_all`); each name is kept at its photo's turn."""
+        told = await self._ask_all(
             [(item, image) for item, image in taken if isinstance(image, Prepared)]
         )
         for item, outcome in taken:
@@ -130,49 +132,43 @@ class Intake:
                 where, path = display(item.path), str(item.path)
                 await self._outbox.deliver(Rejected(where, styles, outcome, path))
             else:
-                await self._found(item, outcome, styles, placed)
+                await self._found(item, outcome, styles, told)
 
     async def _found(
-        self,
-        source: Source,
-        image: Prepared,
-        styles: tuple[int, ...],
-        placed: dict[tuple[int, int], Placed | bool],
+        self, source: Source, image: Prepared, styles: tuple[int, ...], told: dict[Any, Told]
     ) -> None:
         present = {style: await self._present(f"{image.sha256}:{style}") for style in styles}
-        its = {style: placed[id(source), style] for style in styles}
-        recorded = {s: p for s, p in its.items() if isinstance(p, Recorded)}
-        names = {s: p for s, p in its.items() if p is None or isinstance(p, str)}
+        placed = {style: await self._settle(*told[id(source), style]) for style in styles}
+        recorded = {s: p for s, p in placed.items() if isinstance(p, Recorded)}
+        names = {s: p for s, p in placed.items() if p is None or isinstance(p, str)}
         try:
             await self._outbox.deliver(Found(source, image, styles, present, recorded, names))
         finally:  # the journal holds them now (or the run is over)
             self._placing.difference_update(n for n in names.values() if n is not None)
 
-    async def _place_all(
-        self, found: list[tuple[Source | BadLine, Prepared]]
-    ) -> dict[tuple[int, int], Placed | bool]:
-        """What the output's record says of each target of these photos (see the docstring),
-        by (the source's `id`, style); False: nothing (the plan, for an item the journal
-        knows). One thread hop for them all; a name another target of this run took meanwhile
-        is asked for again, one target at a time."""
+    async def _ask_all(self, found: list[tuple[Source | BadLine, Prepared]]) -> dict[Any, Told]:
+        """Each target of these photos (by the source's `id` and the style): its question to
+        the output's record and the answer (`_placed`), all in one thread hop."""
         targets = [
-            (source, style, self._ask(source, style, image.sha256))
+            ((id(source), style), self._ask(source, style, image.sha256))
             for source, image in found
             if isinstance(source, Source)
             for style in source.styles or self._styles
         ]
-        asks = [ask for _, _, ask in targets if ask is not None]
-        told: list[Placed | bool] = []
-        if asks:  # (the names the thread hands out are added to its `skip`)
-            told = await anyio.to_thread.run_sync(self._placed_each, asks, set(self._placing))
-        answers = dict(zip(map(id, asks), told, strict=True))
-        placed: dict[tuple[int, int], Placed | bool] = {}
-        for source, style, ask in targets:
-            answer = False if ask is None else answers[id(ask)]
-            if ask is not None and isinstance(answer, str) and not self._keep(answer, ask):
-                answer = await self._place(ask)
-            placed[id(source), style] = answer
-        return placed
+        asks = [ask for _, ask in targets if ask is not None]
+        answers: list[Placed | bool] = []
+        if asks:
+            answers = await anyio.to_thread.run_sync(self._placed_each, asks, set(self._placing))
+        answered = dict(zip(map(id, asks), answers, strict=True))
+        return {at: (ask, False if ask is None else answered[id(ask)]) for at, ask in targets}
+
+    async def _settle(self, ask: _Ask | None, answer: Placed | bool) -> Placed | bool:
+        """The answer, if its name is this target's to keep now; else asked again alone (the
+        name went to another target of this run meanwhile); False: nothing was asked (see
+        `_ask`)."""
+        if ask is None or not isinstance(answer, str) or self._keep(answer, ask):
+            return answer
+        return await self._place(ask)
 
     def _ask(self, source: Source, style: int, sha256: str) -> _Ask | None:
         """What `_placed` is asked of this target; None: nothing to ask (the plan, for an
@@ -201,12 +197,16 @@ class Intake:
                 return placed
 
     def _placed_each(self, asks: list[_Ask], skip: set[str]) -> list[Placed | bool]:
-        """Blocking: `_placed` of each target, a name given to one passed over by the next."""
-        answers = []
+        """Blocking: `_placed` of each target, a name given to one passed over by the others
+        (not by the same target given twice: it is one target, with one name)."""
+        answers: list[Placed | bool] = []
+        given: dict[str, tuple[str, int]] = {}  # name -> the target it was given to
         for ask in asks:
-            answers.append(placed := self._placed(ask, skip))
+            mine = ask.path, ask.style
+            others = skip | {name for name, target in given.items() if target != mine}
+            answers.append(placed := self._placed(ask, others))
             if isinstance(placed, str):
-                skip.add(placed)
+                given[placed] = mine
         return answers
 
     def _placed(self, ask: _Ask, skip: Container[str]) -> Placed | bool:
@@ -271,6 +271,9 @@ class _Ask:
     key: str
     journaled: bool
     known: str | None
+
+
+Told = tuple[_Ask | None, Placed | bool]  # a target's question (None: none), and the answer
 
 
 def _candidates(base: str, key: str, style: int) -> Iterator[str]:
