@@ -18,7 +18,6 @@ from typing import Any, TextIO, TypeVar, get_args
 
 import anyio
 from filelock import FileLock, Timeout
-from tqdm import tqdm
 
 from batchtoon.batch import Batch, Summary
 from batchtoon.cli.found import resolved, say_first
@@ -41,7 +40,6 @@ from batchtoon.records.events import EventStream
 from batchtoon.records.journal import Journal, refuse_foreign
 from batchtoon.records.ledger import Ledger
 from batchtoon.records.logs import LOGGER, screen_handler
-from batchtoon.report.contact import write_contact
 from batchtoon.settings.config import Resolved, Settings, check_number, check_whole, shown
 from batchtoon.settings.styles import STYLE_SLUGS
 from batchtoon.words import counted
@@ -243,6 +241,8 @@ def _log_on_screen(verbose: bool, key: str) -> Iterator[None]:
     if not verbose:
         yield
         return
+    from tqdm import tqdm  # (loaded where it writes: a run with nothing to say never does)
+
     logger = logging.getLogger(LOGGER)
     handler = screen_handler(lambda line: tqdm.write(line, file=sys.stderr), key)
     logger.addHandler(handler)
@@ -278,6 +278,8 @@ async def _on_signals(batch: Batch, again: str) -> None:
 
 def _show_problem(line: str) -> None:
     """A per-item problem, on the terminal above the progress bars (the log has it too)."""
+    from tqdm import tqdm
+
     tqdm.write(f"batchtoon: {display(line)}", file=sys.stderr)
 
 
@@ -536,6 +538,8 @@ async def _try_async(args: argparse.Namespace, found: Resolved, key: str, photo:
             done = await batch.run([photo])
     results = _results(settings, photo)
     folder = Path(settings.output.dir) / "try"
+    from batchtoon.report.contact import write_contact  # (Pillow's drawing: `try` only)
+
     sheet, page = await anyio.to_thread.run_sync(write_contact, photo, results, folder, photo.stem)
     print_lines(summary(done))
     print_lines(f"contact sheet: {sheet}\ngallery: {page}")
