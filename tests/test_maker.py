@@ -16,6 +16,8 @@ from pathlib import Path
 import anyio
 import pytest
 from harness import photo
+from test_cli import ROOT, batchtoon
+from test_stop import thumbnail_makers
 
 from batchtoon.report import maker
 from batchtoon.report.arriving import ArrivingThumbnails
@@ -153,3 +155,27 @@ def test_a_batch_carries_any_bytes_a_path_holds() -> None:
     line = maker._batch(paths)
     assert line.endswith(b"\n") and line.count(b"\n") == 1  # one line, as the child reads it
     assert [Path(path) for path in json.loads(line)] == paths
+
+
+async def test_a_run_whose_thumbnails_cannot_be_written_keeps_every_result(
+    tmp_path: Path,
+) -> None:
+    """As on a full disk, every thumbnail write fails (their folder is a file here): the child
+    makes none, the run finishes every result, says in one line that the gallery was not
+    written, and leaves no thumbnail process."""
+    photos, out = tmp_path / "in", tmp_path / "out"
+    for sample in ("rocket.jpg", "coffee.png"):
+        photos.mkdir(exist_ok=True)
+        (photos / sample).write_bytes((ROOT / "samples" / sample).read_bytes())
+    (out / ".batchtoon").mkdir(parents=True)
+    (out / ".batchtoon" / "thumbs").write_text("not a folder")
+    done = await batchtoon("run", str(photos), "--out", str(out), "--sandbox")
+    said = done.stderr.decode()
+    assert done.returncode == 0, said
+    assert sorted(p.name for p in out.glob("*.jpg")) == [
+        "coffee.vintage-comic.jpg",
+        "rocket.vintage-comic.jpg",
+    ]
+    assert "could not write the gallery" in said and "Traceback" not in said
+    assert (out / ".batchtoon" / "thumbs").read_text() == "not a folder"  # not ours: kept
+    assert not thumbnail_makers(out)

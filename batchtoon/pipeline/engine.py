@@ -315,5 +315,4 @@ class Engine:
             await self.intake.take(taken)
         finally:
             if self._watch is not None:
-                for _ in taken:
-                    self._watch.taken()
+                self._watch.taken(len(taken))

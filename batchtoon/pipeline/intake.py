@@ -33,7 +33,6 @@ from __future__ import annotations
 
 from collections.abc import Container, Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import anyio
 from anyio.abc import ObjectReceiveStream
@@ -122,7 +121,11 @@ class Intake:
         outputs, or why not. What the output's record says of all their targets is asked in
         one thread hop (`_ask_all`); each name is kept at its photo's turn."""
         told = await self._ask_all(
-            [(item, image) for item, image in taken if isinstance(image, Prepared)]
+            [
+                (item, got)
+                for item, got in taken
+                if isinstance(item, Source) and isinstance(got, Prepared)
+            ]
         )
         for item, outcome in taken:
             styles = (item.styles if isinstance(item, Source) else None) or self._styles
@@ -135,7 +138,7 @@ class Intake:
                 await self._found(item, outcome, styles, told)
 
     async def _found(
-        self, source: Source, image: Prepared, styles: tuple[int, ...], told: dict[Any, Told]
+        self, source: Source, image: Prepared, styles: tuple[int, ...], told: dict[At, Told]
     ) -> None:
         present = {style: await self._present(f"{image.sha256}:{style}") for style in styles}
         placed = {style: await self._settle(*told[id(source), style]) for style in styles}
@@ -146,21 +149,20 @@ class Intake:
         finally:  # the journal holds them now (or the run is over)
             self._placing.difference_update(n for n in names.values() if n is not None)
 
-    async def _ask_all(self, found: list[tuple[Source | BadLine, Prepared]]) -> dict[Any, Told]:
+    async def _ask_all(self, found: list[tuple[Source, Prepared]]) -> dict[At, Told]:
         """Each target of these photos (by the source's `id` and the style): its question to
         the output's record and the answer (`_placed`), all in one thread hop."""
         targets = [
             ((id(source), style), self._ask(source, style, image.sha256))
             for source, image in found
-            if isinstance(source, Source)
             for style in source.styles or self._styles
         ]
         asks = [ask for _, ask in targets if ask is not None]
         answers: list[Placed | bool] = []
         if asks:
             answers = await anyio.to_thread.run_sync(self._placed_each, asks, set(self._placing))
-        answered = dict(zip(map(id, asks), answers, strict=True))
-        return {at: (ask, False if ask is None else answered[id(ask)]) for at, ask in targets}
+        told = iter(answers)  # in the order of `asks`
+        return {at: (ask, False if ask is None else next(told)) for at, ask in targets}
 
     async def _settle(self, ask: _Ask | None, answer: Placed | bool) -> Placed | bool:
         """The answer, if its name is this target's to keep now; else asked again alone (the
@@ -273,6 +275,7 @@ class _Ask:
     known: str | None
 
 
+At = tuple[int, int]  # a target of a batch: its source's `id`, and the style
 Told = tuple[_Ask | None, Placed | bool]  # a target's question (None: none), and the answer
 
 

@@ -144,9 +144,9 @@ class Watch:
                 await send.send(item)
         self._settler.gone({str(i.path) if isinstance(i, Source) else i.where for i, _ in items})
 
-    def taken(self) -> None:
-        """Intake has one photo this watch sent: it is the run's (`busy`) from now on."""
-        self._handed = max(0, self._handed - 1)
+    def taken(self, count: int) -> None:
+        """Intake has `count` photos this watch sent: they are the run's (`busy`) from now on."""
+        self._handed = max(0, self._handed - count)
 
     def _pause(self) -> float:
         settings = self._settings
