@@ -273,8 +273,8 @@ def test_a_photo_rewritten_while_it_is_read_is_read_again(
     real_read = preflight._read_bytes
     reads: list[bytes] = []
 
-    def rewritten_meanwhile(file: Path) -> bytes:
-        data = real_read(file)
+    def rewritten_meanwhile(file: Path, size: int) -> bytes:
+        data = real_read(file, size)
         if len(reads) < 1:  # a writer replaces it during the first read
             path.write_bytes(photo(size=(500, 300), seed=2))
         reads.append(data)
@@ -292,8 +292,8 @@ def test_a_photo_that_keeps_changing_is_refused_not_sent_torn(
     path.write_bytes(photo(seed=1))
     real_read = preflight._read_bytes
 
-    def always_rewritten(file: Path) -> bytes:
-        data = real_read(file)
+    def always_rewritten(file: Path, size: int) -> bytes:
+        data = real_read(file, size)
         path.write_bytes(data + b"\0")
         return data
 

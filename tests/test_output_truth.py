@@ -349,6 +349,21 @@ def test_a_whole_write_through_a_planted_link_fails_and_touches_nothing(tmp_path
     assert victim.read_text() == "keep me" and part.is_symlink() and not dest.exists()
 
 
+def test_a_part_a_killed_write_left_is_removed_by_its_name_and_a_folder_there_left_alone(
+    tmp_path: Path,
+) -> None:
+    part, dest = tmp_path / ".x.jpg.own.batchtoon-part", tmp_path / "x.jpg"
+    part.write_bytes(b"torn")
+    other = tmp_path / "other.jpg"
+    os.link(part, other)  # a second name for the part's file: it keeps its bytes
+    write_whole(dest, b"result", part=part)
+    assert dest.read_bytes() == b"result" and not part.exists() and other.read_bytes() == b"torn"
+    part.mkdir()
+    with pytest.raises(FileExistsError):
+        write_whole(dest, b"again", part=part)
+    assert part.is_dir() and dest.read_bytes() == b"result"
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="forks")
 def test_part_names_are_each_writes_own_and_a_forked_process_has_its_own(tmp_path: Path) -> None:
     names = {part_name("x.jpg") for _ in range(1000)}

@@ -58,7 +58,7 @@ from batchtoon.images.intact import TooManyPixels, refuse_pixel_bomb, verify_int
 from batchtoon.images.scrub import scrub
 from batchtoon.images.shrink import MAX_UPLOAD_BYTES
 from batchtoon.locations import storage
-from batchtoon.locations.files import write_whole
+from batchtoon.locations.files import read_all, write_whole
 from batchtoon.locations.storage import Location
 from batchtoon.settings.config import PrepareSettings
 
@@ -83,6 +83,7 @@ FORMAT_REASONS = {"HEIF": "heic"}  # else the format's name in lower case: "gif"
 SAFE_MODES = frozenset({"1", "L", "LA", "P", "RGB", "RGBA"})  # 8-bit: every decoder reads them
 MAX_FIX_BYTES = 256 * 1024 * 1024  # beyond this even the fix will not read a file
 READ_ATTEMPTS = 3
+READ = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
 RECIPE = 2  # bump when shrink's bytes change for the same input and settings: new cache names
 ORIENTATION = 0x0112
 TOO_MANY_PIXELS = "too many pixels to open safely: downscale it first"
@@ -227,7 +228,8 @@ def _read_stable(path: Location, limit: int) -> tuple[bytes, Look]:
         if attempt:
             time.sleep(0.05 * attempt)  # a writer mid-way: give it a moment to finish
         before = _look_at(path, limit)
-        data = _read_bytes(path) if isinstance(path, Path) else _read_url(path, before[0])
+        size = before[0]
+        data = _read_bytes(path, size) if isinstance(path, Path) else _read_url(path, size)
         if len(data) == before[0] and _look_at(path, limit) == before:
             return data, before
     raise InputError(
@@ -278,10 +280,15 @@ def _fits(size: int, limit: int) -> None:
         raise InputError(f"{size / 1e6:.1f} MB is over the {limit // 2**20} MB limit: {advice}")
 
 
-def _read_bytes(path: Path) -> bytes:
+def _read_bytes(path: Path, size: int) -> bytes:
+    """The file's bytes: `size` and one more at most (a file that grew is told by its length),
+    read from its descriptor (a file object's own calls to the OS would each let go of the GIL)."""
     try:
-        with open(path, "rb") as file:
-            return file.read()
+        fd = os.open(path, READ)
+        try:
+            return read_all(fd, size + 1)
+        finally:
+            os.close(fd)
     except OSError as exc:
         raise InputError(f"cannot read it: {exc.strerror or exc}") from None
 
@@ -436,11 +443,19 @@ def _cache_name(sha: str, settings: PrepareSettings, pad: bool) -> str:
 def forget(cache: Path, sha: str) -> None:
     """Remove the photo `sha`'s conversions from `cache` (whatever settings made them): its
     results are stored, and a converted copy of every photo would otherwise stay on disk."""
-    if not re.fullmatch(r"[0-9a-f]{64}", sha) or cache.is_symlink() or not cache.is_dir():
+    if not re.fullmatch(r"[0-9a-f]{64}", sha) or not _is_own_folder(cache):
         return
     for made in cache.glob(f"{sha}.r*"):
         with contextlib.suppress(OSError):  # gone already, or not ours to remove: no matter
             made.unlink()
+
+
+def _is_own_folder(path: Path) -> bool:
+    """A folder at `path`, not a link to one (one call: a run asks it for every result)."""
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False
 
 
 def _from_cache(file: Path) -> Prepared | None:

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
-__all__ = ["create_part", "part_name", "remove_left_part", "write_all", "write_whole"]
+__all__ = ["create_part", "part_name", "read_all", "remove_left_part", "write_all", "write_whole"]
 
 Fill = Callable[[IO[bytes]], object]
 CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
@@ -60,8 +60,17 @@ def remove_left_part(part: Path) -> None:
 def create_part(part: Path) -> IO[bytes]:
     """The part file, created for writing: exclusively, never through a symbolic link (see the
     module docstring; `FileExistsError` if a link or a folder is there: it is left alone)."""
-    remove_left_part(part)
-    return os.fdopen(os.open(part, CREATE, 0o644), "wb")
+    return os.fdopen(_created(part), "wb")
+
+
+def _created(part: Path) -> int:
+    """`part` created exclusively, a left part there removed first. Created first, and looked
+    at only if something is there: from a worker thread, each call to the OS lets go of the GIL."""
+    try:
+        return os.open(part, CREATE, 0o644)
+    except FileExistsError:
+        remove_left_part(part)
+        return os.open(part, CREATE, 0o644)
 
 
 def write_whole(
@@ -71,10 +80,11 @@ def write_whole(
     through `part` (the caller's own name for it, which a killed write may have left), else a
     part of a name of its own. Bytes go straight to the file descriptor: a write from a worker
     thread makes as few calls that let go of the GIL as it can."""
-    if part is not None:
-        remove_left_part(part)
-    part = part or dest.with_name(part_name(dest.name))
-    fd = os.open(part, CREATE, 0o644)
+    if part is None:  # a name no one else has: nothing can have been left there
+        part = dest.with_name(part_name(dest.name))
+        fd = os.open(part, CREATE, 0o644)
+    else:
+        fd = _created(part)
     try:
         try:
             if isinstance(data, bytes):
@@ -97,3 +107,12 @@ def write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
+
+
+def read_all(fd: int, most: int) -> bytes:
+    """The open file `fd`'s bytes, `most` at most, in as few calls as the file allows."""
+    chunks, size = [], 0
+    while size < most and (chunk := os.read(fd, most - size)):
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)

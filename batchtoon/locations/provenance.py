@@ -53,7 +53,7 @@ from typing import Any, Literal
 
 from batchtoon.errors import StoreFailure, Unwritable
 from batchtoon.locations import storage
-from batchtoon.locations.files import CREATE, part_name, write_all, write_whole
+from batchtoon.locations.files import CREATE, part_name, read_all, write_all, write_whole
 from batchtoon.locations.layout import EXTENSIONS
 from batchtoon.locations.storage import Location
 
@@ -374,18 +374,9 @@ def _read_local(where: Path) -> bytes:
             return b""  # a link where a record should be: it claims nothing
         raise Unwritable.from_os_error(error, where, "read") from None
     try:
-        return _read_all(fd, 1 << 16)
+        return read_all(fd, 1 << 16)
     finally:
         os.close(fd)
-
-
-def _read_all(fd: int, most: int) -> bytes:
-    """The open file `fd`'s bytes, `most` at most (as few calls as the file allows)."""
-    chunks, size = [], 0
-    while size < most and (chunk := os.read(fd, most - size)):
-        chunks.append(chunk)
-        size += len(chunk)
-    return b"".join(chunks)
 
 
 def _read_url(where: str) -> bytes:
