@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import struct
+import subprocess
+import sys
 import warnings
 import zlib
 from pathlib import Path
@@ -16,6 +19,7 @@ import numpy as np
 import pytest
 from harness import photo, textured
 from PIL import Image
+from test_cli import ROOT, clean_env
 
 from batchtoon.errors import InputError, UsageError
 from batchtoon.images import preflight, shrink
@@ -342,3 +346,47 @@ def test_prepare_settings_defaults_ranges_and_one_worker_per_core(tmp_path: Path
     config.write_text("prepare: {max_short_side: 1024}\n")
     with pytest.raises(UsageError, match=r"'prepare\.max_short_side': 1024 is below 1536"):
         load_settings(config)
+
+
+# Each photo pre-flighted in a fresh process: what it says, and Pillow's plugins it loaded.
+FRESH_CHECK = """
+import json, sys
+from pathlib import Path
+from batchtoon.errors import InputError
+from batchtoon.images.preflight import check, DEFAULTS
+said = {}
+for path in sys.argv[1:]:
+    try:
+        said[Path(path).name] = check(Path(path), DEFAULTS, None).format
+    except InputError as error:
+        said[Path(path).name] = str(error)
+plugins = sorted(name[4:-11] for name in sys.modules if name.endswith("ImagePlugin"))
+print(json.dumps({"said": said, "plugins": plugins}))
+"""
+
+
+def test_pre_flight_opens_every_format_it_reads_and_loads_no_other_plugin(
+    phone_heic: Path, tmp_path: Path
+) -> None:
+    picture = textured(400, 300)
+    paths = [phone_heic, saved(tmp_path / "icon.ico", picture, "ICO")]  # ICO: not one it reads
+    for fmt in ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF"):
+        paths.append(saved(tmp_path / f"photo.{fmt.lower()}", picture, fmt))
+    done = subprocess.run(
+        [sys.executable, "-c", FRESH_CHECK, *map(str, paths)],
+        capture_output=True, text=True, env=clean_env(PYTHONPATH=str(ROOT)), timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["said"] == {
+        "phone.heic": "JPEG",
+        "icon.ico": "not an image (or one no decoder here reads): remove it",
+        "photo.jpeg": "JPEG",
+        "photo.png": "PNG",
+        "photo.webp": "WEBP",
+        "photo.bmp": "BMP",
+        "photo.gif": "JPEG",
+        "photo.tiff": "JPEG",
+    }
+    read = {"Jpeg", "Png", "WebP", "Bmp", "Mpo", "Avif", "Gif", "Tiff", "Ppm"}  # Ppm: Pillow's
+    assert set(report["plugins"]) <= read  # own first five; not the forty `Image.init` loads
