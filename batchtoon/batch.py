@@ -311,7 +311,10 @@ class Batch:
             page = await anyio.to_thread.run_sync(
                 write_report, self.settings, self._journal.ledger, done, thumbnails
             )
-        except (OSError, Unwritable) as error:
+        except Unwritable as error:  # (it says what it could not write)
+            self._problem(str(error))
+            return None
+        except OSError as error:
             self._problem(f"could not write the gallery: {error}")
             return None
         self.log.info("gallery: %s", page)

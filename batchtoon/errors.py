@@ -29,6 +29,8 @@ Transport errors are mapped to `Transient` at one boundary, `batchtoon.provider.
 from __future__ import annotations
 
 import errno
+import os
+from pathlib import PurePath
 
 __all__ = [
     "DISK_TROUBLE",
@@ -68,7 +70,19 @@ class Unwritable(BatchtoonError):
         what, advice = DISK_TROUBLE.get(
             error.errno or 0, (error.strerror or str(error), "check the path and try again")
         )
+        if error.errno == errno.ENOTDIR and (blocker := _file_in_the_way(error.filename)):
+            what, advice = f"{blocker} is a file, not a folder", "move it, or choose another path"
         return cls(f"cannot {doing} {path}: {what}: {advice}")
+
+
+def _file_in_the_way(name: object) -> str | None:
+    """The first of `name`'s folders (from the top) that is there but not a folder."""
+    if not isinstance(name, (str, bytes, os.PathLike)):
+        return None
+    for folder in reversed(PurePath(os.fsdecode(name)).parents):
+        if os.path.lexists(folder) and not os.path.isdir(folder):
+            return str(folder)
+    return None
 
 
 DISK_TROUBLE: dict[int, tuple[str, str]] = {

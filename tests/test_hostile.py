@@ -3,6 +3,7 @@ spent, exit code, message — against the sandbox playing the hostile part."""
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import subprocess
@@ -17,7 +18,7 @@ from harness import journal_records, make_photos, outputs, photo, run_engine, se
 from PIL import Image
 from test_cli import batchtoon
 
-from batchtoon.errors import UsageError
+from batchtoon.errors import Unwritable, UsageError
 from batchtoon.exitcodes import ExitCode
 from batchtoon.locations.results import IN_MEMORY, Spool
 from batchtoon.pipeline.planner import make_plan
@@ -459,3 +460,20 @@ async def test_a_photo_given_twice_is_taken_once(tmp_path: Path) -> None:
         assert sandbox.counters.accepted_total == 3
     assert engine.exit_code == ExitCode.OK
     assert engine.stats.tally.results == {"done now": 3} and len(outputs(tmp_path / "out")) == 3
+
+
+def test_a_file_where_a_folder_should_be_is_named_in_the_one_line(tmp_path: Path) -> None:
+    (tmp_path / "out").mkdir()
+    blocker = tmp_path / "out" / "thumbs"
+    blocker.write_text("someone's")
+    with pytest.raises(NotADirectoryError) as raised:
+        (blocker / "a" / "b.jpg").write_bytes(b"x")
+    said = str(Unwritable.from_os_error(raised.value, tmp_path / "page.html", "write"))
+    assert said == (
+        f"cannot write {tmp_path / 'page.html'}: {blocker} is a file, not a folder: move it, "
+        "or choose another path"
+    )
+    nameless = NotADirectoryError(errno.ENOTDIR, "Not a directory")  # no file name to look at
+    assert str(Unwritable.from_os_error(nameless, "x", "write")) == (
+        "cannot write x: a part of it is a file, not a folder: choose another path"
+    )

@@ -162,7 +162,7 @@ async def test_a_run_whose_thumbnails_cannot_be_written_keeps_every_result(
 ) -> None:
     """As on a full disk, every thumbnail write fails (their folder is a file here): the child
     makes none, the run finishes every result, says in one line that the gallery was not
-    written, and leaves no thumbnail process."""
+    written (the file in the way named), and leaves no thumbnail process."""
     photos, out = tmp_path / "in", tmp_path / "out"
     for sample in ("rocket.jpg", "coffee.png"):
         photos.mkdir(exist_ok=True)
@@ -176,6 +176,12 @@ async def test_a_run_whose_thumbnails_cannot_be_written_keeps_every_result(
         "coffee.vintage-comic.jpg",
         "rocket.vintage-comic.jpg",
     ]
-    assert "could not write the gallery" in said and "Traceback" not in said
+    thumbs = out / ".batchtoon" / "thumbs"  # the line names the file in the way, and what to do
+    assert (
+        f"batchtoon: cannot write the gallery {out / 'index.html'}: {thumbs} is a file, "
+        "not a folder: move it, or choose another path\n"
+        in said
+        and "Traceback" not in said
+    )
     assert (out / ".batchtoon" / "thumbs").read_text() == "not a folder"  # not ours: kept
     assert not thumbnail_makers(out)
