@@ -139,6 +139,10 @@ def _serve(folder: Path) -> None:
             if thumbnails.stopped:
                 return
     finally:
+        # Its input is over, or it was stopped: it ends on its own now. A SIGTERM from here on
+        # (`aclose` sends one at once) is ignored, not left to Python's exit, which puts the
+        # default action back and would let it kill the child mid-way.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         thumbnails.save()
 
 
