@@ -20,7 +20,8 @@ Guarantees:
 - `stop` and `aclose` (also when cancelled) tell the child to stop (SIGTERM: it ends after the
   thumbnail under way; what is left is the page's to make) and waits for it, `STOP_WAIT`
   seconds at most before it is killed; a child whose parent died sees its input end and exits
-  after its batch.
+  after its batch; one whose input has ended (or that was stopped) ignores SIGTERM from then
+  on and ends on its own, its memo saved.
 """
 
 from __future__ import annotations
