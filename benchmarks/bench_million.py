@@ -29,6 +29,9 @@ it would have at its end (batchtoon reads every photo once then, to record its f
 minutes at a million). The synthetic resume at the larger real size is compared with the
 real one's: they must agree.
 
+Before and after all of it, a fixed piece of work (`YARDSTICK`) is timed in a fresh
+interpreter: this machine's speed at that hour, which each figure is read against.
+
 Only the console script is run: nothing of batchtoon is imported (the generator writes the
 journal format, version 1, which the tool keeps reading).
 """
@@ -43,6 +46,7 @@ import json
 import os
 import random
 import socket
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -74,6 +78,10 @@ SIZES = (10_000, 100_000)
 QUICK_SIZES = (1_000, 5_000)
 SYNTHETIC = 1_000_000  # the synthetic finished batch (not with --quick)
 STARTUP_N = 10  # photos of the run whose peak RSS is taken as start-up
+# A fixed piece of work whose CPU tells this machine's speed at the hour of a measurement (this
+# VM's changed by a quarter within an hour): 200,000 `stat`s, then pure Python. Each figure is
+# read against it; its system part moves with a run's, its user part with the interpreter's.
+YARDSTICK = "import os\nfor _ in range(200_000): os.stat('.')\nsum(i * i for i in range(3_000_000))"
 STYLE, STYLE_NAME = 0, "vintage-comic"  # the default style: its number and its name in outputs
 PER_FOLDER = 1000  # photos per subfolder (common.write_images)
 MiB = 1 << 20
@@ -100,6 +108,7 @@ def run(options: Options) -> list[Row]:
     sizes = QUICK_SIZES if options.quick else SIZES
     targets = not options.quick  # the issue's figures are for the full sizes
     rows: list[Row] = []
+    speed = [_yardstick()]
     with bench_tempdir(NAME) as tmp:
         start_rss = _startup_rss(tmp / "startup")
     rows.append(
@@ -126,7 +135,24 @@ def run(options: Options) -> list[Row]:
             write_compacted(tmp, SYNTHETIC)
             synthetic = _finished(tmp, SYNTHETIC, None, time.perf_counter() - start)
         rows += _synthetic_rows(synthetic, SYNTHETIC, start_rss, None, targets=True)
+    speed.append(_yardstick())
+    rows.append(
+        Row(
+            NAME,
+            "this machine's speed: CPU of a fixed piece of work (`YARDSTICK`) before and after",
+            " / ".join(
+                f"{child.cpu:.2f} s ({child.user:.2f} user + {child.system:.2f} system)"
+                for child in speed
+            ),
+            note="the figures above are read against it: a slower hour takes more of both",
+        )
+    )
     return rows
+
+
+def _yardstick() -> ChildRun:
+    """`YARDSTICK` run in a fresh interpreter: what it cost."""
+    return run_child([sys.executable, "-c", YARDSTICK], timeout=120).check("the yardstick")
 
 
 # Measurements.
