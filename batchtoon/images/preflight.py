@@ -233,7 +233,7 @@ def _read_stable(path: Location, limit: int) -> tuple[bytes, Look]:
         before = _look_at(path, limit)
         size = before[0]
         data = _read_bytes(path, size) if isinstance(path, Path) else _read_url(path, size)
-        if len(data) == before[0] and _look_at(path, limit) == before:
+        if len(data) == size and _look_at(path, limit) == before:
             return data, before
     raise InputError(
         f"it changed while being read, {READ_ATTEMPTS} times: run again once it is written"
@@ -450,14 +450,14 @@ def _cache_name(sha: str, settings: PrepareSettings, pad: bool) -> str:
 def forget(cache: Path, sha: str) -> None:
     """Remove the photo `sha`'s conversions from `cache` (whatever settings made them): its
     results are stored, and a converted copy of every photo would otherwise stay on disk."""
-    if not re.fullmatch(r"[0-9a-f]{64}", sha) or not _is_own_folder(cache):
+    if not re.fullmatch(r"[0-9a-f]{64}", sha) or not _is_folder_not_link(cache):
         return
     for made in cache.glob(f"{sha}.r*"):
         with contextlib.suppress(OSError):  # gone already, or not ours to remove: no matter
             made.unlink()
 
 
-def _is_own_folder(path: Path) -> bool:
+def _is_folder_not_link(path: Path) -> bool:
     """A folder at `path`, not a link to one (one call: a run asks it for every result)."""
     try:
         return stat.S_ISDIR(os.lstat(path).st_mode)

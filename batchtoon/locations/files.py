@@ -64,8 +64,9 @@ def create_part(part: Path) -> IO[bytes]:
 
 
 def _created(part: Path) -> int:
-    """`part` created exclusively, a left part there removed first. Created first, and looked
-    at only if something is there: from a worker thread, each call to the OS lets go of the GIL."""
+    """`part` created exclusively; if something is there, a left part is removed by its name
+    and the create tried once more. Looked at only when the create fails: from a worker
+    thread, each call to the OS lets go of the GIL."""
     try:
         return os.open(part, CREATE, 0o644)
     except FileExistsError:
