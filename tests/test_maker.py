@@ -4,6 +4,7 @@ or dies, and when it cannot run the thumbnails are made in a thread instead."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -67,6 +68,30 @@ async def test_a_child_makes_each_batch_without_the_key_and_ends_when_let_go(
     await process.aclose()
     assert child.returncode == 0  # ended on its own: neither the signal's nor a kill's
     assert not await process.make(paths)  # let go of: the caller makes what comes after
+
+
+async def test_a_child_let_go_ends_on_its_own_whatever_sigterm_comes_as_it_exits(
+    tmp_path: Path,
+) -> None:
+    """Its input over, the child ends on its own (exit 0), even with a SIGTERM arriving at
+    every moment of its way out, Python's own exit included (as `aclose` sends one at once)."""
+    paths = _photos(tmp_path / "in", 1)
+    process = ThumbnailProcess(tmp_path / "thumbs")
+    with anyio.fail_after(60):
+        assert await process.make(paths)
+    child = process._process
+    assert child is not None and child.stdin is not None
+    ended = os.pidfd_open(child.pid)  # signals by it (asyncio's own would reap the child)
+    await child.stdin.aclose()  # let go of, as `aclose` does first
+    with anyio.fail_after(10):
+        while child.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                signal.pidfd_send_signal(ended, signal.SIGTERM)
+            with anyio.move_on_after(0.001):  # (waits on its end, a signal each ms meanwhile)
+                await child.wait()
+    os.close(ended)
+    await process.aclose()
+    assert child.returncode == 0  # ended on its own: not by one of the signals
 
 
 async def test_a_stopped_child_makes_no_more_and_ends(tmp_path: Path) -> None:
