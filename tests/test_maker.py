@@ -210,3 +210,9 @@ async def test_a_run_whose_thumbnails_cannot_be_written_keeps_every_result(
     )
     assert (out / ".batchtoon" / "thumbs").read_text() == "not a folder"  # not ours: kept
     assert not thumbnail_makers(out)
+    again = await batchtoon("report", "--out", str(out))  # as the run's last line says to
+    assert again.returncode == 74 and f"{thumbs} is a file, not a folder" in again.stderr.decode()
+    thumbs.rename(tmp_path / "moved")  # as the line says to: then the gallery is written
+    again = await batchtoon("report", "--out", str(out))
+    assert again.returncode == 0, again.stderr.decode()
+    assert (out / "index.html").is_file() and thumbs.is_dir()
