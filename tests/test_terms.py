@@ -5,6 +5,7 @@ work left."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import sys
@@ -147,6 +148,25 @@ async def test_status_during_a_run_shows_the_runs_own_total_pending_and_rate(
     assert process.returncode == 0
     after = json.loads((await batchtoon("status", "--out", str(out), "--json")).stdout)
     assert after["running"] == []  # the run is over: its numbers are not shown as a run's
+
+
+def test_status_never_shows_less_than_the_line_the_run_shows(tmp_path: Path) -> None:
+    from batchtoon.cli.live import LiveFile, live_path, read_live
+
+    journal = tmp_path / "journal.jsonl"
+    seen_by_status: list[Snapshot | None] = []
+    show = LiveFile(live_path(journal), then=lambda _: seen_by_status.append(read_live(journal)))
+    start = Snapshot(
+        expected=30, found=0, settled=0, done=0, news=0, submitted=0, elapsed=0.0,
+        submit_rate=4.0, max_submit_rate=4.0, slowed=False, uploaded_bytes=0, upload_rate=0.0,
+    )  # fmt: skip
+    shown = [  # a quarter of a second apart, as a run hands them
+        dataclasses.replace(start, found=n, settled=n // 2, done=n // 2, submitted=n, elapsed=n / 4)
+        for n in range(5)
+    ]
+    for snapshot in shown:
+        show(snapshot)  # the run's line shows it: status, asked now, shows the same
+    assert seen_by_status == shown
 
 
 def test_a_result_this_run_wrote_before_reaching_its_photo_is_done_now_not_already_done() -> None:

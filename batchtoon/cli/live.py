@@ -2,10 +2,11 @@
 `Snapshot` the run's own progress display reads, kept beside the journal
 (`<journal>.live.json`), so the two never disagree.
 
-Guarantees: the file is written whole (`files.write_whole`), at most once every `EVERY`
-seconds; `read_live` gives it only while the run that wrote it is
-alive (its pid), so a file a killed run left is never shown as a run; the key is never in it
-(it holds counts and rates only).
+Guarantees: the file is written whole (`files.write_whole`) with every snapshot, before the
+run's own display is handed it, so `status` never shows less than the run's last line (the
+snapshots come every `Batch.progress_interval`, a quarter of a second by default); `read_live`
+gives it only while the run that wrote it is alive (its pid), so a file a killed run left is
+never shown as a run; the key is never in it (it holds counts and rates only).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import contextlib
 import dataclasses
 import json
 import os
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,9 +22,7 @@ from typing import Any
 from batchtoon.locations.files import write_whole
 from batchtoon.snapshot import Snapshot
 
-__all__ = ["EVERY", "LiveFile", "live_path", "read_live"]
-
-EVERY = 1.0  # seconds between two writes
+__all__ = ["LiveFile", "live_path", "read_live"]
 
 
 def live_path(journal: Path) -> Path:
@@ -32,23 +30,18 @@ def live_path(journal: Path) -> Path:
 
 
 class LiveFile:
-    """A progress callback for `Batch`: writes each snapshot (now and then) to `path`, and
-    hands it on to `then` (the bar or the status lines), if any."""
+    """A progress callback for `Batch`: writes each snapshot to `path`, then hands it on to
+    `then` (the bar or the status lines), if any."""
 
     def __init__(self, path: Path, then: Callable[[Snapshot], None] | None = None) -> None:
         self._path, self._then = path, then
-        self._written = float("-inf")
 
     def __call__(self, snapshot: Snapshot) -> None:
-        if self._then is not None:
-            self._then(snapshot)
-        now = time.monotonic()
-        if now - self._written < EVERY:
-            return
-        self._written = now
         data = {"pid": os.getpid(), **dataclasses.asdict(snapshot)}
         with contextlib.suppress(OSError):  # a full disk is said by the run's own writes
             write_whole(self._path, json.dumps(data).encode(), durable=False)
+        if self._then is not None:
+            self._then(snapshot)
 
 
 def read_live(journal: Path) -> Snapshot | None:
