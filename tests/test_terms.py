@@ -18,6 +18,7 @@ from harness import make_photos, photo
 from test_cli import batchtoon, clean_env
 
 from batchtoon.batch import Snapshot
+from batchtoon.cli.live import LiveFile, live_path, read_live
 from batchtoon.sandbox import Sandbox
 
 pytestmark = pytest.mark.usefixtures("no_outside_settings")
@@ -118,6 +119,7 @@ async def test_status_during_a_run_shows_the_runs_own_total_pending_and_rate(
 ) -> None:
     make_photos(tmp_path / "in", 30)
     out = tmp_path / "out"
+    journal = out / ".batchtoon" / "journal.jsonl"
     argv = ["run", str(tmp_path / "in"), "--sandbox", "--out", str(out), "--rate", "4"]
     argv += ["--stats-interval", "1", "--no-report"]
     lines: list[str] = []
@@ -135,6 +137,9 @@ async def test_status_during_a_run_shows_the_runs_own_total_pending_and_rate(
                     break  # the run says where it is: ask status now, while it runs
             seen = await batchtoon("status", "--out", str(out), "--json", cwd=tmp_path)
             text = await batchtoon("status", "--out", str(out), cwd=tmp_path)
+            second = await batchtoon(*argv, cwd=tmp_path)  # finds the journal in the run's hands
+            assert second.returncode != 0 and b"in use" in second.stderr, second.stderr
+            assert live_path(journal).exists()  # the running run's file, left alone
             async for chunk in process.stderr:
                 lines += chunk.decode().splitlines()
         await process.wait()
@@ -148,11 +153,10 @@ async def test_status_during_a_run_shows_the_runs_own_total_pending_and_rate(
     assert process.returncode == 0
     after = json.loads((await batchtoon("status", "--out", str(out), "--json")).stdout)
     assert after["running"] == []  # the run is over: its numbers are not shown as a run's
+    assert not live_path(journal).exists()  # removed by the run, as it ended
 
 
 def test_status_never_shows_less_than_the_line_the_run_shows(tmp_path: Path) -> None:
-    from batchtoon.cli.live import LiveFile, live_path, read_live
-
     journal = tmp_path / "journal.jsonl"
     seen_by_status: list[Snapshot | None] = []
     show = LiveFile(live_path(journal), then=lambda _: seen_by_status.append(read_live(journal)))
@@ -167,6 +171,27 @@ def test_status_never_shows_less_than_the_line_the_run_shows(tmp_path: Path) -> 
     for snapshot in shown:
         show(snapshot)  # the run's line shows it: status, asked now, shows the same
     assert seen_by_status == shown
+
+
+def test_a_live_file_a_killed_run_left_is_not_a_run_once_its_pid_is_another_process(
+    tmp_path: Path,
+) -> None:
+    journal = tmp_path / "journal.jsonl"
+    shown = Snapshot(
+        expected=30, found=3, settled=1, done=1, news=0, submitted=3, elapsed=1.0,
+        submit_rate=4.0, max_submit_rate=4.0, slowed=False, uploaded_bytes=0, upload_rate=0.0,
+    )  # fmt: skip
+    LiveFile(live_path(journal))(shown)  # written by this process, alive: a run
+    assert read_live(journal) == shown
+    data = json.loads(live_path(journal).read_bytes())
+    assert isinstance(data["started"], int)  # (Linux: /proc tells a process's start time)
+    # Its pid is now another process's (here: this one's, restarted; in a container: pid 1)
+    data["started"] -= 1
+    live_path(journal).write_text(json.dumps(data))
+    assert read_live(journal) is None
+    del data["started"]  # a file of a build before start times: the pid alone says
+    live_path(journal).write_text(json.dumps(data))
+    assert read_live(journal) == shown
 
 
 def test_a_result_this_run_wrote_before_reaching_its_photo_is_done_now_not_already_done() -> None:

@@ -12,7 +12,7 @@ import shlex
 import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager, closing, contextmanager
 from pathlib import Path
 from typing import Any, TextIO, TypeVar, get_args
 
@@ -136,10 +136,10 @@ async def _run_async(args: argparse.Namespace, resolved: Resolved, key: str) -> 
     events = resolved.settings.events
     try:
         async with api_target(args, resolved, key, keep_state=True) as (settings, key):
-            with _log_on_screen(args.verbose, key), _event_stream(events) as stream:
+            live = closing(LiveFile(live_path(settings.journal_path), bars))
+            with _log_on_screen(args.verbose, key), _event_stream(events) as stream, live as show:
                 batch = Batch(
-                    settings, api_key=key, retry_failed=args.retry_failed,
-                    on_progress=LiveFile(live_path(settings.journal_path), bars),
+                    settings, api_key=key, retry_failed=args.retry_failed, on_progress=show,
                     on_problem=None if args.verbose else _show_problem,
                     on_event=stream.write if stream is not None else None,
                     config_file=resolved.config,
