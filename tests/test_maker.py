@@ -4,14 +4,16 @@ or dies, and when it cannot run the thumbnails are made in a thread instead."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
+import select
 import signal
 import sys
 import textwrap
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import anyio
@@ -92,6 +94,46 @@ async def test_a_child_let_go_ends_on_its_own_whatever_sigterm_comes_as_it_exits
     os.close(ended)
     await process.aclose()
     assert child.returncode == 0  # ended on its own: not by one of the signals
+
+
+@contextlib.contextmanager
+def _children_waited_for_by_the_loop() -> Iterator[None]:
+    """asyncio's children waited for in the event loop's turns, by pidfd (the default from
+    Python 3.12), not by a thread blocked in `waitpid` for each (3.11's): an ended child is
+    then reaped by asyncio at the loop's next turn, not before."""
+    if sys.version_info >= (3, 12):
+        yield
+        return
+    previous = asyncio.get_child_watcher()
+    watcher = asyncio.PidfdChildWatcher()
+    watcher.attach_loop(asyncio.get_running_loop())
+    asyncio.set_child_watcher(watcher)
+    try:
+        yield
+    finally:
+        asyncio.set_child_watcher(previous)
+
+
+async def test_a_child_that_has_ended_is_stopped_without_being_reaped(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Stopping a child that has already ended, asyncio not told yet, leaves its exit status
+    for asyncio to read: its own, and no warning that someone else read it (a signal sent by
+    asyncio's `send_signal` polls the child first, which reaps it)."""
+    process = ThumbnailProcess(tmp_path / "thumbs")
+    with _children_waited_for_by_the_loop():
+        with anyio.fail_after(60):
+            assert await process.make(_photos(tmp_path / "in", 1))
+        child = process._process
+        assert child is not None
+        ended = os.pidfd_open(child.pid)
+        signal.pidfd_send_signal(ended, signal.SIGKILL)
+        assert select.select([ended], [], [], 10)[0]  # ended: waited for here, not in the loop
+        os.close(ended)
+        process.stop()  # in the same turn of the loop: asyncio has not reaped it yet
+        await process.aclose()
+    assert child.returncode == -signal.SIGKILL  # its own end, as asyncio read it
+    assert not [record.getMessage() for record in caplog.records if record.name == "asyncio"]
 
 
 async def test_a_stopped_child_makes_no_more_and_ends(tmp_path: Path) -> None:

@@ -21,7 +21,10 @@ Guarantees:
   thumbnail under way; what is left is the page's to make) and waits for it, `STOP_WAIT`
   seconds at most before it is killed; a child whose parent died sees its input end and exits
   after its batch; one whose input has ended (or that was stopped) ignores SIGTERM from then
-  on and ends on its own, its memo saved.
+  on and ends on its own, its memo saved;
+- the child is signalled by its pidfd where the OS has them: never a process that took its pid
+  since, and never reaped by the signal (asyncio's own `send_signal` polls first, which reaps
+  a child already ended: asyncio then logs that its status was read elsewhere and reports 255).
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ class ThumbnailProcess:
         self.folder = folder
         self._hidden = frozenset(hidden)
         self._process: Process | None = None
+        self._pidfd: int | None = None  # the child's, to signal it by (`_signal`)
         self._gone = False  # the child could not start, or died: the caller makes the rest
         self._one_batch = anyio.Lock()
 
@@ -80,8 +84,7 @@ class ThumbnailProcess:
         stopped run's grace goes on meanwhile. `make` makes nothing more."""
         self._gone = True
         if self._process is not None and self._process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                self._process.terminate()
+            self._signal(self._process, signal.SIGTERM)
 
     async def aclose(self) -> None:
         """Stop the child (see the module docstring)."""
@@ -92,14 +95,22 @@ class ThumbnailProcess:
             with contextlib.suppress(OSError, anyio.BrokenResourceError):
                 assert process.stdin is not None
                 await process.stdin.aclose()  # an idle child sees its input end ...
-            with contextlib.suppress(ProcessLookupError):
-                process.terminate()  # ... one under way ends after its thumbnail
+            self._signal(process, signal.SIGTERM)  # ... one under way ends after its thumbnail
             with anyio.move_on_after(STOP_WAIT):
                 await process.wait()
             if process.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    process.kill()
+                self._signal(process, signal.SIGKILL)
             await process.aclose()
+        if self._pidfd is not None:
+            os.close(self._pidfd)
+            self._pidfd = None
+
+    def _signal(self, process: Process, number: signal.Signals) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            if self._pidfd is None:
+                process.send_signal(number)
+            else:
+                signal.pidfd_send_signal(self._pidfd, number)
 
     async def _start(self) -> Process:
         if not sys.executable or getattr(sys, "frozen", False):
@@ -109,7 +120,17 @@ class ThumbnailProcess:
         self._process = await anyio.open_process(
             command, stderr=subprocess.DEVNULL, env=env, start_new_session=True
         )
+        self._pidfd = _pidfd(self._process.pid)
         return self._process
+
+
+def _pidfd(pid: int) -> int | None:
+    """A pidfd of the child just started, or None where the OS has none (not Linux, or before
+    Linux 5.3): it is then signalled by its pid."""
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
 
 
 def _batch(paths: list[Path]) -> bytes:
