@@ -122,8 +122,8 @@ def run(options: Options) -> list[Row]:
     real_resume: dict[int, ChildRun] = {}
     # The real runs' folders are removed only once the last has run: on a file system with no
     # journal (this VM's ext4), creating a file scans past every inode freed in the last
-    # minutes, and a 2,000-photo run just after 30,000 files were removed took 2.4-4 s more
-    # system time (3.8-5.6 s, against 1.4-1.6 s).
+    # minutes: a 2,000-photo run just after 30,000 files were removed took 3.8-5.6 s of system
+    # time, against 1.4-1.6 s (`results-million.md`, stop 30).
     with contextlib.ExitStack() as folders:
         for n in sizes:
             figures = _real(folders.enter_context(bench_tempdir(NAME)), n)
