@@ -481,3 +481,24 @@ def test_done_rows_are_given_in_journal_order_however_they_were_made(
             with pytest.MonkeyPatch.context() as patch:
                 patch.setattr(ledger_module, "BIG", big)
                 assert [(offset, row) for row, offset in done.located()] == wanted
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.integers(0, 6), st.integers(1, 3)), max_size=60))
+def test_the_files_written_are_those_of_the_rows_that_speak_for_their_item(
+    steps: list[tuple[bool, int, int]],
+) -> None:
+    """Items made again (the later row shadows the earlier) and dropped, in any order: the
+    count kept as rows change is that of each item's last row, of the items not dropped."""
+    done, model = Ledger().done, {}
+    for offset, (add, item, files) in enumerate(steps):
+        key = f"{item:064x}:0"
+        if add:
+            targets = [[f"out/{item}-{n}", f"in/{item}-{n}.jpg", 1] for n in range(files)]
+            done.add(key, offset, 0, targets, "jpg")
+            model[item] = files
+        else:
+            done.drop(key)
+            model.pop(item, None)
+    assert done.files_written() == sum(model.values())
+    assert done.count == len(model)

@@ -21,7 +21,7 @@ from filelock import FileLock, Timeout
 
 from batchtoon.batch import Batch, Summary
 from batchtoon.cli.found import resolved, say_first
-from batchtoon.cli.heap import steady_heap
+from batchtoon.cli.heap import keep_lean, steady_heap
 from batchtoon.cli.live import LiveFile, live_path
 from batchtoon.cli.parser import did_you_mean, setting_flags
 from batchtoon.cli.progress import Bars, StatusLines, summary
@@ -146,6 +146,7 @@ async def _run_async(args: argparse.Namespace, resolved: Resolved, key: str) -> 
                 )  # fmt: skip
                 async with batch, anyio.create_task_group() as group:
                     group.start_soon(_on_signals, batch, _again(args.argv))
+                    group.start_soon(keep_lean)
                     done = await batch.run(args.sources)
                     group.cancel_scope.cancel()
     finally:
