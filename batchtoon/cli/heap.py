@@ -30,7 +30,7 @@ from typing import Any
 
 import anyio
 
-from batchtoon.pipeline.clock import ticks
+from batchtoon.pipeline.clock import SYSTEM_CLOCK, Clock, ticks
 
 __all__ = ["ARENAS", "MMAP_THRESHOLD", "RELEASE_EVERY", "keep_lean", "release_free_pages",
            "steady_heap"]  # fmt: skip
@@ -62,12 +62,12 @@ def release_free_pages() -> bool:
     return bool(libc is not None and libc.malloc_trim(0))
 
 
-async def keep_lean() -> None:
-    """`release_free_pages` every `RELEASE_EVERY` seconds, in a worker thread, until
+async def keep_lean(clock: Clock = SYSTEM_CLOCK) -> None:
+    """`release_free_pages` now, then every `RELEASE_EVERY` seconds, in a worker thread, until
     cancelled (nothing at all where the C library is not glibc's)."""
     if _glibc() is None:
         return
-    async for _ in ticks(RELEASE_EVERY):
+    async for _ in ticks(RELEASE_EVERY, clock):
         await anyio.to_thread.run_sync(release_free_pages)
 
 

@@ -241,7 +241,7 @@ class DoneItems:
         """A done item's row (`key_of` written out: a replay calls this a million times). A
         record of another shape adds nothing: what it appended is taken back."""
         row, first = len(self.offsets), len(self.target_rows)
-        files = len(targets) if len(targets) < 0xFFFF else 0xFFFF
+        files = min(len(targets), 0xFFFF)
         try:
             self.keys.append(hash(key) & MASK64 or 1)
             self.offsets.append(offset)
