@@ -40,6 +40,7 @@ from .common import (
     CpuSample,
     Options,
     Row,
+    byte_compile_source,
     machine,
     machine_load,
     source_fingerprint,
@@ -82,6 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.monotonic()
     rows: list[Row] = []
     sources: dict[str, str] = {}
+    byte_compile_source()
     at_start = source_fingerprint()  # what this process imported, for in-process benchmarks
     loads: dict[str, tuple[CpuSample, CpuSample]] = {}
     failed = False

@@ -11,6 +11,7 @@ peak rather than the largest of every child ever reaped.
 
 from __future__ import annotations
 
+import compileall
 import datetime
 import hashlib
 import io
@@ -144,6 +145,16 @@ def source_fingerprint() -> str:
         newest = max(newest, path.stat().st_mtime)
     when = datetime.datetime.fromtimestamp(newest).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
     return f"{digest.hexdigest()[:12]} (newest file {when})"
+
+
+def byte_compile_source() -> None:
+    """Byte-compile batchtoon's modules, as `pip install` does for a wheel it installs. Where
+    PYTHONDONTWRITEBYTECODE is set (this VM sets it), an editable checkout would otherwise
+    compile every module it imports at each start, which no installed copy does: some 0.07 s
+    of a 100,000-photo resume's CPU."""
+    import batchtoon
+
+    compileall.compile_dir(Path(batchtoon.__file__).resolve().parent, quiet=1)
 
 
 @contextmanager

@@ -8,9 +8,10 @@ lengths nor with Python's per-object overhead.
   leads to. A key taken out leaves a marker, dropped when the table is next rebuilt, which
   is sized by the keys in it then: a table of what is in hand stays as small as that.
 - `HashSet`: the same, its numbers a byte each (about 16 bytes an entry).
-- `SortedIndex`: keys kept in an array anyway -> their position, sorted in bulk when first
-  asked (12.5 bytes an entry) if there are many: a million appended cost no index until
-  one is looked up.
+- `SortedIndex`: keys kept in an array anyway -> their position: a hash table of positions
+  alone (`_Positions`: 5 to 10 bytes an entry, the keys read from the array), or, for many
+  appended at once, sorted in bulk when first asked (12.5 bytes an entry): a million
+  appended cost no index until one is looked up.
 
 Thread safety: lookups may run in worker threads while the event loop adds; the table is
 swapped whole when it grows, so a lookup sees the old or the new one, never half of each. Adds
@@ -22,7 +23,7 @@ from __future__ import annotations
 import bisect
 import threading
 from array import array
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 __all__ = ["MASK64", "MISSING", "HashIndex", "HashSet", "SortedIndex", "key_of"]
 
@@ -157,15 +158,87 @@ class HashSet:
 
 
 def _empty(capacity: int, code: str) -> tuple[array[int], array[int], int]:
+    values, mask = _empty_slots(capacity, code)
+    return array("Q", bytes(8 * (mask + 1))), values, mask
+
+
+def _empty_slots(capacity: int, code: str = "I") -> tuple[array[int], int]:
     size = 1 << max(4, (capacity - 1).bit_length())
-    return array("Q", bytes(8 * size)), array(code, bytes(array(code).itemsize * size)), size - 1
+    return array(code, bytes(array(code).itemsize * size)), size - 1
+
+
+class _Positions:
+    """Keys kept in an array by its owner -> the last position holding each, for
+    `SortedIndex`: open addressing as in `HashIndex`, but a slot holds a position + 1 alone (0:
+    empty), 4 bytes where a `HashIndex` slot takes 12; its key is read from the array. Not
+    thread-safe: its owner locks."""
+
+    __slots__ = ("_keys", "_live", "_table")
+
+    def __init__(self, keys: array[int]) -> None:
+        self._keys = keys
+        self._live = 0
+        self._table = _empty_slots(16)
+
+    def get(self, key: int) -> int:
+        """The position indexed for `key`, or `MISSING`."""
+        keys, (slots, mask) = self._keys, self._table
+        slot = key & mask
+        while at := slots[slot]:
+            if keys[at - 1] == key:
+                return at - 1
+            slot = (slot + 1) & mask
+        return MISSING
+
+    def put_each(
+        self, first: int, end: int, before: Callable[[int], int] | None = None
+    ) -> list[int]:
+        """Index each position from `first` to `end` (excluded), in order, for its key; the
+        positions they shadow: the one indexed for the key before, or for a key new here,
+        the one `before` gives (`MISSING`: none). One loop, no call a key (but `before`): a
+        resume indexes 100,000 rows at once."""
+        self.reserve(end - first)
+        keys, (slots, mask) = self._keys, self._table
+        shadowed, added = [], 0
+        for position in range(first, end):
+            key = keys[position]
+            slot = key & mask
+            while (at := slots[slot]) and keys[at - 1] != key:
+                slot = (slot + 1) & mask
+            if at:
+                shadowed.append(at - 1)
+            else:
+                added += 1
+                if before is not None and (earlier := before(key)) != MISSING:
+                    shadowed.append(earlier)
+            slots[slot] = position + 1
+        self._live += added
+        return shadowed
+
+    def reserve(self, more: int) -> None:
+        """Make room for `more` positions at once (not by doubling again and again)."""
+        if self._live + more > MAX_LOAD * len(self._table[0]):
+            self._grow(int((self._live + more) / MAX_LOAD) + 1)
+
+    def _grow(self, size: int) -> None:
+        keys, (slots, _) = self._keys, self._table
+        table = _empty_slots(size)
+        new_slots, new_mask = table
+        for at in slots:
+            if at:
+                slot = keys[at - 1] & new_mask
+                while new_slots[slot]:
+                    slot = (slot + 1) & new_mask
+                new_slots[slot] = at
+        self._table = table
 
 
 class SortedIndex:
     """Keys appended to an array by its owner -> the last position holding each. What was
-    appended since the last lookup goes into a `HashIndex`, unless it is over `BULK` keys (a
-    replayed journal): then the whole array is sorted (numpy) and searched. Replaying a
-    million items appends and never looks up (a status): it costs no index at all.
+    appended since the last lookup goes into a table of positions (`_Positions`), unless it is
+    over `BULK` keys (a replayed journal): then the whole array is sorted (numpy) and
+    searched. Replaying a million items appends and never looks up (a status): it costs no
+    index at all.
 
     `catch_up` says which positions a later one with the same key shadows (the owner's rows
     made again). Lookups may come from worker threads: a lock keeps the building whole."""
@@ -180,7 +253,7 @@ class SortedIndex:
         self._order = array("I")  # positions, in the order of `_sorted`
         self._starts = array("I", [0, 0])  # bucket -> where its keys start in `_sorted`
         self._shift = 64  # a key's bucket: key >> _shift
-        self._recent = HashIndex()
+        self._recent = _Positions(keys)
         self._seen = 0  # positions indexed
         self.upto: int | None = None  # the positions from this one on are not indexed
         self._lock = threading.Lock()
@@ -211,16 +284,9 @@ class SortedIndex:
             return []
         if count - self._seen > BULK:
             return self._rebuild(count)
-        shadowed = []
-        self._recent.reserve(count - self._seen)
-        for position in range(self._seen, count):
-            key = self._keys[position]
-            earlier = self._recent.get(key)
-            if earlier == MISSING:
-                earlier = self._in_sorted(key)
-            if earlier != MISSING:
-                shadowed.append(earlier)
-            self._recent.put(key, position)
+        # (A key new since the sort shadows the position the sort holds for it, if any.)
+        before = self._in_sorted if self._sorted else None
+        shadowed = self._recent.put_each(self._seen, count, before)
         self._seen = count
         return shadowed
 
@@ -240,5 +306,5 @@ class SortedIndex:
         starts = np.concatenate(([0], np.searchsorted(distinct, bounds), [len(distinct)]))
         self._starts = array("I", starts.astype(np.uint32).tobytes())
         self._shift = 64 - bits
-        self._recent, self._seen = HashIndex(), count
+        self._recent, self._seen = _Positions(self._keys), count
         return [int(position) for position in order[~last]]

@@ -205,10 +205,10 @@ class DoneItems:
     """Done items as rows: where each one's `item` record is in the journal, how many target
     files it has and their extension (`EXTENSIONS`' number); per target, its source's
     fingerprint, and the hashes (`key_of`) that find it: of (source, style), of its output
-    base, of its source. About 90 bytes an item with one target (tests/test_compact.py),
-    whatever the lengths of its paths. Rows are appended as
-    the journal is read; the indexes over them (`SortedIndex`) are built when first asked, and
-    a row made again (a later one for the same item) shadows the earlier, then let go."""
+    base, of its source. About 75 bytes an item with one target, its indexes included
+    (tests/test_compact.py), whatever the lengths of its paths. Rows are appended as the
+    journal is read; the indexes over them (`SortedIndex`) are built when first asked, and a
+    row made again (a later one for the same item) shadows the earlier, then let go."""
 
     def __init__(self) -> None:
         self.keys = array("Q")  # row -> key_of(item key)
